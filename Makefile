@@ -1,0 +1,29 @@
+# The two commands the README starts with, plus helpers. Every target sets itself up: the
+# virtualenv and Python deps (scripts/bootstrap.sh) and the cached control-plane binaries.
+PY := .venv/bin/python
+KUBETRAIN := .venv/bin/kubetrain
+
+.PHONY: demo test unit bootstrap binaries dev-up dev-down crds
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+binaries: bootstrap
+	@$(PY) -c "from kubetrain.devcluster.binaries import ensure_binaries; ensure_binaries()"
+
+## demo: the main job (local cluster + operator + example TrainingJob to completion)
+demo: binaries
+	@bash scripts/demo.sh
+
+## test: the whole test suite (unit + real control plane + real training)
+test: binaries
+	@$(PY) -m pytest tests
+
+unit: bootstrap
+	@$(PY) -m pytest tests/unit tests/training -q
+
+dev-up: binaries
+	@$(KUBETRAIN) dev up
+
+dev-down: bootstrap
+	@$(KUBETRAIN) dev down

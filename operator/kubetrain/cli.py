@@ -1,0 +1,92 @@
+"""The `kubetrain` command: the local dev cluster, CRD generation and the operator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from kubetrain.devcluster.cluster import LocalCluster
+from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
+
+
+def _default_dev_dir() -> Path:
+    return Path(os.environ.get("KUBETRAIN_DEV_DIR", Path.cwd() / ".kubetrain" / "dev"))
+
+
+def _dev_up(args: argparse.Namespace) -> int:
+    cluster = LocalCluster(args.state_dir)
+    cluster.start(log=lambda line: print(f"kubetrain: {line}", file=sys.stderr))
+    print(cluster.kubeconfig)
+    return 0
+
+
+def _dev_down(args: argparse.Namespace) -> int:
+    LocalCluster(args.state_dir).stop()
+    print(f"kubetrain: cluster in {args.state_dir} stopped", file=sys.stderr)
+    return 0
+
+
+def _dev_pools(args: argparse.Namespace) -> int:
+    """Prints the cluster's node pools as the scheduler sees them."""
+    cluster = LocalCluster(args.state_dir)
+    if not cluster.running():
+        print(f"kubetrain: no cluster running in {args.state_dir}; run `kubetrain dev up`", file=sys.stderr)
+        return 1
+    nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    rows = [("NODE", "POOL", "REGION", "GPUS", "GPU PRODUCT", "TAINTS", "READY")]
+    for node in sorted(nodes, key=lambda n: n["metadata"]["name"]):
+        labels = node["metadata"].get("labels", {})
+        taints = ",".join(
+            f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in node["spec"].get("taints", [])
+        )
+        ready = any(
+            c["type"] == "Ready" and c["status"] == "True" for c in node["status"].get("conditions", [])
+        )
+        rows.append(
+            (
+                node["metadata"]["name"],
+                labels.get(POOL_LABEL, "-"),
+                labels.get(REGION_LABEL, "-"),
+                node["status"].get("allocatable", {}).get(GPU_RESOURCE, "0"),
+                labels.get("nvidia.com/gpu.product", "-"),
+                taints or "-",
+                "Ready" if ready else "NotReady",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, scheduler, KWOK GPU nodes)")
+    dev.add_argument(
+        "--state-dir",
+        type=Path,
+        default=_default_dev_dir(),
+        help="where the cluster keeps certificates, data, logs and kubeconfig "
+        "(default: $KUBETRAIN_DEV_DIR or ./.kubetrain/dev)",
+    )
+    dev_sub = dev.add_subparsers(dest="dev_command", required=True)
+    dev_sub.add_parser("up", help="start the cluster (idempotent); prints the kubeconfig path").set_defaults(
+        func=_dev_up
+    )
+    dev_sub.add_parser("down", help="stop the cluster").set_defaults(func=_dev_down)
+    dev_sub.add_parser("pools", help="show the node pools").set_defaults(func=_dev_pools)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Locates the control plane's binaries, building them once per machine and version.
+
+The build itself lives in build_binaries.sh (Go wrapper modules); this module only decides
+whether it must run and where its results are, so Python and shell read one pinned version list.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+_PACKAGE = "kubetrain.devcluster"
+
+
+class Versions(BaseModel):
+    """The pinned component versions from versions.env."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kubernetes: str
+    etcd: str
+    kwok: str
+    helm: str
+
+    @classmethod
+    def pinned(cls) -> "Versions":
+        text = resources.files(_PACKAGE).joinpath("versions.env").read_text()
+        values: dict[str, str] = {}
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values[key.removesuffix("_VERSION").lower()] = value
+        return cls.model_validate(values)
+
+
+class Binaries(BaseModel):
+    """Absolute paths of every executable the dev cluster runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    etcd: Path
+    kwok: Path
+    helm: Path
+
+    def missing(self) -> list[Path]:
+        return [p for p in self.model_dump().values() if not os.access(p, os.X_OK)]
+
+
+def cache_dir() -> Path:
+    """Where binaries and build trees live; outside the repo so clones share one build."""
+    return Path(os.environ.get("KUBETRAIN_CACHE", Path.home() / ".cache" / "kubetrain"))
+
+
+def expected_binaries(versions: Versions | None = None) -> Binaries:
+    v = versions or Versions.pinned()
+    bin_dir = cache_dir() / "bin"
+    k8s = bin_dir / f"kubernetes-{v.kubernetes}"
+    return Binaries(
+        kube_apiserver=k8s / "kube-apiserver",
+        kube_controller_manager=k8s / "kube-controller-manager",
+        kube_scheduler=k8s / "kube-scheduler",
+        kubectl=k8s / "kubectl",
+        etcd=bin_dir / f"etcd-{v.etcd}" / "etcd",
+        kwok=bin_dir / f"kwok-{v.kwok}" / "kwok",
+        helm=bin_dir / f"helm-{v.helm}" / "helm",
+    )
+
+
+def ensure_binaries() -> Binaries:
+    """Returns the binaries, building whatever is missing (progress goes to stderr)."""
+    wanted = expected_binaries()
+    if wanted.missing():
+        script = Path(str(resources.files(_PACKAGE).joinpath("build_binaries.sh")))
+        print(
+            f"kubetrain: building control-plane binaries into {cache_dir() / 'bin'} "
+            "(first run on this machine only)",
+            file=sys.stderr,
+        )
+        subprocess.run(["bash", str(script), "all"], check=True, stdout=sys.stderr)
+        still = wanted.missing()
+        if still:
+            raise RuntimeError(f"build finished but these binaries are missing: {still}")
+    return wanted

@@ -1,0 +1,347 @@
+"""One local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and a KWOK controller that runs the fake GPU node pools.
+
+Everything listens on free 127.0.0.1 ports and lives under one state directory, so two clusters
+can run side by side and `stop` leaves nothing behind. The state file lets a later process (the
+`kubetrain dev down` command, a test session) find and stop a cluster another process started.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel
+
+from kubetrain.devcluster import processes
+from kubetrain.devcluster.binaries import Binaries, ensure_binaries
+from kubetrain.devcluster.nodepools import DevNodePool, default_pools, node_manifests
+from kubetrain.devcluster.pki import Pki, write_pki
+
+SERVICE_CIDR = "10.96.0.0/16"
+SERVICE_IP = "10.96.0.1"
+POD_CIDR = "10.244.0.1/16"
+# Component order matters twice: start in this order, stop in reverse.
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started; the message names the component and its log file."""
+
+
+class ClusterState(BaseModel):
+    """What a running cluster left in its state directory."""
+
+    ports: dict[str, int]
+    pids: dict[str, int]
+    executables: dict[str, str]
+
+
+class LocalCluster:
+    """A control plane rooted at `state_dir` (created if missing)."""
+
+    def __init__(self, state_dir: Path, pools: list[DevNodePool] | None = None) -> None:
+        self.state_dir = state_dir.resolve()
+        self.pools = pools if pools is not None else default_pools()
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def kubeconfig(self) -> Path:
+        return self.state_dir / "kubeconfig"
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "cluster.json"
+
+    @property
+    def pki(self) -> Pki:
+        d = self.state_dir / "pki"
+        return Pki(
+            ca_cert=d / "ca.crt",
+            ca_key=d / "ca.key",
+            serving_cert=d / "apiserver.crt",
+            serving_key=d / "apiserver.key",
+            admin_cert=d / "admin.crt",
+            admin_key=d / "admin.key",
+            sa_private_key=d / "sa.key",
+            sa_public_key=d / "sa.pub",
+        )
+
+    def log_path(self, component: str) -> Path:
+        return self.state_dir / "logs" / f"{component}.log"
+
+    # -- state ---------------------------------------------------------------------------------
+    def state(self) -> ClusterState | None:
+        if not self._state_file.exists():
+            return None
+        return ClusterState.model_validate_json(self._state_file.read_text())
+
+    def running(self) -> bool:
+        state = self.state()
+        return state is not None and all(
+            processes.alive(pid, state.executables.get(name)) for name, pid in state.pids.items()
+        )
+
+    @property
+    def server(self) -> str:
+        state = self.state()
+        if state is None:
+            raise ClusterError(f"no cluster state in {self.state_dir}; start the cluster first")
+        return f"https://127.0.0.1:{state.ports['apiserver']}"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def start(self, timeout: float = 180.0, log: Callable[[str], None] = print) -> None:
+        """Starts every component and waits until nodes are Ready and pods can be created.
+
+        Idempotent: a cluster that is already running in this state directory is left alone.
+        """
+        if self.running():
+            log(f"cluster already running: kubeconfig {self.kubeconfig}")
+            return
+        self.stop()
+        binaries = ensure_binaries()
+        started = time.monotonic()
+        pki = write_pki(self.state_dir / "pki", SERVICE_IP)
+        ports = {
+            name: processes.free_port()
+            for name in ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok")
+        }
+        self._write_kubeconfig(pki, ports["apiserver"])
+        state = ClusterState(ports=ports, pids={}, executables={})
+        try:
+            for component in COMPONENTS:
+                argv = self._argv(component, binaries, pki, ports)
+                state.pids[component] = processes.spawn(argv, self.log_path(component))
+                state.executables[component] = argv[0]
+                self._state_file.write_text(state.model_dump_json(indent=2))
+                if component == "etcd":
+                    self._wait(f"http://127.0.0.1:{ports['etcd']}/health", "etcd", timeout, state)
+                elif component == "kube-apiserver":
+                    self._wait(f"{self.server}/readyz", component, timeout, state)
+            self._create_nodes()
+            self._wait_until_usable(timeout, state)
+        except BaseException:
+            self.stop()
+            raise
+        log(
+            f"cluster up in {time.monotonic() - started:.1f}s: API {self.server}, "
+            f"kubeconfig {self.kubeconfig}"
+        )
+
+    def stop(self) -> None:
+        """Stops every component this state directory knows of; safe to call at any time."""
+        state = self.state()
+        if state is None:
+            return
+        for component in reversed(COMPONENTS):
+            pid = state.pids.get(component)
+            if pid is not None and processes.alive(pid, state.executables.get(component)):
+                processes.terminate(pid)
+        self._state_file.unlink(missing_ok=True)
+
+    # -- helpers -------------------------------------------------------------------------------
+    def kubectl(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Runs the cluster's own kubectl against this cluster."""
+        binaries = ensure_binaries()
+        result = subprocess.run(
+            [str(binaries.kubectl), f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+        )
+        if check and result.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result
+
+    def _argv(self, component: str, b: Binaries, pki: Pki, ports: dict[str, int]) -> list[str]:
+        data = self.state_dir / "data"
+        kc = f"--kubeconfig={self.kubeconfig}"
+        if component == "etcd":
+            peer = f"http://127.0.0.1:{ports['etcd_peer']}"
+            client = f"http://127.0.0.1:{ports['etcd']}"
+            return [
+                str(b.etcd),
+                "--name=default",
+                f"--data-dir={data / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=default={peer}",
+                "--unsafe-no-fsync",
+                "--log-level=warn",
+            ]
+        if component == "kube-apiserver":
+            return [
+                str(b.kube_apiserver),
+                f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
+                f"--cert-dir={data / 'apiserver'}",
+                f"--tls-cert-file={pki.serving_cert}",
+                f"--tls-private-key-file={pki.serving_key}",
+                f"--client-ca-file={pki.ca_cert}",
+                f"--secure-port={ports['apiserver']}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--authorization-mode=Node,RBAC",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={pki.sa_public_key}",
+                f"--service-account-signing-key-file={pki.sa_private_key}",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=1",
+            ]
+        if component == "kube-controller-manager":
+            return [
+                str(b.kube_controller_manager),
+                kc,
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                f"--service-account-private-key-file={pki.sa_private_key}",
+                f"--root-ca-file={pki.ca_cert}",
+                f"--cluster-signing-cert-file={pki.ca_cert}",
+                f"--cluster-signing-key-file={pki.ca_key}",
+                "--use-service-account-credentials=true",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['kcm']}",
+                "--v=1",
+            ]
+        if component == "kube-scheduler":
+            return [
+                str(b.kube_scheduler),
+                kc,
+                f"--authentication-kubeconfig={self.kubeconfig}",
+                f"--authorization-kubeconfig={self.kubeconfig}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={ports['scheduler']}",
+                "--v=1",
+            ]
+        if component == "kwok":
+            stages = self.state_dir / "kwok-stages.yaml"
+            stages.write_text(
+                resources.files("kubetrain.devcluster").joinpath("kwok-stages.yaml").read_text()
+            )
+            return [
+                str(b.kwok),
+                kc,
+                f"--config={stages}",
+                "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+                "--node-lease-duration-seconds=40",
+                f"--cidr={POD_CIDR}",
+                f"--server-address=127.0.0.1:{ports['kwok']}",
+            ]
+        raise ValueError(f"unknown component {component}")
+
+    def _write_kubeconfig(self, pki: Pki, apiserver_port: int) -> None:
+        def b64(path: Path) -> str:
+            return base64.b64encode(path.read_bytes()).decode()
+
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "kubetrain-dev",
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{apiserver_port}",
+                        "certificate-authority-data": b64(pki.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": "kubetrain-admin",
+                    "user": {
+                        "client-certificate-data": b64(pki.admin_cert),
+                        "client-key-data": b64(pki.admin_key),
+                    },
+                }
+            ],
+            "contexts": [
+                {
+                    "name": "kubetrain-dev",
+                    "context": {"cluster": "kubetrain-dev", "user": "kubetrain-admin"},
+                }
+            ],
+            "current-context": "kubetrain-dev",
+        }
+        self.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig.write_text(yaml.safe_dump(config))
+        self.kubeconfig.chmod(0o600)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        pki = self.pki
+        ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+        ctx.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
+        return ctx
+
+    def _check_alive(self, state: ClusterState) -> None:
+        for name, pid in state.pids.items():
+            if not processes.alive(pid):
+                tail = self.log_path(name).read_text(errors="replace")[-3000:]
+                raise ClusterError(f"{name} exited; last lines of {self.log_path(name)}:\n{tail}")
+
+    def _wait(self, url: str, component: str, timeout: float, state: ClusterState) -> None:
+        ctx = self._ssl_context() if url.startswith("https") else None
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            self._check_alive(state)
+            try:
+                with urllib.request.urlopen(url, context=ctx, timeout=5) as resp:
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise ClusterError(
+            f"{component} not healthy at {url} after {timeout:.0f}s ({last}); "
+            f"see {self.log_path(component)}"
+        )
+
+    def _create_nodes(self) -> None:
+        items = [node for pool in self.pools for node in node_manifests(pool)]
+        if items:
+            node_list = {"apiVersion": "v1", "kind": "List", "items": items}
+            self.kubectl("apply", "-f", "-", input=json.dumps(node_list))
+
+    def _wait_until_usable(self, timeout: float, state: ClusterState) -> None:
+        """Pods can be created once the default ServiceAccount exists, and placed once every
+        node is Ready."""
+        deadline = time.monotonic() + timeout
+        want_nodes = sum(len(p.regions) for p in self.pools)
+        while time.monotonic() < deadline:
+            self._check_alive(state)
+            sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)
+            nodes = self.kubectl("get", "nodes", "-o", "json", check=False)
+            if sa.returncode == 0 and nodes.returncode == 0:
+                ready = [n for n in json.loads(nodes.stdout)["items"] if _node_ready(n)]
+                if len(ready) >= want_nodes:
+                    return
+            time.sleep(0.3)
+        raise ClusterError(
+            f"cluster not usable after {timeout:.0f}s (default ServiceAccount or Ready nodes "
+            f"missing); see logs in {self.state_dir / 'logs'}"
+        )
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in node.get("status", {}).get("conditions", [])
+    )

@@ -1,0 +1,58 @@
+"""Shared fixtures: one real local control plane per test session.
+
+Set KUBETRAIN_TEST_STATE_DIR to the state directory of a cluster you started yourself
+(`kubetrain dev up`, default .kubetrain/dev) to reuse it instead of a fresh one; it is then left
+running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes
+import pytest
+
+from kubetrain.devcluster.cluster import LocalCluster
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    reuse = os.environ.get("KUBETRAIN_TEST_STATE_DIR")
+    if reuse:
+        existing = LocalCluster(Path(reuse))
+        if not existing.running():
+            pytest.fail(f"KUBETRAIN_TEST_STATE_DIR={reuse} has no running cluster")
+        yield existing
+        return
+    local = LocalCluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
+    """An API client authenticated as the cluster admin."""
+    client = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def namespace(api: kubernetes.client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards, so tests never see each other's objects."""
+    core = kubernetes.client.CoreV1Api(api)
+    name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:5]
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
