@@ -3,8 +3,6 @@ KWOK runs them, and tests can end a pod on demand."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import kubernetes
@@ -12,20 +10,11 @@ import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.cluster
 
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def gpu_pod_spec(gpus: int, pool: str) -> dict[str, Any]:
@@ -169,7 +158,7 @@ def test_deleted_pod_disappears(api: kubernetes.client.ApiClient, namespace: str
 
 
 def test_two_clusters_run_side_by_side(cluster: LocalCluster, tmp_path: Any) -> None:
-    second = LocalCluster(tmp_path / "second", pools=[])
+    second = LocalCluster(tmp_path / "second", pools=[], local_node=False)
     try:
         second.start()
         assert second.running() and cluster.running()

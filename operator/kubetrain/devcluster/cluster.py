@@ -12,6 +12,7 @@ import base64
 import json
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -32,7 +33,15 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
 POD_CIDR = "10.244.0.1/16"
 # Component order matters twice: start in this order, stop in reverse.
-COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
+COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "localnode",
+)
+LOCAL_NODE_NAME = "local-0"
 
 
 class ClusterError(RuntimeError):
@@ -50,9 +59,13 @@ class ClusterState(BaseModel):
 class LocalCluster:
     """A control plane rooted at `state_dir` (created if missing)."""
 
-    def __init__(self, state_dir: Path, pools: list[DevNodePool] | None = None) -> None:
+    def __init__(
+        self, state_dir: Path, pools: list[DevNodePool] | None = None, local_node: bool = True
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.pools = pools if pools is not None else default_pools()
+        self.local_node = local_node
+        self.components = [c for c in COMPONENTS if local_node or c != "localnode"]
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -119,7 +132,7 @@ class LocalCluster:
         self._write_kubeconfig(pki, ports["apiserver"])
         state = ClusterState(ports=ports, pids={}, executables={})
         try:
-            for component in COMPONENTS:
+            for component in self.components:
                 argv = self._argv(component, binaries, pki, ports)
                 state.pids[component] = processes.spawn(argv, self.log_path(component))
                 state.executables[component] = argv[0]
@@ -245,6 +258,17 @@ class LocalCluster:
                 f"--cidr={POD_CIDR}",
                 f"--server-address=127.0.0.1:{ports['kwok']}",
             ]
+        if component == "localnode":
+            return [
+                sys.executable,
+                "-m",
+                "kubetrain.devcluster.localnode",
+                kc,
+                f"--node-name={LOCAL_NODE_NAME}",
+                f"--state-dir={self.state_dir / 'localnode'}",
+                f"--api-port={ports['apiserver']}",
+                f"--ca-file={pki.ca_cert}",
+            ]
         raise ValueError(f"unknown component {component}")
 
     def _write_kubeconfig(self, pki: Pki, apiserver_port: int) -> None:
@@ -324,7 +348,7 @@ class LocalCluster:
         """Pods can be created once the default ServiceAccount exists, and placed once every
         node is Ready."""
         deadline = time.monotonic() + timeout
-        want_nodes = sum(len(p.regions) for p in self.pools)
+        want_nodes = sum(len(p.regions) for p in self.pools) + int(self.local_node)
         while time.monotonic() < deadline:
             self._check_alive(state)
             sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)

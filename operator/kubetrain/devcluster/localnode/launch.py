@@ -1,0 +1,113 @@
+"""Pod spec -> the local process that stands in for its container (pure, no I/O).
+
+The rewrites here are exactly what loopback networking and the missing container runtime need;
+everything else in the pod's environment reaches the process unchanged.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import zlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+# Images have no meaning on the local node; a container without a command runs the trainer,
+# which is what the kubetrain trainer image's ENTRYPOINT does.
+DEFAULT_ENTRYPOINT = ("python", "-m", "kubetrain_trainer")
+PYTHON_NAMES = {"python", "python3", sys.executable}
+RENDEZVOUS_PORT_BASE = 20000
+RENDEZVOUS_PORT_SPAN = 10000
+
+
+class LaunchError(ValueError):
+    """The pod cannot run on the local node; the message says why."""
+
+
+class Launch(BaseModel):
+    """How to start one pod's process."""
+
+    model_config = ConfigDict(frozen=True)
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    termination_message_path: Path
+    termination_message_policy: str
+
+
+def rendezvous_port(pod: dict[str, Any]) -> int:
+    """Every pod of one job and attempt must agree on MASTER_PORT, and concurrent jobs on the
+    shared loopback must not; derive it from the owning job's uid and the attempt label."""
+    meta = pod["metadata"]
+    owners = [o.get("uid", "") for o in meta.get("ownerReferences", []) if o.get("controller")]
+    key = f"{owners[0] if owners else meta.get('namespace', '')}/{meta.get('labels', {}).get('kubetrain.io/attempt', '0')}"
+    return RENDEZVOUS_PORT_BASE + zlib.crc32(key.encode()) % RENDEZVOUS_PORT_SPAN
+
+
+def _env_value(var: dict[str, Any], pod: dict[str, Any]) -> str | None:
+    if "value" in var:
+        return str(var["value"])
+    field = var.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+    fields = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"].get("namespace", "default"),
+        "metadata.uid": pod["metadata"].get("uid", ""),
+        "spec.nodeName": pod["spec"].get("nodeName", ""),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
+        "status.podIP": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+    }
+    if field in fields:
+        return fields[field]
+    if field and field.startswith("metadata.labels['"):
+        return pod["metadata"].get("labels", {}).get(field[len("metadata.labels['") : -2])
+    return None
+
+
+def plan_launch(
+    pod: dict[str, Any], pod_dir: Path, api_host: str, api_port: int, sa_dir: Path | None
+) -> Launch:
+    containers = pod["spec"].get("containers", [])
+    if len(containers) != 1:
+        raise LaunchError(f"the local node runs exactly one container per pod, got {len(containers)}")
+    container = containers[0]
+    command = list(container.get("command") or DEFAULT_ENTRYPOINT)
+    argv = command + [str(a) for a in container.get("args") or []]
+    if argv[0] in PYTHON_NAMES:
+        argv[0] = sys.executable
+    env: dict[str, str] = {}
+    for var in container.get("env") or []:
+        value = _env_value(var, pod)
+        if value is not None:
+            env[var["name"]] = value
+    termination_path = pod_dir / "termination-log"
+    env.update(
+        {
+            "KUBERNETES_SERVICE_HOST": api_host,
+            "KUBERNETES_SERVICE_PORT": str(api_port),
+            "HOSTNAME": pod["spec"].get("hostname") or pod["metadata"]["name"],
+            "KUBETRAIN_TERMINATION_MESSAGE_PATH": str(termination_path),
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    if sa_dir is not None:
+        env["KUBETRAIN_SERVICEACCOUNT_DIR"] = str(sa_dir)
+    if "MASTER_ADDR" in env:
+        port = str(rendezvous_port(pod))
+        env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
+        if "PET_MASTER_ADDR" in env:
+            env.update({"PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": port})
+    return Launch(
+        argv=argv,
+        env=env,
+        cwd=pod_dir,
+        termination_message_path=termination_path,
+        termination_message_policy=container.get("terminationMessagePolicy", "File"),
+    )
+
+
+def describe(launch: Launch) -> str:
+    return shlex.join(launch.argv)

@@ -1,0 +1,122 @@
+"""The local node's pure parts: pod -> process launch, process -> pod status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubetrain.devcluster.localnode.launch import (
+    RENDEZVOUS_PORT_BASE,
+    RENDEZVOUS_PORT_SPAN,
+    LaunchError,
+    plan_launch,
+    rendezvous_port,
+)
+from kubetrain.devcluster.localnode.podstatus import terminated_status, termination_message
+
+
+def pod(owner_uid: str = "job-uid", attempt: str = "0", **container: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "j-worker-1",
+            "namespace": "ns",
+            "uid": "pod-uid",
+            "labels": {"kubetrain.io/attempt": attempt},
+            "ownerReferences": [{"uid": owner_uid, "controller": True}],
+        },
+        "spec": {
+            "hostname": "j-worker-1",
+            "nodeName": "local-0",
+            "containers": [{"name": "trainer", "image": "img", **container}],
+        },
+    }
+
+
+def test_default_entrypoint_is_the_trainer_with_this_python(tmp_path: Path) -> None:
+    launch = plan_launch(pod(), tmp_path, "127.0.0.1", 6443, None)
+    assert launch.argv == [sys.executable, "-m", "kubetrain_trainer"]
+    assert launch.cwd == tmp_path
+
+
+def test_command_args_and_env_reach_the_process(tmp_path: Path) -> None:
+    launch = plan_launch(
+        pod(
+            command=["python3", "-m", "x"],
+            args=["--epochs", 3],
+            env=[
+                {"name": "A", "value": "1"},
+                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            ],
+        ),
+        tmp_path,
+        "127.0.0.1",
+        6443,
+        tmp_path / "sa",
+    )
+    assert launch.argv == [sys.executable, "-m", "x", "--epochs", "3"]
+    assert launch.env["A"] == "1"
+    assert launch.env["POD"] == "j-worker-1"
+    assert launch.env["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert launch.env["KUBETRAIN_SERVICEACCOUNT_DIR"] == str(tmp_path / "sa")
+    assert launch.env["KUBETRAIN_TERMINATION_MESSAGE_PATH"] == str(tmp_path / "termination-log")
+
+
+def test_rendezvous_is_rewritten_to_loopback_with_a_per_job_port(tmp_path: Path) -> None:
+    env = [
+        {"name": "MASTER_ADDR", "value": "j-worker-0.j"},
+        {"name": "MASTER_PORT", "value": "29500"},
+        {"name": "PET_MASTER_ADDR", "value": "j-worker-0.j"},
+        {"name": "PET_MASTER_PORT", "value": "29500"},
+    ]
+    launch = plan_launch(pod(env=env), tmp_path, "127.0.0.1", 6443, None)
+    port = launch.env["MASTER_PORT"]
+    assert launch.env["MASTER_ADDR"] == launch.env["PET_MASTER_ADDR"] == "127.0.0.1"
+    assert launch.env["PET_MASTER_PORT"] == port
+    assert RENDEZVOUS_PORT_BASE <= int(port) < RENDEZVOUS_PORT_BASE + RENDEZVOUS_PORT_SPAN
+
+
+def test_rendezvous_port_is_shared_by_a_job_attempt_and_differs_across_jobs_and_attempts() -> None:
+    assert rendezvous_port(pod("a")) == rendezvous_port(pod("a"))
+    assert rendezvous_port(pod("a")) != rendezvous_port(pod("b"))
+    assert rendezvous_port(pod("a", "0")) != rendezvous_port(pod("a", "1"))
+
+
+def test_pods_with_two_containers_are_refused(tmp_path: Path) -> None:
+    p = pod()
+    p["spec"]["containers"].append({"name": "sidecar", "image": "img"})
+    with pytest.raises(LaunchError, match="exactly one container"):
+        plan_launch(p, tmp_path, "127.0.0.1", 6443, None)
+
+
+@pytest.mark.parametrize(
+    ("written", "policy", "code", "expected"),
+    [
+        ('{"outcome": "Succeeded"}', "File", 0, '{"outcome": "Succeeded"}'),
+        (None, "File", 1, ""),
+        (None, "FallbackToLogsOnError", 1, "log tail"),
+        (None, "FallbackToLogsOnError", 0, ""),
+        ("written", "FallbackToLogsOnError", 1, "written"),
+    ],
+)
+def test_termination_message_follows_the_kubelet_rules(
+    written: str | None, policy: str, code: int, expected: str
+) -> None:
+    assert termination_message(written, "log tail", policy, code) == expected
+
+
+def test_termination_message_is_cut_to_4kib() -> None:
+    assert len(termination_message("x" * 10000, "", "File", 0)) == 4096
+
+
+def test_terminated_status_shape() -> None:
+    t0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    status = terminated_status(pod(), t0, t0 + dt.timedelta(seconds=5), 3, "why")
+    assert status["phase"] == "Failed"
+    term = status["containerStatuses"][0]["state"]["terminated"]
+    assert (term["exitCode"], term["reason"], term["message"]) == (3, "Error", "why")
+    assert term["finishedAt"] == "2026-01-01T00:00:05Z"
+    assert terminated_status(pod(), t0, t0, 0, "")["phase"] == "Succeeded"
