@@ -31,7 +31,7 @@ from kubetrain.devcluster.pki import Pki, write_pki
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
-POD_CIDR = "10.244.0.1/16"
+POD_CIDR = "10.244.0.0/16"
 # Component order matters twice: start in this order, stop in reverse.
 COMPONENTS = (
     "etcd",
@@ -207,6 +207,9 @@ class LocalCluster:
                 f"--secure-port={ports['apiserver']}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # The endpoint reconciler refuses loopback addresses; pods reach the API server
+                # through KUBERNETES_SERVICE_HOST (set by the local node), never the Service.
+                "--endpoint-reconciler-type=none",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",

@@ -1,0 +1,1 @@
+"""The operator's kopf wiring: fetch inputs, call the pure planner, apply, write status."""

@@ -1,0 +1,39 @@
+"""The operator's own configuration (flags / environment / Helm values), validated up front so a
+bad value stops the operator at start with a clear message instead of failing jobs later."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DEFAULT_TRAINER_IMAGE = "ghcr.io/kubetrain/trainer:0.1.0"
+
+
+class OperatorConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    namespaces: list[str] = Field(
+        default_factory=list, description="Namespaces to watch; empty means the whole cluster."
+    )
+    node_pools_file: Path | None = Field(
+        default=None,
+        description="YAML node-pool catalogue; the built-in catalogue matches the dev cluster.",
+    )
+    default_image: str = Field(default=DEFAULT_TRAINER_IMAGE, description="Trainer image for jobs without spec.image.")
+    liveness_port: int = Field(default=8080, ge=1, le=65535, description="Port of kopf's /healthz endpoint.")
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    watch_server_timeout: int = Field(
+        default=300, ge=10, description="Seconds the API server keeps one watch open; kopf re-watches after."
+    )
+    watch_client_timeout: int = Field(
+        default=330, ge=10, description="Client-side cap on one watch request, so a silently dead watch ends."
+    )
+
+    def catalogue_yaml(self) -> object | None:
+        if self.node_pools_file is None:
+            return None
+        return yaml.safe_load(self.node_pools_file.read_text())
