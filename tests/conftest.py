@@ -17,6 +17,7 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.operator_process import OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +57,23 @@ def namespace(api: kubernetes.client.ApiClient, request: pytest.FixtureRequest) 
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: LocalCluster) -> Path:
+    """The repo's CRDs, installed the way users install them (server-side apply)."""
+    crd_dir = Path(__file__).resolve().parent.parent / "crds"
+    cluster.kubectl("apply", "--server-side", "-f", str(crd_dir))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(crd_dir))
+    return crd_dir
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: LocalCluster, crds: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """One operator subprocess for the session; tests that restart it leave it running."""
+    proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

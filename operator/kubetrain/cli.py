@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from kubetrain.controller.config import DEFAULT_TRAINER_IMAGE
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
 
@@ -62,6 +63,45 @@ def _dev_pools(args: argparse.Namespace) -> int:
     return 0
 
 
+def _operator_run(args: argparse.Namespace) -> int:
+    from kubetrain.controller.config import OperatorConfig
+    from kubetrain.controller.run import run_operator
+
+    config = OperatorConfig(
+        namespaces=args.namespace or [],
+        node_pools_file=args.node_pools,
+        default_image=args.default_image,
+        liveness_port=args.liveness_port,
+        log_format=args.log_format,
+        log_level=args.log_level,
+    )
+    run_operator(config, kubeconfig=args.kubeconfig)
+    return 0
+
+
+def _crds_generate(args: argparse.Namespace) -> int:
+    from kubetrain.crdgen import write_crds
+
+    for path in write_crds(args.dir):
+        print(f"wrote {path}")
+    return 0
+
+
+def _crds_check(args: argparse.Namespace) -> int:
+    from kubetrain.crdgen import check_crds
+
+    drift = check_crds(args.dir)
+    for line in drift:
+        print(line, file=sys.stderr)
+    if drift:
+        print("CRDs differ from the models: run `kubetrain crds generate`", file=sys.stderr)
+    return 1 if drift else 0
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"KUBETRAIN_{name}", default)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -80,6 +120,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dev_sub.add_parser("down", help="stop the cluster").set_defaults(func=_dev_down)
     dev_sub.add_parser("pools", help="show the node pools").set_defaults(func=_dev_pools)
+
+    op = sub.add_parser("operator", help="the TrainingJob operator")
+    op_sub = op.add_subparsers(dest="operator_command", required=True)
+    run = op_sub.add_parser("run", help="run the operator (flags default to KUBETRAIN_* env vars)")
+    run.add_argument("--kubeconfig", type=Path, default=None, help="default: in-cluster, else $KUBECONFIG")
+    run.add_argument(
+        "--namespace",
+        action="append",
+        default=[n for n in _env("NAMESPACES", "").split(",") if n],
+        help="watch only this namespace (repeatable); default: the whole cluster",
+    )
+    run.add_argument(
+        "--node-pools",
+        type=Path,
+        default=Path(_env("NODE_POOLS_FILE", "")) if _env("NODE_POOLS_FILE", "") else None,
+        help="YAML node-pool catalogue (default: the dev cluster's pools)",
+    )
+    run.add_argument("--default-image", default=_env("DEFAULT_IMAGE", DEFAULT_TRAINER_IMAGE))
+    run.add_argument("--liveness-port", type=int, default=int(_env("LIVENESS_PORT", "8080")))
+    run.add_argument("--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", "text"))
+    run.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=_env("LOG_LEVEL", "INFO")
+    )
+    run.set_defaults(func=_operator_run)
+
+    crds = sub.add_parser("crds", help="CustomResourceDefinitions generated from the API models")
+    crds.add_argument("--dir", type=Path, default=Path("crds"), help="default: ./crds")
+    crds_sub = crds.add_subparsers(dest="crds_command", required=True)
+    crds_sub.add_parser("generate", help="write the CRD YAML").set_defaults(func=_crds_generate)
+    crds_sub.add_parser("check", help="fail when the committed CRDs differ").set_defaults(func=_crds_check)
     return parser
 
 

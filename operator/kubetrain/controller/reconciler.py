@@ -1,0 +1,92 @@
+"""One reconcile of one job: read -> plan (pure) -> apply -> write status -> events -> requeue."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from kubetrain.controller.logging_setup import job_logger
+from kubetrain.controller.requeue import JobLocks, Requeuer
+from kubetrain.kube import Conflict, Kube
+from kubetrain.planning import PlanInputs, plan_job
+
+RETRY_AFTER_ERROR_SECONDS = 5.0
+CONFLICT_RETRIES = 3
+
+
+class Reconciler:
+    """Owns the per-job locks and wake-ups of one operator instance."""
+
+    def __init__(self, kube: Kube, inputs: PlanInputs) -> None:
+        self.kube = kube
+        self.inputs = inputs
+        self.locks = JobLocks()
+        self.requeuer = Requeuer(self.reconcile)
+        self._tracked: set[tuple[str, str]] = set()
+
+    def tracked(self) -> int:
+        return len(self._tracked)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.requeuer.schedule(namespace, name, None)
+        self.locks.forget(namespace, name)
+        self._tracked.discard((namespace, name))
+
+    def shutdown(self) -> None:
+        self.requeuer.cancel_all()
+
+    def reconcile(self, namespace: str, name: str) -> None:
+        log = job_logger(namespace, name)
+        with self.locks(namespace, name):
+            for _ in range(CONFLICT_RETRIES):
+                try:
+                    self._reconcile_once(namespace, name)
+                    return
+                except Conflict:
+                    log.debug("status conflict; re-reading")
+                except ApiException as exc:
+                    log.warning("API error %s %s; retrying in %ss", exc.status, exc.reason, RETRY_AFTER_ERROR_SECONDS)
+                    break
+            self.requeuer.schedule(namespace, name, RETRY_AFTER_ERROR_SECONDS)
+
+    def _reconcile_once(self, namespace: str, name: str) -> None:
+        log = job_logger(namespace, name)
+        raw = self.kube.get_job(namespace, name)
+        if raw is None or raw["metadata"].get("deletionTimestamp"):
+            self.forget(namespace, name)
+            return
+        self._tracked.add((namespace, name))
+        uid = raw["metadata"]["uid"]
+        pods, services = self.kube.list_children(namespace, name)
+        pods = [p for p in pods if _owned_by(p, uid)]
+        services = [s for s in services if _owned_by(s, uid)]
+        started = time.monotonic()
+        decision = plan_job(raw, pods, services, self.inputs, dt.datetime.now(dt.timezone.utc))
+        old_status = raw.get("status") or {}
+        if decision.status_patch:
+            self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
+            old_phase, new_phase = old_status.get("phase"), decision.status_patch.get("phase", old_status.get("phase"))
+            if old_phase != new_phase:
+                log.info("phase %s -> %s", old_phase or "-", new_phase)
+        for obj in decision.create:
+            if self.kube.create(namespace, obj):
+                log.info("created %s %s", obj["kind"], obj["metadata"]["name"])
+        for pod in decision.delete_pods:
+            self.kube.delete_pod(namespace, pod)
+            log.info("deleted pod %s", pod)
+        for event in decision.events:
+            self.kube.post_event(raw, event.type, event.reason, event.message)
+        if decision.delete_job:
+            log.info("ttlSecondsAfterFinished expired; deleting the job")
+            self.kube.delete_job(namespace, name, uid)
+            self.forget(namespace, name)
+            return
+        self.requeuer.schedule(namespace, name, decision.requeue_after)
+        log.debug("reconciled in %.3fs", time.monotonic() - started)
+
+
+def _owned_by(obj: dict[str, Any], uid: str) -> bool:
+    return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])

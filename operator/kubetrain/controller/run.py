@@ -1,0 +1,51 @@
+"""Starting the operator: credentials, configuration, the kopf registry, and kopf itself."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import kopf
+import kubernetes
+
+from kubetrain.controller.config import OperatorConfig
+from kubetrain.controller.handlers import build_registry
+from kubetrain.controller.logging_setup import configure
+from kubetrain.controller.reconciler import Reconciler
+from kubetrain.kube import Kube
+from kubetrain.planning import PlanInputs
+
+
+def api_client(kubeconfig: Path | None) -> kubernetes.client.ApiClient:
+    """In-cluster credentials in a pod; the given (or $KUBECONFIG) kubeconfig elsewhere."""
+    if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ:
+        kubernetes.config.load_incluster_config()
+        return kubernetes.client.ApiClient()
+    path = kubeconfig or Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
+    os.environ["KUBECONFIG"] = str(path)  # kopf's own login reads the same file
+    return kubernetes.config.new_client_from_config(config_file=str(path))
+
+
+def run_operator(
+    config: OperatorConfig,
+    kubeconfig: Path | None = None,
+    stop_flag: threading.Event | None = None,
+    ready_flag: threading.Event | None = None,
+) -> None:
+    configure(config.log_format, config.log_level)
+    api = api_client(kubeconfig)
+    reconciler = Reconciler(Kube(api), PlanInputs.from_config(config))
+    registry = build_registry(reconciler, config)
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not config.namespaces,
+            namespaces=config.namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    )
