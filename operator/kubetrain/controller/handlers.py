@@ -31,6 +31,12 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         settings.posting.level = logging.WARNING
         settings.execution.max_workers = 16
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # The same credentials as the API client: the pod's service account in a cluster,
+        # $KUBECONFIG (set by run_operator) elsewhere.
+        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:
         reconciler.shutdown()

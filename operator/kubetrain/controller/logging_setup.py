@@ -39,6 +39,9 @@ def configure(fmt: str, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # kopf logs every handler run at INFO; our own lines already say what each reconcile did.
+    if level != "DEBUG":
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
 
 def job_logger(namespace: str, name: str) -> logging.LoggerAdapter[logging.Logger]:

@@ -1,0 +1,46 @@
+"""The names docs/contracts.md fixes between the operator, the trainer and the local node.
+
+One place, so the spec validation (which refuses user env vars that would shadow these), the
+renderer (which sets them) and the planner (which reads the labels back) cannot drift apart.
+"""
+
+from __future__ import annotations
+
+GROUP = "kubetrain.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "TrainingJob"
+PLURAL = "trainingjobs"
+SINGULAR = "trainingjob"
+SHORT_NAMES = ("tj",)
+CATEGORIES = ("kubetrain",)
+
+MASTER_PORT = 29500
+TRAINER_CONTAINER = "trainer"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "kubetrain"
+JOB_NAME_LABEL = "kubetrain.io/job-name"
+ROLE_LABEL = "kubetrain.io/role"
+REPLICA_INDEX_LABEL = "kubetrain.io/replica-index"
+ATTEMPT_LABEL = "kubetrain.io/attempt"
+WORKER_ROLE = "worker"
+
+DISTRIBUTED_ENV_NAMES = (
+    "MASTER_ADDR",
+    "MASTER_PORT",
+    "WORLD_SIZE",
+    "NNODES",
+    "NODE_RANK",
+    "RANK",
+    "LOCAL_RANK",
+    "NPROC_PER_NODE",
+)
+RESERVED_ENV_PREFIXES = ("KUBETRAIN_", "PET_")
+
+
+def is_reserved_env_name(name: str) -> bool:
+    """LOCAL_RANK is reserved too although the operator never sets it: the trainer's entrypoint
+    derives it per spawned process, and a pod-wide value would give every process the same one."""
+    return name in DISTRIBUTED_ENV_NAMES or name.startswith(RESERVED_ENV_PREFIXES)

@@ -1,0 +1,99 @@
+"""The operator's node-pool catalogue: which pools exist and how to land pods on them.
+
+Operator configuration, not a CRD: cluster admins describe their pools once (YAML given to
+`kubetrain operator run --node-pools`), users only name a pool in spec.nodePool.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import ConfigDict, Field
+
+from kubetrain.api.base import CamelModel
+
+POOL_LABEL = "kubetrain.io/node-pool"
+REGION_LABEL = "topology.kubernetes.io/region"
+DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+
+
+class TolerationOperator(StrEnum):
+    EQUAL = "Equal"
+    EXISTS = "Exists"
+
+
+class Toleration(CamelModel):
+    """core/v1 Toleration."""
+
+    key: str | None = Field(default=None, description="Taint key; unset with Exists tolerates every taint.")
+    operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Equal or Exists.")
+    value: str | None = Field(default=None, description="Taint value (Equal only).")
+    effect: str | None = Field(default=None, description="NoSchedule, PreferNoSchedule or NoExecute; unset: all.")
+    toleration_seconds: int | None = Field(default=None, description="How long a NoExecute taint is tolerated.")
+
+
+class NodePool(CamelModel):
+    node_selector: dict[str, str] = Field(description="Labels that select the pool's nodes.")
+    tolerations: list[Toleration] = Field(default_factory=list, description="Tolerations of the pool's taints.")
+    gpu_resource: str = Field(default=DEFAULT_GPU_RESOURCE, description="Extended resource name of the GPUs.")
+    gpus_per_node: int = Field(default=0, ge=0, description="GPUs of one node: the most one worker can ask for.")
+    region: str | None = Field(default=None, description="Region of every node of the pool, if they share one.")
+    gpu_product: str | None = Field(default=None, description="GPU model, as nvidia.com/gpu.product labels it.")
+    cpu_per_node: str | None = Field(default=None, description="Allocatable CPU of one node, for information.")
+    memory_per_node: str | None = Field(default=None, description="Allocatable memory of one node, for information.")
+
+
+class NodePoolCatalogue(CamelModel):
+    pools: dict[str, NodePool] = Field(default_factory=dict, description="Node pools by name.")
+
+    def names(self) -> list[str]:
+        return sorted(self.pools)
+
+
+def load_catalogue(document: Any) -> NodePoolCatalogue:
+    """`document` is yaml.safe_load of the catalogue file; reading the file is the caller's job."""
+    return NodePoolCatalogue.model_validate(document)
+
+
+def _pool_selector(name: str) -> dict[str, str]:
+    return {POOL_LABEL: name}
+
+
+def default_catalogue() -> NodePoolCatalogue:
+    """The dev cluster's pools (kubetrain.devcluster.nodepools), so `kubetrain dev up` plus
+    `kubetrain operator run` works without a catalogue file."""
+    gpu_taint = Toleration(key=DEFAULT_GPU_RESOURCE, value="present", effect="NoSchedule")
+    return NodePoolCatalogue(
+        pools={
+            "a100-eu": NodePool(
+                node_selector=_pool_selector("a100-eu"),
+                tolerations=[gpu_taint],
+                gpus_per_node=8,
+                region="eu-west-1",
+                gpu_product="NVIDIA-A100-SXM4-80GB",
+                cpu_per_node="96",
+                memory_per_node="768Gi",
+            ),
+            "h100-us": NodePool(
+                node_selector=_pool_selector("h100-us"),
+                tolerations=[gpu_taint],
+                gpus_per_node=8,
+                region="us-east-1",
+                gpu_product="NVIDIA-H100-80GB-HBM3",
+                cpu_per_node="96",
+                memory_per_node="768Gi",
+            ),
+            "cpu": NodePool(
+                node_selector=_pool_selector("cpu"),
+                region="eu-west-1",
+                cpu_per_node="32",
+                memory_per_node="128Gi",
+            ),
+            "local": NodePool(
+                node_selector=_pool_selector("local"),
+                tolerations=[Toleration(key="kubetrain.io/local", value="true", effect="NoSchedule")],
+                region="eu-west-1",
+            ),
+        }
+    )

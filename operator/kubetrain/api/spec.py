@@ -1,0 +1,213 @@
+"""`TrainingJob.spec`: what the user asks for. Every field's description is its `kubectl explain`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
+
+from kubetrain.api.base import CamelModel
+from kubetrain.api.contract import DISTRIBUTED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env_name
+from kubetrain.api.task import TaskSpec
+
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+URI_PATTERN = r"^(file|pvc|s3|gs)://.+"
+# The API machinery's own resource.Quantity pattern, as controller-gen emits it.
+QUANTITY_PATTERN = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
+MAX_ENV_VARS = 64
+
+Quantity = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    StringConstraints(pattern=QUANTITY_PATTERN),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": QUANTITY_PATTERN,
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+"""A Kubernetes resource quantity. YAML users write `cpu: 4` as often as `cpu: "4"`, so both are
+accepted, like in a PodSpec."""
+MAX_ENV_NAME_LENGTH = 128
+
+
+def _reserved_env_rule() -> str:
+    prefixes = " && ".join(f"!self.name.startsWith('{p}')" for p in RESERVED_ENV_PREFIXES)
+    names = ", ".join(f"'{n}'" for n in DISTRIBUTED_ENV_NAMES)
+    return f"{prefixes} && !(self.name in [{names}])"
+
+
+RESERVED_ENV_MESSAGE = (
+    "spec.env: names starting with KUBETRAIN_ or PET_ and the distributed names "
+    f"({', '.join(DISTRIBUTED_ENV_NAMES)}) are set by the operator (docs/contracts.md); rename the variable"
+)
+
+
+class Runtime(StrEnum):
+    PYTORCH = "pytorch"
+    RAY = "ray"
+
+
+class CleanPodPolicy(StrEnum):
+    RUNNING = "Running"
+    ALL = "All"
+    NONE = "None"
+
+
+class DataLocation(CamelModel):
+    uri: str = Field(
+        pattern=URI_PATTERN,
+        description="Where the data lives: file:///path, pvc://claim/path, s3://bucket/key or gs://bucket/key.",
+    )
+
+
+class Resources(CamelModel):
+    cpu: Quantity | None = Field(default=None, description="CPU request of each worker pod, e.g. 4 or 500m.")
+    memory: Quantity | None = Field(
+        default=None,
+        description="Memory of each worker pod (request and limit), e.g. 16Gi.",
+    )
+    gpus: int = Field(
+        default=0,
+        ge=0,
+        description="GPUs of each worker pod (request and limit); at most the node pool's GPUs per node.",
+    )
+
+
+class EnvVar(CamelModel):
+    model_config = ConfigDict(
+        json_schema_extra={"x-kubernetes-validations": [{"rule": _reserved_env_rule(), "message": RESERVED_ENV_MESSAGE}]}
+    )
+
+    name: str = Field(
+        pattern=ENV_NAME_PATTERN,
+        max_length=MAX_ENV_NAME_LENGTH,
+        description="Variable name (letters, digits, underscores; not starting with a digit).",
+    )
+    value: str = Field(default="", description="Variable value.")
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if is_reserved_env_name(name):
+            raise ValueError(RESERVED_ENV_MESSAGE)
+        return name
+
+
+class PodTemplateMetadata(CamelModel):
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra labels of every worker pod; the operator's own labels win."
+    )
+    annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations of every worker pod.")
+
+
+class PodTemplate(CamelModel):
+    metadata: PodTemplateMetadata = Field(
+        default_factory=PodTemplateMetadata, description="Labels and annotations added to every worker pod."
+    )
+    spec: dict[str, Any] = Field(
+        default_factory=dict,
+        description="A partial PodSpec merged into every worker pod (volumes, serviceAccountName, securityContext, "
+        "a `trainer` container with volumeMounts, ...). The operator's fields win: the env contract, "
+        "hostname, subdomain, restartPolicy, placement and resources.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
+class RunPolicy(CamelModel):
+    backoff_limit: int = Field(
+        default=3,
+        ge=0,
+        description="Whole-group restarts allowed before the job fails with BackoffLimitExceeded "
+        "(a restart replaces every worker, whichever one failed).",
+    )
+    active_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds from status.startTime after which the job fails with DeadlineExceeded; "
+        "the clock restarts when a suspended job resumes.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds after status.completionTime after which the finished job is deleted; unset keeps it.",
+    )
+    suspend: bool = Field(
+        default=False, description="True deletes the workers and holds the job; False (again) starts it."
+    )
+    clean_pod_policy: CleanPodPolicy = Field(
+        default=CleanPodPolicy.RUNNING,
+        description="Pods to delete when the job finishes: Running (those not terminated), All, or None.",
+    )
+
+
+class TrainingJobSpec(CamelModel):
+    """Cross-field rules live here and, word for word, in the CRD's CEL rules, so `kubectl apply`
+    and a local model_validate refuse the same manifests with the same message."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "(has(self.command) && size(self.command) > 0) || has(self.task)",
+                    "message": "spec.task is required unless spec.command is set: the default trainer "
+                    "entrypoint needs spec.task to know what to train",
+                },
+                {
+                    "rule": "!has(self.resources) || self.resources.gpus == 0 || has(self.nodePool)",
+                    "message": "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool "
+                    "such as a100-eu or h100-us",
+                },
+            ]
+        }
+    )
+
+    runtime: Runtime = Field(default=Runtime.PYTORCH, description="Distributed runtime: pytorch (DDP) or ray.")
+    image: str | None = Field(
+        default=None, min_length=1, description="Container image of the workers; unset uses the operator's trainer image."
+    )
+    command: list[str] | None = Field(
+        default=None, description="Entrypoint of the workers; unset runs the kubetrain trainer with spec.task."
+    )
+    args: list[str] | None = Field(default=None, description="Arguments of the entrypoint.")
+    task: TaskSpec | None = Field(
+        default=None, description="The trainer's configuration, passed to it as KUBETRAIN_TASK (JSON)."
+    )
+    workers: int = Field(default=1, ge=1, description="Worker pods; each runs nprocPerNode processes.")
+    nproc_per_node: int = Field(default=1, ge=1, description="Processes per worker pod (usually its GPU count).")
+    resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
+    node_pool: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Node pool of the workers, by name in the operator's catalogue (e.g. a100-eu); "
+        "sets node selector, tolerations and region affinity.",
+    )
+    pod_template: PodTemplate = Field(
+        default_factory=PodTemplate, description="Escape hatch merged into every worker pod."
+    )
+    dataset: DataLocation = Field(description="The training data (read by every worker).")
+    output: DataLocation = Field(description="Where checkpoints, the model and its card are written.")
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=MAX_ENV_VARS,
+        description="Extra environment variables of the workers, after the operator's own.",
+    )
+    run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, suspension, cleanup.")
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> TrainingJobSpec:
+        if not self.command and self.task is None:
+            raise ValueError(
+                "spec.task is required unless spec.command is set: the default trainer entrypoint needs "
+                "spec.task to know what to train"
+            )
+        if self.resources.gpus > 0 and self.node_pool is None:
+            raise ValueError(
+                "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool such as a100-eu or h100-us"
+            )
+        return self

@@ -1,0 +1,106 @@
+"""`TrainingJob.status`. The operator owns every field but `progress` and `metrics`, which the
+trainer's rank 0 writes (docs/contracts.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field
+
+from kubetrain.api.base import CamelModel
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+class ConditionType(StrEnum):
+    CREATED = "Created"
+    RUNNING = "Running"
+    RESTARTING = "Restarting"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUSPENDED = "Suspended"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(CamelModel):
+    """metav1.Condition, so generic tooling (`kubectl wait --for=condition=Succeeded`) works."""
+
+    type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed or Suspended.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="Machine-readable CamelCase cause of the last transition or update.")
+    message: str = Field(default="", description="Human-readable details.")
+    last_transition_time: datetime = Field(description="When status last changed (not reason or message).")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation of the spec this condition was computed from."
+    )
+
+
+class ReplicaStatus(CamelModel):
+    active: int = Field(default=0, ge=0, description="Pods of the current attempt pending or running.")
+    ready: int = Field(default=0, ge=0, description="Pods of the current attempt whose trainer container is ready.")
+    succeeded: int = Field(default=0, ge=0, description="Pods of the current attempt that succeeded.")
+    failed: int = Field(default=0, ge=0, description="Pods of the current attempt that failed.")
+
+
+class Progress(CamelModel):
+    """Written by the trainer's rank 0; unknown keys are tolerated so a newer trainer does not
+    break an older operator's parsing."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    epoch: int | None = Field(default=None, description="Current epoch, 1-based.")
+    total_epochs: int | None = Field(default=None, description="Epochs of the whole run.")
+    step: int | None = Field(default=None, description="Optimizer steps done.")
+    total_steps: int | None = Field(default=None, description="Optimizer steps of the whole run.")
+    train_loss: float | None = Field(default=None, description="Mean training loss since the last update.")
+    samples_per_second: float | None = Field(default=None, description="Training throughput of the whole group.")
+    eta_seconds: int | None = Field(default=None, description="Estimated seconds until training ends.")
+    percent: float | None = Field(default=None, description="Steps done, in percent of the whole run.")
+    update_time: datetime | None = Field(default=None, description="When the trainer wrote this progress.")
+
+
+class TrainingJobStatus(CamelModel):
+    phase: Phase = Field(
+        default=Phase.PENDING, description="Summary of the conditions (derived from them, never set on its own)."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    replica_statuses: dict[str, ReplicaStatus] = Field(
+        default_factory=dict, description="Pod counts of the current attempt, by role (worker)."
+    )
+    workers: str | None = Field(default=None, description="Ready and total workers, as ready/total, for kubectl get.")
+    restarts: int = Field(default=0, ge=0, description="Whole-group restarts so far; also the current attempt number.")
+    start_time: datetime | None = Field(
+        default=None, description="When the operator started the workers (reset when a suspended job resumes)."
+    )
+    completion_time: datetime | None = Field(
+        default=None, description="When the job finished, successfully or not."
+    )
+    last_reconcile_time: datetime | None = Field(
+        default=None, description="When the operator last changed this status."
+    )
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation of the spec this status was computed from."
+    )
+    metrics: dict[str, float] = Field(
+        default_factory=dict,
+        description="Final evaluation metrics (accuracy, f1, ...) written by the trainer at the end.",
+    )
+    progress: Progress | None = Field(default=None, description="Live training progress written by the trainer.")

@@ -1,0 +1,93 @@
+"""Raw API objects in, one reconcile's decision out (pure): the seam between the kopf handlers
+and the planner, so handlers never touch pydantic models and the planner never sees raw dicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus, default_catalogue
+from kubetrain.api.nodepools import load_catalogue
+from kubetrain.controller.config import OperatorConfig
+from kubetrain.render.settings import RenderSettings
+from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
+from kubetrain.status.conditions import set_condition
+
+
+class PlanInputs(BaseModel):
+    """The cluster-independent facts every plan needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    catalogue: NodePoolCatalogue
+    render: RenderSettings
+
+    @classmethod
+    def from_config(cls, config: OperatorConfig) -> PlanInputs:
+        document = config.catalogue_yaml()
+        catalogue = default_catalogue() if document is None else load_catalogue(document)
+        return cls(catalogue=catalogue, render=RenderSettings(default_image=config.default_image))
+
+
+class Decision(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    create: list[dict[str, Any]] = Field(default_factory=list)
+    delete_pods: list[str] = Field(default_factory=list)
+    status_patch: dict[str, Any] = Field(default_factory=dict, description="Empty when status is unchanged.")
+    events: list[Event] = Field(default_factory=list)
+    requeue_after: float | None = None
+    delete_job: bool = False
+
+
+def plan_job(
+    raw: dict[str, Any],
+    pods: list[dict[str, Any]],
+    services: list[dict[str, Any]],
+    inputs: PlanInputs,
+    now: dt.datetime,
+) -> Decision:
+    # metav1 times have second precision; planning at that precision keeps re-plans identical.
+    now = now.replace(microsecond=0)
+    try:
+        job = TrainingJob.model_validate(raw)
+    except ValidationError as exc:
+        return _unparseable(raw, exc, now)
+    result = plan(job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now)
+    patch = status_patch(raw.get("status"), result.status)
+    if patch:
+        patch["lastReconcileTime"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return Decision(
+        create=result.create,
+        delete_pods=result.delete_pods,
+        status_patch=patch,
+        events=result.events,
+        requeue_after=result.requeue_after,
+        delete_job=result.delete_job,
+    )
+
+
+def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:
+    """A spec the API server accepted but the models refuse (rules CEL cannot express) fails the
+    job with every offending field named, before any pod exists."""
+    problems = "; ".join(
+        f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" if err["loc"][:1] == ("spec",)
+        else f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        for err in exc.errors()
+    )
+    message = f"the spec cannot run: {problems}"
+    try:
+        previous = TrainingJobStatus.model_validate(raw.get("status") or {})
+    except ValidationError:
+        previous = TrainingJobStatus()
+    generation = int(raw.get("metadata", {}).get("generation", 1))
+    conditions = set_condition(previous.conditions, ConditionType.FAILED, True, "InvalidSpec", message, now, generation)
+    status = previous.model_copy(
+        update={"conditions": conditions, "phase": derive_phase(conditions), "observed_generation": generation,
+                "completion_time": previous.completion_time or now}
+    )
+    patch = status_patch(raw.get("status"), status)
+    events = [Event(type=EventType.WARNING, reason="InvalidSpec", message=message)] if patch else []
+    return Decision(status_patch=patch, events=events)

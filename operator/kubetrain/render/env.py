@@ -1,0 +1,44 @@
+"""A worker's environment, exactly as docs/contracts.md lists it."""
+
+from __future__ import annotations
+
+import json
+
+from kubetrain.api.contract import MASTER_PORT, TERMINATION_MESSAGE_PATH
+from kubetrain.api.job import TrainingJob
+from kubetrain.render.names import master_addr
+
+
+def task_json(job: TrainingJob) -> str | None:
+    """spec.task with camelCase keys and unset optionals left out, so the trainer's own defaults
+    apply to every knob the user did not choose."""
+    if job.spec.task is None:
+        return None
+    return json.dumps(job.spec.task.to_k8s(), separators=(",", ":"))
+
+
+def worker_env(job: TrainingJob, index: int, attempt: int) -> list[dict[str, str]]:
+    spec, meta = job.spec, job.metadata
+    nproc = spec.nproc_per_node
+    distributed = {
+        "MASTER_ADDR": master_addr(meta.name),
+        "MASTER_PORT": str(MASTER_PORT),
+        "WORLD_SIZE": str(spec.workers * nproc),
+        "NNODES": str(spec.workers),
+        "NODE_RANK": str(index),
+        "RANK": str(index * nproc),
+        "NPROC_PER_NODE": str(nproc),
+    }
+    torchrun = {f"PET_{name}": distributed[name] for name in ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    kubetrain = {
+        "KUBETRAIN_JOB_NAME": meta.name,
+        "KUBETRAIN_JOB_NAMESPACE": meta.namespace,
+        "KUBETRAIN_JOB_UID": meta.uid,
+        "KUBETRAIN_ATTEMPT": str(attempt),
+        "KUBETRAIN_TASK": task_json(job),
+        "KUBETRAIN_DATASET_URI": spec.dataset.uri,
+        "KUBETRAIN_OUTPUT_URI": spec.output.uri,
+        "KUBETRAIN_TERMINATION_MESSAGE_PATH": TERMINATION_MESSAGE_PATH,
+    }
+    contract = [{"name": k, "value": v} for k, v in {**distributed, **torchrun, **kubetrain}.items() if v is not None]
+    return contract + [{"name": var.name, "value": var.value} for var in spec.env]

@@ -1,0 +1,31 @@
+"""The labels of the operator's children (docs/contracts.md): how the operator finds them again."""
+
+from __future__ import annotations
+
+from kubetrain.api.contract import (
+    ATTEMPT_LABEL,
+    JOB_NAME_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    REPLICA_INDEX_LABEL,
+    ROLE_LABEL,
+    WORKER_ROLE,
+)
+
+
+def job_labels(job_name: str) -> dict[str, str]:
+    """On every child; the operator lists its children with exactly these."""
+    return {MANAGED_BY_LABEL: MANAGED_BY, JOB_NAME_LABEL: job_name}
+
+
+def worker_selector(job_name: str) -> dict[str, str]:
+    return {JOB_NAME_LABEL: job_name, ROLE_LABEL: WORKER_ROLE}
+
+
+def worker_labels(job_name: str, index: int, attempt: int) -> dict[str, str]:
+    return {
+        **job_labels(job_name),
+        ROLE_LABEL: WORKER_ROLE,
+        REPLICA_INDEX_LABEL: str(index),
+        ATTEMPT_LABEL: str(attempt),
+    }

@@ -1,0 +1,96 @@
+"""Merging the user's spec.podTemplate into an operator-rendered pod.
+
+The user's template is the base and the operator's fields are laid over it, so users can add
+anything a PodSpec allows (volumes, serviceAccountName, securityContext, sidecars, volume mounts
+on the `trainer` container) while the env contract, labels, owner references, placement and
+resources stay the operator's.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from kubetrain.api.contract import is_reserved_env_name
+from kubetrain.api.spec import PodTemplate
+
+_REQUIRED_TERMS = ("nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+
+
+def merge_pod(template: PodTemplate, pod: dict[str, Any]) -> dict[str, Any]:
+    meta = pod["metadata"]
+    merged_meta = {
+        **meta,
+        "labels": {**template.metadata.labels, **meta.get("labels", {})},
+        "annotations": {**template.metadata.annotations, **meta.get("annotations", {})},
+    }
+    if not merged_meta["annotations"]:
+        del merged_meta["annotations"]
+    return {**pod, "metadata": merged_meta, "spec": merge_pod_spec(template.spec, pod["spec"])}
+
+
+def merge_pod_spec(user: dict[str, Any], owned: dict[str, Any]) -> dict[str, Any]:
+    spec = copy.deepcopy(user)
+    for key, value in owned.items():
+        if key == "containers":
+            spec[key] = _merge_containers(user.get(key) or [], value)
+        elif key == "nodeSelector":
+            spec[key] = {**(user.get(key) or {}), **value}
+        elif key == "tolerations":
+            spec[key] = [t for t in user.get(key) or [] if t not in value] + value
+        elif key == "affinity":
+            spec[key] = _merge_affinity(user.get(key), value)
+        else:
+            spec[key] = value
+    return spec
+
+
+def _merge_containers(user: list[dict[str, Any]], owned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Owned containers come first (the local node and tools read containers[0] as the trainer);
+    a user container with the same name contributes the fields the operator leaves unset."""
+    by_name = {c.get("name"): c for c in user}
+    merged = [_merge_container(by_name.get(c["name"], {}), c) for c in owned]
+    owned_names = {c["name"] for c in owned}
+    return merged + [copy.deepcopy(c) for c in user if c.get("name") not in owned_names]
+
+
+def _merge_container(user: dict[str, Any], owned: dict[str, Any]) -> dict[str, Any]:
+    container = {**copy.deepcopy(user), **owned}
+    names = {var["name"] for var in owned.get("env", [])}
+    extra_env = [v for v in user.get("env") or [] if v.get("name") not in names and not is_reserved_env_name(v.get("name", ""))]
+    if extra_env or "env" in owned:
+        container["env"] = owned.get("env", []) + copy.deepcopy(extra_env)
+    user_resources = user.get("resources") or {}
+    owned_resources = owned.get("resources") or {}
+    resources = {
+        kind: {**(user_resources.get(kind) or {}), **(owned_resources.get(kind) or {})}
+        for kind in ("requests", "limits")
+        if user_resources.get(kind) or owned_resources.get(kind)
+    }
+    if resources:
+        container["resources"] = resources
+    if "ports" in user and "ports" in owned:
+        owned_ports = {p.get("containerPort") for p in owned["ports"]}
+        container["ports"] = owned["ports"] + [p for p in user["ports"] if p.get("containerPort") not in owned_ports]
+    return container
+
+
+def _merge_affinity(user: dict[str, Any] | None, owned: dict[str, Any]) -> dict[str, Any]:
+    """Required node-selector terms are ORed by the scheduler, so the operator's expressions are
+    ANDed into every term the user wrote instead of being added as one more alternative."""
+    if not user:
+        return copy.deepcopy(owned)
+    affinity = copy.deepcopy(user)
+    owned_terms = owned[_REQUIRED_TERMS[0]][_REQUIRED_TERMS[1]][_REQUIRED_TERMS[2]]
+    node_affinity = affinity.setdefault(_REQUIRED_TERMS[0], {})
+    required = node_affinity.setdefault(_REQUIRED_TERMS[1], {})
+    user_terms = required.get(_REQUIRED_TERMS[2]) or []
+    if not user_terms:
+        required[_REQUIRED_TERMS[2]] = copy.deepcopy(owned_terms)
+        return affinity
+    expressions = [e for term in owned_terms for e in term.get("matchExpressions", [])]
+    required[_REQUIRED_TERMS[2]] = [
+        {**term, "matchExpressions": (term.get("matchExpressions") or []) + copy.deepcopy(expressions)}
+        for term in user_terms
+    ]
+    return affinity

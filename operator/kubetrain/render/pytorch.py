@@ -1,0 +1,86 @@
+"""PyTorch DDP: one headless Service for rendezvous DNS and one bare Pod per worker.
+
+Bare pods rather than a Job or StatefulSet, because the operator restarts the whole group
+itself: a controller that replaced single pods would break the all-or-nothing rendezvous.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubetrain.api.contract import MASTER_PORT, TERMINATION_MESSAGE_PATH, TRAINER_CONTAINER
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.render.env import worker_env
+from kubetrain.render.labels import job_labels, worker_labels, worker_selector
+from kubetrain.render.names import service_name, worker_name
+from kubetrain.render.objects import DesiredObjects, child_metadata
+from kubetrain.render.placement import Placement, place
+from kubetrain.render.podtemplate import merge_pod
+from kubetrain.render.settings import RenderSettings
+
+RENDEZVOUS_PORT_NAME = "rendezvous"
+
+
+def render_pytorch(job: TrainingJob, catalogue: NodePoolCatalogue, settings: RenderSettings) -> DesiredObjects:
+    """The children of the job's current attempt (status.restarts). Raises InvalidSpec when the
+    spec cannot be placed."""
+    placement = place(job.spec, catalogue)
+    attempt = job.status.restarts
+    return DesiredObjects(
+        service=_service(job),
+        pods=[_worker(job, index, attempt, placement, settings) for index in range(job.spec.workers)],
+    )
+
+
+def _service(job: TrainingJob) -> dict[str, Any]:
+    """Headless, and publishing not-ready addresses, so worker 0's DNS name resolves as soon as
+    its pod has an IP: the other workers need it to rendezvous before anyone is ready."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": child_metadata(job, service_name(job.metadata.name), job_labels(job.metadata.name)),
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": worker_selector(job.metadata.name),
+            "ports": [{"name": RENDEZVOUS_PORT_NAME, "port": MASTER_PORT, "targetPort": MASTER_PORT, "protocol": "TCP"}],
+        },
+    }
+
+
+def _worker(job: TrainingJob, index: int, attempt: int, placement: Placement, settings: RenderSettings) -> dict[str, Any]:
+    name = worker_name(job.metadata.name, index)
+    container: dict[str, Any] = {
+        "name": TRAINER_CONTAINER,
+        "image": job.spec.image or settings.default_image,
+        "env": worker_env(job, index, attempt),
+        "ports": [{"name": RENDEZVOUS_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],
+        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if job.spec.command:
+        container["command"] = list(job.spec.command)
+    if job.spec.args:
+        container["args"] = list(job.spec.args)
+    if placement.resources:
+        container["resources"] = placement.resources
+    spec: dict[str, Any] = {
+        "hostname": name,
+        "subdomain": service_name(job.metadata.name),
+        "restartPolicy": "Never",
+        "containers": [container],
+    }
+    if placement.node_selector:
+        spec["nodeSelector"] = placement.node_selector
+    if placement.tolerations:
+        spec["tolerations"] = placement.tolerations
+    if placement.affinity:
+        spec["affinity"] = placement.affinity
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": child_metadata(job, name, worker_labels(job.metadata.name, index, attempt)),
+        "spec": spec,
+    }
+    return merge_pod(job.spec.pod_template, pod)

@@ -1,0 +1,144 @@
+"""The status and actions one plan() call is building, and how they become a Plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.status import Condition, ConditionType, Phase, ReplicaStatus, TrainingJobStatus
+from kubetrain.status import conditions as cond
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: EventType
+    reason: str
+    message: str
+
+
+class Plan(BaseModel):
+    """Everything one reconcile should do. Applying it and planning again on the result yields
+    the same status and no further actions (until the cluster or the clock moves)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    create: list[dict[str, Any]] = Field(default_factory=list, description="Objects to create unless they exist.")
+    delete_pods: list[str] = Field(default_factory=list, description="Pods to delete, by name.")
+    status: TrainingJobStatus = Field(description="The job's whole new status.")
+    events: list[Event] = Field(default_factory=list)
+    requeue_after: float | None = Field(default=None, description="Plan again after this many seconds.")
+    delete_job: bool = Field(default=False, description="ttlSecondsAfterFinished has expired.")
+
+
+_WARNING_PHASES = frozenset({Phase.FAILED, Phase.RESTARTING})
+_PHASE_CONDITION = {
+    Phase.FAILED: ConditionType.FAILED,
+    Phase.SUCCEEDED: ConditionType.SUCCEEDED,
+    Phase.SUSPENDED: ConditionType.SUSPENDED,
+    Phase.RESTARTING: ConditionType.RESTARTING,
+    Phase.RUNNING: ConditionType.RUNNING,
+    Phase.STARTING: ConditionType.CREATED,
+}
+
+
+@dataclass
+class Draft:
+    """Mutable only inside one plan() call; plan() starts each call from the job's status."""
+
+    job: TrainingJob
+    now: datetime
+    conditions: list[Condition]
+    restarts: int
+    start_time: datetime | None
+    completion_time: datetime | None
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete_pods: list[str] = field(default_factory=list)
+    requeue_after: float | None = None
+    delete_job: bool = False
+
+    @classmethod
+    def start(cls, job: TrainingJob, now: datetime) -> Draft:
+        status = job.status
+        return cls(
+            job=job,
+            now=now,
+            conditions=list(status.conditions),
+            restarts=status.restarts,
+            start_time=status.start_time,
+            completion_time=status.completion_time,
+        )
+
+    def is_true(self, type_: ConditionType) -> bool:
+        return cond.is_true(self.conditions, type_)
+
+    def set(self, type_: ConditionType, status: bool, reason: str, message: str) -> None:
+        generation = self.job.metadata.generation
+        self.conditions = cond.set_condition(self.conditions, type_, status, reason, message, self.now, generation)
+
+    def close(self, type_: ConditionType, reason: str, message: str) -> None:
+        generation = self.job.metadata.generation
+        self.conditions = cond.set_false_if_true(self.conditions, type_, reason, message, self.now, generation)
+
+    def delete(self, names: list[str]) -> None:
+        self.delete_pods.extend(n for n in names if n not in self.delete_pods)
+
+    def finished(self) -> bool:
+        return self.is_true(ConditionType.SUCCEEDED) or self.is_true(ConditionType.FAILED)
+
+    def to_plan(self, replicas: ReplicaStatus, metrics: dict[str, float]) -> Plan:
+        old = self.job.status
+        status = TrainingJobStatus(
+            phase=cond.derive_phase(self.conditions),
+            conditions=self.conditions,
+            replica_statuses={"worker": replicas},
+            workers=f"{replicas.ready}/{self.job.spec.workers}",
+            restarts=self.restarts,
+            start_time=self.start_time,
+            completion_time=self.completion_time,
+            last_reconcile_time=old.last_reconcile_time,
+            observed_generation=self.job.metadata.generation,
+            metrics=metrics,
+            progress=old.progress,
+        )
+        if _operator_fields(status) != _operator_fields(old):
+            status = status.model_copy(update={"last_reconcile_time": self.now})
+        return Plan(
+            create=self.create,
+            delete_pods=self.delete_pods,
+            status=status,
+            events=self._events(status),
+            requeue_after=self.requeue_after,
+            delete_job=self.delete_job,
+        )
+
+    def _events(self, status: TrainingJobStatus) -> list[Event]:
+        old = self.job.status
+        if status.phase != old.phase:
+            return [_phase_event(status)]
+        if status.restarts > old.restarts:
+            restarting = cond.find(status.conditions, ConditionType.RESTARTING)
+            return [Event(type=EventType.WARNING, reason=Phase.RESTARTING, message=restarting.message if restarting else "")]
+        return []
+
+
+def _phase_event(status: TrainingJobStatus) -> Event:
+    type_ = _PHASE_CONDITION.get(status.phase)
+    condition = cond.find(status.conditions, type_) if type_ else None
+    message = condition.message if condition else "waiting for every worker pod to be created"
+    kind = EventType.WARNING if status.phase in _WARNING_PHASES else EventType.NORMAL
+    return Event(type=kind, reason=status.phase.value, message=message)
+
+
+def _operator_fields(status: TrainingJobStatus) -> dict[str, Any]:
+    return status.model_dump(exclude={"last_reconcile_time", "progress"})

@@ -1,0 +1,22 @@
+"""The merge patch that writes a planned status without touching the trainer's fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubetrain.api.status import TrainingJobStatus
+
+TRAINER_FIELDS = ("progress", "metrics")
+
+
+def status_patch(previous: dict[str, Any] | None, status: TrainingJobStatus) -> dict[str, Any]:
+    """Only the top-level fields that changed, None where a field is to be removed, and empty when
+    nothing changed (so an idle reconcile writes nothing and triggers no watch event). `metrics`
+    is written only to fill it from the termination-message fallback: the trainer owns it."""
+    old = TrainingJobStatus.model_validate(previous or {}).to_k8s()
+    new = status.to_k8s()
+    patch: dict[str, Any] = {k: v for k, v in new.items() if k not in TRAINER_FIELDS and old.get(k) != v}
+    patch.update({k: None for k in old if k not in new and k not in TRAINER_FIELDS})
+    if new["metrics"] and not old["metrics"]:
+        patch["metrics"] = new["metrics"]
+    return patch

@@ -1,0 +1,132 @@
+"""The status reporter against a local HTTP server standing in for the API server."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from kubetrain_trainer.environment import JobEnvironment
+from kubetrain_trainer.status import StatusReporter
+from tests.helpers import wait_for
+from tests.training import harness
+
+
+@dataclass
+class Captured:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeApi:
+    url: str
+    requests: list[Captured] = field(default_factory=list)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeApi]:
+    fake = FakeApi(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PATCH(self) -> None:  # noqa: N802 (http.server's naming)
+            parts = urlsplit(self.path)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            fake.requests.append(Captured("PATCH", parts.path, parse_qs(parts.query), dict(self.headers), body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def progress(step: int) -> dict[str, Any]:
+    return {"epoch": 1, "totalEpochs": 2, "step": step, "totalSteps": 100, "trainLoss": 0.5, "percent": float(step)}
+
+
+def test_server_side_apply_request_shape_and_rate_limit(api: FakeApi) -> None:
+    clock = FakeClock()
+    reporter = StatusReporter(api.url, "team-a", "job-1", lambda: "sekret", interval_seconds=10, clock=clock)
+    sent = []
+    for step, now in [(1, 1000.0), (2, 1001.0), (3, 1009.9), (4, 1010.0), (5, 1015.0), (6, 1020.5)]:
+        clock.now = now
+        sent.append(reporter.progress(progress(step)))
+        # Let each accepted update reach the server before the next (a newer one would replace it).
+        wait_for(lambda: len(api.requests) == sum(sent), timeout=5, what="the update to arrive")
+    assert sent == [True, False, False, True, False, True]
+    reporter.finish({"progress": progress(100), "metrics": {"accuracy": 0.9, "f1": 0.88}})
+
+    assert [r.body["status"]["progress"]["step"] for r in api.requests] == [1, 4, 6, 100]
+    first = api.requests[0]
+    assert first.method == "PATCH"
+    assert first.path == "/apis/kubetrain.io/v1alpha1/namespaces/team-a/trainingjobs/job-1/status"
+    assert first.query == {"fieldManager": ["kubetrain-trainer"], "force": ["true"]}
+    assert first.headers["Content-Type"] == "application/apply-patch+yaml"
+    assert first.headers["Authorization"] == "Bearer sekret"
+    assert first.body["apiVersion"] == "kubetrain.io/v1alpha1" and first.body["kind"] == "TrainingJob"
+    assert first.body["metadata"] == {"name": "job-1", "namespace": "team-a"}
+    assert set(first.body["status"]) == {"progress"}
+    final = api.requests[-1].body["status"]
+    assert final["metrics"] == {"accuracy": 0.9, "f1": 0.88} and final["progress"]["step"] == 100
+
+
+def test_unreachable_api_never_blocks_or_raises() -> None:
+    port = harness.free_port()  # nothing listens there
+    reporter = StatusReporter(f"http://127.0.0.1:{port}", "ns", "job", lambda: None, interval_seconds=0)
+    began = time.monotonic()
+    for step in range(50):
+        reporter.progress(progress(step))
+    assert time.monotonic() - began < 0.5
+    reporter.finish({"progress": progress(100), "metrics": {"accuracy": 0.5}}, timeout=3)
+    assert time.monotonic() - began < 5
+
+
+def test_reporting_is_skipped_outside_a_cluster() -> None:
+    env = JobEnvironment.from_env({"KUBETRAIN_JOB_NAME": "j", "KUBETRAIN_JOB_NAMESPACE": "ns"})
+    assert StatusReporter.from_environment(env, 10) is None
+
+
+def test_in_cluster_reporter_uses_the_service_account(tmp_path: Any) -> None:
+    (tmp_path / "token").write_text("tok\n")
+    env = JobEnvironment.from_env(
+        {
+            "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+            "KUBERNETES_SERVICE_PORT": "6443",
+            "KUBETRAIN_JOB_NAME": "j",
+            "KUBETRAIN_JOB_NAMESPACE": "ns",
+            "KUBETRAIN_SERVICEACCOUNT_DIR": str(tmp_path),
+        }
+    )
+    reporter = StatusReporter.from_environment(env, 10)
+    assert reporter is not None
+    assert reporter.url == "https://10.0.0.1:6443/apis/kubetrain.io/v1alpha1/namespaces/ns/trainingjobs/j/status?fieldManager=kubetrain-trainer&force=true"

@@ -1,0 +1,24 @@
+"""crds/ must be exactly what the models generate, so the API server enforces what the operator parses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kubetrain.crdgen import check_crds, rendered_crds, write_crds
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_crds_match_the_models() -> None:
+    drift = check_crds(ROOT / "crds")
+    assert not drift, "crds/ is out of date; run `kubetrain crds generate`:\n" + "\n".join(drift)
+
+
+def test_check_reports_missing_changed_and_stale_files(tmp_path: Path) -> None:
+    assert check_crds(tmp_path) == [f"{tmp_path / name}: missing" for name in rendered_crds()]
+    [written] = write_crds(tmp_path)
+    assert check_crds(tmp_path) == []
+    written.write_text(written.read_text().replace("tj", "tjx"))
+    (tmp_path / "kubetrain.io_gone.yaml").write_text("{}")
+    drift = check_crds(tmp_path)
+    assert any("differs" in line for line in drift) and any("no model generates it" in line for line in drift)

@@ -1,0 +1,405 @@
+"""plan(): every lifecycle rule of a TrainingJob, from observed pods and the job's status."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.render import RenderSettings
+from kubetrain.render.labels import worker_labels
+from kubetrain.render.names import worker_name
+from kubetrain.status import Observed, Plan, plan
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
+CATALOGUE = default_catalogue()
+SETTINGS = RenderSettings(default_image="trainer:test")
+NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+T0 = "2025-01-01T11:00:00Z"
+NAME = "pytorch-ddp"
+
+
+def make_job(status: dict[str, Any] | None = None, generation: int = 1, **spec: Any) -> TrainingJob:
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["metadata"].update(namespace="ns", uid="uid-1", generation=generation)
+    for key, value in spec.items():
+        if key == "runPolicy":
+            raw["spec"]["runPolicy"] = {**raw["spec"]["runPolicy"], **value}
+        else:
+            raw["spec"][key] = value
+    raw["status"] = status or {}
+    return TrainingJob.model_validate(raw)
+
+
+def cond(type_: str, status: bool = True, reason: str = "R", since: str = T0) -> dict[str, Any]:
+    return {"type": type_, "status": "True" if status else "False", "reason": reason, "message": "", "lastTransitionTime": since}
+
+
+def running_status(restarts: int = 0, **extra: Any) -> dict[str, Any]:
+    return {
+        "phase": "Running",
+        "restarts": restarts,
+        "startTime": T0,
+        "conditions": [cond("Created"), cond("Running")],
+        **extra,
+    }
+
+
+def raw_pod(
+    index: int,
+    phase: str = "Running",
+    attempt: int = 0,
+    *,
+    deleting: bool = False,
+    exit_code: int | None = None,
+    reason: str | None = None,
+    message: str | None = None,
+    pod_reason: str | None = None,
+) -> dict[str, Any]:
+    terminated = None
+    if phase in ("Succeeded", "Failed"):
+        terminated = {
+            "exitCode": exit_code if exit_code is not None else (0 if phase == "Succeeded" else 1),
+            "reason": reason or ("Completed" if phase == "Succeeded" else "Error"),
+            **({"message": message} if message else {}),
+        }
+    meta: dict[str, Any] = {"name": worker_name(NAME, index), "labels": worker_labels(NAME, index, attempt)}
+    if deleting:
+        meta["deletionTimestamp"] = "2025-01-01T11:59:00Z"
+    return {
+        "metadata": meta,
+        "spec": {"nodeName": "kwok-a100-eu-0"},
+        "status": {
+            "phase": phase,
+            **({"reason": pod_reason} if pod_reason else {}),
+            "containerStatuses": [
+                {"name": "trainer", "ready": phase == "Running", "state": {"terminated": terminated} if terminated else {"running": {}}}
+            ],
+        },
+    }
+
+
+def observe(*pods: dict[str, Any], service: bool = True) -> Observed:
+    return Observed.from_k8s(list(pods), [{"metadata": {"name": NAME}}] if service else [])
+
+
+def run(job: TrainingJob, observed: Observed, now: datetime = NOW) -> Plan:
+    return plan(job, observed, CATALOGUE, SETTINGS, now)
+
+
+def condition(result: Plan, type_: str) -> dict[str, Any] | None:
+    return next((c.to_k8s() for c in result.status.conditions if c.type == type_), None)
+
+
+def created_names(result: Plan) -> list[str]:
+    return [o["metadata"]["name"] for o in result.create]
+
+
+def report(outcome: str, reason: str, metrics: dict[str, float] | None = None) -> str:
+    return json.dumps({"outcome": outcome, "reason": reason, "message": f"trainer says {reason}", "metrics": metrics or {}})
+
+
+# --- starting -------------------------------------------------------------------------------
+
+
+def test_new_job_creates_service_and_every_worker() -> None:
+    result = run(make_job(), observe(service=False))
+    assert [o["kind"] for o in result.create] == ["Service", "Pod", "Pod"]
+    assert created_names(result) == [NAME, f"{NAME}-worker-0", f"{NAME}-worker-1"]
+    assert result.status.phase == "Pending" and result.status.start_time == NOW
+    assert result.delete_pods == [] and result.events == [] and not result.delete_job
+
+
+@pytest.mark.parametrize(
+    ("phases", "phase", "created", "running"),
+    [
+        (["Pending"], "Pending", None, None),
+        (["Pending", "Pending"], "Starting", "True", None),
+        (["Running", "Pending"], "Starting", "True", None),
+        (["Running", "Running"], "Running", "True", "True"),
+    ],
+)
+def test_running_only_when_every_worker_runs(phases: list[str], phase: str, created: str | None, running: str | None) -> None:
+    result = run(make_job({"startTime": T0}), observe(*(raw_pod(i, p) for i, p in enumerate(phases))))
+    assert result.status.phase == phase
+    assert (condition(result, "Created") or {}).get("status") == created
+    assert (condition(result, "Running") or {}).get("status") == running
+    assert created_names(result) == [f"{NAME}-worker-{i}" for i in range(len(phases), 2)]
+
+
+def test_phase_changes_emit_events() -> None:
+    result = run(make_job({"startTime": T0, "phase": "Starting", "conditions": [cond("Created")]}), observe(raw_pod(0), raw_pod(1)))
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "Running")]
+    assert "all 2 workers" in result.events[0].message
+
+
+def test_replica_statuses_and_workers_column() -> None:
+    result = run(make_job(running_status()), observe(raw_pod(0), raw_pod(1, "Pending")))
+    worker = result.status.replica_statuses["worker"]
+    assert (worker.active, worker.ready, worker.succeeded, worker.failed) == (2, 1, 0, 0)
+    assert result.status.workers == "1/2"
+
+
+def test_a_worker_finishing_before_the_others_changes_nothing() -> None:
+    job = make_job(running_status())
+    result = run(job, observe(raw_pod(0, "Succeeded"), raw_pod(1)))
+    assert result.status.phase == "Running" and not result.create and not result.delete_pods and not result.events
+
+
+def test_pod_missing_before_the_attempt_was_fully_created_is_created_not_counted() -> None:
+    result = run(make_job({"startTime": T0}), observe(raw_pod(1)))
+    assert created_names(result) == [f"{NAME}-worker-0"] and result.status.restarts == 0
+
+
+# --- success --------------------------------------------------------------------------------
+
+
+def test_all_workers_succeeded_is_success() -> None:
+    pods = observe(raw_pod(0, "Succeeded", message=report("Succeeded", "Completed", {"accuracy": 0.9})), raw_pod(1, "Succeeded"))
+    result = run(make_job(running_status()), pods)
+    assert result.status.phase == "Succeeded" and result.status.completion_time == NOW
+    succeeded = condition(result, "Succeeded")
+    assert succeeded and succeeded["status"] == "True" and "trainer says Completed" in succeeded["message"]
+    assert (condition(result, "Running") or {})["status"] == "False"
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "Succeeded")]
+    assert result.delete_pods == [] and result.requeue_after is None
+
+
+# --- failures and restarts ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("failing_pod", "reason", "fragments"),
+    [
+        (raw_pod(1, "Failed", exit_code=137, reason="OOMKilled"), "WorkerFailed", ["pytorch-ddp-worker-1", "exit code 137", "OOMKilled"]),
+        (raw_pod(1, "Failed", pod_reason="Evicted"), "WorkerFailed", ["pytorch-ddp-worker-1"]),
+        (raw_pod(1, deleting=True), "WorkerDeleted", ["pytorch-ddp-worker-1"]),
+        (raw_pod(1, "Failed", message=report("Failed", "TrainerError")), "TrainerError", ["trainer says TrainerError"]),
+        (None, "WorkerLost", ["pytorch-ddp-worker-1", "disappeared"]),
+    ],
+    ids=["exit-code", "evicted", "deleted", "trainer-error", "missing"],
+)
+def test_a_worker_failure_restarts_the_whole_group(failing_pod: dict[str, Any] | None, reason: str, fragments: list[str]) -> None:
+    pods = [raw_pod(0)] + ([failing_pod] if failing_pod else [])
+    result = run(make_job(running_status()), observe(*pods))
+    assert result.status.restarts == 1 and result.status.phase == "Restarting"
+    restarting = condition(result, "Restarting")
+    assert restarting and restarting["status"] == "True" and restarting["reason"] == reason
+    for fragment in fragments:
+        assert fragment in restarting["message"]
+    assert (condition(result, "Running") or {})["status"] == "False"
+    assert (condition(result, "Created") or {})["status"] == "False"
+    live = [p["metadata"]["name"] for p in pods if "deletionTimestamp" not in p["metadata"]]
+    assert result.delete_pods == live, "every worker of the group goes, not just the failed one"
+    assert result.create == [], "the new attempt waits until the old pods are gone"
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "Restarting")]
+
+
+def test_replanning_during_a_restart_never_counts_it_twice() -> None:
+    restarting = make_job(
+        {"phase": "Restarting", "restarts": 1, "startTime": T0, "conditions": [cond("Created", False), cond("Restarting")]}
+    )
+    old_pods = observe(raw_pod(0, attempt=0), raw_pod(1, "Failed", attempt=0))
+    result = run(restarting, old_pods)
+    assert result.status.restarts == 1 and result.create == [] and result.events == []
+    assert result.delete_pods == [f"{NAME}-worker-0", f"{NAME}-worker-1"], "leftovers of the old attempt are deleted"
+    terminating = observe(raw_pod(0, attempt=0, deleting=True), raw_pod(1, "Failed", attempt=0, deleting=True))
+    result = run(restarting, terminating)
+    assert result.status.restarts == 1 and result.create == [] and result.delete_pods == []
+
+
+def test_new_attempt_is_created_once_the_old_pods_are_gone() -> None:
+    restarting = make_job(
+        {"phase": "Restarting", "restarts": 1, "startTime": T0, "conditions": [cond("Created", False), cond("Restarting")]}
+    )
+    result = run(restarting, observe(raw_pod(1, attempt=0, deleting=True)))
+    assert created_names(result) == [f"{NAME}-worker-0"], "worker-1's name is still taken"
+    pod = result.create[0]
+    assert pod["metadata"]["labels"]["kubetrain.io/attempt"] == "1"
+    env = {v["name"]: v["value"] for v in pod["spec"]["containers"][0]["env"]}
+    assert env["KUBETRAIN_ATTEMPT"] == "1"
+    result = run(restarting, observe(raw_pod(0, attempt=1), raw_pod(1, attempt=1)))
+    assert result.status.phase == "Running" and (condition(result, "Restarting") or {})["status"] == "False"
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "Running")]
+
+
+def test_a_failure_while_restarting_still_emits_a_restart_event() -> None:
+    restarting = make_job(
+        {"phase": "Restarting", "restarts": 1, "startTime": T0, "conditions": [cond("Created", False), cond("Restarting")]}
+    )
+    result = run(restarting, observe(raw_pod(0, "Failed", attempt=1), raw_pod(1, "Pending", attempt=1)))
+    assert result.status.restarts == 2 and result.status.phase == "Restarting"
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "Restarting")]
+    assert condition(result, "Restarting")["lastTransitionTime"] == T0  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("limit", "restarts"), [(0, 0), (1, 1), (3, 3)])
+def test_backoff_limit_counts_whole_group_restarts(limit: int, restarts: int) -> None:
+    job = make_job(running_status(restarts), runPolicy={"backoffLimit": limit})
+    pods = observe(raw_pod(0, attempt=restarts), raw_pod(1, "Failed", attempt=restarts, exit_code=3))
+    result = run(job, pods)
+    failed = condition(result, "Failed")
+    assert failed and failed["status"] == "True" and failed["reason"] == "BackoffLimitExceeded"
+    assert "exit code 3" in failed["message"] and f"backoffLimit ({limit})" in failed["message"]
+    assert result.status.restarts == restarts and result.status.phase == "Failed"
+    assert result.create == [] and result.delete_pods == [f"{NAME}-worker-0"], "cleanPodPolicy Running stops the survivor"
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "Failed")]
+
+
+@pytest.mark.parametrize("reason", ["Diverged", "InvalidData", "InvalidConfig"])
+def test_trainer_verdicts_a_restart_cannot_fix_fail_at_once(reason: str) -> None:
+    pods = observe(raw_pod(0, "Failed", message=report("Failed", reason)), raw_pod(1, "Failed", exit_code=1))
+    result = run(make_job(running_status()), pods)
+    failed = condition(result, "Failed")
+    assert failed and failed["reason"] == reason and "not retried" in failed["message"]
+    assert result.status.restarts == 0 and result.create == []
+
+
+def test_a_permanent_verdict_is_the_root_cause_among_simultaneous_failures() -> None:
+    pods = observe(raw_pod(0, "Failed", exit_code=1), raw_pod(1, "Failed", message=report("Failed", "Diverged")))
+    assert (condition(run(make_job(running_status()), pods), "Failed") or {})["reason"] == "Diverged"
+
+
+# --- invalid specs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragments"),
+    [
+        ({"nodePool": "does-not-exist"}, ["spec.nodePool", "does-not-exist", "a100-eu"]),
+        ({"resources": {"gpus": 9}}, ["spec.resources.gpus", "9", "8"]),
+        ({"runtime": "ray"}, ["spec.runtime", "pytorch"]),
+    ],
+)
+def test_invalid_spec_fails_without_creating_anything(spec: dict[str, Any], fragments: list[str]) -> None:
+    result = run(make_job(**spec), observe(service=False))
+    failed = condition(result, "Failed")
+    assert failed and failed["status"] == "True" and failed["reason"] == "InvalidSpec"
+    for fragment in fragments:
+        assert fragment in failed["message"]
+    assert result.status.phase == "Failed" and result.create == [] and result.status.completion_time == NOW
+    assert [(e.type, e.reason) for e in result.events] == [("Warning", "Failed")]
+    assert run(make_job(result.status.to_k8s(), **spec), observe(service=False)).events == []
+
+
+# --- suspension -----------------------------------------------------------------------------
+
+
+def test_suspend_deletes_every_pod_and_holds_the_job() -> None:
+    job = make_job(running_status(), runPolicy={"suspend": True})
+    result = run(job, observe(raw_pod(0), raw_pod(1, deleting=True), raw_pod(0, attempt=0) | {"metadata": {"name": "stray", "labels": {}}}))
+    assert sorted(result.delete_pods) == [f"{NAME}-worker-0", "stray"]
+    assert result.status.phase == "Suspended" and result.create == [] and not result.delete_job
+    assert (condition(result, "Suspended") or {})["status"] == "True"
+    assert (condition(result, "Running") or {})["status"] == "False"
+    assert (condition(result, "Created") or {})["status"] == "False"
+    assert result.status.start_time is None, "the deadline clock stops"
+    assert [(e.type, e.reason) for e in result.events] == [("Normal", "Suspended")]
+
+
+def test_suspended_before_start_creates_nothing() -> None:
+    result = run(make_job(runPolicy={"suspend": True}), observe(service=False))
+    assert result.create == [] and result.status.phase == "Suspended"
+
+
+def test_resume_waits_for_the_old_pods_and_starts_again_without_a_restart() -> None:
+    suspended_status = {
+        "phase": "Suspended",
+        "conditions": [cond("Created", False), cond("Running", False), cond("Suspended")],
+    }
+    job = make_job(suspended_status, runPolicy={"activeDeadlineSeconds": 60})
+    terminating = observe(raw_pod(0, "Failed", deleting=True, exit_code=143), raw_pod(1, deleting=True))
+    result = run(job, terminating)
+    assert result.status.restarts == 0 and result.create == [] and result.delete_pods == []
+    resumed = condition(result, "Suspended")
+    assert resumed and resumed["status"] == "False" and resumed["reason"] == "Resumed"
+    assert result.status.phase == "Pending" and [e.reason for e in result.events] == ["Pending"]
+    later = NOW + timedelta(seconds=30)
+    result = run(make_job(result.status.to_k8s(), runPolicy={"activeDeadlineSeconds": 60}), observe(), later)
+    assert len(result.create) == 2 and result.status.start_time == later, "startTime restarts on resume"
+    assert result.requeue_after == 60
+
+
+# --- deadline -------------------------------------------------------------------------------
+
+
+def test_active_deadline_fails_the_job_and_stops_its_pods_whatever_the_clean_policy() -> None:
+    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": 3600, "cleanPodPolicy": "None"})
+    result = run(job, observe(raw_pod(0), raw_pod(1, "Succeeded")))
+    failed = condition(result, "Failed")
+    assert failed and failed["reason"] == "DeadlineExceeded" and "3600s" in failed["message"]
+    assert result.delete_pods == [f"{NAME}-worker-0"] and result.requeue_after is None
+
+
+def test_before_the_deadline_the_controller_is_woken_up_on_time() -> None:
+    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": 3700})
+    result = run(job, observe(raw_pod(0), raw_pod(1)))
+    assert result.status.phase == "Running" and result.requeue_after == 100
+
+
+# --- finished jobs --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("policy", "deleted"),
+    [("Running", ["pytorch-ddp-worker-1"]), ("All", ["pytorch-ddp-worker-0", "pytorch-ddp-worker-1"]), ("None", [])],
+)
+def test_clean_pod_policy(policy: str, deleted: list[str]) -> None:
+    job = make_job(running_status(), runPolicy={"cleanPodPolicy": policy, "backoffLimit": 0})
+    result = run(job, observe(raw_pod(0, "Failed"), raw_pod(1)))
+    assert result.status.phase == "Failed" and sorted(result.delete_pods) == deleted
+
+
+@pytest.mark.parametrize(("elapsed", "requeue", "delete"), [(10, 20.0, False), (30, None, True), (99, None, True)])
+def test_ttl_after_finished(elapsed: int, requeue: float | None, delete: bool) -> None:
+    finished = {"phase": "Succeeded", "completionTime": T0, "conditions": [cond("Succeeded")]}
+    job = make_job(finished, runPolicy={"ttlSecondsAfterFinished": 30})
+    result = run(job, observe(), datetime(2025, 1, 1, 11, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=elapsed))
+    assert result.requeue_after == requeue and result.delete_job is delete
+
+
+def test_a_finished_job_stays_finished_whatever_happens_to_its_pods() -> None:
+    finished = {"phase": "Succeeded", "restarts": 0, "startTime": T0, "completionTime": T0, "conditions": [cond("Created"), cond("Succeeded")]}
+    job = make_job(finished)
+    for observed in (observe(), observe(raw_pod(0, "Failed"), raw_pod(1, deleting=True))):
+        result = run(job, observed)
+        assert result.status.phase == "Succeeded" and result.status.restarts == 0
+        assert result.create == [] and result.events == [] and result.status.completion_time.isoformat() == "2025-01-01T11:00:00+00:00"
+
+
+# --- leftovers, metrics ---------------------------------------------------------------------
+
+
+def test_pods_not_of_the_current_attempt_are_always_deleted() -> None:
+    job = make_job(running_status(restarts=2), workers=2)
+    stale = [raw_pod(0, attempt=1) | {"metadata": {"name": "old", "labels": worker_labels(NAME, 0, 1)}}]
+    extra = [raw_pod(5, attempt=2)]
+    result = run(job, observe(raw_pod(0, attempt=2), raw_pod(1, attempt=2), *stale, *extra))
+    assert sorted(result.delete_pods) == ["old", f"{NAME}-worker-5"] and result.status.restarts == 2
+
+
+def test_metrics_fall_back_to_rank_zeros_termination_message() -> None:
+    message = report("Succeeded", "Completed", {"accuracy": 0.93, "f1": 0.9})
+    pods = observe(raw_pod(0, "Succeeded", message=message), raw_pod(1, "Succeeded"))
+    assert run(make_job(running_status()), pods).status.metrics == {"accuracy": 0.93, "f1": 0.9}
+    written = run(make_job(running_status(metrics={"accuracy": 0.5})), pods).status.metrics
+    assert written == {"accuracy": 0.5}, "the trainer's own metrics are never overwritten"
+    logs = observe(raw_pod(0, "Failed", message="Traceback (most recent call last): ..."), raw_pod(1))
+    assert run(make_job(running_status()), logs).status.metrics == {}
+
+
+def test_progress_is_passed_through_untouched() -> None:
+    progress = {"epoch": 2, "totalEpochs": 5, "percent": 40.0, "updateTime": "2025-01-01T11:59:00Z"}
+    result = run(make_job(running_status(progress=progress)), observe(raw_pod(0), raw_pod(1)))
+    assert result.status.progress is not None and result.status.progress.to_k8s() == progress
+
+
+def test_observed_generation_follows_the_spec() -> None:
+    result = run(make_job(running_status(), generation=4), observe(raw_pod(0), raw_pod(1)))
+    assert result.status.observed_generation == 4
+    assert all(c.observed_generation == 4 for c in result.status.conditions)

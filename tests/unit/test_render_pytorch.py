@@ -1,0 +1,207 @@
+"""The PyTorch renderer: headless Service plus one bare Pod per worker, env per docs/contracts.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.render import InvalidSpec, RenderSettings, render_job, render_pytorch, validate_spec
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
+SETTINGS = RenderSettings(default_image="ghcr.io/kubetrain/trainer:test")
+CATALOGUE = default_catalogue()
+
+
+def job(restarts: int = 0, **spec: Any) -> TrainingJob:
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["metadata"].update(namespace="team-a", uid="uid-1", generation=1)
+    raw["spec"].update(spec)
+    raw["status"] = {"restarts": restarts}
+    return TrainingJob.model_validate(raw)
+
+
+def env(pod: dict[str, Any]) -> dict[str, str]:
+    return {var["name"]: var["value"] for var in pod["spec"]["containers"][0]["env"]}
+
+
+def test_headless_service_for_rendezvous_dns() -> None:
+    service = render_pytorch(job(), CATALOGUE, SETTINGS).service
+    assert service["metadata"]["name"] == "pytorch-ddp" and service["metadata"]["namespace"] == "team-a"
+    assert service["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubetrain", "kubetrain.io/job-name": "pytorch-ddp"}
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert service["spec"]["selector"] == {"kubetrain.io/job-name": "pytorch-ddp", "kubetrain.io/role": "worker"}
+    assert [p["port"] for p in service["spec"]["ports"]] == [29500]
+
+
+@pytest.mark.parametrize(("workers", "nproc"), [(1, 1), (2, 1), (3, 4)])
+def test_env_follows_the_contract_for_every_rank(workers: int, nproc: int) -> None:
+    pods = render_pytorch(job(restarts=2, workers=workers, nprocPerNode=nproc), CATALOGUE, SETTINGS).pods
+    assert len(pods) == workers
+    for index, pod in enumerate(pods):
+        variables = env(pod)
+        distributed = {
+            "MASTER_ADDR": "pytorch-ddp-worker-0.pytorch-ddp",
+            "MASTER_PORT": "29500",
+            "WORLD_SIZE": str(workers * nproc),
+            "NNODES": str(workers),
+            "NODE_RANK": str(index),
+            "RANK": str(index * nproc),
+            "NPROC_PER_NODE": str(nproc),
+        }
+        torchrun = {f"PET_{k}": distributed[k] for k in ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")}
+        kubetrain = {
+            "KUBETRAIN_JOB_NAME": "pytorch-ddp",
+            "KUBETRAIN_JOB_NAMESPACE": "team-a",
+            "KUBETRAIN_JOB_UID": "uid-1",
+            "KUBETRAIN_ATTEMPT": "2",
+            "KUBETRAIN_DATASET_URI": "file:///var/lib/kubetrain/data/tabular.csv",
+            "KUBETRAIN_OUTPUT_URI": "file:///var/lib/kubetrain/output/pytorch-ddp",
+            "KUBETRAIN_TERMINATION_MESSAGE_PATH": "/dev/termination-log",
+        }
+        assert {k: v for k, v in variables.items() if k != "KUBETRAIN_TASK"} == {**distributed, **torchrun, **kubetrain}
+        task = json.loads(variables["KUBETRAIN_TASK"])
+        assert task["type"] == "tabular-classification" and task["batchSize"] == 64
+        assert task["model"] == {"hiddenSizes": [128, 64]}, "unset knobs are left to the trainer's defaults"
+
+
+def test_task_is_omitted_when_a_custom_command_runs() -> None:
+    [pod] = render_pytorch(job(workers=1, task=None, command=["python", "train.py"], args=["--x"]), CATALOGUE, SETTINGS).pods
+    container = pod["spec"]["containers"][0]
+    assert container["command"] == ["python", "train.py"] and container["args"] == ["--x"]
+    assert "KUBETRAIN_TASK" not in env(pod)
+
+
+def test_worker_pods_are_bare_pods_with_identity_ownership_and_placement() -> None:
+    pods = render_pytorch(job(restarts=1), CATALOGUE, SETTINGS).pods
+    for index, pod in enumerate(pods):
+        meta, spec = pod["metadata"], pod["spec"]
+        assert pod["kind"] == "Pod" and meta["name"] == f"pytorch-ddp-worker-{index}"
+        assert meta["labels"] == {
+            "app.kubernetes.io/managed-by": "kubetrain",
+            "kubetrain.io/job-name": "pytorch-ddp",
+            "kubetrain.io/role": "worker",
+            "kubetrain.io/replica-index": str(index),
+            "kubetrain.io/attempt": "1",
+        }
+        assert meta["ownerReferences"] == [
+            {
+                "apiVersion": "kubetrain.io/v1alpha1",
+                "kind": "TrainingJob",
+                "name": "pytorch-ddp",
+                "uid": "uid-1",
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        assert spec["hostname"] == meta["name"] and spec["subdomain"] == "pytorch-ddp"
+        assert spec["restartPolicy"] == "Never"
+        assert spec["nodeSelector"] == {"kubetrain.io/node-pool": "a100-eu"}
+        assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in spec["tolerations"]
+        [container] = spec["containers"]
+        assert container["name"] == "trainer" and container["image"] == SETTINGS.default_image
+        assert container["terminationMessagePath"] == "/dev/termination-log"
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        assert container["resources"]["requests"]["nvidia.com/gpu"] == container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert "command" not in container, "the image's entrypoint (the trainer) runs"
+
+
+def test_spec_image_wins_over_the_default() -> None:
+    assert render_pytorch(job(image="my/img:1"), CATALOGUE, SETTINGS).pods[0]["spec"]["containers"][0]["image"] == "my/img:1"
+
+
+def test_user_env_is_appended_after_the_contract() -> None:
+    pod = render_pytorch(job(env=[{"name": "NCCL_DEBUG", "value": "INFO"}]), CATALOGUE, SETTINGS).pods[0]
+    names = [v["name"] for v in pod["spec"]["containers"][0]["env"]]
+    assert names[0] == "MASTER_ADDR" and names[-1] == "NCCL_DEBUG"
+
+
+def test_pod_template_adds_but_never_overrides_operator_fields() -> None:
+    template = {
+        "metadata": {
+            "labels": {"team": "vision", "kubetrain.io/attempt": "99", "kubetrain.io/job-name": "evil"},
+            "annotations": {"sidecar.istio.io/inject": "false"},
+        },
+        "spec": {
+            "serviceAccountName": "trainer",
+            "securityContext": {"runAsNonRoot": True},
+            "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory"}}],
+            "restartPolicy": "Always",
+            "hostname": "evil",
+            "nodeSelector": {"kubetrain.io/node-pool": "cpu", "disk": "ssd"},
+            "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+            "affinity": {
+                "podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": []},
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]},
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["b"]}]},
+                        ]
+                    }
+                },
+            },
+            "containers": [
+                {
+                    "name": "trainer",
+                    "image": "evil/image",
+                    "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}],
+                    "env": [{"name": "RANK", "value": "7"}, {"name": "HF_HOME", "value": "/cache"}],
+                    "resources": {"requests": {"nvidia.com/gpu": "8", "ephemeral-storage": "10Gi"}},
+                },
+                {"name": "sidecar", "image": "busybox"},
+            ],
+        },
+    }
+    pod = render_pytorch(job(podTemplate=template), CATALOGUE, SETTINGS).pods[0]
+    meta, spec = pod["metadata"], pod["spec"]
+    assert meta["labels"]["team"] == "vision"
+    assert meta["labels"]["kubetrain.io/attempt"] == "0" and meta["labels"]["kubetrain.io/job-name"] == "pytorch-ddp"
+    assert meta["annotations"] == {"sidecar.istio.io/inject": "false"}
+    assert spec["serviceAccountName"] == "trainer" and spec["securityContext"] == {"runAsNonRoot": True}
+    assert spec["volumes"] == template["spec"]["volumes"]
+    assert spec["restartPolicy"] == "Never" and spec["hostname"] == "pytorch-ddp-worker-0"
+    assert spec["nodeSelector"] == {"kubetrain.io/node-pool": "a100-eu", "disk": "ssd"}
+    assert {"key": "dedicated", "operator": "Exists"} in spec["tolerations"]
+    assert any(t["key"] == "nvidia.com/gpu" for t in spec["tolerations"])
+    assert "podAntiAffinity" in spec["affinity"]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert len(terms) == 2, "the region is ANDed into each user term, not ORed as a new one"
+    for term in terms:
+        assert {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["eu-west-1"]} in term["matchExpressions"]
+    trainer, sidecar = spec["containers"]
+    assert trainer["name"] == "trainer" and sidecar["name"] == "sidecar"
+    assert trainer["image"] == SETTINGS.default_image
+    assert trainer["volumeMounts"] == [{"name": "shm", "mountPath": "/dev/shm"}]
+    variables = env(pod)
+    assert variables["RANK"] == "0" and variables["HF_HOME"] == "/cache"
+    assert [v["name"] for v in trainer["env"]].count("RANK") == 1
+    assert trainer["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert trainer["resources"]["requests"]["ephemeral-storage"] == "10Gi"
+    assert template["spec"]["containers"][0]["env"][0] == {"name": "RANK", "value": "7"}, "the spec is not mutated"
+
+
+def test_ray_is_refused_until_it_has_a_renderer() -> None:
+    ray_job = job(runtime="ray")
+    [error] = validate_spec(ray_job, CATALOGUE)
+    assert error.field == "spec.runtime" and "pytorch" in str(error)
+    with pytest.raises(InvalidSpec, match="spec.runtime"):
+        render_job(ray_job, CATALOGUE, SETTINGS)
+
+
+def test_render_job_refuses_an_unknown_pool_and_renders_a_valid_job() -> None:
+    with pytest.raises(InvalidSpec, match="spec.nodePool"):
+        render_job(job(nodePool="nope"), CATALOGUE, SETTINGS)
+    assert len(render_job(job(), CATALOGUE, SETTINGS).all()) == 3
+
+
+def test_long_job_names_give_valid_hostnames_and_master_addr() -> None:
+    long_job = job()
+    long_job.metadata.name = "x" * 63
+    pods = render_pytorch(long_job, CATALOGUE, SETTINGS).pods
+    assert all(len(p["metadata"]["name"]) <= 63 for p in pods)
+    assert env(pods[1])["MASTER_ADDR"] == f"{pods[0]['spec']['hostname']}.{pods[0]['spec']['subdomain']}"

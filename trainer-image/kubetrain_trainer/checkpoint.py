@@ -1,0 +1,82 @@
+"""Periodic training checkpoints under `<output>/checkpoints/` with a `latest` pointer.
+
+Each checkpoint and then the pointer are written atomically, so a worker killed at any instant
+leaves `latest` naming a complete checkpoint and a restart resumes from it.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kubetrain_trainer import storage
+
+DIRECTORY = "checkpoints"
+LATEST = "latest"
+KEEP = 2
+
+
+@dataclass(frozen=True)
+class Resumed:
+    step: int
+    epoch: int
+    name: str
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class Checkpointer:
+    def __init__(self, output_uri: str) -> None:
+        self._dir = storage.join(output_uri, DIRECTORY)
+        self._written: list[str] = []
+
+    def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:
+        buffer = io.BytesIO()
+        torch.save(
+            {"step": step, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state()},
+            buffer,
+        )
+        name = f"step-{step}.pt"
+        storage.write_bytes(storage.join(self._dir, name), buffer.getvalue())
+        storage.write_bytes(storage.join(self._dir, LATEST), name.encode())
+        self._written.append(name)
+        for old in self._written[:-KEEP]:
+            storage.remove(storage.join(self._dir, old))
+        del self._written[:-KEEP]
+        return name
+
+    def read_latest(self) -> tuple[str, bytes] | None:
+        pointer = storage.join(self._dir, LATEST)
+        if not storage.exists(pointer):
+            return None
+        name = storage.read_bytes(pointer).decode().strip()
+        return name, storage.read_bytes(storage.join(self._dir, name))
+
+    def restore(self, name: str, blob: bytes, model: nn.Module, optimizer: torch.optim.Optimizer) -> Resumed:
+        # weights_only=False: the RNG states are numpy/python objects, and the file is one this
+        # trainer wrote into the job's own output location.
+        state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
+        self._written.append(name)
+        return Resumed(step=int(state["step"]), epoch=int(state["epoch"]), name=name)

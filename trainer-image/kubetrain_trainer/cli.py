@@ -1,0 +1,27 @@
+"""Entrypoint dispatch: a pod with several local processes runs the launcher, every other process
+is a worker. Configuration errors found before a worker starts still produce a final report."""
+
+from __future__ import annotations
+
+import os
+
+from kubetrain_trainer import launcher, logs, termination
+from kubetrain_trainer.environment import DEFAULT_TERMINATION_MESSAGE_PATH, JobEnvironment
+from kubetrain_trainer.errors import TrainerFailure
+
+
+def main() -> int:
+    try:
+        env = JobEnvironment.from_env()
+    except TrainerFailure as failure:
+        logs.configure(os.environ.get("KUBETRAIN_JOB_NAMESPACE", "default"), os.environ.get("KUBETRAIN_JOB_NAME", "local"), -1)
+        logs.error("failed", reason=failure.reason, message=failure.message)
+        path = os.environ.get("KUBETRAIN_TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH)
+        termination.write(path, termination.report("Failed", failure.reason, failure.message))
+        return 1
+    if env.topology.needs_local_spawn:
+        return launcher.run(env)
+    # Imported here so a launcher process never pays for (or holds the memory of) torch.
+    from kubetrain_trainer import job
+
+    return job.run(env)

@@ -1,0 +1,67 @@
+"""Process-group setup and the few collectives the loop needs; each is a no-op for one process,
+so the loop has a single code path."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+from typing import TypeVar
+
+import torch
+import torch.distributed as dist
+
+from kubetrain_trainer.environment import Topology
+
+T = TypeVar("T")
+# A peer that died without a collective failing (e.g. OOM-killed) must not leave the others
+# waiting for the default 30 minutes; the operator restarts the whole group anyway.
+COLLECTIVE_TIMEOUT = dt.timedelta(minutes=5)
+
+
+def device_for(topology: Topology) -> torch.device:
+    if torch.cuda.is_available():
+        index = max(topology.local_rank, 0) % torch.cuda.device_count()
+        torch.cuda.set_device(index)
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def init(topology: Topology, device: torch.device) -> None:
+    if not topology.distributed:
+        return
+    dist.init_process_group(
+        backend="nccl" if device.type == "cuda" else "gloo",
+        init_method="env://",  # MASTER_ADDR / MASTER_PORT, as the operator renders them
+        world_size=topology.world_size,
+        rank=topology.rank,
+        timeout=COLLECTIVE_TIMEOUT,
+    )
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
+    if active():
+        dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def broadcast_from_chief(value: T) -> T:
+    """Rank 0's value on every rank, so all ranks act on one decision (e.g. which checkpoint)."""
+    if not active():
+        return value
+    box = [pickle.dumps(value)]
+    dist.broadcast_object_list(box, src=0)
+    return pickle.loads(box[0])
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def shutdown() -> None:
+    if active():
+        dist.destroy_process_group()

@@ -1,0 +1,107 @@
+"""What the operator tells a worker process through its environment (docs/contracts.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from kubetrain_trainer.errors import InvalidConfig
+
+DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as error:
+        raise InvalidConfig(f"{name}={raw!r} is not an integer") from error
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where this process sits in the job. The pod's RANK is its first process's global rank;
+    LOCAL_RANK is set only for the processes the entrypoint spawns when NPROC_PER_NODE > 1."""
+
+    world_size: int
+    rank: int
+    local_rank: int
+    node_rank: int
+    nproc_per_node: int
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_chief(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def needs_local_spawn(self) -> bool:
+        return self.nproc_per_node > 1 and self.local_rank < 0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Topology:
+        nproc = _int(env, "NPROC_PER_NODE", 1)
+        node_rank = _int(env, "NODE_RANK", 0)
+        local_rank = _int(env, "LOCAL_RANK", -1)
+        rank = _int(env, "RANK", node_rank * nproc)
+        world_size = _int(env, "WORLD_SIZE", 1)
+        if nproc < 1 or world_size < 1 or not 0 <= rank < world_size:
+            raise InvalidConfig(f"inconsistent topology: RANK={rank} WORLD_SIZE={world_size} NPROC_PER_NODE={nproc}")
+        if world_size > 1 and not (env.get("MASTER_ADDR") and env.get("MASTER_PORT")):
+            raise InvalidConfig("WORLD_SIZE > 1 needs MASTER_ADDR and MASTER_PORT for the rendezvous")
+        return cls(
+            world_size=world_size,
+            rank=rank,
+            local_rank=local_rank,
+            node_rank=node_rank,
+            nproc_per_node=nproc,
+        )
+
+
+@dataclass(frozen=True)
+class JobEnvironment:
+    namespace: str
+    name: str
+    uid: str
+    attempt: int
+    task_json: str | None
+    dataset_uri: str
+    output_uri: str
+    termination_message_path: str
+    serviceaccount_dir: str
+    api_host: str | None
+    api_port: str
+    code_version: str | None
+    topology: Topology
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> JobEnvironment:
+        env = os.environ if env is None else env
+        return cls(
+            namespace=env.get("KUBETRAIN_JOB_NAMESPACE", "default"),
+            name=env.get("KUBETRAIN_JOB_NAME", "local"),
+            uid=env.get("KUBETRAIN_JOB_UID", ""),
+            attempt=_int(env, "KUBETRAIN_ATTEMPT", 0),
+            task_json=env.get("KUBETRAIN_TASK"),
+            dataset_uri=env.get("KUBETRAIN_DATASET_URI", ""),
+            output_uri=env.get("KUBETRAIN_OUTPUT_URI", ""),
+            termination_message_path=env.get("KUBETRAIN_TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH),
+            serviceaccount_dir=env.get("KUBETRAIN_SERVICEACCOUNT_DIR", DEFAULT_SERVICEACCOUNT_DIR),
+            api_host=env.get("KUBERNETES_SERVICE_HOST") or None,
+            api_port=env.get("KUBERNETES_SERVICE_PORT", "443"),
+            code_version=env.get("KUBETRAIN_CODE_VERSION") or None,
+            topology=Topology.from_env(env),
+        )
+
+    def require_uris(self) -> None:
+        if not self.dataset_uri:
+            raise InvalidConfig("KUBETRAIN_DATASET_URI is not set")
+        if not self.output_uri:
+            raise InvalidConfig("KUBETRAIN_OUTPUT_URI is not set")

@@ -1,0 +1,52 @@
+"""The run's deliverables: merged weights as safetensors and a model card that ties them to the
+exact data (digest), configuration and code that produced them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from typing import Any
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from kubetrain_trainer import lora, storage
+from kubetrain_trainer.errors import InvalidConfig
+
+WEIGHTS = "model.safetensors"
+CARD = "model-card.json"
+
+
+def weights_bytes(model: nn.Module) -> bytes:
+    state = {name: tensor.detach().to("cpu").contiguous() for name, tensor in lora.merge(model).state_dict().items()}
+    return save_safetensors(state)
+
+
+def load_weights(model: nn.Module, uri: str) -> None:
+    """Loads an exported model into `model`; a mismatch is a configuration error (the fine-tune's
+    model section must describe the checkpoint's architecture)."""
+    try:
+        state = load_safetensors(storage.read_bytes(uri))
+    except (OSError, ValueError) as error:
+        raise InvalidConfig(f"finetune.checkpointUri {uri}: cannot read safetensors weights ({error})") from error
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise InvalidConfig(f"finetune.checkpointUri {uri} does not fit the configured model: {error}") from error
+
+
+def write(output_uri: str, model: nn.Module, card: dict[str, Any]) -> dict[str, Any]:
+    """Writes weights then card (the card last, so its presence means the weights are complete)."""
+    blob = weights_bytes(model)
+    weights_uri = storage.join(output_uri, WEIGHTS)
+    storage.write_bytes(weights_uri, blob)
+    card = {
+        **card,
+        "weights": {"uri": weights_uri, "sha256": hashlib.sha256(blob).hexdigest(), "format": "safetensors"},
+        "software": {"python": platform.python_version(), "torch": torch.__version__},
+    }
+    storage.write_bytes(storage.join(output_uri, CARD), json.dumps(card, indent=2).encode())
+    return card

@@ -1,0 +1,154 @@
+"""One worker process from configuration to report: the order of the stages, and turning every
+way it can end into an exit code and a final report."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from kubetrain_trainer import __version__, data, distributed, export, logs, lora, models, preprocess, storage, termination
+from kubetrain_trainer.checkpoint import Checkpointer
+from kubetrain_trainer.config import TaskConfig, parse_task
+from kubetrain_trainer.environment import JobEnvironment
+from kubetrain_trainer.errors import TrainerFailure
+from kubetrain_trainer.evaluate import evaluate
+from kubetrain_trainer.loop import LoopResult, TrainingLoop
+from kubetrain_trainer.progress import Gate
+from kubetrain_trainer.status import StatusReporter, Throttle, rfc3339
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    module: nn.Module
+    lora_targets: list[str]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(task: TaskConfig, prepared: preprocess.Prepared) -> BuiltModel:
+    module = models.build(task, prepared.input_shape, prepared.num_classes)
+    targets: list[str] = []
+    if task.finetune is not None:
+        export.load_weights(module, task.finetune.checkpoint_uri)
+        if task.finetune.lora is not None:
+            targets = lora.apply(module, task.finetune.lora)
+    return BuiltModel(module, targets)
+
+
+def code_version(env: JobEnvironment) -> str:
+    return f"{__version__}+{env.code_version}" if env.code_version else __version__
+
+
+def _model_card(
+    env: JobEnvironment,
+    task: TaskConfig,
+    dataset: data.Dataset,
+    prepared: preprocess.Prepared,
+    built: BuiltModel,
+    result: LoopResult,
+    metrics: dict[str, float],
+    device: torch.device,
+    started: str,
+) -> dict[str, Any]:
+    params = sum(p.numel() for p in built.module.parameters())
+    trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
+    return {
+        "job": {"namespace": env.namespace, "name": env.name, "uid": env.uid, "attempt": env.attempt},
+        "data": {**dataset.audit.as_dict(), "classes": dataset.classes},
+        "config": task.resolved(),
+        "preprocessing": prepared.recipe,
+        "model": {
+            "family": task.family,
+            "class": type(built.module).__name__,
+            "parameters": params,
+            "trainableParameters": trainable,
+            "finetunedFrom": task.finetune.checkpoint_uri if task.finetune else None,
+            "loraTargets": built.lora_targets,
+        },
+        "training": {
+            "steps": result.steps,
+            "totalSteps": result.total_steps,
+            "resumedFromStep": result.resumed_from_step,
+            "worldSize": env.topology.world_size,
+            "device": device.type,
+            "mixedPrecision": "bf16" if device.type == "cuda" else None,
+            "finalTrainLoss": result.train_loss,
+            "samplesPerSecond": round(result.samples_per_second, 2),
+        },
+        "metrics": metrics,
+        "trainerVersion": __version__,
+        "codeVersion": code_version(env),
+        "startTime": started,
+        "endTime": rfc3339(),
+    }
+
+
+def _train(env: JobEnvironment, started: str) -> str | None:
+    """Returns rank 0's success report (other ranks report nothing on success)."""
+    topology = env.topology
+    task = parse_task(env.task_json)
+    env.require_uris()
+    seed_everything(task.seed)
+    # Data problems surface before the rendezvous: every rank reads the same data, so all fail
+    # alike without waiting for each other.
+    dataset = data.load(env.dataset_uri, task.family)
+    if topology.is_chief:
+        logs.info("data_audited", **dataset.audit.as_dict())
+    prepared = preprocess.prepare(dataset, task)
+    built = build_model(task, prepared)
+    device = distributed.device_for(topology)
+    built.module.to(device)
+    distributed.init(topology, device)
+    reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
+    loop = TrainingLoop(
+        built.module, prepared, task, topology, device, Checkpointer(env.output_uri),
+        progress_gate=_progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
+    )
+    result = loop.run()
+    if not topology.is_chief:
+        return None
+    metrics = {k: round(v, 6) for k, v in evaluate(built.module, *prepared.test, prepared.num_classes, device).items()}
+    logs.info("evaluated", **metrics)
+    card = export.write(env.output_uri, built.module, _model_card(env, task, dataset, prepared, built, result, metrics, device, started))
+    logs.info("exported", weights=card["weights"]["uri"], sha256=card["weights"]["sha256"])
+    if reporter is not None:
+        reporter.finish({"progress": {**result.final_progress, "updateTime": rfc3339()}, "metrics": metrics})
+    message = f"test accuracy {metrics['accuracy']:.4f} after {result.steps} steps"
+    return termination.report("Succeeded", "Completed", message, metrics, storage.join(env.output_uri, export.WEIGHTS))
+
+
+def _progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> Gate:
+    """In a cluster the reporter's rate limit sets the cadence; elsewhere progress is only logged, as often."""
+    if reporter is not None:
+        return reporter.progress
+    throttle = Throttle(interval_seconds)
+    return lambda _document: throttle.due()
+
+
+def run(env: JobEnvironment) -> int:
+    started = rfc3339()
+    logs.configure(env.namespace, env.name, env.topology.rank)
+    try:
+        report = _train(env, started)
+        code = 0
+    except TrainerFailure as failure:
+        logs.error("failed", reason=failure.reason, message=failure.message)
+        report, code = termination.report("Failed", failure.reason, failure.message), 1
+    except Exception as error:  # anything unforeseen is still reported, as TrainerError
+        logs.error("failed", exc_info=True, reason="TrainerError")
+        report, code = termination.report("Failed", "TrainerError", f"{type(error).__name__}: {error}"), 1
+    finally:
+        distributed.shutdown()
+    if report is not None:
+        termination.write(env.termination_message_path, report)
+    logs.info("exiting", exit_code=code)
+    return code

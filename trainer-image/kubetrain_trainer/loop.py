@@ -1,0 +1,144 @@
+"""The training loop: DDP over in-memory tensors, periodic checkpoints with resume, and
+divergence detection that all ranks agree on."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from kubetrain_trainer import distributed, logs
+from kubetrain_trainer.checkpoint import Checkpointer
+from kubetrain_trainer.config import TaskConfig
+from kubetrain_trainer.environment import Topology
+from kubetrain_trainer.errors import Diverged
+from kubetrain_trainer.evaluate import evaluate
+from kubetrain_trainer.preprocess import Prepared
+from kubetrain_trainer.progress import Gate, ProgressTracker
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    steps: int
+    total_steps: int
+    resumed_from_step: int
+    train_loss: float | None  # last epoch's mean; None when a restart found the run already complete
+    samples_per_second: float
+    final_progress: dict[str, Any]
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on GPUs only: CPU autocast is slower than fp32 for these small models."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def make_optimizer(model: nn.Module, task: TaskConfig, device: torch.device) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return torch.optim.AdamW(trainable, lr=task.learning_rate, fused=device.type == "cuda")
+
+
+class TrainingLoop:
+    def __init__(
+        self,
+        model: nn.Module,
+        data: Prepared,
+        task: TaskConfig,
+        topology: Topology,
+        device: torch.device,
+        checkpointer: Checkpointer,
+        progress_gate: Gate | None = None,
+    ) -> None:
+        self.model = model
+        self.data = data
+        self.task = task
+        self.topology = topology
+        self.device = device
+        self.checkpointer = checkpointer
+        self.progress_gate = progress_gate
+        self.optimizer = make_optimizer(model, task, device)
+        self.sampler = DistributedSampler(
+            range(len(data.train[1])), num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed
+        )
+        self.steps_per_epoch = math.ceil(len(self.sampler) / task.batch_size)
+        self.total_steps = self.steps_per_epoch * task.epochs
+
+    def _resume(self) -> int:
+        """Rank 0 picks the checkpoint and sends its bytes to every rank, so all ranks resume from
+        the same step even if their view of the output location differs."""
+        latest = self.checkpointer.read_latest() if self.topology.is_chief else None
+        latest = distributed.broadcast_from_chief(latest)
+        if latest is None:
+            return 0
+        resumed = self.checkpointer.restore(*latest, self.model, self.optimizer)
+        logs.info("resumed", step=resumed.step, epoch=resumed.epoch, checkpoint=resumed.name)
+        return resumed.step
+
+    def _check_divergence(self, loss_sum: float, count: float, bad_ranks: float, step: int) -> None:
+        limit = self.task.divergence.max_loss
+        if bad_ranks:
+            raise Diverged(f"training loss became NaN/inf on {int(bad_ranks)} rank(s) at step {step}")
+        if limit is not None and loss_sum / count > limit:
+            raise Diverged(f"training loss {loss_sum / count:.4g} exceeded divergence.maxLoss {limit} at step {step}")
+
+    def run(self) -> LoopResult:
+        start_step = self._resume()
+        ddp: nn.Module = self.model
+        if self.topology.distributed:
+            ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        # The data sets are in memory already; on a GPU, keeping them there too saves a host copy per step.
+        x_train, y_train = (t.to(self.device) for t in self.data.train)
+        batch = self.task.batch_size
+        logs.info("training_started", step=start_step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch)
+        tracker = ProgressTracker(self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step)
+        step, epoch_loss, epoch_count, train_loss = start_step, 0.0, 0, None
+        self.model.train()
+        for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
+            self.sampler.set_epoch(epoch)
+            order = torch.tensor(list(self.sampler), device=self.device)
+            for position in range(step - epoch * self.steps_per_epoch, self.steps_per_epoch):
+                rows = order[position * batch : (position + 1) * batch]
+                with _autocast(self.device):
+                    logits = ddp(x_train[rows])
+                loss = F.cross_entropy(logits.float(), y_train[rows])
+                # One collective per step serves both the logged loss and the divergence verdict,
+                # so every rank raises at the same step and none is left waiting in a collective.
+                stats = torch.stack([loss.detach() * len(rows), torch.tensor(float(len(rows)), device=self.device),
+                                     (~torch.isfinite(loss.detach())).float()])
+                loss_sum, count, bad_ranks = distributed.all_reduce_sum(stats).tolist()
+                self._check_divergence(loss_sum, count, bad_ranks, step + 1)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                step += 1
+                tracker.record(step, epoch, loss_sum, int(count))
+                epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + int(count)
+                if self.topology.is_chief and (step % self.task.checkpoint_every_steps == 0 or step == self.total_steps):
+                    name = self.checkpointer.save(step, epoch, self.model, self.optimizer)
+                    logs.info("checkpoint_saved", step=step, checkpoint=name)
+            train_loss = epoch_loss / max(epoch_count, 1)
+            self._end_of_epoch(epoch, train_loss)
+            epoch_loss, epoch_count = 0.0, 0
+        return LoopResult(
+            steps=step,
+            total_steps=self.total_steps,
+            resumed_from_step=start_step,
+            train_loss=None if train_loss is None else round(train_loss, 6),
+            samples_per_second=tracker.samples_per_second,
+            final_progress=tracker.latest,
+        )
+
+    def _end_of_epoch(self, epoch: int, train_loss: float) -> None:
+        fields: dict[str, Any] = {"epoch": epoch + 1, "train_loss": round(train_loss, 6)}
+        if self.topology.is_chief and len(self.data.validation[1]):
+            scores = evaluate(self.model, *self.data.validation, self.data.num_classes, self.device)
+            fields.update(validation_loss=round(scores["loss"], 6), validation_accuracy=round(scores["accuracy"], 4))
+        logs.info("epoch_finished", **fields)

@@ -1,0 +1,80 @@
+"""Reading and writing URIs: local paths directly, anything else (s3://, gs://, ...) through
+fsspec, which is imported only when such a URI is used so the image needs it only for remote data."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from kubetrain_trainer.errors import InvalidConfig
+
+
+def is_local(uri: str) -> bool:
+    return urlparse(uri).scheme in ("", "file")
+
+
+def local_path(uri: str) -> Path:
+    return Path(urlparse(uri).path if uri.startswith("file://") else uri)
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *parts])
+
+
+def _filesystem(uri: str) -> Any:
+    try:
+        import fsspec
+    except ImportError as error:
+        raise InvalidConfig(
+            f"{uri}: remote URIs need fsspec (and its protocol package, e.g. s3fs or gcsfs) installed in the trainer image"
+        ) from error
+    try:
+        fs, _ = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as error:
+        raise InvalidConfig(f"{uri}: no fsspec filesystem for this URI: {error}") from error
+    return fs
+
+
+def read_bytes(uri: str) -> bytes:
+    if is_local(uri):
+        return local_path(uri).read_bytes()
+    return _filesystem(uri).cat_file(uri)
+
+
+def exists(uri: str) -> bool:
+    if is_local(uri):
+        return local_path(uri).exists()
+    return bool(_filesystem(uri).exists(uri))
+
+
+def write_bytes(uri: str, data: bytes) -> None:
+    """Writes so that a reader never sees a partial file, even if this process is killed midway:
+    a temporary file in the same directory renamed over the target (object stores' single PUT
+    is already atomic)."""
+    if not is_local(uri):
+        _filesystem(uri).pipe_file(uri, data)
+        return
+    path = local_path(uri)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove(uri: str) -> None:
+    if is_local(uri):
+        local_path(uri).unlink(missing_ok=True)
+    else:
+        fs = _filesystem(uri)
+        if fs.exists(uri):
+            fs.rm_file(uri)
