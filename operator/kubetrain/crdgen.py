@@ -18,7 +18,7 @@ MAX_JOB_NAME_LENGTH = 63
 
 # Accuracy is the headline metric because every task type the trainer knows is a classification
 # and reports it; other metrics are in status.metrics.
-PRINTER_COLUMNS: list[dict[str, Any]] = [
+PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase", "description": "Phase of the job."},
     {"name": "Runtime", "type": "string", "jsonPath": ".spec.runtime", "description": "Distributed runtime."},
     {"name": "Workers", "type": "string", "jsonPath": ".status.workers", "description": "Ready/total workers."},
@@ -43,7 +43,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     },
     {"name": "Pool", "type": "string", "jsonPath": ".spec.nodePool", "description": "Node pool.", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]
+)
 
 
 def _root_schema() -> Schema:
@@ -99,7 +99,7 @@ def generate_crd() -> dict[str, Any]:
                     "storage": True,
                     "schema": {"openAPIV3Schema": _root_schema()},
                     "subresources": {"status": {}},
-                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "additionalPrinterColumns": [dict(column) for column in PRINTER_COLUMNS],
                 }
             ],
         },

@@ -5,7 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import DISTRIBUTED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env_name
@@ -81,7 +89,9 @@ class Resources(CamelModel):
 
 class EnvVar(CamelModel):
     model_config = ConfigDict(
-        json_schema_extra={"x-kubernetes-validations": [{"rule": _reserved_env_rule(), "message": RESERVED_ENV_MESSAGE}]}
+        json_schema_extra={
+            "x-kubernetes-validations": [{"rule": _reserved_env_rule(), "message": RESERVED_ENV_MESSAGE}]
+        }
     )
 
     name: str = Field(
@@ -169,7 +179,9 @@ class TrainingJobSpec(CamelModel):
 
     runtime: Runtime = Field(default=Runtime.PYTORCH, description="Distributed runtime: pytorch (DDP) or ray.")
     image: str | None = Field(
-        default=None, min_length=1, description="Container image of the workers; unset uses the operator's trainer image."
+        default=None,
+        min_length=1,
+        description="Container image of the workers; unset uses the operator's trainer image.",
     )
     command: list[str] | None = Field(
         default=None, description="Entrypoint of the workers; unset runs the kubetrain trainer with spec.task."
@@ -208,6 +220,7 @@ class TrainingJobSpec(CamelModel):
             )
         if self.resources.gpus > 0 and self.node_pool is None:
             raise ValueError(
-                "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool such as a100-eu or h100-us"
+                "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool such as a100-eu "
+                "or h100-us"
             )
         return self

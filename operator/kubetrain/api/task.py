@@ -81,7 +81,9 @@ class TaskSpec(CamelModel):
     epochs: int = Field(default=5, ge=1, description="Passes over the training split.")
     batch_size: int = Field(default=64, ge=1, description="Examples per step per process (the DDP convention).")
     learning_rate: float = Field(default=1e-3, gt=0, description="Optimizer learning rate.")
-    seed: int = Field(default=0, description="Seed of every random choice (split, init, shuffling), for reproducibility.")
+    seed: int = Field(
+        default=0, description="Seed of every random choice (split, init, shuffling), for reproducibility."
+    )
     validation_fraction: float = Field(
         default=0.1, ge=0.0, lt=1.0, description="Fraction of the rows held out for validation, in [0, 1)."
     )

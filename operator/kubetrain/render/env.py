@@ -8,6 +8,8 @@ from kubetrain.api.contract import MASTER_PORT, TERMINATION_MESSAGE_PATH
 from kubetrain.api.job import TrainingJob
 from kubetrain.render.names import master_addr
 
+TORCHRUN_NAMES = ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+
 
 def task_json(job: TrainingJob) -> str | None:
     """spec.task with camelCase keys and unset optionals left out, so the trainer's own defaults
@@ -29,7 +31,7 @@ def worker_env(job: TrainingJob, index: int, attempt: int) -> list[dict[str, str
         "RANK": str(index * nproc),
         "NPROC_PER_NODE": str(nproc),
     }
-    torchrun = {f"PET_{name}": distributed[name] for name in ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    torchrun = {f"PET_{name}": distributed[name] for name in TORCHRUN_NAMES}
     kubetrain = {
         "KUBETRAIN_JOB_NAME": meta.name,
         "KUBETRAIN_JOB_NAMESPACE": meta.namespace,

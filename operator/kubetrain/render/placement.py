@@ -54,7 +54,8 @@ def placement_errors(spec: TrainingJobSpec, catalogue: NodePoolCatalogue) -> lis
                 "spec.resources.gpus",
                 gpus,
                 f"at most {pool.gpus_per_node} (the GPUs of one {spec.node_pool} node; one worker runs on one node)",
-                f"set spec.resources.gpus to {pool.gpus_per_node} or less and raise spec.workers to get more GPUs in total",
+                f"set spec.resources.gpus to {pool.gpus_per_node} or less and raise spec.workers "
+                "to get more GPUs in total",
             )
         ]
     return []

@@ -14,7 +14,7 @@ from typing import Any
 from kubetrain.api.contract import is_reserved_env_name
 from kubetrain.api.spec import PodTemplate
 
-_REQUIRED_TERMS = ("nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+_REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
 
 
 def merge_pod(template: PodTemplate, pod: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +57,9 @@ def _merge_containers(user: list[dict[str, Any]], owned: list[dict[str, Any]]) -
 def _merge_container(user: dict[str, Any], owned: dict[str, Any]) -> dict[str, Any]:
     container = {**copy.deepcopy(user), **owned}
     names = {var["name"] for var in owned.get("env", [])}
-    extra_env = [v for v in user.get("env") or [] if v.get("name") not in names and not is_reserved_env_name(v.get("name", ""))]
+    extra_env = [
+        v for v in user.get("env") or [] if v.get("name") not in names and not is_reserved_env_name(v.get("name", ""))
+    ]
     if extra_env or "env" in owned:
         container["env"] = owned.get("env", []) + copy.deepcopy(extra_env)
     user_resources = user.get("resources") or {}
@@ -78,18 +80,15 @@ def _merge_container(user: dict[str, Any], owned: dict[str, Any]) -> dict[str, A
 def _merge_affinity(user: dict[str, Any] | None, owned: dict[str, Any]) -> dict[str, Any]:
     """Required node-selector terms are ORed by the scheduler, so the operator's expressions are
     ANDed into every term the user wrote instead of being added as one more alternative."""
-    if not user:
-        return copy.deepcopy(owned)
-    affinity = copy.deepcopy(user)
-    owned_terms = owned[_REQUIRED_TERMS[0]][_REQUIRED_TERMS[1]][_REQUIRED_TERMS[2]]
-    node_affinity = affinity.setdefault(_REQUIRED_TERMS[0], {})
-    required = node_affinity.setdefault(_REQUIRED_TERMS[1], {})
-    user_terms = required.get(_REQUIRED_TERMS[2]) or []
+    affinity = copy.deepcopy(user or {})
+    required = affinity.setdefault("nodeAffinity", {}).setdefault(_REQUIRED, {})
+    owned_terms = owned["nodeAffinity"][_REQUIRED]["nodeSelectorTerms"]
+    user_terms = required.get("nodeSelectorTerms") or []
     if not user_terms:
-        required[_REQUIRED_TERMS[2]] = copy.deepcopy(owned_terms)
+        required["nodeSelectorTerms"] = copy.deepcopy(owned_terms)
         return affinity
     expressions = [e for term in owned_terms for e in term.get("matchExpressions", [])]
-    required[_REQUIRED_TERMS[2]] = [
+    required["nodeSelectorTerms"] = [
         {**term, "matchExpressions": (term.get("matchExpressions") or []) + copy.deepcopy(expressions)}
         for term in user_terms
     ]

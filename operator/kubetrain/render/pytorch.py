@@ -44,12 +44,16 @@ def _service(job: TrainingJob) -> dict[str, Any]:
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
             "selector": worker_selector(job.metadata.name),
-            "ports": [{"name": RENDEZVOUS_PORT_NAME, "port": MASTER_PORT, "targetPort": MASTER_PORT, "protocol": "TCP"}],
+            "ports": [
+                {"name": RENDEZVOUS_PORT_NAME, "port": MASTER_PORT, "targetPort": MASTER_PORT, "protocol": "TCP"}
+            ],
         },
     }
 
 
-def _worker(job: TrainingJob, index: int, attempt: int, placement: Placement, settings: RenderSettings) -> dict[str, Any]:
+def _worker(
+    job: TrainingJob, index: int, attempt: int, placement: Placement, settings: RenderSettings
+) -> dict[str, Any]:
     name = worker_name(job.metadata.name, index)
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,

@@ -9,9 +9,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubetrain.api.contract import WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.status import Condition, ConditionType, Phase, ReplicaStatus, TrainingJobStatus
 from kubetrain.status import conditions as cond
+from kubetrain.status.replicas import workers_column
 
 
 class EventType(StrEnum):
@@ -101,8 +103,8 @@ class Draft:
         status = TrainingJobStatus(
             phase=cond.derive_phase(self.conditions),
             conditions=self.conditions,
-            replica_statuses={"worker": replicas},
-            workers=f"{replicas.ready}/{self.job.spec.workers}",
+            replica_statuses={WORKER_ROLE: replicas},
+            workers=workers_column(replicas, self.job.spec.workers),
             restarts=self.restarts,
             start_time=self.start_time,
             completion_time=self.completion_time,
@@ -128,7 +130,8 @@ class Draft:
             return [_phase_event(status)]
         if status.restarts > old.restarts:
             restarting = cond.find(status.conditions, ConditionType.RESTARTING)
-            return [Event(type=EventType.WARNING, reason=Phase.RESTARTING, message=restarting.message if restarting else "")]
+            message = restarting.message if restarting else ""
+            return [Event(type=EventType.WARNING, reason=Phase.RESTARTING.value, message=message)]
         return []
 
 

@@ -23,7 +23,7 @@ def status_patch(previous: dict[str, Any] | None, status: TrainingJobStatus) -> 
     new = _stored(status.to_k8s())
     patch: dict[str, Any] = {k: v for k, v in new.items() if k not in TRAINER_FIELDS and old.get(k) != v}
     patch.update({k: None for k in old if k not in new and k not in TRAINER_FIELDS})
-    if new["metrics"] and not old.get("metrics"):
+    if new.get("metrics") and not old.get("metrics"):
         patch["metrics"] = new["metrics"]
     return patch
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from kubetrain.api.contract import WORKER_ROLE
 from kubetrain.api.status import ReplicaStatus
 from kubetrain.status.observed import ObservedPod
 
@@ -14,10 +13,6 @@ def replica_status(pods: list[ObservedPod]) -> ReplicaStatus:
         succeeded=sum(1 for p in pods if p.phase == "Succeeded"),
         failed=sum(1 for p in pods if p.phase == "Failed"),
     )
-
-
-def replica_statuses(pods: list[ObservedPod]) -> dict[str, ReplicaStatus]:
-    return {WORKER_ROLE: replica_status(pods)}
 
 
 def workers_column(status: ReplicaStatus, total: int) -> str:
