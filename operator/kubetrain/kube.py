@@ -35,6 +35,7 @@ class Kube:
         self.api = api
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
+        self.rbac = kubernetes.client.RbacAuthorizationV1Api(api)
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -55,13 +56,17 @@ class Kube:
     def create(self, namespace: str, obj: dict[str, Any]) -> bool:
         """Creates `obj` unless it exists; returns whether it was created."""
         kind = obj["kind"]
+        creators = {
+            "Pod": self.core.create_namespaced_pod,
+            "Service": self.core.create_namespaced_service,
+            "ServiceAccount": self.core.create_namespaced_service_account,
+            "Role": self.rbac.create_namespaced_role,
+            "RoleBinding": self.rbac.create_namespaced_role_binding,
+        }
+        if kind not in creators:
+            raise ValueError(f"the operator does not create {kind} objects")
         try:
-            if kind == "Pod":
-                self.core.create_namespaced_pod(namespace, obj)
-            elif kind == "Service":
-                self.core.create_namespaced_service(namespace, obj)
-            else:
-                raise ValueError(f"the operator does not create {kind} objects")
+            creators[kind](namespace, obj)
         except ApiException as exc:
             if exc.status == 409:
                 return False

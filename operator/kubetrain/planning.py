@@ -57,8 +57,6 @@ def plan_job(
         return _unparseable(raw, exc, now)
     result = plan(job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now)
     patch = status_patch(raw.get("status"), result.status)
-    if patch:
-        patch["lastReconcileTime"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
     return Decision(
         create=result.create,
         delete_pods=result.delete_pods,

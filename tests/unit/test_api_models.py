@@ -151,7 +151,7 @@ def test_default_catalogue_matches_the_dev_cluster() -> None:
     assert [t.to_k8s() for t in h100.tolerations] == [
         {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
     ]
-    assert cpu.gpus_per_node == 0 and not cpu.tolerations and cpu.region == "eu-west-1"
+    assert cpu.gpus_per_node == 0 and not cpu.tolerations and cpu.region is None
     assert local.node_selector == {"kubetrain.io/node-pool": "local"} and local.gpus_per_node == 0
     assert [t.to_k8s() for t in local.tolerations] == [
         {"key": "kubetrain.io/local", "operator": "Equal", "value": "true", "effect": "NoSchedule"}

@@ -53,6 +53,8 @@ class Cluster:
         if not act:
             return
         for obj in result.create:
+            if obj["kind"] not in ("Pod", "Service"):
+                continue  # the trainer's access objects are not observed by the planner
             store = self.pods if obj["kind"] == "Pod" else self.services
             name = obj["metadata"]["name"]
             if name not in store:

@@ -96,8 +96,12 @@ def condition(result: Plan, type_: str) -> dict[str, Any] | None:
     return next((c.to_k8s() for c in result.status.conditions if c.type == type_), None)
 
 
+ACCESS_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+
+
 def created_names(result: Plan) -> list[str]:
-    return [o["metadata"]["name"] for o in result.create]
+    """The workload objects created (the trainer's access objects have their own test)."""
+    return [o["metadata"]["name"] for o in result.create if o["kind"] not in ACCESS_KINDS]
 
 
 def report(outcome: str, reason: str, metrics: dict[str, float] | None = None) -> str:
@@ -109,7 +113,7 @@ def report(outcome: str, reason: str, metrics: dict[str, float] | None = None) -
 
 def test_new_job_creates_service_and_every_worker() -> None:
     result = run(make_job(), observe(service=False))
-    assert [o["kind"] for o in result.create] == ["Service", "Pod", "Pod"]
+    assert [o["kind"] for o in result.create] == ["Service", *ACCESS_KINDS, "Pod", "Pod"]
     assert created_names(result) == [NAME, f"{NAME}-worker-0", f"{NAME}-worker-1"]
     assert result.status.phase == "Pending" and result.status.start_time == NOW
     assert result.delete_pods == [] and result.events == [] and not result.delete_job
@@ -219,7 +223,7 @@ def test_new_attempt_is_created_once_the_old_pods_are_gone() -> None:
     )
     result = run(restarting, observe(raw_pod(1, attempt=0, deleting=True)))
     assert created_names(result) == [f"{NAME}-worker-0"], "worker-1's name is still taken"
-    pod = result.create[0]
+    pod = next(o for o in result.create if o["kind"] == "Pod")
     assert pod["metadata"]["labels"]["kubetrain.io/attempt"] == "1"
     env = {v["name"]: v["value"] for v in pod["spec"]["containers"][0]["env"]}
     assert env["KUBETRAIN_ATTEMPT"] == "1"
@@ -321,7 +325,7 @@ def test_resume_waits_for_the_old_pods_and_starts_again_without_a_restart() -> N
     assert result.status.phase == "Pending" and [e.reason for e in result.events] == ["Pending"]
     later = NOW + timedelta(seconds=30)
     result = run(make_job(result.status.to_k8s(), runPolicy={"activeDeadlineSeconds": 60}), observe(), later)
-    assert len(result.create) == 2 and result.status.start_time == later, "startTime restarts on resume"
+    assert len(created_names(result)) == 2 and result.status.start_time == later, "startTime restarts on resume"
     assert result.requeue_after == 60
 
 
@@ -403,3 +407,13 @@ def test_observed_generation_follows_the_spec() -> None:
     result = run(make_job(running_status(), generation=4), observe(raw_pod(0), raw_pod(1)))
     assert result.status.observed_generation == 4
     assert all(c.observed_generation == 4 for c in result.status.conditions)
+
+
+def test_trainer_access_is_created_with_the_pods_and_only_then() -> None:
+    first = run(make_job(), observe(service=False))
+    access = [o for o in first.create if o["kind"] in ACCESS_KINDS]
+    assert [o["metadata"]["name"] for o in access] == [f"{NAME}-trainer"] * 3
+    pods = [o for o in first.create if o["kind"] == "Pod"]
+    assert all(p["spec"]["serviceAccountName"] == f"{NAME}-trainer" for p in pods)
+    steady = run(make_job(), observe(raw_pod(0, phase="Running"), raw_pod(1, phase="Running")))
+    assert steady.create == []

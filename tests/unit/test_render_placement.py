@@ -40,7 +40,7 @@ def region_of(affinity: dict[str, Any] | None) -> list[str] | None:
     [
         ("a100-eu", 8, "nvidia.com/gpu", "eu-west-1"),
         ("h100-us", 2, "nvidia.com/gpu", "us-east-1"),
-        ("cpu", 0, None, "eu-west-1"),
+        ("cpu", 0, None, None),
         ("local", 0, "kubetrain.io/local", "eu-west-1"),
     ],
 )
@@ -48,7 +48,7 @@ def test_each_pool(pool: str, gpus: int, taint_key: str | None, region: str) -> 
     placement = place(spec(pool, gpus), CATALOGUE)
     assert placement.node_selector == {"kubetrain.io/node-pool": pool}
     assert [t["key"] for t in placement.tolerations] == ([taint_key] if taint_key else [])
-    assert region_of(placement.affinity) == [region]
+    assert region_of(placement.affinity) == ([region] if region else None)
     if gpus:
         assert placement.resources["requests"]["nvidia.com/gpu"] == str(gpus)
         assert placement.resources["limits"]["nvidia.com/gpu"] == str(gpus)
@@ -69,8 +69,8 @@ def test_cpu_is_requested_and_memory_limited_at_its_request() -> None:
 
 def test_pool_without_region_gets_no_affinity() -> None:
     catalogue = CATALOGUE.model_copy(deep=True)
-    catalogue.pools["cpu"].region = None
-    assert place(spec("cpu"), catalogue).affinity is None
+    catalogue.pools["a100-eu"].region = None
+    assert place(spec("a100-eu"), catalogue).affinity is None
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ def test_ray_is_refused_until_it_has_a_renderer() -> None:
 def test_render_job_refuses_an_unknown_pool_and_renders_a_valid_job() -> None:
     with pytest.raises(InvalidSpec, match="spec.nodePool"):
         render_job(job(nodePool="nope"), CATALOGUE, SETTINGS)
-    assert len(render_job(job(), CATALOGUE, SETTINGS).all()) == 3
+    assert len(render_job(job(), CATALOGUE, SETTINGS).all()) == 6
 
 
 def test_long_job_names_give_valid_hostnames_and_master_addr() -> None:

@@ -86,7 +86,6 @@ def default_catalogue() -> NodePoolCatalogue:
             ),
             "cpu": NodePool(
                 node_selector=_pool_selector("cpu"),
-                region="eu-west-1",
                 cpu_per_node="32",
                 memory_per_node="128Gi",
             ),

@@ -34,6 +34,11 @@ def worker_name(job_name: str, index: int) -> str:
     return dns_label(job_name, f"-worker-{index}")
 
 
+def trainer_access_name(job_name: str) -> str:
+    """The ServiceAccount, Role and RoleBinding that let the job's trainer write its status."""
+    return dns_label(job_name, "-trainer")
+
+
 def master_addr(job_name: str) -> str:
     """Worker 0's DNS name: its hostname under the headless Service's subdomain."""
     return f"{worker_name(job_name, 0)}.{service_name(job_name)}"

@@ -17,9 +17,10 @@ class DesiredObjects(BaseModel):
 
     service: dict[str, Any]
     pods: list[dict[str, Any]]
+    access: list[dict[str, Any]]
 
     def all(self) -> list[dict[str, Any]]:
-        return [self.service, *self.pods]
+        return [*self.access, self.service, *self.pods]
 
 
 def owner_reference(job: TrainingJob) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 from kubetrain.api.contract import MASTER_PORT, TERMINATION_MESSAGE_PATH, TRAINER_CONTAINER
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.render.access import pod_service_account, render_access
 from kubetrain.render.env import worker_env
 from kubetrain.render.labels import job_labels, worker_labels, worker_selector
 from kubetrain.render.names import service_name, worker_name
@@ -30,6 +31,7 @@ def render_pytorch(job: TrainingJob, catalogue: NodePoolCatalogue, settings: Ren
     return DesiredObjects(
         service=_service(job),
         pods=[_worker(job, index, attempt, placement, settings) for index in range(job.spec.workers)],
+        access=render_access(job),
     )
 
 
@@ -73,6 +75,7 @@ def _worker(
         "hostname": name,
         "subdomain": service_name(job.metadata.name),
         "restartPolicy": "Never",
+        "serviceAccountName": pod_service_account(job),
         "containers": [container],
     }
     if placement.node_selector:

@@ -146,6 +146,9 @@ def _start(
         draft.create.append(desired.service)
     taken = {p.name for p in observed.pods}
     pods = [pod for pod in desired.pods if pod["metadata"]["name"] not in taken]
+    if pods:
+        # Created if missing (the controller ignores AlreadyExists), before the pods that use them.
+        draft.create.extend(desired.access)
     draft.create.extend(pods)
     if pods and draft.start_time is None:
         draft.start_time = draft.now
