@@ -78,17 +78,7 @@ class LocalCluster:
 
     @property
     def pki(self) -> Pki:
-        d = self.state_dir / "pki"
-        return Pki(
-            ca_cert=d / "ca.crt",
-            ca_key=d / "ca.key",
-            serving_cert=d / "apiserver.crt",
-            serving_key=d / "apiserver.key",
-            admin_cert=d / "admin.crt",
-            admin_key=d / "admin.key",
-            sa_private_key=d / "sa.key",
-            sa_public_key=d / "sa.pub",
-        )
+        return Pki.in_directory(self.state_dir / "pki")
 
     def log_path(self, component: str) -> Path:
         return self.state_dir / "logs" / f"{component}.log"

@@ -33,6 +33,20 @@ class Pki(BaseModel):
     sa_private_key: Path
     sa_public_key: Path
 
+    @classmethod
+    def in_directory(cls, directory: Path) -> Pki:
+        """Where write_pki puts (and readers find) each file."""
+        return cls(
+            ca_cert=directory / "ca.crt",
+            ca_key=directory / "ca.key",
+            serving_cert=directory / "apiserver.crt",
+            serving_key=directory / "apiserver.key",
+            admin_cert=directory / "admin.crt",
+            admin_key=directory / "admin.key",
+            sa_private_key=directory / "sa.key",
+            sa_public_key=directory / "sa.pub",
+        )
+
 
 def _key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
@@ -95,16 +109,7 @@ def write_pki(directory: Path, service_ip: str) -> Pki:
     `kubernetes.default.svc`, so its serving certificate must name that address too.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    pki = Pki(
-        ca_cert=directory / "ca.crt",
-        ca_key=directory / "ca.key",
-        serving_cert=directory / "apiserver.crt",
-        serving_key=directory / "apiserver.key",
-        admin_cert=directory / "admin.crt",
-        admin_key=directory / "admin.key",
-        sa_private_key=directory / "sa.key",
-        sa_public_key=directory / "sa.pub",
-    )
+    pki = Pki.in_directory(directory)
     ca_key = _key()
     ca_name = _name("kubetrain-dev-ca")
     _write_key(pki.ca_key, ca_key)
