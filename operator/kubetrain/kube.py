@@ -53,8 +53,8 @@ class Kube:
         to_dict = self.api.sanitize_for_serialization
         return [to_dict(p) for p in pods], [to_dict(s) for s in services]
 
-    def create(self, namespace: str, obj: dict[str, Any]) -> bool:
-        """Creates `obj` unless it exists; returns whether it was created."""
+    def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Creates `obj` unless it exists; returns the created object, None when it existed."""
         kind = obj["kind"]
         creators = {
             "Pod": self.core.create_namespaced_pod,
@@ -66,12 +66,12 @@ class Kube:
         if kind not in creators:
             raise ValueError(f"the operator does not create {kind} objects")
         try:
-            creators[kind](namespace, obj)
+            created = creators[kind](namespace, obj)
         except ApiException as exc:
             if exc.status == 409:
-                return False
+                return None
             raise
-        return True
+        return dict(self.api.sanitize_for_serialization(created))
 
     def delete_pod(self, namespace: str, name: str) -> None:
         try:
@@ -91,17 +91,20 @@ class Kube:
             if exc.status not in (404, 409):
                 raise
 
-    def patch_status(self, namespace: str, name: str, resource_version: str, status: dict[str, Any]) -> None:
+    def patch_status(
+        self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Merge-patches the operator's status fields, guarded by resourceVersion so a stale
-        reconcile can never overwrite a newer decision."""
+        reconcile can never overwrite a newer decision; returns the job as written."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
-            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
+            return self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{namespace}/{name} changed during reconcile") from exc
             if exc.status != 404:
                 raise
+        return None
 
     def post_event(self, job: dict[str, Any], type_: str, reason: str, message: str) -> None:
         meta = job["metadata"]

@@ -9,6 +9,7 @@ needs no finalizer (children are owned and garbage-collected).
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -17,6 +18,14 @@ import kopf
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.kube import GROUP, JOB_LABEL, PLURAL, VERSION
+
+
+MANAGED = {"app.kubernetes.io/managed-by": "kubetrain"}
+
+
+def _plain(body: kopf.Body) -> dict[str, Any]:
+    """kopf hands out live read-only views; the cache keeps plain copies."""
+    return copy.deepcopy(dict(body))
 
 
 def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:
@@ -42,18 +51,21 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         reconciler.shutdown()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def job_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+    def job_changed(type: str | None, body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
         if type == "DELETED":
             reconciler.forget(namespace, name)
             return
+        reconciler.cache.job_event(type, _plain(body))
         reconciler.reconcile(namespace, name)
 
-    @kopf.on.event(
-        "", "v1", "pods", labels={"app.kubernetes.io/managed-by": "kubetrain"}, registry=registry
-    )
-    def pod_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+    @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
+    @kopf.on.event("", "v1", "services", labels=MANAGED, registry=registry)
+    def child_changed(
+        type: str | None, body: kopf.Body, resource: kopf.Resource, labels: dict[str, str], namespace: str, **_: Any
+    ) -> None:
         job = labels.get(JOB_LABEL)
         if job:
+            reconciler.cache.child_event(type, resource.kind, _plain(body))
             reconciler.reconcile(namespace, job)
 
     @kopf.on.probe(id="jobs_tracked", registry=registry)
