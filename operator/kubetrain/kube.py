@@ -1,7 +1,10 @@
 """The few Kubernetes API calls the operator makes, each idempotent.
 
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
-exactly these verbs and resources.
+exactly these verbs and resources. kopf itself also needs list/watch on what it watches
+(trainingjobs, pods, dataresidencypolicies) and, with the residency webhook enabled, create and
+patch on admissionregistration.k8s.io validatingwebhookconfigurations and
+mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 """
 
 from __future__ import annotations
