@@ -41,6 +41,7 @@ BASE_SPEC: dict[str, Any] = {
 }
 
 US = "s3://us-bucket/datasets/train.csv"
+US_ENDPOINT = "https://s3.us-east-1.amazonaws.com"
 
 
 def _uri(uri: str) -> dict[str, Any]:
@@ -103,15 +104,16 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("affinity-region-exists", _affinity("Exists", None)),
     ("node-name", _template({"nodeName": "h100-us-0"})),
     ("scheduler-name", _template({"schedulerName": "my-scheduler"})),
-    ("env-endpoint-override", {"env": [{"name": "AWS_ENDPOINT_URL", "value": "https://s3.us-east-1.amazonaws.com"}]}),
-    ("env-endpoint-lowercase", {"env": [{"name": "aws_endpoint_url_s3", "value": "https://s3.us-east-1.amazonaws.com"}]}),
+    ("env-endpoint-override", {"env": [{"name": "AWS_ENDPOINT_URL", "value": US_ENDPOINT}]}),
+    ("env-endpoint-lowercase", {"env": [{"name": "aws_endpoint_url_s3", "value": US_ENDPOINT}]}),
     ("env-region", {"env": [{"name": "AWS_REGION", "value": "us-east-1"}]}),
     ("env-proxy", {"env": [{"name": "HTTPS_PROXY", "value": "http://proxy.us.example:3128"}]}),
     ("env-value-us-uri", {"env": [{"name": "EXTRA_DATA", "value": US}]}),
     ("template-env-dataset-override", _trainer_env("KUBETRAIN_DATASET_URI", US)),
-    ("template-sidecar-endpoint", _template({"containers": [{"name": "sync", "image": "busybox",
-                                                             "env": [{"name": "AWS_ENDPOINT_URL_S3", "value": "x"}]}]})),
-    ("template-env-from", _template({"containers": [{"name": "trainer", "envFrom": [{"configMapRef": {"name": "x"}}]}]})),
+    ("template-sidecar-endpoint", _template({"containers": [
+        {"name": "sync", "image": "busybox", "env": [{"name": "AWS_ENDPOINT_URL_S3", "value": "x"}]}]})),
+    ("template-env-from", _template({"containers": [{"name": "trainer",
+                                                     "envFrom": [{"configMapRef": {"name": "x"}}]}]})),
     ("args-us-uri", {"command": ["python", "-m", "kubetrain_trainer"], "args": ["--data", US]}),
     ("template-nfs-volume", _template({"volumes": [{"name": "d", "nfs": {"server": "nfs.us.example", "path": "/"}}]})),
     ("template-pvc-volume", _template({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": US_CLAIM}}]})),

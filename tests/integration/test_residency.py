@@ -127,7 +127,8 @@ def test_policy_tightened_after_admission_stops_a_pending_job_before_pods_exist(
     api: kubernetes.client.ApiClient, jobs: Jobs, policy: PolicyFactory
 ) -> None:
     # No pod can be created in this namespace, so the admitted job stays Pending.
-    jobs.core.create_namespaced_resource_quota(jobs.ns, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}})
+    quota = {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    jobs.core.create_namespaced_resource_quota(jobs.ns, quota)
     created = policy(eu_policy("eu-only", [jobs.ns]))
     name = create_job(jobs, "pending", CPU_JOB)
     wait_for(lambda: reason_of(jobs, name, "ResidencyCompliant") == "True/Compliant", timeout=20, what="compliant")
@@ -195,7 +196,11 @@ def test_audit_mode_admits_and_runs_but_records_the_violation(
     assert "Warning: data residency (Audit): spec.dataset.uri" in result.stderr, result.stderr
     jobs.wait_pods("audited", 1, phase="Running", timeout=30)
     residency = jobs.condition("audited", "ResidencyCompliant")
-    assert residency is not None and (residency["status"], residency["reason"]) == ("False", "ResidencyViolationAudited")
+    assert residency is not None
+    assert (residency["status"], residency["reason"]) == ("False", "ResidencyViolationAudited")
     assert "s3://us-bucket" in residency["message"]
-    wait_for(lambda: any(e.reason == "ResidencyViolationAudited" and e.type == "Warning" for e in jobs.events("audited")),
-             timeout=10, what="audit event")
+    wait_for(
+        lambda: any(e.reason == "ResidencyViolationAudited" and e.type == "Warning" for e in jobs.events("audited")),
+        timeout=10,
+        what="audit event",
+    )

@@ -129,8 +129,9 @@ def node_label_choices(spec: TrainingJobSpec) -> Iterator[tuple[str, str, str, l
         for e, expr in enumerate(expressions if isinstance(expressions, list) else []):
             if isinstance(expr, dict) and expr.get("key") in (REGION_LABEL, POOL_LABEL):
                 values = expr.get("values")
+                path = "spec.podTemplate.spec.affinity.nodeAffinity.required"
                 yield (
-                    f"spec.podTemplate.spec.affinity.nodeAffinity.required.nodeSelectorTerms[{t}].matchExpressions[{e}]",
+                    f"{path}.nodeSelectorTerms[{t}].matchExpressions[{e}]",
                     str(expr["key"]),
                     str(expr.get("operator", "")),
                     [str(v) for v in values] if isinstance(values, list) else [],

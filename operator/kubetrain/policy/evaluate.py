@@ -136,7 +136,9 @@ class _Checker:
             self.add(rule, field, raw, allowed, reason)
 
 
-def _check(policy: DataResidencyPolicy, job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue) -> list[Violation]:
+def _check(
+    policy: DataResidencyPolicy, job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue
+) -> list[Violation]:
     spec, rules, check = job.spec, policy.spec, _Checker(policy, facts)
     pool = catalogue.pools.get(spec.node_pool) if spec.node_pool else None
     if rules.allowed_regions is not None:
