@@ -1,7 +1,10 @@
 """The few Kubernetes API calls the operator makes, each idempotent.
 
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
-exactly these verbs and resources.
+exactly these verbs and resources. kopf itself also needs list/watch on what it watches
+(trainingjobs, pods, dataresidencypolicies) and, with the residency webhook enabled, create and
+patch on admissionregistration.k8s.io validatingwebhookconfigurations and
+mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 GROUP = "kubetrain.io"
 VERSION = "v1alpha1"
 PLURAL = "trainingjobs"
+POLICY_PLURAL = "dataresidencypolicies"
 MANAGED_BY = "app.kubernetes.io/managed-by=kubetrain"
 JOB_LABEL = "kubetrain.io/job-name"
 COMPONENT = "kubetrain-operator"
@@ -44,6 +48,28 @@ class Kube:
             if exc.status == 404:
                 return None
             raise
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        """Every DataResidencyPolicy (cluster-scoped); none while the CRD is not installed."""
+        try:
+            return list(self.custom.list_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL)["items"])
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return dict(self.core.read_namespace(namespace).metadata.labels or {})
+
+    def claim_storage_class(self, namespace: str, claim: str) -> str | None:
+        """The claim's storageClassName; None when the claim does not exist or has no class."""
+        try:
+            pvc = self.core.read_namespaced_persistent_volume_claim(claim, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return pvc.spec.storage_class_name
 
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""

@@ -11,8 +11,10 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.requeue import JobLocks, Requeuer
+from kubetrain.controller.residency import fetch_facts
 from kubetrain.kube import Conflict, Kube
 from kubetrain.planning import PlanInputs, plan_job
+from kubetrain.policy.admission import parse_job
 
 RETRY_AFTER_ERROR_SECONDS = 5.0
 CONFLICT_RETRIES = 3
@@ -37,6 +39,11 @@ class Reconciler:
         self.locks.forget(namespace, name)
         self.cache.forget(namespace, name)
         self._tracked.discard((namespace, name))
+
+    def recheck_all(self) -> None:
+        """Wakes every tracked job (on their own timer threads), e.g. after a policy changed."""
+        for namespace, name in sorted(self._tracked):
+            self.requeuer.schedule(namespace, name, 0.0)
 
     def shutdown(self) -> None:
         self.requeuer.cancel_all()
@@ -68,7 +75,8 @@ class Reconciler:
         pods = [p for p in pods if _owned_by(p, uid)]
         services = [s for s in services if _owned_by(s, uid)]
         started = time.monotonic()
-        decision = plan_job(raw, pods, services, self.inputs, dt.datetime.now(dt.timezone.utc))
+        facts = fetch_facts(self.kube, parse_job(raw), namespace, self.inputs.default_residency)
+        decision = plan_job(raw, pods, services, self.inputs, dt.datetime.now(dt.timezone.utc), facts)
         old_status = raw.get("status") or {}
         if decision.status_patch:
             written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)

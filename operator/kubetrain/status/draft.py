@@ -68,6 +68,8 @@ class Draft:
     delete_pods: list[str] = field(default_factory=list)
     requeue_after: float | None = None
     delete_job: bool = False
+    allowed_regions: list[str] | None = None
+    events: list[Event] = field(default_factory=list)
 
     @classmethod
     def start(cls, job: TrainingJob, now: datetime) -> Draft:
@@ -119,7 +121,7 @@ class Draft:
             create=self.create,
             delete_pods=self.delete_pods,
             status=status,
-            events=self._events(status),
+            events=self.events + self._events(status),
             requeue_after=self.requeue_after,
             delete_job=self.delete_job,
         )

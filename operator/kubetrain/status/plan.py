@@ -11,6 +11,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import CleanPodPolicy
 from kubetrain.api.status import ConditionType as C
+from kubetrain.policy.verdict import ALLOW_ALL, Verdict
 from kubetrain.render.errors import summarize
 from kubetrain.render.names import service_name, worker_name
 from kubetrain.render.pytorch import render_pytorch
@@ -20,19 +21,30 @@ from kubetrain.status.draft import Draft, Plan
 from kubetrain.status.failures import Failure, failure_of, first_failure, missing
 from kubetrain.status.observed import Observed, ObservedPod
 from kubetrain.status.replicas import replica_status
+from kubetrain.status.residency import apply_residency
 from kubetrain.status.report import parse_report
 
 
 def plan(
-    job: TrainingJob, observed: Observed, catalogue: NodePoolCatalogue, settings: RenderSettings, now: datetime
+    job: TrainingJob,
+    observed: Observed,
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
+    now: datetime,
+    residency: Verdict = ALLOW_ALL,
 ) -> Plan:
+    """`residency` is the verdict of the namespace's DataResidencyPolicies on this job, evaluated
+    by the caller from fresh policies on every reconcile (they change after admission)."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
+    draft.allowed_regions = residency.regions
     current = _current_attempt(job, observed.pods, draft.restarts)
     if not draft.finished():
         errors = validate_spec(job, catalogue)
         if errors:
             draft.set(C.FAILED, True, "InvalidSpec", summarize(errors))
+        elif not apply_residency(draft, residency):
+            draft.delete([p.name for p in observed.pods if not p.deleting])
         elif job.spec.run_policy.suspend:
             _suspend(draft, observed)
         else:
@@ -141,7 +153,7 @@ def _start(
 ) -> None:
     """Creates what is missing; Created and Running are all-or-nothing over the workers."""
     job, workers = draft.job, draft.job.spec.workers
-    desired = render_pytorch(job, catalogue, settings)
+    desired = render_pytorch(job, catalogue, settings, draft.allowed_regions)
     if service_name(job.metadata.name) not in observed.service_names:
         draft.create.append(desired.service)
     taken = {p.name for p in observed.pods}
