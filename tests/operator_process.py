@@ -30,16 +30,19 @@ class OperatorProcess:
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.metrics_port = 0
         self.webhook_port = free_port() if webhook else 0
 
     def start(self) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "kubetrain.cli", "operator", "run",
-                f"--kubeconfig={self.kubeconfig}", f"--liveness-port={self.port}", "--log-level=DEBUG",
+                f"--kubeconfig={self.kubeconfig}", f"--liveness-port={self.port}",
+                f"--metrics-port={self.metrics_port}", "--log-level=DEBUG",
                 *self._webhook_args(),
                 *self.extra_args,
             ],
@@ -81,6 +84,11 @@ class OperatorProcess:
                 return resp.status == 200
         except OSError:
             return False
+
+    def metrics(self) -> str:
+        """The operator's /metrics page (Prometheus text format)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
 
     def stop(self, kill: bool = False) -> None:
         if self.proc is None or self.proc.poll() is not None:
