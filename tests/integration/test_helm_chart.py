@@ -216,8 +216,10 @@ class Release:
         path.write_text(config_map.data["node-pools.yaml"])
         return path
 
-    def can_i(self, verb: str, resource: str, namespace: str | None = None) -> bool:
+    def can_i(self, verb: str, resource: str, namespace: str | None = None, subresource: str = "") -> bool:
         where = [f"--namespace={namespace}"] if namespace else []
+        if subresource:
+            where.append(f"--subresource={subresource}")
         result = self.cluster.kubectl("auth", "can-i", verb, resource, f"--as={self.account}", *where, check=False)
         assert result.stdout.strip() in ("yes", "no"), result.stderr
         return result.stdout.strip() == "yes"
@@ -325,14 +327,15 @@ def test_install_creates_everything_and_its_rbac_runs_a_job_end_to_end(
 
 def test_service_account_can_do_nothing_beyond_the_table(release: Release) -> None:
     ns = release.jobs_namespace
-    for verb, resource in (("create", "pods"), ("delete", "pods"), ("patch", "trainingjobs.kubetrain.io/status"),
-                           ("create", "roles.rbac.authorization.k8s.io"), ("create", "events")):
+    for verb, resource in (("create", "pods"), ("delete", "pods"), ("create", "roles.rbac.authorization.k8s.io"),
+                           ("create", "events")):
         assert release.can_i(verb, resource, ns), (verb, resource)
+    assert release.can_i("patch", "trainingjobs.kubetrain.io", ns, subresource="status")
     forbidden = [
-        ("get", "secrets"), ("list", "secrets"), ("create", "pods/exec"), ("get", "pods/log"),
+        ("get", "secrets"), ("list", "secrets"), ("watch", "secrets"), ("get", "configmaps"),
         ("update", "trainingjobs.kubetrain.io"), ("patch", "trainingjobs.kubetrain.io"),
-        ("create", "trainingjobs.kubetrain.io"), ("get", "configmaps"), ("create", "deployments.apps"),
-        ("patch", "pods"), ("create", "serviceaccounts/token"), ("bind", "clusterroles.rbac.authorization.k8s.io"),
+        ("create", "trainingjobs.kubetrain.io"), ("create", "deployments.apps"),
+        ("patch", "pods"), ("bind", "clusterroles.rbac.authorization.k8s.io"),
         ("escalate", "roles.rbac.authorization.k8s.io"), ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
         ("list", "nodes"), ("create", "namespaces"), ("delete", "customresourcedefinitions.apiextensions.k8s.io"),
         ("list", "customresourcedefinitions.apiextensions.k8s.io"), ("impersonate", "users"), ("*", "*"),
@@ -341,6 +344,9 @@ def test_service_account_can_do_nothing_beyond_the_table(release: Release) -> No
     ]
     granted = [(verb, resource) for verb, resource in forbidden if release.can_i(verb, resource, ns)]
     assert granted == []
+    assert not release.can_i("create", "pods", ns, subresource="exec")
+    assert not release.can_i("get", "pods", ns, subresource="log")
+    assert not release.can_i("create", "serviceaccounts", ns, subresource="token")
     assert not release.can_i("patch", "validatingwebhookconfigurations/some-other-webhook")
 
 
