@@ -76,7 +76,10 @@ def session_operators() -> list[OperatorProcess]:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: LocalCluster, crds: Path, tmp_path_factory: pytest.TempPathFactory, session_operators: list[OperatorProcess]
+    cluster: LocalCluster,
+    crds: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    session_operators: list[OperatorProcess],
 ) -> Iterator[OperatorProcess]:
     """One operator subprocess for the session; tests that restart it leave it running."""
     proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")

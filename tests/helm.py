@@ -42,7 +42,9 @@ def value_args(values: tuple[Path, ...], sets: tuple[str, ...]) -> list[str]:
     return [*(f"--values={v}" for v in values), *(f"--set={s}" for s in sets)]
 
 
-def find(objects: list[dict[str, Any]], kind: str, name: str | None = None, namespace: str | None = None) -> list[dict[str, Any]]:
+def find(
+    objects: list[dict[str, Any]], kind: str, name: str | None = None, namespace: str | None = None
+) -> list[dict[str, Any]]:
     return [
         o for o in objects
         if o["kind"] == kind

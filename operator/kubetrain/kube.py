@@ -144,7 +144,9 @@ class Kube:
         try:
             return self._request_or_none(
                 "patch", f"{PLURAL}/status",
-                lambda: self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body),
+                lambda: self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, body
+                ),
                 done=(404,),
             )
         except ApiException as exc:
@@ -178,4 +180,5 @@ class Kube:
         try:
             self._request("create", "events", lambda: self.core.create_namespaced_event(meta["namespace"], body))
         except (ApiException, urllib3.exceptions.HTTPError) as exc:
-            log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], getattr(exc, "reason", exc))
+            why = getattr(exc, "reason", exc)
+            log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], why)
