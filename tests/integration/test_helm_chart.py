@@ -243,8 +243,11 @@ def release(
             core.delete_namespace(namespace)
 
 
-def run_job_to_success(jobs: Jobs, restart_once: bool) -> str:
-    name = jobs.create(example("pytorch-ddp.yaml"))
+def run_job_to_success(jobs: Jobs, name: str, restart_once: bool) -> None:
+    """Runs the example under `name`: tests of one release share its jobs namespace."""
+    manifest = example("pytorch-ddp.yaml")
+    manifest["metadata"]["name"] = name
+    jobs.create(manifest)
     pods = jobs.wait_pods(name, 2, phase="Running")
     if restart_once:
         jobs.end_pod(pods[1].metadata.name, "Failed", 137)
@@ -258,7 +261,6 @@ def run_job_to_success(jobs: Jobs, restart_once: bool) -> str:
     for pod in pods:
         jobs.end_pod(pod.metadata.name, "Succeeded", 0)
     jobs.wait_phase(name, "Succeeded")
-    return name
 
 
 def metric(page: str, name: str, **labels: str) -> float:
@@ -292,7 +294,8 @@ def test_install_creates_everything_and_its_rbac_runs_a_job_end_to_end(
     operator.start()  # returns once the residency webhook it registered points at it
     try:
         jobs = Jobs(api, release.jobs_namespace)
-        name = run_job_to_success(jobs, restart_once=True)
+        name = "cluster-wide"
+        run_job_to_success(jobs, name, restart_once=True)
         status = jobs.status(name)
         assert status["restarts"] == 1 and status["completionTime"]
         assert {"Running", "Succeeded"} <= {e.reason for e in jobs.events(name)}
@@ -373,8 +376,7 @@ def test_upgrade_to_listed_namespaces_with_replicas_applies_roles_and_peering(
     operator = release.local_operator("namespaced")
     operator.start()
     try:
-        name = run_job_to_success(Jobs(api, release.jobs_namespace), restart_once=False)
-        assert name == "pytorch-ddp"
+        run_job_to_success(Jobs(api, release.jobs_namespace), "namespaced", restart_once=False)
         peering = kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
             "kopf.dev", "v1", release.jobs_namespace, "kopfpeerings", FULLNAME)
         assert peering.get("status"), "the operator joined the peering"
