@@ -32,6 +32,7 @@ class ClusterCache:
     # -- fed by the watches ---------------------------------------------------------------------
     def job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        body = _slim(body)
         with self._lock:
             if event_type == "DELETED":
                 self._jobs.pop(key, None)
@@ -46,6 +47,7 @@ class ClusterCache:
         if not job:
             return
         key = (meta["namespace"], job)
+        body = _slim(body)
         with self._lock:
             store = self._pods if kind == "Pod" else self._services
             children = store.get(key)
@@ -68,6 +70,7 @@ class ClusterCache:
     def refresh_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         job = self.kube.get_job(namespace, name)
         if job is not None:
+            job = _slim(job)
             with self._lock:
                 self._jobs[(namespace, name)] = job
         return job
@@ -79,6 +82,7 @@ class ClusterCache:
             if pods is not None and services is not None:
                 return list(pods.values()), list(services.values())
         listed_pods, listed_services = self.kube.list_children(namespace, job)
+        listed_pods, listed_services = [_slim(p) for p in listed_pods], [_slim(s) for s in listed_services]
         with self._lock:
             self._pods[key] = {p["metadata"]["name"]: p for p in listed_pods}
             self._services[key] = {s["metadata"]["name"]: s for s in listed_services}
@@ -102,3 +106,11 @@ class ClusterCache:
 
     def forget(self, namespace: str, name: str) -> None:
         self.job_event("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+
+
+def _slim(body: dict[str, Any]) -> dict[str, Any]:
+    """Without metadata.managedFields: nothing plans from it, and it is often the largest part of
+    an object (one entry per field manager), multiplied by every job, pod and service kept."""
+    if "managedFields" not in body["metadata"]:
+        return body
+    return {**body, "metadata": {k: v for k, v in body["metadata"].items() if k != "managedFields"}}

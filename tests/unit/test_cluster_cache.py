@@ -1,0 +1,39 @@
+"""What the cache keeps of watch events (no API involved: every read here is served from events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubetrain.controller.cache import ClusterCache
+
+
+def job(name: str, phase: str | None = None) -> dict[str, Any]:
+    return {
+        "kind": "TrainingJob",
+        "metadata": {
+            "namespace": "ns", "name": name, "uid": f"uid-{name}", "resourceVersion": "7",
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"workers": 2},
+        "status": {"phase": phase} if phase else {},
+    }
+
+
+def test_jobs_are_kept_without_managed_fields_and_the_event_body_is_untouched() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]  # never asked: the job came by event
+    body = job("a")
+    cache.job_event("ADDED", body)
+    kept = cache.get_job("ns", "a")
+    assert kept is not None and "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["resourceVersion"] == "7" and kept["spec"] == {"workers": 2}
+    assert "managedFields" in body["metadata"], "the caller's object is not modified"
+
+
+def test_phases_and_deletion() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    cache.job_event("ADDED", job("a", "Running"))
+    cache.job_event("ADDED", job("b"))
+    assert sorted(cache.phases()) == ["Pending", "Running"]
+    cache.job_event("DELETED", job("a"))
+    assert cache.phases() == ["Pending"]
+
