@@ -2,7 +2,8 @@
 
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
 exactly these verbs and resources. kopf itself also needs list/watch on what it watches
-(trainingjobs, pods, dataresidencypolicies) and, with the residency webhook enabled, create and
+(trainingjobs, pods, dataresidencypolicies, budgetpolicies, models, modelversions,
+trainingschedules) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 """
@@ -21,6 +22,16 @@ GROUP = "kubetrain.io"
 VERSION = "v1alpha1"
 PLURAL = "trainingjobs"
 POLICY_PLURAL = "dataresidencypolicies"
+BUDGET_PLURAL = "budgetpolicies"
+MODEL_PLURAL = "models"
+MODEL_VERSION_PLURAL = "modelversions"
+SCHEDULE_PLURAL = "trainingschedules"
+# Kinds the operator creates as custom objects, by their plural.
+_CUSTOM_PLURALS = {
+    "TrainingJob": PLURAL,
+    "Model": MODEL_PLURAL,
+    "ModelVersion": MODEL_VERSION_PLURAL,
+}
 MANAGED_BY = "app.kubernetes.io/managed-by=kubetrain"
 JOB_LABEL = "kubetrain.io/job-name"
 COMPONENT = "kubetrain-operator"
@@ -51,12 +62,48 @@ class Kube:
 
     def list_policies(self) -> list[dict[str, Any]]:
         """Every DataResidencyPolicy (cluster-scoped); none while the CRD is not installed."""
+        return self._list_cluster(POLICY_PLURAL)
+
+    def list_budget_policies(self) -> list[dict[str, Any]]:
+        """Every BudgetPolicy (cluster-scoped); none while the CRD is not installed."""
+        return self._list_cluster(BUDGET_PLURAL)
+
+    def _list_cluster(self, plural: str) -> list[dict[str, Any]]:
         try:
-            return list(self.custom.list_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL)["items"])
+            return list(self.custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"])
         except ApiException as exc:
             if exc.status == 404:
                 return []
             raise
+
+    def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
+        return list(self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"])
+
+    def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Model, ModelVersion or TrainingSchedule; None when it does not exist."""
+        try:
+            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
+        selector = f"kubetrain.io/model={model}"
+        listed = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, MODEL_VERSION_PLURAL, label_selector=selector
+        )
+        return list(listed["items"])
+
+    def patch_custom_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patches the status of a Model or TrainingSchedule (the operator owns both statuses)."""
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": status}
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return dict(self.core.read_namespace(namespace).metadata.labels or {})
@@ -89,6 +136,11 @@ class Kube:
             "Role": self.rbac.create_namespaced_role,
             "RoleBinding": self.rbac.create_namespaced_role_binding,
         }
+        if kind in _CUSTOM_PLURALS:
+            plural = _CUSTOM_PLURALS[kind]
+            creators[kind] = lambda ns, body: self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, plural, body
+            )
         if kind not in creators:
             raise ValueError(f"the operator does not create {kind} objects")
         try:
@@ -132,14 +184,15 @@ class Kube:
                 raise
         return None
 
-    def post_event(self, job: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        meta = job["metadata"]
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """On any kubetrain object: a TrainingJob, Model or TrainingSchedule."""
+        meta = obj["metadata"]
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "TrainingJob",
+                "kind": obj.get("kind", "TrainingJob"),
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],

@@ -13,9 +13,8 @@ from kubetrain.api.budget import BudgetPeriod, BudgetPolicy, Cost
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import TrainingJobSpec
-from kubetrain.api.status import ConditionType, TrainingJobStatus
+from kubetrain.api.status import ConditionStatus, ConditionType, TrainingJobStatus
 from kubetrain.policy.match import selects
-from kubetrain.status import conditions as cond
 
 HOUR = 3600.0
 WITHIN = "WithinBudget"
@@ -99,12 +98,10 @@ def charged(raw: dict[str, Any], catalogue: NodePoolCatalogue, now: datetime, si
         return 0.0
     status = job.status
     used = used_gpu_hours(job.spec, status, now, since)
-    finished = cond.is_true(status.conditions, ConditionType.SUCCEEDED) or cond.is_true(
-        status.conditions, ConditionType.FAILED
-    )
-    if finished:
+    true = {c.type for c in status.conditions if c.status == ConditionStatus.TRUE}
+    if ConditionType.SUCCEEDED in true or ConditionType.FAILED in true:
         return used
-    if not cond.is_true(status.conditions, ConditionType.BUDGET_AVAILABLE):
+    if ConditionType.BUDGET_AVAILABLE not in true:
         return 0.0
     reserved = estimate(job.spec, catalogue).estimated_gpu_hours
     return max(used, reserved) if reserved is not None else used
