@@ -56,3 +56,22 @@ def test_rendered_task_parses_in_the_trainer(task_type: str) -> None:
     job_env = JobEnvironment.from_env(env)
     assert (job_env.dataset_uri, job_env.output_uri) == ("file:///data/d.csv", "file:///out/fraud")
     assert (job_env.namespace, job_env.name, job_env.uid, job_env.attempt) == ("risk", "fraud", "u-1", 0)
+
+
+def test_trainer_report_provenance_reaches_the_operator() -> None:
+    from kubetrain.status.report import parse_report
+    from kubetrain_trainer.termination import report
+
+    provenance = {
+        "datasetDigest": "sha256:" + "a" * 64,
+        "weightsUri": "file:///out/model.safetensors",
+        "weightsDigest": "sha256:" + "b" * 64,
+        "modelCardUri": "file:///out/model-card.json",
+        "codeVersion": "0.1.0",
+    }
+    text = report("Succeeded", "Completed", "x" * 5000, {"accuracy": 0.9}, "file:///out/model.safetensors", provenance)
+    assert len(text.encode()) < 4096
+    parsed = parse_report(text)
+    assert parsed is not None and parsed.provenance is not None
+    assert parsed.provenance.model_dump(by_alias=True) == provenance
+    assert parsed.metrics == {"accuracy": 0.9}

@@ -123,7 +123,19 @@ def _train(env: JobEnvironment, started: str) -> str | None:
     if reporter is not None:
         reporter.finish({"progress": {**result.final_progress, "updateTime": rfc3339()}, "metrics": metrics})
     message = f"test accuracy {metrics['accuracy']:.4f} after {result.steps} steps"
-    return termination.report("Succeeded", "Completed", message, metrics, storage.join(env.output_uri, export.WEIGHTS))
+    weights_uri = storage.join(env.output_uri, export.WEIGHTS)
+    return termination.report("Succeeded", "Completed", message, metrics, weights_uri, _provenance(card, env))
+
+
+def _provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, str]:
+    """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md)."""
+    return {
+        "datasetDigest": f"sha256:{card['data']['sha256']}",
+        "weightsUri": card["weights"]["uri"],
+        "weightsDigest": f"sha256:{card['weights']['sha256']}",
+        "modelCardUri": storage.join(env.output_uri, export.CARD),
+        "codeVersion": card["codeVersion"],
+    }
 
 
 def _progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> Gate:
