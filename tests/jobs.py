@@ -91,3 +91,9 @@ class Jobs:
         return self.core.list_namespaced_event(
             self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind=TrainingJob"
         ).items
+
+    def wait_condition(self, name: str, type_: str, timeout: float = 30) -> dict[str, Any]:
+        try:
+            return wait_for(lambda: self.condition(name, type_), timeout=timeout, what=f"{self.ns}/{name} {type_}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; status now: {self.status(name)}") from None
