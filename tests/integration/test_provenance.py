@@ -99,7 +99,9 @@ def test_data_to_model_chain_with_the_real_trainer(
 
     digest = sha256(data)
     registry = Registry(api, namespace)
-    [version] = registry.versions(f"kubetrain.io/dataset-digest={digest[:32]}")
+    found = registry.versions(f"kubetrain.io/dataset-digest={digest[:32]}")
+    assert len(found) == 1, [v["metadata"]["labels"] for v in registry.versions("kubetrain.io/model=tabular")]
+    [version] = found
     provenance = version["spec"]["provenance"]
     assert provenance["datasetDigest"] == f"sha256:{digest}"
     assert provenance["weightsUri"] == f"file://{output}/model.safetensors"
