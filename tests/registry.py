@@ -19,12 +19,15 @@ def report(metrics: dict[str, float], **provenance: str) -> str:
     return json.dumps(document)
 
 
-def finish(jobs: Jobs, name: str, metrics: dict[str, float], workers: int = 1, **provenance: str) -> None:
-    """Ends every worker of a KWOK job successfully, rank 0 with the given final report."""
+def finish(
+    jobs: Jobs, name: str, metrics: dict[str, float], workers: int = 1, image_id: str = "", **provenance: str
+) -> None:
+    """Ends every worker of a KWOK job successfully, rank 0 with the given final report (and, as
+    its kubelet would report it, the imageID the image resolved to)."""
     pods = jobs.wait_pods(name, workers, phase="Running")
     for index, pod in enumerate(pods):
         message = report(metrics, **provenance) if index == 0 else ""
-        jobs.end_pod(pod.metadata.name, "Succeeded", 0, message)
+        jobs.end_pod(pod.metadata.name, "Succeeded", 0, message, image_id if index == 0 else "")
     jobs.wait_phase(name, "Succeeded")
 
 

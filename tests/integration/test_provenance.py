@@ -60,12 +60,17 @@ def test_submitter_is_recorded_at_create_and_cannot_be_changed(
         )
     assert refused.value.status == 403 and "cannot be changed" in str(refused.value.body)
 
-    finish(jobs, name, {"f1": 0.95, "loss": 0.1}, datasetDigest="sha256:" + "0" * 64, codeVersion="0.1.0+test")
+    image_digest = "sha256:" + "7e" * 32
+    finish(
+        jobs, name, {"f1": 0.95, "loss": 0.1}, image_id=f"ghcr.io/kubetrain/trainer@{image_digest}",
+        datasetDigest="sha256:" + "0" * 64, codeVersion="0.1.0+test",
+    )
     status = jobs.status(name)
     provenance = status["provenance"]
     assert provenance["submittedBy"] == user
     assert provenance["datasetUri"] == manifest["spec"]["dataset"]["uri"]
     assert provenance["trainerImage"] == "ghcr.io/kubetrain/trainer:0.1.0"
+    assert provenance["trainerImageDigest"] == image_digest
     assert provenance["codeVersion"] == "0.1.0+test"
     assert provenance["config"]["epochs"] == 5 and provenance["config"]["learningRate"] == 0.001
     assert (provenance["startTime"], provenance["completionTime"]) == (status["startTime"], status["completionTime"])

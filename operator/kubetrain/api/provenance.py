@@ -23,7 +23,12 @@ class Provenance(CamelModel):
     dataset_digest: str | None = Field(
         default=None, description="sha256:<hex> of the data set's bytes, computed by the trainer when it read it."
     )
-    trainer_image: str = Field(description="Container image of the workers.")
+    trainer_image: str = Field(description="Container image of the workers, as the job names it.")
+    trainer_image_digest: str | None = Field(
+        default=None,
+        description="sha256:<hex> the image reference resolved to on rank 0's node (its container's imageID); "
+        "unset where the runtime reports none.",
+    )
     code_version: str | None = Field(default=None, description="The trainer's version, as it reported it.")
     config: dict[str, Any] = Field(
         default_factory=dict,

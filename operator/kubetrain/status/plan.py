@@ -64,7 +64,7 @@ def plan(
     report = _rank0_report(current)
     metrics = _metrics(job, report)
     image = job.spec.image or settings.default_image
-    draft.provenance = provenance(draft, report, image)
+    draft.provenance = provenance(draft, report, image, _rank0_image_id(current))
     draft.cost = cost(draft, catalogue)
     if promotion is not None:
         apply_promotion(draft, promotion, metrics, draft.provenance)
@@ -218,6 +218,10 @@ def _deadline(draft: Draft) -> datetime | None:
 def _rank0_report(pods: list[ObservedPod]) -> TrainerReport | None:
     rank0 = next((p for p in pods if p.index == 0 and p.terminated is not None), None)
     return parse_report(rank0.terminated.message) if rank0 and rank0.terminated else None
+
+
+def _rank0_image_id(pods: list[ObservedPod]) -> str | None:
+    return next((p.image_id for p in pods if p.index == 0 and p.image_id), None)
 
 
 def _success_message(pods: list[ObservedPod]) -> str:

@@ -4,6 +4,7 @@ or a TTL may delete later, and a record must not change when its source disappea
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from kubetrain.api.budget import Cost
@@ -14,8 +15,11 @@ from kubetrain.policy.budget import estimate, used_gpu_hours, with_usage
 from kubetrain.status.draft import Draft
 from kubetrain.status.report import ReportedProvenance, TrainerReport
 
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
-def provenance(draft: Draft, report: TrainerReport | None, image: str) -> Provenance:
+
+def provenance(draft: Draft, report: TrainerReport | None, image: str, image_id: str | None) -> Provenance:
+    """`image_id` is rank 0's container imageID, once its node has pulled the image."""
     old = draft.job.status.provenance
     if old is not None and old.completion_time is not None:
         return old
@@ -26,6 +30,7 @@ def provenance(draft: Draft, report: TrainerReport | None, image: str) -> Proven
         dataset_uri=job.spec.dataset.uri,
         dataset_digest=produced.dataset_digest,
         trainer_image=image,
+        trainer_image_digest=image_digest(image_id),
         code_version=produced.code_version,
         config=_config(job),
         start_time=draft.start_time,
@@ -45,6 +50,14 @@ def cost(draft: Draft, catalogue: NodePoolCatalogue) -> Cost:
         return estimated
     status = job.status.model_copy(update={"start_time": draft.start_time, "completion_time": draft.completion_time})
     return with_usage(estimated, used_gpu_hours(job.spec, status, draft.now))
+
+
+def image_digest(image_id: str | None) -> str | None:
+    """The sha256 digest in an imageID, whatever the runtime's spelling around it
+    (`repo@sha256:<hex>`, `docker-pullable://repo@sha256:<hex>`, a bare `sha256:<hex>`); None for
+    runtimes that report no digest (an empty imageID, or a local image's name)."""
+    found = _DIGEST.search(image_id or "")
+    return found.group(0) if found else None
 
 
 def _config(job: TrainingJob) -> dict[str, Any]:
