@@ -115,6 +115,8 @@ def test_data_to_model_chain_with_the_real_trainer(
     card = json.loads((output / "model-card.json").read_text())
     assert card["data"]["sha256"] == digest and card["weights"]["sha256"] == sha256(output / "model.safetensors")
     assert provenance["codeVersion"] == card["codeVersion"]
+    assert (card["submittedBy"], card["trainerImage"]) == (whoami(api), provenance["trainerImage"])
+    assert card["data"]["uri"] == provenance["datasetUri"] and card["config"]["epochs"] == 2
     assert provenance["submittedBy"] == whoami(api)
     assert version["spec"]["metrics"]["accuracy"] == pytest.approx(card["metrics"]["accuracy"])
 

@@ -13,9 +13,10 @@ from kubetrain_trainer.config import parse_task
 from kubetrain_trainer.environment import JobEnvironment, Topology
 
 
-def rendered_env(spec: dict[str, Any], index: int) -> dict[str, str]:
+def rendered_env(spec: dict[str, Any], index: int, annotations: dict[str, str] | None = None) -> dict[str, str]:
     job = TrainingJob.model_validate(
-        {"metadata": {"name": "fraud", "namespace": "risk", "uid": "u-1"}, "spec": spec}
+        {"metadata": {"name": "fraud", "namespace": "risk", "uid": "u-1", "annotations": annotations or {}},
+         "spec": spec}
     )
     pod = render_pytorch(job, default_catalogue(), RenderSettings(default_image="img")).pods[index]
     return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
@@ -75,3 +76,12 @@ def test_trainer_report_provenance_reaches_the_operator() -> None:
     assert parsed is not None and parsed.provenance is not None
     assert parsed.provenance.model_dump(by_alias=True) == provenance
     assert parsed.metrics == {"accuracy": 0.9}
+
+
+def test_model_card_inputs_reach_the_trainer() -> None:
+    spec = {**SPEC, "task": {"type": "tabular-classification"}}
+    submitted = rendered_env(spec, 0, {"kubetrain.io/submitted-by": "alice@example.com"})
+    job_env = JobEnvironment.from_env(submitted)
+    assert (job_env.image, job_env.submitted_by) == ("img", "alice@example.com")
+    anonymous = JobEnvironment.from_env(rendered_env({**spec, "image": "ghcr.io/acme/t:1"}, 0))
+    assert (anonymous.image, anonymous.submitted_by) == ("ghcr.io/acme/t:1", None)

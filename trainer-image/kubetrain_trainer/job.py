@@ -87,6 +87,8 @@ def _model_card(
         "metrics": metrics,
         "trainerVersion": __version__,
         "codeVersion": code_version(env),
+        "trainerImage": env.image,
+        "submittedBy": env.submitted_by,
         "startTime": started,
         "endTime": rfc3339(),
     }
