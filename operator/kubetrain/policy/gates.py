@@ -56,7 +56,8 @@ def judge(gates: list[Gate], metrics: dict[str, float], promoted: Promoted | Non
 def _checks(gate: Gate, value: float, promoted: Promoted | None) -> list[tuple[bool, str]]:
     checks: list[tuple[bool, str]] = []
     if gate.op is not None and gate.value is not None:
-        checks.append((_COMPARE[gate.op](value, gate.value), f"{gate.metric} {_num(value)} {gate.op} {_num(gate.value)}"))
+        held = _COMPARE[gate.op](value, gate.value)
+        checks.append((held, f"{gate.metric} {_num(value)} {gate.op} {_num(gate.value)}"))
     if gate.max_regression is not None:
         checks.append(_regression(gate, gate.max_regression, value, promoted))
     return checks
