@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from kubetrain.api.status import Phase
 from kubetrain.kube import JOB_LABEL, Kube
 
 Key = tuple[str, str]
@@ -82,6 +83,12 @@ class ClusterCache:
             self._pods[key] = {p["metadata"]["name"]: p for p in listed_pods}
             self._services[key] = {s["metadata"]["name"]: s for s in listed_services}
         return listed_pods, listed_services
+
+    def phases(self) -> list[str]:
+        """The phase of every job the watches delivered; a job the operator has not written a
+        status to yet is Pending, as its first status will say."""
+        with self._lock:
+            return [(job.get("status") or {}).get("phase") or Phase.PENDING for job in self._jobs.values()]
 
     # -- our own writes -------------------------------------------------------------------------
     def wrote(self, body: dict[str, Any] | None) -> None:

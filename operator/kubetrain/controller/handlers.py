@@ -16,14 +16,14 @@ from typing import Any
 
 import kopf
 
-from kubetrain.controller.config import OperatorConfig, WebhookConfig
+from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.facts import fetch_budget
 from kubetrain.controller.models import ModelReconciler
 from kubetrain.controller.residency import fetch_facts
 from kubetrain.controller.schedules import ScheduleReconciler
-from kubetrain.controller.webhook_certs import ensure_certs
+from kubetrain.controller.webhook_server import webhook_server
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
 from kubetrain.api.registry import MODEL_LABEL
 from kubetrain.kube import (
@@ -60,6 +60,9 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         settings.watching.connect_timeout = 30
         settings.posting.level = logging.WARNING
         settings.execution.max_workers = 16
+        # The operator's resources are fixed and their CRDs installed before it (Helm's crds/):
+        # no watching of CustomResourceDefinitions or namespaces, so RBAC needs neither.
+        settings.scanning.disabled = True
         if config.webhook is not None:
             settings.admission.server = webhook_server(config.webhook)
             settings.admission.managed = config.webhook.configuration_name
@@ -177,17 +180,3 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         return reconciler.tracked()
 
     return registry
-
-
-def webhook_server(config: WebhookConfig) -> kopf.WebhookServer:
-    """HTTPS with the cert dir's certificate; its CA goes into the webhook configuration's
-    caBundle, so the API server verifies the operator it calls."""
-    certs = ensure_certs(config.cert_dir, list(dict.fromkeys([config.host, "localhost", "127.0.0.1"])))
-    return kopf.WebhookServer(
-        addr=config.address,
-        port=config.port,
-        host=config.host,
-        certfile=str(certs.cert),
-        pkeyfile=str(certs.key),
-        cafile=str(certs.ca),
-    )

@@ -10,6 +10,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
+from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
 from kubetrain.controller.residency import fetch_facts
 from kubetrain.kube import Conflict, Kube
@@ -23,10 +24,12 @@ CONFLICT_RETRIES = 3
 class Reconciler:
     """Owns the per-job locks and wake-ups of one operator instance."""
 
-    def __init__(self, kube: Kube, inputs: PlanInputs) -> None:
+    def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics) -> None:
         self.kube = kube
         self.cache = ClusterCache(kube)
         self.inputs = inputs
+        self.metrics = metrics
+        metrics.watch_phases(self.cache.phases)
         self.locks = JobLocks()
         self.requeuer = Requeuer(self.reconcile)
         self._tracked: set[tuple[str, str]] = set()
@@ -52,16 +55,23 @@ class Reconciler:
         log = job_logger(namespace, name)
         with self.locks(namespace, name):
             for _ in range(CONFLICT_RETRIES):
+                started = time.monotonic()
                 try:
                     self._reconcile_once(namespace, name)
+                    self._timed(started, "ok")
                     return
                 except Conflict:
+                    self._timed(started, "conflict")
                     log.debug("status conflict; re-reading")
                     self.cache.refresh_job(namespace, name)
                 except ApiException as exc:
+                    self._timed(started, "error")
                     log.warning("API error %s %s; retrying in %ss", exc.status, exc.reason, RETRY_AFTER_ERROR_SECONDS)
                     break
             self.requeuer.schedule(namespace, name, RETRY_AFTER_ERROR_SECONDS)
+
+    def _timed(self, started: float, outcome: str) -> None:
+        self.metrics.reconcile_duration.labels(outcome).observe(time.monotonic() - started)
 
     def _reconcile_once(self, namespace: str, name: str) -> None:
         log = job_logger(namespace, name)
@@ -85,6 +95,9 @@ class Reconciler:
         if decision.status_patch:
             written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
             self.cache.wrote(written)
+            old_restarts = old_status.get("restarts") or 0
+            new_restarts = decision.status_patch.get("restarts", old_restarts) or 0
+            self.metrics.restarted(namespace, new_restarts - old_restarts)
             old_phase, new_phase = old_status.get("phase"), decision.status_patch.get("phase", old_status.get("phase"))
             if old_phase != new_phase:
                 log.info("phase %s -> %s", old_phase or "-", new_phase)

@@ -47,7 +47,7 @@ class ScheduleReconciler:
             plan = plan_schedule(schedule, dt.datetime.now(dt.timezone.utc))
             events = list(plan.events)
             if plan.create is not None:
-                events = self._create(namespace, plan.create, events)
+                events = self._create(namespace, name, plan.create, events)
             if plan.status.to_k8s() != schedule.status.to_k8s():
                 # With the unset fields as nulls, so a merge patch clears them.
                 self.kube.patch_custom_status(SCHEDULE_PLURAL, namespace, name, plan.status.model_dump(
@@ -56,7 +56,7 @@ class ScheduleReconciler:
                 self.kube.post_event(raw, event.type, event.reason, event.message)
             self.requeuer.schedule(namespace, name, plan.requeue_after)
 
-    def _create(self, namespace: str, job: dict[str, Any], events: list[Event]) -> list[Event]:
+    def _create(self, namespace: str, name: str, job: dict[str, Any], events: list[Event]) -> list[Event]:
         """A job the admission refuses (a budget, a residency policy) is skipped, not retried: the
         next scheduled time tries again, with the Warning telling why this one did not run."""
         try:
@@ -66,7 +66,7 @@ class ScheduleReconciler:
                 raise
             message = f"TrainingJob {job['metadata']['name']} was refused: {_api_message(exc)}"
             return [Event(type=EventType.WARNING, reason="JobRefused", message=message[:1024])]
-        log.info("TrainingSchedule %s/%s created %s", namespace, job["metadata"]["name"], job["metadata"]["name"])
+        log.info("TrainingSchedule %s/%s created %s", namespace, name, job["metadata"]["name"])
         return events
 
 
