@@ -2,7 +2,8 @@
 
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
 exactly these verbs and resources. kopf itself also needs list/watch on what it watches
-(trainingjobs, pods, dataresidencypolicies) and, with the residency webhook enabled, create and
+(trainingjobs, pods, dataresidencypolicies, budgetpolicies, models, modelversions,
+trainingschedules) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 """
@@ -25,6 +26,16 @@ GROUP = "kubetrain.io"
 VERSION = "v1alpha1"
 PLURAL = "trainingjobs"
 POLICY_PLURAL = "dataresidencypolicies"
+BUDGET_PLURAL = "budgetpolicies"
+MODEL_PLURAL = "models"
+MODEL_VERSION_PLURAL = "modelversions"
+SCHEDULE_PLURAL = "trainingschedules"
+# Kinds the operator creates as custom objects, by their plural.
+_CUSTOM_PLURALS = {
+    "TrainingJob": PLURAL,
+    "Model": MODEL_PLURAL,
+    "ModelVersion": MODEL_VERSION_PLURAL,
+}
 MANAGED_BY = "app.kubernetes.io/managed-by=kubetrain"
 JOB_LABEL = "kubetrain.io/job-name"
 COMPONENT = "kubetrain-operator"
@@ -78,11 +89,48 @@ class Kube:
 
     def list_policies(self) -> list[dict[str, Any]]:
         """Every DataResidencyPolicy (cluster-scoped); none while the CRD is not installed."""
+        return self._list_cluster(POLICY_PLURAL)
+
+    def list_budget_policies(self) -> list[dict[str, Any]]:
+        """Every BudgetPolicy (cluster-scoped); none while the CRD is not installed."""
+        return self._list_cluster(BUDGET_PLURAL)
+
+    def _list_cluster(self, plural: str) -> list[dict[str, Any]]:
         listed = self._request_or_none(
-            "list", POLICY_PLURAL, lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL),
-            done=(404,),
+            "list", plural, lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, plural), done=(404,)
         )
         return list(listed["items"]) if listed is not None else []
+
+    def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
+        listed = self._request(
+            "list", PLURAL, lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        )
+        return list(listed["items"])
+
+    def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Model, ModelVersion or TrainingSchedule; None when it does not exist."""
+        return self._request_or_none(
+            "get", plural, lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name),
+            done=(404,),
+        )
+
+    def list_model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
+        selector = f"kubetrain.io/model={model}"
+        listed = self._request(
+            "list", MODEL_VERSION_PLURAL, lambda: self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, MODEL_VERSION_PLURAL, label_selector=selector
+            ),
+        )
+        return list(listed["items"])
+
+    def patch_custom_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patches the status of a Model or TrainingSchedule (the operator owns both statuses)."""
+        self._request_or_none(
+            "patch", f"{plural}/status", lambda: self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": status}
+            ),
+            done=(404,),
+        )
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         found = self._request("get", "namespaces", lambda: self.core.read_namespace(namespace))
@@ -116,6 +164,11 @@ class Kube:
             "Role": ("roles", self.rbac.create_namespaced_role),
             "RoleBinding": ("rolebindings", self.rbac.create_namespaced_role_binding),
         }
+        if kind in _CUSTOM_PLURALS:
+            plural = _CUSTOM_PLURALS[kind]
+            creators[kind] = (plural, lambda ns, body: self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, plural, body
+            ))
         if kind not in creators:
             raise ValueError(f"the operator does not create {kind} objects")
         resource, creator = creators[kind]
@@ -154,14 +207,15 @@ class Kube:
                 raise Conflict(f"{namespace}/{name} changed during reconcile") from exc
             raise
 
-    def post_event(self, job: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        meta = job["metadata"]
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """On any kubetrain object: a TrainingJob, Model or TrainingSchedule."""
+        meta = obj["metadata"]
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "TrainingJob",
+                "kind": obj.get("kind", "TrainingJob"),
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],

@@ -337,7 +337,7 @@ def test_service_account_can_do_nothing_beyond_the_table(release: Release) -> No
     forbidden = [
         ("get", "secrets"), ("list", "secrets"), ("watch", "secrets"), ("get", "configmaps"),
         ("update", "trainingjobs.kubetrain.io"), ("patch", "trainingjobs.kubetrain.io"),
-        ("create", "trainingjobs.kubetrain.io"), ("create", "deployments.apps"),
+        ("create", "deployments.apps"),
         ("patch", "pods"), ("bind", "clusterroles.rbac.authorization.k8s.io"),
         ("escalate", "roles.rbac.authorization.k8s.io"), ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
         ("list", "nodes"), ("create", "namespaces"), ("delete", "customresourcedefinitions.apiextensions.k8s.io"),

@@ -14,8 +14,8 @@ from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
 from kubetrain.controller.residency import fetch_facts
 from kubetrain.kube import Conflict, Kube
-from kubetrain.planning import PlanInputs, plan_job
-from kubetrain.policy.admission import parse_job
+from kubetrain.controller.facts import fetch_budget, fetch_promotion
+from kubetrain.planning import Needs, PlanInputs, plan_job
 
 RETRY_AFTER_ERROR_SECONDS = 5.0
 CONFLICT_RETRIES = 3
@@ -85,8 +85,12 @@ class Reconciler:
         pods = [p for p in pods if _owned_by(p, uid)]
         services = [s for s in services if _owned_by(s, uid)]
         started = time.monotonic()
-        facts = fetch_facts(self.kube, parse_job(raw), namespace, self.inputs.default_residency)
-        decision = plan_job(raw, pods, services, self.inputs, dt.datetime.now(dt.timezone.utc), facts)
+        now = dt.datetime.now(dt.timezone.utc)
+        needs = Needs.of(raw, now)
+        facts = fetch_facts(self.kube, needs.job, namespace, self.inputs.default_residency)
+        budget = fetch_budget(self.kube, namespace) if needs.budget else None
+        promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
+        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
         old_status = raw.get("status") or {}
         if decision.status_patch:
             written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)

@@ -62,10 +62,11 @@ def _worker(
     job: TrainingJob, index: int, attempt: int, placement: Placement, settings: RenderSettings
 ) -> dict[str, Any]:
     name = worker_name(job.metadata.name, index)
+    image = job.spec.image or settings.default_image
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
-        "image": job.spec.image or settings.default_image,
-        "env": worker_env(job, index, attempt),
+        "image": image,
+        "env": worker_env(job, index, attempt, image),
         "ports": [{"name": RENDEZVOUS_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",

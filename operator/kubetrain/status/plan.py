@@ -11,6 +11,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import CleanPodPolicy
 from kubetrain.api.status import ConditionType as C
+from kubetrain.policy.budget import BudgetVerdict
 from kubetrain.policy.verdict import ALLOW_ALL, Verdict
 from kubetrain.render.errors import summarize
 from kubetrain.render.names import service_name, worker_name
@@ -18,11 +19,14 @@ from kubetrain.render.pytorch import render_pytorch
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
 from kubetrain.status.draft import Draft, Plan
+from kubetrain.status.budget import apply_budget
 from kubetrain.status.failures import Failure, failure_of, first_failure, missing
 from kubetrain.status.observed import Observed, ObservedPod
+from kubetrain.status.promotion import PromotionFacts, apply_promotion
+from kubetrain.status.provenance import cost, provenance
 from kubetrain.status.replicas import replica_status
 from kubetrain.status.residency import apply_residency
-from kubetrain.status.report import parse_report
+from kubetrain.status.report import TrainerReport, parse_report
 
 
 def plan(
@@ -32,9 +36,13 @@ def plan(
     settings: RenderSettings,
     now: datetime,
     residency: Verdict = ALLOW_ALL,
+    budget: BudgetVerdict | None = None,
+    promotion: PromotionFacts | None = None,
 ) -> Plan:
     """`residency` is the verdict of the namespace's DataResidencyPolicies on this job, evaluated
-    by the caller from fresh policies on every reconcile (they change after admission)."""
+    by the caller from fresh policies on every reconcile (they change after admission). `budget`
+    (judged before the job first starts) and `promotion` (after it succeeded) are given by the
+    caller only when needed; None leaves that part of the status as it is."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
     draft.allowed_regions = residency.regions
@@ -47,14 +55,21 @@ def plan(
             draft.delete([p.name for p in observed.pods if not p.deleting])
         elif job.spec.run_policy.suspend:
             _suspend(draft, observed)
-        else:
+        elif apply_budget(draft, budget):
             _run(draft, observed, current, catalogue, settings)
     if draft.finished():
         _finish(draft, observed)
     elif (deadline := _deadline(draft)) is not None:
         draft.requeue_after = (deadline - draft.now).total_seconds()
+    report = _rank0_report(current)
+    metrics = _metrics(job, report)
+    image = job.spec.image or settings.default_image
+    draft.provenance = provenance(draft, report, image, _rank0_image_id(current))
+    draft.cost = cost(draft, catalogue)
+    if promotion is not None:
+        apply_promotion(draft, promotion, metrics, draft.provenance)
     replicas = replica_status(_current_attempt(job, observed.pods, draft.restarts))
-    return draft.to_plan(replicas, _metrics(job, current))
+    return draft.to_plan(replicas, metrics)
 
 
 def _current_attempt(job: TrainingJob, pods: list[ObservedPod], attempt: int) -> list[ObservedPod]:
@@ -200,17 +215,23 @@ def _deadline(draft: Draft) -> datetime | None:
     return draft.start_time + timedelta(seconds=seconds)
 
 
+def _rank0_report(pods: list[ObservedPod]) -> TrainerReport | None:
+    rank0 = next((p for p in pods if p.index == 0 and p.terminated is not None), None)
+    return parse_report(rank0.terminated.message) if rank0 and rank0.terminated else None
+
+
+def _rank0_image_id(pods: list[ObservedPod]) -> str | None:
+    return next((p.image_id for p in pods if p.index == 0 and p.image_id), None)
+
+
 def _success_message(pods: list[ObservedPod]) -> str:
-    rank0 = next((p for p in pods if p.index == 0), None)
-    report = parse_report(rank0.terminated.message) if rank0 and rank0.terminated else None
+    report = _rank0_report(pods)
     detail = f": {report.message}" if report and report.message else ""
     return f"all {len(pods)} workers succeeded{detail}"
 
 
-def _metrics(job: TrainingJob, current: list[ObservedPod]) -> dict[str, float]:
+def _metrics(job: TrainingJob, report: TrainerReport | None) -> dict[str, float]:
     """The trainer's metrics, or, when it never reached the API server, rank 0's final report."""
     if job.status.metrics:
         return job.status.metrics
-    rank0 = next((p for p in current if p.index == 0 and p.terminated is not None), None)
-    report = parse_report(rank0.terminated.message) if rank0 and rank0.terminated else None
     return dict(report.metrics) if report else {}
