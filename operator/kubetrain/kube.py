@@ -234,7 +234,7 @@ class Kube:
         try:
             self._request("create", "events", lambda: self.core.create_namespaced_event(meta["namespace"], body))
         except ApiException as exc:
-            if _namespace_terminating(exc):
+            if namespace_terminating(exc):
                 log.debug("event %s for %s/%s dropped: its namespace is being deleted", reason, meta["namespace"],
                           meta["name"])
                 return
@@ -243,7 +243,7 @@ class Kube:
             log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], exc)
 
 
-def _namespace_terminating(exc: ApiException) -> bool:
+def namespace_terminating(exc: ApiException) -> bool:
     """The API server's refusal of new objects in a namespace being deleted: a 403 that is no
     permission problem (the namespace, and the object the event was about, are going away)."""
     return exc.status == 403 and "NamespaceTerminating" in (exc.body or "")

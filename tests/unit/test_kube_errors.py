@@ -6,7 +6,7 @@ import json
 
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.kube import _namespace_terminating
+from kubetrain.kube import namespace_terminating
 
 
 def refusal(status: int, body: dict[str, object]) -> ApiException:
@@ -23,11 +23,11 @@ def test_a_namespace_being_deleted_is_no_permission_problem() -> None:
         "details": {"kind": "events", "causes": [
             {"reason": "NamespaceTerminating", "message": "namespace t is being terminated", "field": "metadata.namespace"}]},
     })
-    assert _namespace_terminating(terminating)
+    assert namespace_terminating(terminating)
 
 
 def test_rbac_refusal_is_not_mistaken_for_it() -> None:
     rbac = refusal(403, {"kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
                          "message": 'events is forbidden: User "x" cannot create resource "events"'})
-    assert not _namespace_terminating(rbac)
-    assert not _namespace_terminating(ApiException(status=404, reason="Not Found"))
+    assert not namespace_terminating(rbac)
+    assert not namespace_terminating(ApiException(status=404, reason="Not Found"))

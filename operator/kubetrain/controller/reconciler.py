@@ -13,7 +13,7 @@ from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
 from kubetrain.controller.residency import fetch_facts
-from kubetrain.kube import Conflict, Kube
+from kubetrain.kube import Conflict, Kube, namespace_terminating
 from kubetrain.controller.facts import fetch_budget, fetch_promotion
 from kubetrain.planning import Needs, PlanInputs, plan_job
 
@@ -66,6 +66,9 @@ class Reconciler:
                     self.cache.refresh_job(namespace, name)
                 except ApiException as exc:
                     self._timed(started, "error")
+                    if namespace_terminating(exc):
+                        log.debug("namespace is being deleted, and the job with it; not retrying")
+                        return
                     log.warning("API error %s %s; retrying in %ss", exc.status, exc.reason, RETRY_AFTER_ERROR_SECONDS)
                     break
             self.requeuer.schedule(namespace, name, RETRY_AFTER_ERROR_SECONDS)
