@@ -95,6 +95,11 @@ class Needs(BaseModel):
     job: TrainingJob | None = None
     budget: bool = False
     promotion: bool = False
+    fresh_policies: bool = Field(
+        default=True,
+        description="Read the DataResidencyPolicies from the API, not from the watch-fed list: until "
+        "the job's pods are first created, a policy created a moment before the job must count.",
+    )
 
     @classmethod
     def of(cls, raw: dict[str, Any], now: dt.datetime) -> Needs:
@@ -104,7 +109,10 @@ class Needs(BaseModel):
         except ValidationError:
             return cls()
         draft = Draft.start(job, now)
-        return cls(job=job, budget=needs_budget(draft), promotion=needs_promotion(draft))
+        return cls(
+            job=job, budget=needs_budget(draft), promotion=needs_promotion(draft),
+            fresh_policies=not draft.finished() and draft.start_time is None,
+        )
 
 
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:

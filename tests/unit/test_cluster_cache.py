@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrain.controller.cache import ClusterCache
+from kubetrain.controller.cache import ClusterCache, WatchedList
 
 
 def job(name: str, phase: str | None = None) -> dict[str, Any]:
@@ -37,3 +37,33 @@ def test_phases_and_deletion() -> None:
     cache.job_event("DELETED", job("a"))
     assert cache.phases() == ["Pending"]
 
+
+
+def test_watched_list_is_listed_once_until_a_change() -> None:
+    calls: list[int] = []
+
+    def lister() -> list[dict[str, Any]]:
+        calls.append(1)
+        return [{"metadata": {"name": f"p{len(calls)}", "managedFields": []}}]
+
+    policies = WatchedList(lister)
+    assert policies.get() == [{"metadata": {"name": "p1"}}]
+    assert policies.get() == [{"metadata": {"name": "p1"}}] and len(calls) == 1
+    policies.changed()
+    assert policies.get() == [{"metadata": {"name": "p2"}}] and len(calls) == 2
+
+
+def test_a_list_overtaken_by_a_change_is_not_kept() -> None:
+    policies: WatchedList
+
+    def lister() -> list[dict[str, Any]]:
+        if not listed:
+            policies.changed()  # the watch reports a change while this list is in flight
+        listed.append(1)
+        return [{"metadata": {"name": f"p{len(listed)}"}}]
+
+    listed: list[int] = []
+    policies = WatchedList(lister)
+    assert policies.get() == [{"metadata": {"name": "p1"}}], "the caller still gets its answer"
+    assert policies.get() == [{"metadata": {"name": "p2"}}], "but the next reader lists again"
+    assert policies.get() == [{"metadata": {"name": "p2"}}] and len(listed) == 2

@@ -13,6 +13,7 @@ Sound because the planner is level-triggered and idempotent, and every write is 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from kubetrain.api.status import Phase
@@ -106,6 +107,36 @@ class ClusterCache:
 
     def forget(self, namespace: str, name: str) -> None:
         self.job_event("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+
+
+class WatchedList:
+    """A cluster-wide list the operator also watches (the DataResidencyPolicies): listed on first
+    use and again after each change the watch reports, instead of once per reconcile.
+
+    A list that was in flight when a change arrived is used by its caller but not kept, so the
+    next reader lists again and sees the change; the change's event also wakes every job."""
+
+    def __init__(self, lister: Callable[[], list[dict[str, Any]]]) -> None:
+        self._lister = lister
+        self._items: list[dict[str, Any]] | None = None
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def changed(self) -> None:
+        with self._lock:
+            self._items = None
+            self._generation += 1
+
+    def get(self) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._items is not None:
+                return self._items
+            generation = self._generation
+        items = [_slim(item) for item in self._lister()]
+        with self._lock:
+            if generation == self._generation:
+                self._items = items
+        return items
 
 
 def _slim(body: dict[str, Any]) -> dict[str, Any]:

@@ -100,7 +100,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     def policy_changed(name: str, type: str | None, **_: Any) -> None:
         # Policies change after admission: every job is re-judged against the new set.
         logging.getLogger("kubetrain.residency").info("DataResidencyPolicy %s %s; re-checking jobs", name, type)
-        reconciler.recheck_all()
+        reconciler.policies_changed()
 
     @kopf.on.event(GROUP, VERSION, MODEL_PLURAL, registry=registry)
     def model_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.controller.cache import ClusterCache
+from kubetrain.controller.cache import ClusterCache, WatchedList
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
@@ -27,6 +27,7 @@ class Reconciler:
     def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics) -> None:
         self.kube = kube
         self.cache = ClusterCache(kube)
+        self.residency_policies = WatchedList(kube.list_policies)
         self.inputs = inputs
         self.metrics = metrics
         metrics.watch_phases(self.cache.phases)
@@ -43,8 +44,9 @@ class Reconciler:
         self.cache.forget(namespace, name)
         self._tracked.discard((namespace, name))
 
-    def recheck_all(self) -> None:
-        """Wakes every tracked job (on their own timer threads), e.g. after a policy changed."""
+    def policies_changed(self) -> None:
+        """A DataResidencyPolicy changed after admission: every job is judged again by a fresh list."""
+        self.residency_policies.changed()
         for namespace, name in sorted(self._tracked):
             self.requeuer.schedule(namespace, name, 0.0)
 
@@ -90,7 +92,8 @@ class Reconciler:
         started = time.monotonic()
         now = dt.datetime.now(dt.timezone.utc)
         needs = Needs.of(raw, now)
-        facts = fetch_facts(self.kube, needs.job, namespace, self.inputs.default_residency)
+        policies = None if needs.fresh_policies else self.residency_policies.get()
+        facts = fetch_facts(self.kube, needs.job, namespace, self.inputs.default_residency, policies)
         budget = fetch_budget(self.kube, namespace) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
