@@ -114,6 +114,11 @@ class Needs(BaseModel):
             fresh_policies=not draft.finished() and draft.start_time is None,
         )
 
+    def beyond(self, fetched: Needs) -> bool:
+        """Whether these needs (of the status just written) call for facts the reconcile that wrote
+        it did not fetch: the job then needs one more reconcile (e.g. promotion after Succeeded)."""
+        return (self.budget and not fetched.budget) or (self.promotion and not fetched.promotion)
+
 
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:
     """A spec the API server accepted but the models refuse (rules CEL cannot express) fails the

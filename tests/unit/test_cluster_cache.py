@@ -39,6 +39,17 @@ def test_phases_and_deletion() -> None:
 
 
 
+def test_the_echo_of_a_version_already_kept_is_nothing_new() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    assert cache.job_event("ADDED", job("a")), "first sight"
+    written = {**job("a", "Running"), "metadata": {**job("a")["metadata"], "resourceVersion": "8"}}
+    cache.wrote(written)  # the response of our own status write
+    assert not cache.job_event("MODIFIED", written), "its watch echo"
+    newer = {**written, "metadata": {**written["metadata"], "resourceVersion": "9"}}
+    assert cache.job_event("MODIFIED", newer), "someone else's change"
+    assert cache.job_event("DELETED", newer)
+
+
 def test_watched_list_is_listed_once_until_a_change() -> None:
     calls: list[int] = []
 

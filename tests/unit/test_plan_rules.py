@@ -432,3 +432,11 @@ def test_trainer_access_is_created_with_the_pods_and_only_then() -> None:
 def test_policies_are_read_fresh_until_the_job_first_starts(status: dict[str, Any], fresh: bool) -> None:
     raw = make_job(status).model_dump(by_alias=True, exclude_none=True, mode="json")
     assert Needs.of(raw, NOW).fresh_policies is fresh
+
+
+def test_a_status_that_needs_facts_not_fetched_calls_for_another_reconcile() -> None:
+    fetched = Needs(budget=False, promotion=False)
+    assert Needs(promotion=True).beyond(fetched), "Succeeded was just written: promotion comes next"
+    assert Needs(budget=True).beyond(fetched)
+    assert not Needs(promotion=True).beyond(Needs(promotion=True)), "already fetched in this reconcile"
+    assert not Needs().beyond(fetched)

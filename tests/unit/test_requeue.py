@@ -51,18 +51,28 @@ def test_wake_ups_come_in_due_order(requeuer: Requeuer, woken: Woken) -> None:
     assert requeuer.pending() == 0
 
 
-def test_a_new_schedule_replaces_the_pending_one(requeuer: Requeuer, woken: Woken) -> None:
+def test_the_earliest_wake_up_wins(requeuer: Requeuer, woken: Woken) -> None:
     requeuer.schedule("ns", "job", 30)
-    requeuer.schedule("ns", "job", 0.05)
+    requeuer.schedule("ns", "job", 0.05)  # an event while a deadline is pending
+    requeuer.schedule("ns", "job", 20)  # the reconcile's next deadline does not delay it
     woken.wait_for(1)
     requeuer.schedule("ns", "marker", 0.2)
     woken.wait_for(2)
-    assert woken.calls == [("ns", "job"), ("ns", "marker")], "the 30 s wake-up was replaced, not added"
+    assert woken.calls == [("ns", "job"), ("ns", "marker")], "one wake-up, the earliest"
+    assert requeuer.pending() == 0
 
 
-def test_none_cancels(requeuer: Requeuer, woken: Woken) -> None:
+def test_events_in_a_burst_coalesce(requeuer: Requeuer, woken: Woken) -> None:
+    for _ in range(10):
+        requeuer.schedule("ns", "job", 0.1)
+    woken.wait_for(1)
+    time.sleep(0.2)
+    assert woken.calls == [("ns", "job")]
+
+
+def test_cancel(requeuer: Requeuer, woken: Woken) -> None:
     requeuer.schedule("ns", "cancelled", 0.05)
-    requeuer.schedule("ns", "cancelled", None)
+    requeuer.cancel("ns", "cancelled")
     requeuer.schedule("ns", "marker", 0.2)
     woken.wait_for(1)
     time.sleep(0.1)

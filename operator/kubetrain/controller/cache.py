@@ -31,7 +31,9 @@ class ClusterCache:
         self._lock = threading.Lock()
 
     # -- fed by the watches ---------------------------------------------------------------------
-    def job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+    def job_event(self, event_type: str | None, body: dict[str, Any]) -> bool:
+        """Keeps the event's job; False when the cache already had this very version (the echo
+        of our own status write, whose response the cache took): nothing to reconcile."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         body = _slim(body)
         with self._lock:
@@ -39,25 +41,31 @@ class ClusterCache:
                 self._jobs.pop(key, None)
                 self._pods.pop(key, None)
                 self._services.pop(key, None)
-            else:
-                self._jobs[key] = body
+                return True
+            known = _same_version(self._jobs.get(key), body)
+            self._jobs[key] = body
+            return not known
 
-    def child_event(self, event_type: str | None, kind: str, body: dict[str, Any]) -> None:
+    def child_event(self, event_type: str | None, kind: str, body: dict[str, Any]) -> bool:
+        """Keeps the event's pod or service; False when it brings nothing new (the echo of our
+        own create)."""
         meta = body["metadata"]
         job = (meta.get("labels") or {}).get(JOB_LABEL)
         if not job:
-            return
+            return False
         key = (meta["namespace"], job)
         body = _slim(body)
         with self._lock:
             store = self._pods if kind == "Pod" else self._services
             children = store.get(key)
             if children is None:
-                return  # not loaded yet: the first read lists them from the API
+                return True  # not loaded yet: the first read lists them from the API
             if event_type == "DELETED":
                 children.pop(meta["name"], None)
-            else:
-                children[meta["name"]] = body
+                return True
+            known = _same_version(children.get(meta["name"]), body)
+            children[meta["name"]] = body
+            return not known
 
     # -- read by the reconciler -----------------------------------------------------------------
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -102,7 +110,7 @@ class ClusterCache:
             return
         if body["kind"] == "TrainingJob":
             self.job_event("MODIFIED", body)
-        else:
+        elif body["kind"] in ("Pod", "Service"):
             self.child_event("MODIFIED", body["kind"], body)
 
     def forget(self, namespace: str, name: str) -> None:
@@ -137,6 +145,10 @@ class WatchedList:
             if generation == self._generation:
                 self._items = items
         return items
+
+
+def _same_version(kept: dict[str, Any] | None, body: dict[str, Any]) -> bool:
+    return kept is not None and kept["metadata"].get("resourceVersion") == body["metadata"].get("resourceVersion")
 
 
 def _slim(body: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """kopf handlers: thin triggers for one level-triggered reconcile per job.
 
-Every TrainingJob event and every event of a pod the operator manages calls
-Reconciler.reconcile(namespace, job). The reconcile reads fresh state, so a missed or repeated
-event never matters, and kopf's initial listing at start-up is the "resume" of every job. Only
+Every TrainingJob event and every event of a pod or service the operator manages that brings
+something new (not the echo of the operator's own write) wakes Reconciler.reconcile(namespace,
+job) shortly after, once for a burst of events. The reconcile reads the latest state, so a
+missed or repeated event never matters, and kopf's initial listing at start-up is the "resume" of every job. Only
 on-event handlers are used: kopf then keeps no progress annotations on the user's object and
 needs no finalizer (children are owned and garbage-collected).
 """
@@ -83,8 +84,8 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         if type == "DELETED":
             reconciler.forget(namespace, name)
             return
-        reconciler.cache.job_event(type, _plain(body))
-        reconciler.reconcile(namespace, name)
+        if reconciler.cache.job_event(type, _plain(body)):
+            reconciler.wake(namespace, name)
 
     @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
     @kopf.on.event("", "v1", "services", labels=MANAGED, registry=registry)
@@ -93,8 +94,8 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     ) -> None:
         job = labels.get(JOB_LABEL)
         if job:
-            reconciler.cache.child_event(type, resource.kind, _plain(body))
-            reconciler.reconcile(namespace, job)
+            if reconciler.cache.child_event(type, resource.kind, _plain(body)):
+                reconciler.wake(namespace, job)
 
     @kopf.on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
     def policy_changed(name: str, type: str | None, **_: Any) -> None:

@@ -18,6 +18,9 @@ from kubetrain.controller.facts import fetch_budget, fetch_promotion
 from kubetrain.planning import Needs, PlanInputs, plan_job
 
 RETRY_AFTER_ERROR_SECONDS = 5.0
+# Watch events of one job within this delay are answered by one reconcile: a job's pods are
+# scheduled and start within moments of each other, and one status write can report them all.
+EVENT_COALESCE_SECONDS = 0.2
 CONFLICT_RETRIES = 3
 
 
@@ -39,10 +42,14 @@ class Reconciler:
         return len(self._tracked)
 
     def forget(self, namespace: str, name: str) -> None:
-        self.requeuer.schedule(namespace, name, None)
+        self.requeuer.cancel(namespace, name)
         self.locks.forget(namespace, name)
         self.cache.forget(namespace, name)
         self._tracked.discard((namespace, name))
+
+    def wake(self, namespace: str, name: str) -> None:
+        """A watch event of the job or its children: reconcile soon, once for a burst of events."""
+        self.requeuer.schedule(namespace, name, EVENT_COALESCE_SECONDS)
 
     def policies_changed(self) -> None:
         """A DataResidencyPolicy changed after admission: every job is judged again by a fresh list."""
@@ -101,6 +108,8 @@ class Reconciler:
         if decision.status_patch:
             written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
             self.cache.wrote(written)
+            if written is not None and Needs.of(written, now).beyond(needs):
+                self.wake(namespace, name)  # the echo of this write is skipped as nothing new
             old_restarts = old_status.get("restarts") or 0
             new_restarts = decision.status_patch.get("restarts", old_restarts) or 0
             self.metrics.restarted(namespace, new_restarts - old_restarts)

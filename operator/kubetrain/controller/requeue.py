@@ -1,4 +1,6 @@
-"""Wake-ups at a future time (deadlines, TTLs, retries after an API error), one pending per job.
+"""Wake-ups of jobs: soon after a watch event (events of one job within the delay coalesce into
+one reconcile), and at a future time (deadlines, TTLs, retries after an API error); at most one
+pending per job, the earliest.
 
 All jobs share one scheduling thread and a small pool that runs the reconciles: a timer thread per
 job cost an OS thread for every job with a deadline, and a policy change (which wakes every job)
@@ -18,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 Key = tuple[str, str]
 
-# Enough to overlap reconciles that wait on the API server, few enough that waking every job
-# after a policy change does not flood it.
-WAKE_UP_WORKERS = 4
+# Reconciles run here, not on kopf's handler threads: as many as kopf's handler pool had,
+# and waking every job after a policy change queues them instead of flooding the API server.
+WAKE_UP_WORKERS = 16
 
 
 class Requeuer:
@@ -37,19 +39,27 @@ class Requeuer:
         self._thread.start()
 
     def schedule(self, namespace: str, name: str, delay_seconds: float | None) -> None:
-        """Replaces the job's pending wake-up; None just cancels it."""
+        """Wakes the job within `delay_seconds`; an earlier pending wake-up stays, since a spare
+        reconcile is harmless (it re-plans and schedules again) and a lost one is not. None: no
+        wake-up is needed by this caller (one already pending stays)."""
+        if delay_seconds is None:
+            return
         key = (namespace, name)
+        due = time.monotonic() + max(delay_seconds, 0.0)
         with self._changed:
-            if delay_seconds is None:
-                self._due.pop(key, None)
+            pending = self._due.get(key)
+            if pending is not None and pending <= due:
                 return
-            due = time.monotonic() + max(delay_seconds, 0.0)
             self._due[key] = due
             heapq.heappush(self._heap, (due, next(self._order), key))
             if len(self._heap) > 2 * len(self._due) + 64:
                 self._heap = [(when, next(self._order), job) for job, when in self._due.items()]
                 heapq.heapify(self._heap)
             self._changed.notify()
+
+    def cancel(self, namespace: str, name: str) -> None:
+        with self._changed:
+            self._due.pop((namespace, name), None)
 
     def pending(self) -> int:
         with self._changed:

@@ -27,7 +27,7 @@ class ScheduleReconciler:
         self.requeuer = Requeuer(self.reconcile)
 
     def forget(self, namespace: str, name: str) -> None:
-        self.requeuer.schedule(namespace, name, None)
+        self.requeuer.cancel(namespace, name)
         self.locks.forget(namespace, name)
 
     def shutdown(self) -> None:
