@@ -95,10 +95,11 @@ class Needs(BaseModel):
     job: TrainingJob | None = None
     budget: bool = False
     promotion: bool = False
-    fresh_policies: bool = Field(
+    fresh_residency: bool = Field(
         default=True,
-        description="Read the DataResidencyPolicies from the API, not from the watch-fed list: until "
-        "the job's pods are first created, a policy created a moment before the job must count.",
+        description="Read the residency facts (policies, namespace labels) from the API, not from what "
+        "the operator keeps: until the job's pods are first created, a policy or label set a moment "
+        "before the job must count.",
     )
 
     @classmethod
@@ -111,7 +112,7 @@ class Needs(BaseModel):
         draft = Draft.start(job, now)
         return cls(
             job=job, budget=needs_budget(draft), promotion=needs_promotion(draft),
-            fresh_policies=not draft.finished() and draft.start_time is None,
+            fresh_residency=not draft.finished() and draft.start_time is None,
         )
 
     def beyond(self, fetched: Needs) -> bool:

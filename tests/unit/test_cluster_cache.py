@@ -78,3 +78,44 @@ def test_a_list_overtaken_by_a_change_is_not_kept() -> None:
     assert policies.get() == [{"metadata": {"name": "p1"}}], "the caller still gets its answer"
     assert policies.get() == [{"metadata": {"name": "p2"}}], "but the next reader lists again"
     assert policies.get() == [{"metadata": {"name": "p2"}}] and len(listed) == 2
+
+
+class RacingReads:
+    """Stands in for the API reads only; each read lets a watch event overtake it."""
+
+    def __init__(self, cache: ClusterCache, during_read: dict[str, Any]) -> None:
+        self.cache, self.during_read, self.reads = cache, during_read, 0
+
+    def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        self.reads += 1
+        stale = {**self.during_read, "status": {"phase": "Running"}}
+        if self.reads == 1:
+            self.cache.child_event("MODIFIED", "Pod", self.during_read)
+        return [stale if self.reads == 1 else self.during_read], []
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any]:
+        self.reads += 1
+        self.cache.job_event("MODIFIED", self.during_read)
+        return job(name, "Running")
+
+
+def test_a_listing_overtaken_by_an_event_is_not_kept() -> None:
+    pod = {"kind": "Pod", "metadata": {"namespace": "ns", "name": "a-worker-0", "resourceVersion": "9",
+                                      "labels": {"kubetrain.io/job-name": "a"}}, "status": {"phase": "Succeeded"}}
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    reads = RacingReads(cache, pod)
+    cache.kube = reads  # type: ignore[assignment]
+    cache.list_children("ns", "a")
+    pods, _ = cache.list_children("ns", "a")
+    assert reads.reads == 2, "the overtaken listing was not kept"
+    assert pods[0]["status"]["phase"] == "Succeeded"
+    cache.list_children("ns", "a")
+    assert reads.reads == 2, "the second listing was kept"
+
+
+def test_a_read_overtaken_by_an_event_answers_the_event() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    newer = job("a", "Succeeded")
+    cache.kube = RacingReads(cache, newer)  # type: ignore[assignment]
+    got = cache.get_job("ns", "a")
+    assert got is not None and got["status"]["phase"] == "Succeeded"

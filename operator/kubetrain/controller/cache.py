@@ -28,6 +28,10 @@ class ClusterCache:
         self._jobs: dict[Key, dict[str, Any]] = {}
         self._pods: dict[Key, dict[str, dict[str, Any]]] = {}
         self._services: dict[Key, dict[str, dict[str, Any]]] = {}
+        # Events of children not loaded yet, counted per job: a listing that such an event
+        # overtook may be older than the event, so it is used once and not kept (the event's
+        # wake-up lists again).
+        self._unloaded_events: dict[Key, int] = {}
         self._lock = threading.Lock()
 
     # -- fed by the watches ---------------------------------------------------------------------
@@ -41,6 +45,7 @@ class ClusterCache:
                 self._jobs.pop(key, None)
                 self._pods.pop(key, None)
                 self._services.pop(key, None)
+                self._unloaded_events.pop(key, None)
                 return True
             known = _same_version(self._jobs.get(key), body)
             self._jobs[key] = body
@@ -59,6 +64,7 @@ class ClusterCache:
             store = self._pods if kind == "Pod" else self._services
             children = store.get(key)
             if children is None:
+                self._unloaded_events[key] = self._unloaded_events.get(key, 0) + 1
                 return True  # not loaded yet: the first read lists them from the API
             if event_type == "DELETED":
                 children.pop(meta["name"], None)
@@ -77,11 +83,19 @@ class ClusterCache:
         return job
 
     def refresh_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The job from the API, unless a watch event delivered it while the read was in flight
+        (the event is at least as new)."""
+        key = (namespace, name)
+        with self._lock:
+            before = self._jobs.get(key)
         job = self.kube.get_job(namespace, name)
-        if job is not None:
-            job = _slim(job)
-            with self._lock:
-                self._jobs[(namespace, name)] = job
+        job = _slim(job) if job is not None else None
+        with self._lock:
+            current = self._jobs.get(key)
+            if current is not before:
+                return current
+            if job is not None:
+                self._jobs[key] = job
         return job
 
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -90,11 +104,14 @@ class ClusterCache:
             pods, services = self._pods.get(key), self._services.get(key)
             if pods is not None and services is not None:
                 return list(pods.values()), list(services.values())
+            events_before = self._unloaded_events.get(key, 0)
         listed_pods, listed_services = self.kube.list_children(namespace, job)
         listed_pods, listed_services = [_slim(p) for p in listed_pods], [_slim(s) for s in listed_services]
         with self._lock:
-            self._pods[key] = {p["metadata"]["name"]: p for p in listed_pods}
-            self._services[key] = {s["metadata"]["name"]: s for s in listed_services}
+            if self._unloaded_events.get(key, 0) == events_before:
+                self._pods[key] = {p["metadata"]["name"]: p for p in listed_pods}
+                self._services[key] = {s["metadata"]["name"]: s for s in listed_services}
+                self._unloaded_events.pop(key, None)
         return listed_pods, listed_services
 
     def phases(self) -> list[str]:

@@ -8,11 +8,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.controller.cache import ClusterCache, WatchedList
+from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
-from kubetrain.controller.residency import fetch_facts
+from kubetrain.controller.residency import ResidencyReader
 from kubetrain.kube import Conflict, Kube, namespace_terminating
 from kubetrain.controller.facts import fetch_budget, fetch_promotion
 from kubetrain.planning import Needs, PlanInputs, plan_job
@@ -30,7 +30,7 @@ class Reconciler:
     def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics) -> None:
         self.kube = kube
         self.cache = ClusterCache(kube)
-        self.residency_policies = WatchedList(kube.list_policies)
+        self.residency = ResidencyReader(kube, inputs.default_residency)
         self.inputs = inputs
         self.metrics = metrics
         metrics.watch_phases(self.cache.phases)
@@ -53,7 +53,7 @@ class Reconciler:
 
     def policies_changed(self) -> None:
         """A DataResidencyPolicy changed after admission: every job is judged again by a fresh list."""
-        self.residency_policies.changed()
+        self.residency.changed()
         for namespace, name in sorted(self._tracked):
             self.requeuer.schedule(namespace, name, 0.0)
 
@@ -99,8 +99,7 @@ class Reconciler:
         started = time.monotonic()
         now = dt.datetime.now(dt.timezone.utc)
         needs = Needs.of(raw, now)
-        policies = None if needs.fresh_policies else self.residency_policies.get()
-        facts = fetch_facts(self.kube, needs.job, namespace, self.inputs.default_residency, policies)
+        facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency)
         budget = fetch_budget(self.kube, namespace) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
