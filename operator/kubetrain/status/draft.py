@@ -68,6 +68,8 @@ class Draft:
     delete_pods: list[str] = field(default_factory=list)
     requeue_after: float | None = None
     delete_job: bool = False
+    notes: list[Event] = field(default_factory=list)
+    """Events of actions that change no status field (e.g. a Ray worker replaced alone)."""
 
     @classmethod
     def start(cls, job: TrainingJob, now: datetime) -> Draft:
@@ -98,13 +100,13 @@ class Draft:
     def finished(self) -> bool:
         return self.is_true(ConditionType.SUCCEEDED) or self.is_true(ConditionType.FAILED)
 
-    def to_plan(self, replicas: ReplicaStatus, metrics: dict[str, float]) -> Plan:
+    def to_plan(self, replicas: dict[str, ReplicaStatus], metrics: dict[str, float]) -> Plan:
         old = self.job.status
         status = TrainingJobStatus(
             phase=cond.derive_phase(self.conditions),
             conditions=self.conditions,
-            replica_statuses={WORKER_ROLE: replicas},
-            workers=workers_column(replicas, self.job.spec.workers),
+            replica_statuses=replicas,
+            workers=workers_column(replicas.get(WORKER_ROLE, ReplicaStatus()), self.job.spec.workers),
             restarts=self.restarts,
             start_time=self.start_time,
             completion_time=self.completion_time,
@@ -119,7 +121,7 @@ class Draft:
             create=self.create,
             delete_pods=self.delete_pods,
             status=status,
-            events=self._events(status),
+            events=self._events(status) + self.notes,
             requeue_after=self.requeue_after,
             delete_job=self.delete_job,
         )
