@@ -11,9 +11,9 @@ state=${KUBETRAIN_DEV_DIR:-$root/.kubetrain/dev}
 export KUBECONFIG=$state/kubeconfig
 kubectl=$($py -c "from kubetrain.devcluster.binaries import expected_binaries; print(expected_binaries().kubectl)")
 
-$kt dev up --state-dir "$state" >/dev/null
+$kt dev --state-dir "$state" up >/dev/null
 echo "== node pools"
-$kt dev pools --state-dir "$state"
+$kt dev --state-dir "$state" pools
 
 echo "== CRDs"
 $kubectl apply --server-side -f crds/ >/dev/null

@@ -9,17 +9,28 @@ import sys
 import urllib.request
 from pathlib import Path
 
+import kubernetes
+
 from kubetrain.devcluster.processes import free_port
 from tests.helpers import wait_for
 
 
+WEBHOOK_CONFIGURATION = "kubetrain-residency.kubetrain.io"
+
+
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log_path: Path, extra_args: list[str] | None = None) -> None:
+    """With `webhook` (the default) it serves the residency admission webhook on a port kept across
+    restarts, and start() returns only once the API server's webhook configuration points at it."""
+
+    def __init__(
+        self, kubeconfig: Path, log_path: Path, extra_args: list[str] | None = None, webhook: bool = True
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.webhook_port = free_port() if webhook else 0
 
     def start(self) -> None:
         self.port = free_port()
@@ -29,6 +40,7 @@ class OperatorProcess:
             [
                 sys.executable, "-m", "kubetrain.cli", "operator", "run",
                 f"--kubeconfig={self.kubeconfig}", f"--liveness-port={self.port}", "--log-level=DEBUG",
+                *self._webhook_args(),
                 *self.extra_args,
             ],
             stdout=log,
@@ -37,6 +49,28 @@ class OperatorProcess:
         )
         log.close()
         wait_for(self._healthy, timeout=60, what=f"operator /healthz (log: {self.log_path})")
+        if self.webhook_port:
+            wait_for(self._webhook_registered, timeout=30, what=f"webhook registration (log: {self.log_path})")
+
+    def _webhook_args(self) -> list[str]:
+        if not self.webhook_port:
+            return []
+        cert_dir = self.log_path.parent / "webhook-certs"
+        return [
+            "--webhook", "--webhook-address=127.0.0.1", "--webhook-host=127.0.0.1",
+            f"--webhook-port={self.webhook_port}", f"--webhook-cert-dir={cert_dir}",
+        ]
+
+    def _webhook_registered(self) -> bool:
+        with kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig)) as client:
+            api = kubernetes.client.AdmissionregistrationV1Api(client)
+            try:
+                config = api.read_validating_webhook_configuration(WEBHOOK_CONFIGURATION)
+            except kubernetes.client.exceptions.ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+        return any(f":{self.webhook_port}/" in (hook.client_config.url or "") for hook in config.webhooks or [])
 
     def _healthy(self) -> bool:
         assert self.proc is not None

@@ -64,9 +64,21 @@ def _dev_pools(args: argparse.Namespace) -> int:
 
 
 def _operator_run(args: argparse.Namespace) -> int:
-    from kubetrain.controller.config import OperatorConfig
+    from kubetrain.controller.config import OperatorConfig, WebhookConfig
     from kubetrain.controller.run import run_operator
 
+    webhook = None
+    if args.webhook:
+        if args.webhook_cert_dir is None:
+            print("kubetrain: --webhook needs --webhook-cert-dir (where its certificate is or will be made)",
+                  file=sys.stderr)
+            return 2
+        webhook = WebhookConfig(
+            address=args.webhook_address,
+            port=args.webhook_port,
+            host=args.webhook_host,
+            cert_dir=args.webhook_cert_dir,
+        )
     config = OperatorConfig(
         namespaces=args.namespace or [],
         node_pools_file=args.node_pools,
@@ -74,6 +86,8 @@ def _operator_run(args: argparse.Namespace) -> int:
         liveness_port=args.liveness_port,
         log_format=args.log_format,
         log_level=args.log_level,
+        default_residency=args.default_residency,
+        webhook=webhook,
     )
     run_operator(config, kubeconfig=args.kubeconfig)
     return 0
@@ -142,6 +156,31 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", "text"))
     run.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=_env("LOG_LEVEL", "INFO")
+    )
+    run.add_argument(
+        "--default-residency",
+        choices=["allow-all", "deny-all"],
+        default=_env("DEFAULT_RESIDENCY", "allow-all"),
+        help="jobs in namespaces no DataResidencyPolicy selects: allow-all (default) or deny-all",
+    )
+    run.add_argument(
+        "--webhook",
+        action="store_true",
+        default=_env("WEBHOOK", "") == "true",
+        help="serve the residency validating webhook and register it (failurePolicy Fail)",
+    )
+    run.add_argument("--webhook-address", default=_env("WEBHOOK_ADDRESS", "0.0.0.0"), help="listening address")
+    run.add_argument("--webhook-port", type=int, default=int(_env("WEBHOOK_PORT", "9443")), help="HTTPS port")
+    run.add_argument(
+        "--webhook-host",
+        default=_env("WEBHOOK_HOST", "127.0.0.1"),
+        help="host the API server calls (the webhook Service's DNS name in a cluster)",
+    )
+    run.add_argument(
+        "--webhook-cert-dir",
+        type=Path,
+        default=Path(_env("WEBHOOK_CERT_DIR", "")) if _env("WEBHOOK_CERT_DIR", "") else None,
+        help="ca.crt, tls.crt, tls.key (generated there when missing)",
     )
     run.set_defaults(func=_operator_run)
 

@@ -10,6 +10,13 @@ import yaml
 
 from kubetrain.api.contract import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from kubetrain.api.openapi import Schema, structural
+from kubetrain.api.policy import (
+    POLICY_KIND,
+    POLICY_PLURAL,
+    POLICY_SHORT_NAMES,
+    POLICY_SINGULAR,
+    DataResidencyPolicySpec,
+)
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 
@@ -113,11 +120,77 @@ class _NoAliasDumper(yaml.SafeDumper):
         return True
 
 
+POLICY_PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "Enforcement",
+        "type": "string",
+        "jsonPath": ".spec.enforcement",
+        "description": "Enforce refuses and stops violating jobs; Audit records them.",
+    },
+    {
+        "name": "Regions",
+        "type": "string",
+        "jsonPath": ".spec.allowedRegions",
+        "description": "Regions the selected namespaces' workers may run in.",
+    },
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+)
+
+
+def generate_policy_crd() -> dict[str, Any]:
+    """The DataResidencyPolicy CRD: cluster-scoped, because it constrains namespaces and must not be
+    editable by the namespaces' own users."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{POLICY_PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": POLICY_KIND,
+                "listKind": f"{POLICY_KIND}List",
+                "plural": POLICY_PLURAL,
+                "singular": POLICY_SINGULAR,
+                "shortNames": list(POLICY_SHORT_NAMES),
+                "categories": list(CATEGORIES),
+            },
+            "scope": "Cluster",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "Where the TrainingJobs of the selected namespaces may run, read and "
+                            "write; several policies on one namespace combine to their intersection.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string", "description": "kubetrain.io/v1alpha1."},
+                                "kind": {"type": "string", "description": "DataResidencyPolicy."},
+                                "metadata": {"type": "object"},
+                                "spec": {
+                                    **structural(DataResidencyPolicySpec.model_json_schema(by_alias=True)),
+                                    "description": "Which namespaces, and what their jobs may use.",
+                                },
+                            },
+                        }
+                    },
+                    "additionalPrinterColumns": [dict(column) for column in POLICY_PRINTER_COLUMNS],
+                }
+            ],
+        },
+    }
+
+
 def rendered_crds() -> dict[str, str]:
     """File name -> YAML text of every CRD kubetrain defines."""
-    crd = generate_crd()
-    text = yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
-    return {f"{GROUP}_{PLURAL}.yaml": HEADER + text}
+    crds = {PLURAL: generate_crd(), POLICY_PLURAL: generate_policy_crd()}
+    return {
+        f"{GROUP}_{plural}.yaml": HEADER + yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
+        for plural, crd in crds.items()
+    }
 
 
 def write_crds(directory: Path) -> list[Path]:

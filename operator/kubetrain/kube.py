@@ -1,7 +1,10 @@
 """The few Kubernetes API calls the operator makes, each idempotent.
 
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
-exactly these verbs and resources.
+exactly these verbs and resources. kopf itself also needs list/watch on what it watches
+(trainingjobs, pods, dataresidencypolicies) and, with the residency webhook enabled, create and
+patch on admissionregistration.k8s.io validatingwebhookconfigurations and
+mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 GROUP = "kubetrain.io"
 VERSION = "v1alpha1"
 PLURAL = "trainingjobs"
+POLICY_PLURAL = "dataresidencypolicies"
 MANAGED_BY = "app.kubernetes.io/managed-by=kubetrain"
 JOB_LABEL = "kubetrain.io/job-name"
 COMPONENT = "kubetrain-operator"
@@ -45,6 +49,28 @@ class Kube:
                 return None
             raise
 
+    def list_policies(self) -> list[dict[str, Any]]:
+        """Every DataResidencyPolicy (cluster-scoped); none while the CRD is not installed."""
+        try:
+            return list(self.custom.list_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL)["items"])
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return dict(self.core.read_namespace(namespace).metadata.labels or {})
+
+    def claim_storage_class(self, namespace: str, claim: str) -> str | None:
+        """The claim's storageClassName; None when the claim does not exist or has no class."""
+        try:
+            pvc = self.core.read_namespaced_persistent_volume_claim(claim, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return pvc.spec.storage_class_name
+
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""
         selector = f"{MANAGED_BY},{JOB_LABEL}={job}"
@@ -53,8 +79,8 @@ class Kube:
         to_dict = self.api.sanitize_for_serialization
         return [to_dict(p) for p in pods], [to_dict(s) for s in services]
 
-    def create(self, namespace: str, obj: dict[str, Any]) -> bool:
-        """Creates `obj` unless it exists; returns whether it was created."""
+    def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any] | None:
+        """Creates `obj` unless it exists; returns the created object, None when it existed."""
         kind = obj["kind"]
         creators = {
             "Pod": self.core.create_namespaced_pod,
@@ -66,12 +92,12 @@ class Kube:
         if kind not in creators:
             raise ValueError(f"the operator does not create {kind} objects")
         try:
-            creators[kind](namespace, obj)
+            created = creators[kind](namespace, obj)
         except ApiException as exc:
             if exc.status == 409:
-                return False
+                return None
             raise
-        return True
+        return dict(self.api.sanitize_for_serialization(created))
 
     def delete_pod(self, namespace: str, name: str) -> None:
         try:
@@ -91,17 +117,20 @@ class Kube:
             if exc.status not in (404, 409):
                 raise
 
-    def patch_status(self, namespace: str, name: str, resource_version: str, status: dict[str, Any]) -> None:
+    def patch_status(
+        self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
+    ) -> dict[str, Any] | None:
         """Merge-patches the operator's status fields, guarded by resourceVersion so a stale
-        reconcile can never overwrite a newer decision."""
+        reconcile can never overwrite a newer decision; returns the job as written."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
-            self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
+            return self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{namespace}/{name} changed during reconcile") from exc
             if exc.status != 404:
                 raise
+        return None
 
     def post_event(self, job: dict[str, Any], type_: str, reason: str, message: str) -> None:
         meta = job["metadata"]

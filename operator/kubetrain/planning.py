@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus, default_catalogue
 from kubetrain.api.nodepools import load_catalogue
 from kubetrain.controller.config import OperatorConfig
+from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.render.settings import RenderSettings
 from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
 from kubetrain.status.conditions import set_condition
@@ -23,12 +24,17 @@ class PlanInputs(BaseModel):
 
     catalogue: NodePoolCatalogue
     render: RenderSettings
+    default_residency: DefaultResidency = DefaultResidency.ALLOW_ALL
 
     @classmethod
     def from_config(cls, config: OperatorConfig) -> PlanInputs:
         document = config.catalogue_yaml()
         catalogue = default_catalogue() if document is None else load_catalogue(document)
-        return cls(catalogue=catalogue, render=RenderSettings(default_image=config.default_image))
+        return cls(
+            catalogue=catalogue,
+            render=RenderSettings(default_image=config.default_image),
+            default_residency=config.default_residency,
+        )
 
 
 class Decision(BaseModel):
@@ -48,14 +54,18 @@ def plan_job(
     services: list[dict[str, Any]],
     inputs: PlanInputs,
     now: dt.datetime,
+    residency: ResidencyFacts,
 ) -> Decision:
+    """`residency` holds the namespace's policies and labels and the claims' storage classes,
+    fetched fresh for this reconcile."""
     # metav1 times have second precision; planning at that precision keeps re-plans identical.
     now = now.replace(microsecond=0)
     try:
         job = TrainingJob.model_validate(raw)
     except ValidationError as exc:
         return _unparseable(raw, exc, now)
-    result = plan(job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now)
+    verdict = evaluate(job, residency, inputs.catalogue)
+    result = plan(job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now, verdict)
     patch = status_patch(raw.get("status"), result.status)
     return Decision(
         create=result.create,

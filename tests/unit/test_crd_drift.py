@@ -16,7 +16,8 @@ def test_committed_crds_match_the_models() -> None:
 
 def test_check_reports_missing_changed_and_stale_files(tmp_path: Path) -> None:
     assert check_crds(tmp_path) == [f"{tmp_path / name}: missing" for name in rendered_crds()]
-    [written] = write_crds(tmp_path)
+    written, policy = write_crds(tmp_path)
+    assert {written.name, policy.name} == {"kubetrain.io_trainingjobs.yaml", "kubetrain.io_dataresidencypolicies.yaml"}
     assert check_crds(tmp_path) == []
     written.write_text(written.read_text().replace("tj", "tjx"))
     (tmp_path / "kubetrain.io_gone.yaml").write_text("{}")

@@ -97,6 +97,3 @@ def test_a_custom_command_becomes_the_driver_after_the_head_flags() -> None:
     args = head["spec"]["containers"][0]["args"]
     assert args[args.index("--"):] == ["--", "python", "my_driver.py", "--lr", "1"]
 
-
-def test_cpu_workers_train_without_gpus_and_user_env_reaches_every_pod() -> None:
-    pool = next(n for n, p in CATALOGUE.pools.items() if p.gpus_per_node == 0)

@@ -28,6 +28,7 @@ class ConditionType(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SUSPENDED = "Suspended"
+    RESIDENCY_COMPLIANT = "ResidencyCompliant"
 
 
 class ConditionStatus(StrEnum):
@@ -39,7 +40,8 @@ class ConditionStatus(StrEnum):
 class Condition(CamelModel):
     """metav1.Condition, so generic tooling (`kubectl wait --for=condition=Succeeded`) works."""
 
-    type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed or Suspended.")
+    type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended or "
+        "ResidencyCompliant.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="Machine-readable CamelCase cause of the last transition or update.")
     message: str = Field(default="", description="Human-readable details.")
@@ -79,7 +81,8 @@ class TrainingJobStatus(CamelModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended.",
+        description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended, "
+        "ResidencyCompliant.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     replica_statuses: dict[str, ReplicaStatus] = Field(

@@ -9,7 +9,30 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubetrain.policy.evaluate import DefaultResidency
+
 DEFAULT_TRAINER_IMAGE = "ghcr.io/kubetrain/trainer:0.1.0"
+
+
+class WebhookConfig(BaseModel):
+    """Where the validating webhook listens and how the API server reaches it. Its
+    ValidatingWebhookConfiguration is created and kept up to date by the operator (kopf)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    address: str = Field(default="0.0.0.0", description="Listening address.")
+    port: int = Field(default=9443, ge=1, le=65535, description="Listening port (HTTPS).")
+    host: str = Field(
+        default="127.0.0.1",
+        description="Host name the API server calls (the webhook Service's DNS name in a cluster); "
+        "it must be in the serving certificate.",
+    )
+    cert_dir: Path = Field(
+        description="ca.crt, tls.crt and tls.key; generated there (a private CA) when tls.crt is missing."
+    )
+    configuration_name: str = Field(
+        default="kubetrain-residency.kubetrain.io", description="Name of the ValidatingWebhookConfiguration."
+    )
 
 
 class OperatorConfig(BaseModel):
@@ -31,6 +54,13 @@ class OperatorConfig(BaseModel):
     )
     watch_client_timeout: int = Field(
         default=330, ge=10, description="Client-side cap on one watch request, so a silently dead watch ends."
+    )
+    default_residency: DefaultResidency = Field(
+        default=DefaultResidency.ALLOW_ALL,
+        description="What jobs in a namespace no DataResidencyPolicy selects get: allow-all or deny-all.",
+    )
+    webhook: WebhookConfig | None = Field(
+        default=None, description="The residency admission webhook; None serves none."
     )
 
     def catalogue_yaml(self) -> object | None:

@@ -8,10 +8,13 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.requeue import JobLocks, Requeuer
+from kubetrain.controller.residency import fetch_facts
 from kubetrain.kube import Conflict, Kube
 from kubetrain.planning import PlanInputs, plan_job
+from kubetrain.policy.admission import parse_job
 
 RETRY_AFTER_ERROR_SECONDS = 5.0
 CONFLICT_RETRIES = 3
@@ -22,6 +25,7 @@ class Reconciler:
 
     def __init__(self, kube: Kube, inputs: PlanInputs) -> None:
         self.kube = kube
+        self.cache = ClusterCache(kube)
         self.inputs = inputs
         self.locks = JobLocks()
         self.requeuer = Requeuer(self.reconcile)
@@ -33,7 +37,13 @@ class Reconciler:
     def forget(self, namespace: str, name: str) -> None:
         self.requeuer.schedule(namespace, name, None)
         self.locks.forget(namespace, name)
+        self.cache.forget(namespace, name)
         self._tracked.discard((namespace, name))
+
+    def recheck_all(self) -> None:
+        """Wakes every tracked job (on their own timer threads), e.g. after a policy changed."""
+        for namespace, name in sorted(self._tracked):
+            self.requeuer.schedule(namespace, name, 0.0)
 
     def shutdown(self) -> None:
         self.requeuer.cancel_all()
@@ -47,6 +57,7 @@ class Reconciler:
                     return
                 except Conflict:
                     log.debug("status conflict; re-reading")
+                    self.cache.refresh_job(namespace, name)
                 except ApiException as exc:
                     log.warning("API error %s %s; retrying in %ss", exc.status, exc.reason, RETRY_AFTER_ERROR_SECONDS)
                     break
@@ -54,25 +65,29 @@ class Reconciler:
 
     def _reconcile_once(self, namespace: str, name: str) -> None:
         log = job_logger(namespace, name)
-        raw = self.kube.get_job(namespace, name)
+        raw = self.cache.get_job(namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
             self.forget(namespace, name)
             return
         self._tracked.add((namespace, name))
         uid = raw["metadata"]["uid"]
-        pods, services = self.kube.list_children(namespace, name)
+        pods, services = self.cache.list_children(namespace, name)
         pods = [p for p in pods if _owned_by(p, uid)]
         services = [s for s in services if _owned_by(s, uid)]
         started = time.monotonic()
-        decision = plan_job(raw, pods, services, self.inputs, dt.datetime.now(dt.timezone.utc))
+        facts = fetch_facts(self.kube, parse_job(raw), namespace, self.inputs.default_residency)
+        decision = plan_job(raw, pods, services, self.inputs, dt.datetime.now(dt.timezone.utc), facts)
         old_status = raw.get("status") or {}
         if decision.status_patch:
-            self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
+            written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
+            self.cache.wrote(written)
             old_phase, new_phase = old_status.get("phase"), decision.status_patch.get("phase", old_status.get("phase"))
             if old_phase != new_phase:
                 log.info("phase %s -> %s", old_phase or "-", new_phase)
         for obj in decision.create:
-            if self.kube.create(namespace, obj):
+            created = self.kube.create(namespace, obj)
+            if created is not None:
+                self.cache.wrote(created)
                 log.info("created %s %s", obj["kind"], obj["metadata"]["name"])
         for pod in decision.delete_pods:
             self.kube.delete_pod(namespace, pod)

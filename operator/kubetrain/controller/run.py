@@ -18,14 +18,21 @@ from kubetrain.kube import Kube
 from kubetrain.planning import PlanInputs
 
 
+USER_AGENT = "kubetrain-operator"
+
+
 def api_client(kubeconfig: Path | None) -> kubernetes.client.ApiClient:
-    """In-cluster credentials in a pod; the given (or $KUBECONFIG) kubeconfig elsewhere."""
+    """In-cluster credentials in a pod; the given (or $KUBECONFIG) kubeconfig elsewhere. The
+    user agent names the operator in API server audit logs and request metrics."""
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ and "KUBECONFIG" not in os.environ:
         kubernetes.config.load_incluster_config()
-        return kubernetes.client.ApiClient()
-    path = kubeconfig or Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
-    os.environ["KUBECONFIG"] = str(path)  # kopf's own login reads the same file
-    return kubernetes.config.new_client_from_config(config_file=str(path))
+        client = kubernetes.client.ApiClient()
+    else:
+        path = kubeconfig or Path(os.environ.get("KUBECONFIG", Path.home() / ".kube" / "config"))
+        os.environ["KUBECONFIG"] = str(path)  # kopf's own login reads the same file
+        client = kubernetes.config.new_client_from_config(config_file=str(path))
+    client.user_agent = USER_AGENT
+    return client
 
 
 def run_operator(

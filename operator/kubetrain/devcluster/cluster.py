@@ -60,9 +60,14 @@ class LocalCluster:
     """A control plane rooted at `state_dir` (created if missing)."""
 
     def __init__(
-        self, state_dir: Path, pools: list[DevNodePool] | None = None, local_node: bool = True
+        self,
+        state_dir: Path,
+        pools: list[DevNodePool] | None = None,
+        local_node: bool = True,
+        apiserver_args: list[str] | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        self.apiserver_args = list(apiserver_args or [])
         self.pools = pools if pools is not None else default_pools()
         self.local_node = local_node
         self.components = [c for c in COMPONENTS if local_node or c != "localnode"]
@@ -78,17 +83,7 @@ class LocalCluster:
 
     @property
     def pki(self) -> Pki:
-        d = self.state_dir / "pki"
-        return Pki(
-            ca_cert=d / "ca.crt",
-            ca_key=d / "ca.key",
-            serving_cert=d / "apiserver.crt",
-            serving_key=d / "apiserver.key",
-            admin_cert=d / "admin.crt",
-            admin_key=d / "admin.key",
-            sa_private_key=d / "sa.key",
-            sa_public_key=d / "sa.pub",
-        )
+        return Pki.in_directory(self.state_dir / "pki")
 
     def log_path(self, component: str) -> Path:
         return self.state_dir / "logs" / f"{component}.log"
@@ -218,6 +213,7 @@ class LocalCluster:
                 "--allow-privileged=true",
                 "--profiling=false",
                 "--v=1",
+                *self.apiserver_args,
             ]
         if component == "kube-controller-manager":
             return [

@@ -13,13 +13,19 @@ from kubetrain.render.ray import render_ray
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
 
-Renderer = Callable[[TrainingJob, NodePoolCatalogue, RenderSettings], DesiredObjects]
+Renderer = Callable[[TrainingJob, NodePoolCatalogue, RenderSettings, list[str] | None], DesiredObjects]
 RENDERERS: dict[Runtime, Renderer] = {Runtime.PYTORCH: render_pytorch, Runtime.RAY: render_ray}
 
 
-def render_children(job: TrainingJob, catalogue: NodePoolCatalogue, settings: RenderSettings) -> DesiredObjects:
-    """The runtime's children, without validation (the planner validates first itself)."""
-    return RENDERERS[job.spec.runtime](job, catalogue, settings)
+def render_children(
+    job: TrainingJob,
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
+    allowed_regions: list[str] | None = None,
+) -> DesiredObjects:
+    """The runtime's children, without validation (the planner validates first itself); every
+    runtime gets the same residency regions (render.placement)."""
+    return RENDERERS[job.spec.runtime](job, catalogue, settings, allowed_regions)
 
 
 def render_job(job: TrainingJob, catalogue: NodePoolCatalogue, settings: RenderSettings) -> DesiredObjects:

@@ -61,23 +61,43 @@ def placement_errors(spec: TrainingJobSpec, catalogue: NodePoolCatalogue) -> lis
     return []
 
 
-def place(spec: TrainingJobSpec, catalogue: NodePoolCatalogue) -> Placement:
+def place(spec: TrainingJobSpec, catalogue: NodePoolCatalogue, allowed_regions: list[str] | None = None) -> Placement:
     """Raises the first InvalidSpec of placement_errors, so a caller that skipped validation
-    still never schedules onto a pool that cannot hold the workers."""
+    still never schedules onto a pool that cannot hold the workers.
+
+    `allowed_regions` is the residency verdict's region list (None: no policy constrains it):
+    the pods' required region affinity is its intersection with the pool's own region, so a pool
+    spanning several regions still only gets pods in the allowed ones."""
     errors = placement_errors(spec, catalogue)
     if errors:
         raise errors[0]
     pool = catalogue.pools[spec.node_pool] if spec.node_pool is not None else None
+    regions = _regions(pool.region if pool else None, allowed_regions)
+    if regions == []:
+        raise InvalidSpec(
+            "spec.nodePool",
+            spec.node_pool,
+            f"a pool in the regions the namespace's residency policies allow ({', '.join(allowed_regions or [])})",
+            "choose a pool in one of those regions",
+        )
     return Placement(
         node_selector=dict(pool.node_selector) if pool else {},
         tolerations=[t.to_k8s() for t in pool.tolerations] if pool else [],
-        affinity=_region_affinity(pool.region) if pool and pool.region else None,
+        affinity=_region_affinity(regions) if regions else None,
         resources=_resources(spec, pool),
     )
 
 
-def _region_affinity(region: str) -> dict[str, Any]:
-    term = {"matchExpressions": [{"key": REGION_LABEL, "operator": "In", "values": [region]}]}
+def _regions(pool_region: str | None, allowed: list[str] | None) -> list[str] | None:
+    if allowed is None:
+        return [pool_region] if pool_region else None
+    if pool_region is None:
+        return sorted(allowed)
+    return [pool_region] if pool_region in allowed else []
+
+
+def _region_affinity(regions: list[str]) -> dict[str, Any]:
+    term = {"matchExpressions": [{"key": REGION_LABEL, "operator": "In", "values": list(regions)}]}
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}}}
 
 

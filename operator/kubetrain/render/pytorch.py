@@ -23,10 +23,15 @@ from kubetrain.render.settings import RenderSettings
 RENDEZVOUS_PORT_NAME = "rendezvous"
 
 
-def render_pytorch(job: TrainingJob, catalogue: NodePoolCatalogue, settings: RenderSettings) -> DesiredObjects:
+def render_pytorch(
+    job: TrainingJob,
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
+    allowed_regions: list[str] | None = None,
+) -> DesiredObjects:
     """The children of the job's current attempt (status.restarts). Raises InvalidSpec when the
-    spec cannot be placed."""
-    placement = place(job.spec, catalogue)
+    spec cannot be placed. `allowed_regions` comes from the residency verdict (render.placement)."""
+    placement = place(job.spec, catalogue, allowed_regions)
     attempt = job.status.restarts
     return DesiredObjects(
         service=_service(job),

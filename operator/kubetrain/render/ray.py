@@ -29,10 +29,15 @@ RAY_DRIVER = ["python", "-m", "kubetrain_trainer.ray_driver"]
 RAY_START = ["ray", "start"]
 
 
-def render_ray(job: TrainingJob, catalogue: NodePoolCatalogue, settings: RenderSettings) -> DesiredObjects:
+def render_ray(
+    job: TrainingJob,
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
+    allowed_regions: list[str] | None = None,
+) -> DesiredObjects:
     """The children of the job's current attempt (status.restarts). Raises InvalidSpec when the
-    spec cannot be placed."""
-    placement = place(job.spec, catalogue)
+    spec cannot be placed. `allowed_regions` comes from the residency verdict (render.placement)."""
+    placement = place(job.spec, catalogue, allowed_regions)
     attempt = job.status.restarts
     return DesiredObjects(
         service=_head_service(job),

@@ -68,8 +68,9 @@ class Draft:
     delete_pods: list[str] = field(default_factory=list)
     requeue_after: float | None = None
     delete_job: bool = False
-    notes: list[Event] = field(default_factory=list)
-    """Events of actions that change no status field (e.g. a Ray worker replaced alone)."""
+    allowed_regions: list[str] | None = None
+    events: list[Event] = field(default_factory=list)
+    """Events of actions no status field records (a residency finding, a Ray worker replaced alone)."""
 
     @classmethod
     def start(cls, job: TrainingJob, now: datetime) -> Draft:
@@ -121,7 +122,7 @@ class Draft:
             create=self.create,
             delete_pods=self.delete_pods,
             status=status,
-            events=self._events(status) + self.notes,
+            events=self.events + self._events(status),
             requeue_after=self.requeue_after,
             delete_job=self.delete_job,
         )

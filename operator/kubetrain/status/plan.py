@@ -10,6 +10,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import CleanPodPolicy
 from kubetrain.api.status import ConditionType as C
+from kubetrain.policy.verdict import ALLOW_ALL, Verdict
 from kubetrain.render.errors import summarize
 from kubetrain.render.job import render_children
 from kubetrain.render.settings import RenderSettings
@@ -19,20 +20,31 @@ from kubetrain.status.failures import Failure, failure_of, first_failure, missin
 from kubetrain.status.group import Group, group_of
 from kubetrain.status.observed import Observed, ObservedPod
 from kubetrain.status.replicas import replica_status
+from kubetrain.status.residency import apply_residency
 from kubetrain.status.report import parse_report
 
 
 def plan(
-    job: TrainingJob, observed: Observed, catalogue: NodePoolCatalogue, settings: RenderSettings, now: datetime
+    job: TrainingJob,
+    observed: Observed,
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
+    now: datetime,
+    residency: Verdict = ALLOW_ALL,
 ) -> Plan:
+    """`residency` is the verdict of the namespace's DataResidencyPolicies on this job, evaluated
+    by the caller from fresh policies on every reconcile (they change after admission)."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
+    draft.allowed_regions = residency.regions
     group = group_of(job)
     current = _current_attempt(group, observed.pods, draft.restarts)
     if not draft.finished():
         errors = validate_spec(job, catalogue)
         if errors:
             draft.set(C.FAILED, True, "InvalidSpec", summarize(errors))
+        elif not apply_residency(draft, residency):
+            draft.delete([p.name for p in observed.pods if not p.deleting])
         elif job.spec.run_policy.suspend:
             _suspend(draft, observed)
         else:
@@ -129,7 +141,7 @@ def _replace(draft: Draft, group: Group, live: list[ObservedPod]) -> None:
             failure = failure_of(pod)
             detail = failure.message if failure else f"{pod.role} {pod.name} exited"
             draft.delete([pod.name])
-            draft.notes.append(
+            draft.events.append(
                 Event(type=EventType.WARNING, reason="WorkerReplaced", message=f"{detail}; replacing it alone")
             )
 
@@ -165,7 +177,7 @@ def _start(
 ) -> None:
     """Creates what is missing; Created and Running are all-or-nothing over the group."""
     job, size = draft.job, len(group.members)
-    desired = render_children(job, catalogue, settings)
+    desired = render_children(job, catalogue, settings, draft.allowed_regions)
     if desired.service["metadata"]["name"] not in observed.service_names:
         draft.create.append(desired.service)
     taken = {p.name for p in observed.pods}

@@ -4,6 +4,7 @@ binds to it as local processes (see the package docstring for the limits)."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain.devcluster.localnode.launch import LaunchError, describe, plan_launch
 from kubetrain.devcluster.localnode.podstatus import (
     launch_failed_status,
+    rfc3339,
     running_status,
     termination_message,
     terminated_status,
@@ -38,22 +40,17 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
-def _rfc3339(now: dt.datetime) -> str:
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
+@dataclass
 class _Running:
     """A pod's live process and what is needed to report on it."""
 
-    def __init__(self, pod: dict[str, Any], proc: subprocess.Popen[bytes], started: dt.datetime,
-                 pod_dir: Path, launch_policy: str, termination_path: Path) -> None:
-        self.pod = pod
-        self.proc = proc
-        self.started = started
-        self.pod_dir = pod_dir
-        self.policy = launch_policy
-        self.termination_path = termination_path
-        self.deleting = False
+    pod: dict[str, Any]
+    proc: subprocess.Popen[bytes]
+    started: dt.datetime
+    pod_dir: Path
+    policy: str
+    termination_path: Path
+    deleting: bool = False
 
 
 class LocalNodeAgent:
@@ -108,7 +105,7 @@ class LocalNodeAgent:
         self._renew_lease()
 
     def _report_node_status(self) -> None:
-        now = _rfc3339(_utcnow())
+        now = rfc3339(_utcnow())
         conditions = [
             {"type": t, "status": "False", "reason": f"KubeletHas{r}", "message": m,
              "lastHeartbeatTime": now, "lastTransitionTime": now}

@@ -8,12 +8,13 @@ from typing import Any
 MAX_MESSAGE_BYTES = 4096
 
 
-def _now(now: dt.datetime) -> str:
+def rfc3339(now: dt.datetime) -> str:
+    """Kubernetes timestamps: UTC, second precision."""
     return now.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _conditions(now: dt.datetime, ready: bool, reason: str = "") -> list[dict[str, Any]]:
-    ts = _now(now)
+    ts = rfc3339(now)
     flag = "True" if ready else "False"
     return [
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts},
@@ -30,7 +31,7 @@ def running_status(pod: dict[str, Any], started: dt.datetime) -> dict[str, Any]:
         "podIP": "127.0.0.1",
         "podIPs": [{"ip": "127.0.0.1"}],
         "hostIP": "127.0.0.1",
-        "startTime": _now(started),
+        "startTime": rfc3339(started),
         "conditions": _conditions(started, ready=True),
         "containerStatuses": [
             {
@@ -40,7 +41,7 @@ def running_status(pod: dict[str, Any], started: dt.datetime) -> dict[str, Any]:
                 "ready": True,
                 "started": True,
                 "restartCount": 0,
-                "state": {"running": {"startedAt": _now(started)}},
+                "state": {"running": {"startedAt": rfc3339(started)}},
             }
         ],
     }
@@ -72,7 +73,7 @@ def terminated_status(
         "podIP": "127.0.0.1",
         "podIPs": [{"ip": "127.0.0.1"}],
         "hostIP": "127.0.0.1",
-        "startTime": _now(started),
+        "startTime": rfc3339(started),
         "conditions": _conditions(finished, ready=False, reason="PodCompleted" if succeeded else "PodFailed"),
         "containerStatuses": [
             {
@@ -87,8 +88,8 @@ def terminated_status(
                         "exitCode": exit_code,
                         "reason": reason,
                         "message": message or None,
-                        "startedAt": _now(started),
-                        "finishedAt": _now(finished),
+                        "startedAt": rfc3339(started),
+                        "finishedAt": rfc3339(finished),
                     }
                 },
             }

@@ -1,0 +1,317 @@
+"""Control-plane benchmark: kubetrain against Kubeflow training-operator, side by side on one
+local cluster (real apiserver/scheduler, KWOK nodes), same workload, same run.
+
+For each N it submits N jobs of `--workers` pods to each operator in turn and measures: seconds
+until every worker pod exists, seconds until every job is Running, API requests the operator made
+per job (from the API server's audit log, by user agent), operator CPU seconds and peak RSS.
+
+    .venv/bin/python bench/control_plane.py --jobs 100 500 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import concurrent.futures
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import kubernetes
+
+from kubetrain.devcluster.binaries import cache_dir, ensure_binaries
+from kubetrain.devcluster.cluster import LocalCluster
+from kubetrain.devcluster.nodepools import DevNodePool
+from kubetrain.devcluster.processes import free_port
+
+TRAINING_OPERATOR = "github.com/kubeflow/training-operator"
+TRAINING_OPERATOR_VERSION = "v1.9.3"
+PODS_PER_NODE = 110
+WEBHOOK_CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")  # hard-coded in training-operator
+ROOT = Path(__file__).resolve().parent.parent
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+"""
+
+
+@dataclass
+class Result:
+    system: str
+    jobs: int
+    pods_seconds: float
+    running_seconds: float
+    requests_per_job: float
+    cpu_seconds: float
+    peak_rss_mib: float
+
+
+def training_operator_binary() -> tuple[Path, Path]:
+    """Builds training-operator once (cached by version) and returns it with its module dir."""
+    out = cache_dir() / "bin" / f"training-operator-{TRAINING_OPERATOR_VERSION}"
+    binary = out / "training-operator.v1"
+    env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOBIN": str(out)}
+    if not binary.exists():
+        print(f"building training-operator {TRAINING_OPERATOR_VERSION} (once)", file=sys.stderr)
+        subprocess.run(
+            ["go", "install", "-trimpath", "-ldflags", "-s -w",
+             f"{TRAINING_OPERATOR}/cmd/training-operator.v1@{TRAINING_OPERATOR_VERSION}"],
+            check=True, env=env, cwd=tempfile.gettempdir(),
+        )
+    mod = subprocess.run(
+        ["go", "mod", "download", "-json", f"{TRAINING_OPERATOR}@{TRAINING_OPERATOR_VERSION}"],
+        check=True, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
+    )
+    return binary, Path(json.loads(mod.stdout)["Dir"])
+
+
+def proc_usage(pid: int) -> tuple[float, float]:
+    """CPU seconds (user+system) and peak RSS in MiB of a live process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    hwm = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmHWM"))
+    return cpu, int(hwm.split()[1]) / 1024
+
+
+def count_requests(audit_log: Path, offset: int, agent_prefixes: tuple[str, ...]) -> int:
+    count = 0
+    with audit_log.open("rb") as log:
+        log.seek(offset)
+        for line in log:
+            event = json.loads(line)
+            if event.get("userAgent", "").startswith(agent_prefixes):
+                count += 1
+    return count
+
+
+def kubetrain_job(name: str, workers: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubetrain.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "workers": workers,
+            "nodePool": "cpu",
+            "image": "bench:latest",
+            "command": ["sleep", "infinity"],
+            "resources": {"cpu": "100m", "memory": "64Mi"},
+            "dataset": {"uri": "file:///data/bench.csv"},
+            "output": {"uri": "file:///out/bench"},
+        },
+    }
+
+
+def pytorch_job(name: str, workers: int) -> dict[str, Any]:
+    def replica(count: int) -> dict[str, Any]:
+        return {
+            "replicas": count,
+            "restartPolicy": "OnFailure",
+            "template": {
+                "spec": {
+                    "nodeSelector": {"kubetrain.io/node-pool": "cpu"},
+                    "containers": [
+                        {
+                            "name": "pytorch",
+                            "image": "bench:latest",
+                            "command": ["sleep", "infinity"],
+                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+                        }
+                    ],
+                }
+            },
+        }
+
+    return {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": name},
+        "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(workers - 1)}},
+    }
+
+
+class System(Protocol):
+    """One operator under test: how to start it and what its jobs look like."""
+
+    name: str
+    agents: tuple[str, ...]
+    group: str
+    version: str
+    plural: str
+
+    def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]: ...
+
+    def manifest(self, name: str, workers: int) -> dict[str, Any]: ...
+
+    def running(self, job: dict[str, Any]) -> bool: ...
+
+
+class Kubetrain:
+    name, agents = "kubetrain", ("kubetrain-operator", "kopf/")
+    group, version, plural = "kubetrain.io", "v1alpha1", "trainingjobs"
+
+    def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "kubetrain.cli", "operator", "run", f"--kubeconfig={cluster.kubeconfig}",
+                f"--namespace={namespace}", f"--liveness-port={free_port()}", "--log-level=WARNING"]
+        return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+
+    def manifest(self, name: str, workers: int) -> dict[str, Any]:
+        return kubetrain_job(name, workers)
+
+    def running(self, job: dict[str, Any]) -> bool:
+        return (job.get("status") or {}).get("phase") == "Running"
+
+
+class TrainingOperator:
+    name, agents = "training-operator", ("training-operator",)
+    group, version, plural = "kubeflow.org", "v1", "pytorchjobs"
+
+    def __init__(self, binary: Path) -> None:
+        self.binary = binary
+
+    def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
+        argv = [str(self.binary), "--enable-scheme=pytorchjob", f"--namespace={namespace}",
+                f"--metrics-bind-address=127.0.0.1:{free_port()}", f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+                f"--webhook-server-port={free_port()}"]
+        proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
+        self._mount_certs(cluster)
+        return proc
+
+    @staticmethod
+    def _mount_certs(cluster: LocalCluster) -> None:
+        """Plays the kubelet's secret volume: the operator's controllers start only once the
+        serving certificate its cert rotator wrote into the Secret is on disk."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            secret = json.loads(cluster.kubectl("get", "secret", "training-operator-webhook-cert",
+                                                "-n", "kubeflow", "-o", "json").stdout)
+            data = secret.get("data") or {}
+            if "tls.crt" in data and "tls.key" in data:
+                WEBHOOK_CERT_DIR.mkdir(parents=True, exist_ok=True)
+                for key in ("tls.crt", "tls.key"):
+                    (WEBHOOK_CERT_DIR / key).write_bytes(base64.b64decode(data[key]))
+                return
+            time.sleep(0.5)
+        raise RuntimeError("training-operator never wrote its webhook certificate")
+
+    def manifest(self, name: str, workers: int) -> dict[str, Any]:
+        return pytorch_job(name, workers)
+
+    def running(self, job: dict[str, Any]) -> bool:
+        return any(c["type"] == "Running" and c["status"] == "True" for c in (job.get("status") or {}).get("conditions", []))
+
+
+def measure(system: System, cluster: LocalCluster, api: kubernetes.client.ApiClient, jobs: int, workers: int,
+            audit_log: Path, work: Path, timeout: float) -> Result:
+    core = kubernetes.client.CoreV1Api(api)
+    custom = kubernetes.client.CustomObjectsApi(api)
+    namespace = f"bench-{system.name}-{jobs}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    proc = system.start(cluster, namespace, work / f"{namespace}.log")
+    time.sleep(3)  # let the operator list and start watching before the clock starts
+    offset = audit_log.stat().st_size
+    started = time.monotonic()
+
+    def submit(index: int) -> None:
+        body = system.manifest(f"job-{index:05d}", workers)
+        custom.create_namespaced_custom_object(system.group, system.version, namespace, system.plural, body)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(submit, range(jobs)))
+    pods_at = running_at = None
+    while time.monotonic() - started < timeout and running_at is None:
+        if pods_at is None:
+            pods = core.list_namespaced_pod(namespace, resource_version="0").items
+            if len(pods) >= jobs * workers:
+                pods_at = time.monotonic() - started
+        items = custom.list_namespaced_custom_object(system.group, system.version, namespace, system.plural)["items"]
+        if pods_at is not None and sum(system.running(j) for j in items) >= jobs:
+            running_at = time.monotonic() - started
+        time.sleep(0.5)
+    cpu, rss = proc_usage(proc.pid)
+    proc.terminate()
+    proc.wait(timeout=30)
+    requests = count_requests(audit_log, offset, system.agents)
+    core.delete_namespace(namespace)
+    return Result(system.name, jobs, pods_at or math.inf, running_at or math.inf, requests / jobs, cpu, rss)
+
+
+def print_table(results: list[Result]) -> None:
+    header = f"{'system':<18} {'jobs':>5} {'pods exist s':>12} {'all Running s':>13} {'API req/job':>11} {'CPU s':>7} {'peak RSS MiB':>12}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(f"{r.system:<18} {r.jobs:>5} {r.pods_seconds:>12.1f} {r.running_seconds:>13.1f} "
+              f"{r.requests_per_job:>11.1f} {r.cpu_seconds:>7.1f} {r.peak_rss_mib:>12.0f}")
+    print()
+    print("ratio kubetrain / training-operator (lower is better for kubetrain)")
+    by = {(r.system, r.jobs): r for r in results}
+    for jobs in sorted({r.jobs for r in results}):
+        a, b = by.get(("kubetrain", jobs)), by.get(("training-operator", jobs))
+        if a and b:
+            cells = [a.pods_seconds / b.pods_seconds, a.running_seconds / b.running_seconds,
+                     a.requests_per_job / b.requests_per_job, a.cpu_seconds / b.cpu_seconds, a.peak_rss_mib / b.peak_rss_mib]
+            print(f"{'':<18} {jobs:>5} " + " ".join(f"{c:>{w}.2f}" for c, w in zip(cells, (12, 13, 11, 7, 12))))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=900.0, help="per system and N")
+    parser.add_argument("--skip-training-operator", action="store_true")
+    args = parser.parse_args()
+    ensure_binaries()
+    systems: list[System] = [Kubetrain()]
+    if not args.skip_training_operator:
+        binary, module = training_operator_binary()
+        systems.append(TrainingOperator(binary))
+    work = Path(tempfile.mkdtemp(prefix="kubetrain-bench-"))
+    (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
+    audit_log = work / "audit.log"
+    nodes = math.ceil(max(args.jobs) * args.workers / PODS_PER_NODE) + 1
+    pool = DevNodePool(name="cpu", regions=["eu-west-1"] * nodes, cpu="1000", memory="4Ti")
+    cluster = LocalCluster(work / "cluster", pools=[pool], local_node=False, apiserver_args=[
+        f"--audit-policy-file={work / 'audit-policy.yaml'}", f"--audit-log-path={audit_log}",
+        "--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s",
+        "--max-requests-inflight=800", "--max-mutating-requests-inflight=400",
+    ])
+    results: list[Result] = []
+    try:
+        cluster.start()
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        if not args.skip_training_operator:
+            cluster.kubectl("apply", "--server-side", "-f", str(module / "manifests/base/crds/kubeflow.org_pytorchjobs.yaml"))
+            cluster.kubectl("create", "namespace", "kubeflow")
+            cluster.kubectl("create", "secret", "generic", "training-operator-webhook-cert", "-n", "kubeflow")
+            # Its cert rotator waits for this object before the controllers start; with no webhooks
+            # in it, PyTorchJobs are not validated, like TrainingJobs in this benchmark.
+            cluster.kubectl("apply", "-f", "-", input=json.dumps({
+                "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                "metadata": {"name": "validator.training-operator.kubeflow.org"}, "webhooks": []}))
+        cluster.kubectl("wait", "--for=condition=Established", "--all", "crd", "--timeout=60s")
+        api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        api.user_agent = "kubetrain-bench"
+        for jobs in args.jobs:
+            for system in systems:
+                print(f"# {system.name}: {jobs} jobs x {args.workers} workers", file=sys.stderr, flush=True)
+                results.append(measure(system, cluster, api, jobs, args.workers, audit_log, work, args.timeout))
+    finally:
+        cluster.stop()
+    print_table(results)
+    print(f"\n(logs and audit log in {work})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

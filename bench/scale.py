@@ -1,0 +1,117 @@
+"""Scale: the operator with many finished and running jobs in the cluster — its memory, and the
+latency from a worker failure to the job's status showing the restart.
+
+    .venv/bin/python bench/scale.py --finished 1000 --running 200 --probes 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import kubernetes
+
+from control_plane import PODS_PER_NODE, ROOT, Kubetrain, kubetrain_job, proc_usage
+from kubetrain.devcluster.binaries import ensure_binaries
+from kubetrain.devcluster.cluster import LocalCluster
+from kubetrain.devcluster.nodepools import DevNodePool
+
+GROUP, VERSION, PLURAL = "kubetrain.io", "v1alpha1", "trainingjobs"
+
+
+def wait(predicate: Callable[[], object], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while not predicate():
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--finished", type=int, default=1000)
+    parser.add_argument("--running", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--probes", type=int, default=10, help="worker failures to time")
+    args = parser.parse_args()
+    ensure_binaries()
+    work = Path(tempfile.mkdtemp(prefix="kubetrain-scale-"))
+    nodes = math.ceil((args.finished + args.running) * args.workers / PODS_PER_NODE) + 1
+    pool = DevNodePool(name="cpu", regions=["eu-west-1"] * nodes, cpu="1000", memory="4Ti")
+    cluster = LocalCluster(work / "cluster", pools=[pool], local_node=False,
+                           apiserver_args=["--max-requests-inflight=800", "--max-mutating-requests-inflight=400"])
+    namespace = "scale"
+    try:
+        cluster.start()
+        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        cluster.kubectl("wait", "--for=condition=Established", "--all", "crd", "--timeout=60s")
+        api = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        api.user_agent = "kubetrain-bench"
+        core, custom = kubernetes.client.CoreV1Api(api), kubernetes.client.CustomObjectsApi(api)
+        core.create_namespace({"metadata": {"name": namespace}})
+        operator = Kubetrain().start(cluster, namespace, work / "operator.log")
+        total = args.finished + args.running
+
+        def submit(index: int) -> None:
+            body = kubetrain_job(f"job-{index:05d}", args.workers)
+            body["spec"]["runPolicy"] = {"backoffLimit": args.probes + 1}
+            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, body)
+
+        def phases() -> dict[str, int]:
+            counts: dict[str, int] = {}
+            for job in custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)["items"]:
+                phase = (job.get("status") or {}).get("phase", "-")
+                counts[phase] = counts.get(phase, 0) + 1
+            return counts
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool_:
+            list(pool_.map(submit, range(total)))
+        print(f"# submitted {total} jobs", file=sys.stderr, flush=True)
+        wait(lambda: phases().get("Running", 0) >= total, 1800, "every job Running")
+
+        def finish(index: int) -> None:
+            for worker in range(args.workers):
+                core.patch_namespaced_pod(f"job-{index:05d}-worker-{worker}", namespace, {"metadata": {"annotations": {
+                    "kwok.kubetrain.io/outcome": "Succeeded", "kwok.kubetrain.io/exit-code": "0"}}})
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool_:
+            list(pool_.map(finish, range(args.running, total)))
+        wait(lambda: phases().get("Succeeded", 0) >= args.finished, 1800, "the finished jobs Succeeded")
+        print(f"# {args.finished} finished, {args.running} running", file=sys.stderr, flush=True)
+        time.sleep(5)
+        latencies = []
+        for probe in range(args.probes):
+            name = f"job-{probe % args.running:05d}"
+            before = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["restarts"]
+            pod = next(p for p in core.list_namespaced_pod(namespace, label_selector=f"kubetrain.io/job-name={name}").items
+                       if p.metadata.deletion_timestamp is None)
+            started = time.monotonic()
+            core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"annotations": {
+                "kwok.kubetrain.io/outcome": "Failed", "kwok.kubetrain.io/exit-code": "1"}}})
+            wait(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["restarts"] > before,
+                 120, f"{name} to restart")
+            latencies.append(time.monotonic() - started)
+            wait(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["phase"] == "Running",
+                 120, f"{name} to run again")
+        cpu, rss = proc_usage(operator.pid)
+        operator.terminate()
+        operator.wait(timeout=30)
+    finally:
+        cluster.stop()
+    print(f"jobs: {args.finished} finished + {args.running} running, {args.workers} workers each")
+    print(f"operator peak RSS: {rss:.0f} MiB, CPU: {cpu:.1f} s")
+    print(f"pod failure -> status.restarts (n={len(latencies)}): median {statistics.median(latencies) * 1000:.0f} ms, "
+          f"max {max(latencies) * 1000:.0f} ms (includes KWOK's 100 ms stage delay)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The admission decision on one TrainingJob write (pure): refuse, or admit with warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.policy.evaluate import ResidencyFacts, evaluate
+
+
+class Admission(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    refusal: str | None = Field(default=None, description="The message the API server returns; None admits.")
+    warnings: list[str] = Field(default_factory=list, description="Audit-mode violations, shown by kubectl.")
+
+
+def parse_job(raw: dict[str, Any]) -> TrainingJob | None:
+    """None for a spec the models refuse: the CRD schema is the authority on shape at admission,
+    and the reconcile fails such a job with InvalidSpec before any pod exists."""
+    try:
+        return TrainingJob.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def spec_unchanged(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    """An UPDATE that leaves the spec alone (labels, finalizers, the garbage collector) is not
+    re-judged at admission: refusing it could wedge deletion of a job whose policy tightened.
+    The reconcile re-checks such jobs against the current policies instead."""
+    return old is not None and new.get("spec") == old.get("spec")
+
+
+def admit(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue) -> Admission:
+    verdict = evaluate(job, facts, catalogue)
+    meta = job.metadata
+    if verdict.blocking:
+        return Admission(
+            refusal=f"TrainingJob {meta.namespace}/{meta.name} refused by data residency: "
+            f"{verdict.summary(verdict.blocking)}",
+            warnings=[v.message() for v in verdict.audited],
+        )
+    return Admission(warnings=[f"data residency (Audit): {v.message()}" for v in verdict.audited])

@@ -1,0 +1,203 @@
+"""One job against the policies of its namespace -> a Verdict. Pure: the controller and the
+webhook fetch the facts (policies, namespace labels, claims' storage classes) and call this."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.nodepools import REGION_LABEL, NodePoolCatalogue
+from kubetrain.api.policy import DataResidencyPolicy, Enforcement, LocationRule
+from kubetrain.policy import bypass
+from kubetrain.policy.match import rule_allows, selects
+from kubetrain.policy.uri import UriError, normalise
+from kubetrain.policy.verdict import ALLOW_ALL, Verdict, Violation
+
+
+class DefaultResidency(StrEnum):
+    """What a namespace no policy selects gets (operator flag --default-residency)."""
+
+    ALLOW_ALL = "allow-all"
+    DENY_ALL = "deny-all"
+
+
+class ResidencyFacts(BaseModel):
+    """The cluster state one evaluation needs, fetched by the caller."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    namespace_labels: dict[str, str] = Field(default_factory=dict)
+    policies: list[dict[str, Any]] = Field(default_factory=list, description="Raw DataResidencyPolicy objects.")
+    storage_classes: dict[str, str | None] = Field(
+        default_factory=dict, description="Claim name -> storageClassName (None: missing or classless claim)."
+    )
+    default: DefaultResidency = DefaultResidency.ALLOW_ALL
+
+
+def claims_referenced(job: TrainingJob) -> set[str]:
+    """Claims whose storage class the evaluation needs (pvc:// URIs and template PVC volumes)."""
+    spec = job.spec
+    raws = [spec.dataset.uri, spec.output.uri] + [uri for _, uri in bypass.embedded_uris(spec)]
+    if spec.task is not None and spec.task.finetune is not None:
+        raws.append(spec.task.finetune.checkpoint_uri)
+    claims = {claim for _, claim in bypass.pvc_volumes(spec) if claim}
+    for raw in raws:
+        try:
+            uri = normalise(raw)
+        except UriError:
+            continue
+        if uri.scheme == "pvc":
+            claims.add(uri.host)
+    return claims
+
+
+def evaluate(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue) -> Verdict:
+    violations: list[Violation] = []
+    selected: list[DataResidencyPolicy] = []
+    for raw in facts.policies:
+        name = str((raw.get("metadata") or {}).get("name", "?"))
+        try:
+            policy = DataResidencyPolicy.model_validate(raw)
+        except ValidationError as exc:
+            # Fail closed: a policy the operator cannot read might have been meant for this namespace.
+            violations.append(
+                Violation(policy=name, rule="spec", field="metadata.namespace", value=facts.namespace,
+                          allowed=[], reason=f"the policy cannot be read: {exc.errors()[0]['msg']}; fix the policy")
+            )
+            continue
+        if selects(policy.spec, facts.namespace, facts.namespace_labels):
+            selected.append(policy)
+    if not selected:
+        if facts.default == DefaultResidency.DENY_ALL:
+            violations.append(
+                Violation(
+                    policy="(operator default)", rule="--default-residency=deny-all", field="metadata.namespace",
+                    value=facts.namespace, allowed=["namespaces selected by a DataResidencyPolicy"],
+                    reason="no DataResidencyPolicy selects this namespace; ask the cluster admin for one",
+                )
+            )
+        return Verdict(violations=violations) if violations else ALLOW_ALL
+    for policy in selected:
+        violations += _check(policy, job, facts, catalogue)
+    regions = _combined_regions(selected)
+    if regions is not None and not regions and not any(v.rule == "spec.allowedRegions" for v in violations):
+        violations.append(
+            Violation(
+                policy=" + ".join(p.metadata.name for p in selected), rule="spec.allowedRegions",
+                field="metadata.namespace", value=facts.namespace, allowed=[],
+                reason="the policies selecting this namespace have no region in common",
+            )
+        )
+    return Verdict(policies=[p.metadata.name for p in selected], violations=violations, regions=regions)
+
+
+def _combined_regions(policies: list[DataResidencyPolicy]) -> list[str] | None:
+    """The intersection of the Enforce policies' regions (Audit policies never move pods)."""
+    sets = [
+        set(p.spec.allowed_regions)
+        for p in policies
+        if p.spec.enforcement == Enforcement.ENFORCE and p.spec.allowed_regions is not None
+    ]
+    if not sets:
+        return None
+    return sorted(set.intersection(*sets))
+
+
+class _Checker:
+    """Collects one policy's violations of one job."""
+
+    def __init__(self, policy: DataResidencyPolicy, facts: ResidencyFacts) -> None:
+        self.policy = policy
+        self.facts = facts
+        self.violations: list[Violation] = []
+
+    def add(self, rule: str, field: str, value: str, allowed: list[str], reason: str = "") -> None:
+        self.violations.append(
+            Violation(policy=self.policy.metadata.name, rule=rule, field=field, value=value, allowed=allowed,
+                      reason=reason, enforcement=self.policy.spec.enforcement)
+        )
+
+    def location(self, rule: str, field: str, raw: str, rules: list[LocationRule]) -> None:
+        allowed = [r.describe() for r in rules]
+        try:
+            uri = normalise(raw)
+        except UriError as exc:
+            self.add(rule, field, raw, allowed, f"the URI cannot be checked: {exc}")
+            return
+        storage_class = self.facts.storage_classes.get(uri.host) if uri.scheme == "pvc" else None
+        if not any(rule_allows(r, uri, storage_class) for r in rules):
+            reason = f"read as {uri}"
+            if uri.scheme == "pvc":
+                reason += f", claim storage class {storage_class or '(claim missing or classless)'}"
+            self.add(rule, field, raw, allowed, reason)
+
+
+def _check(
+    policy: DataResidencyPolicy, job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue
+) -> list[Violation]:
+    spec, rules, check = job.spec, policy.spec, _Checker(policy, facts)
+    pool = catalogue.pools.get(spec.node_pool) if spec.node_pool else None
+    if rules.allowed_regions is not None:
+        if not rules.allowed_regions:
+            check.add("spec.allowedRegions", "spec.nodePool", spec.node_pool or "(unset)", [], "no region is allowed")
+        elif pool is not None and pool.region is not None and pool.region not in rules.allowed_regions:
+            check.add("spec.allowedRegions", "spec.nodePool", spec.node_pool or "",
+                      list(rules.allowed_regions), f"pool {spec.node_pool} is in region {pool.region}")
+    if rules.allowed_node_pools is not None and spec.node_pool not in rules.allowed_node_pools:
+        check.add("spec.allowedNodePools", "spec.nodePool", spec.node_pool or "(unset)", list(rules.allowed_node_pools))
+    if rules.allowed_regions is not None or rules.allowed_node_pools is not None:
+        _check_placement_doors(check, job)
+    if rules.allowed_data is not None:
+        check.location("spec.allowedData", "spec.dataset.uri", spec.dataset.uri, rules.allowed_data)
+        if spec.task is not None and spec.task.finetune is not None:
+            check.location("spec.allowedData", "spec.task.finetune.checkpointUri",
+                           spec.task.finetune.checkpoint_uri, rules.allowed_data)
+    if rules.allowed_outputs is not None:
+        check.location("spec.allowedOutputs", "spec.output.uri", spec.output.uri, rules.allowed_outputs)
+    if rules.allowed_data is not None or rules.allowed_outputs is not None:
+        _check_data_doors(check, job, (rules.allowed_data or []) + (rules.allowed_outputs or []))
+    return check.violations
+
+
+def _check_placement_doors(check: _Checker, job: TrainingJob) -> None:
+    rules = check.policy.spec
+    for path, value in bypass.scheduling_overrides(job.spec):
+        check.add("spec.allowedRegions", path, value, ["unset (the default scheduler places the workers)"],
+                  "it would place pods without the residency node affinity")
+    for path, label, operator, values in bypass.node_label_choices(job.spec):
+        if label == REGION_LABEL:
+            allowed = rules.allowed_regions
+            rule = "spec.allowedRegions"
+        else:
+            allowed = [job.spec.node_pool] if job.spec.node_pool else []
+            rule = "spec.allowedNodePools"
+        if allowed is None:
+            continue
+        if operator != "In" or not values or not set(values) <= set(allowed):
+            check.add(rule, path, f"{label} {operator} {values}", [f"{label} In a subset of {allowed}"],
+                      "the pod template may only narrow the operator's placement" if label == REGION_LABEL
+                      else "choose the pool with spec.nodePool, not the pod template")
+
+
+def _check_data_doors(check: _Checker, job: TrainingJob, rules: list[LocationRule]) -> None:
+    for path, name, _ in bypass.env_entries(job.spec):
+        if bypass.redirects_storage(name):
+            check.add("spec.allowedData", f"{path}.name", name,
+                      ["variables that do not redirect storage or override the operator's"],
+                      "it could redirect storage access past the policy")
+    for path in bypass.env_from(job.spec):
+        check.add("spec.allowedData", path, "envFrom", ["env entries listed one by one"],
+                  "imported variables cannot be checked; list them with env[].valueFrom")
+    for path, raw in bypass.embedded_uris(job.spec):
+        check.location("spec.allowedData/spec.allowedOutputs", path, raw, rules)
+    for path, claim in bypass.pvc_volumes(job.spec):
+        check.location("spec.allowedData/spec.allowedOutputs", f"{path}.persistentVolumeClaim.claimName",
+                       f"pvc://{claim}/", rules)
+    for path, kind in bypass.foreign_volumes(job.spec):
+        check.add("spec.allowedData", f"{path}.{kind}", kind,
+                  ["emptyDir", "configMap", "secret", "projected", "downwardAPI", "persistentVolumeClaim"],
+                  "the policy cannot tell where this volume's data lives")

@@ -1,0 +1,39 @@
+"""The residency verdict -> the ResidencyCompliant condition, its Event, and whether the job may
+(go on) run. Enforce violations fail the job for good (reason ResidencyViolation): its pods are
+deleted and never recreated, even if the policy is loosened later, because a run that was stopped
+half-way must be restarted deliberately (re-create the job), never resumed silently."""
+
+from __future__ import annotations
+
+from kubetrain.api.status import ConditionStatus
+from kubetrain.api.status import ConditionType as C
+from kubetrain.policy.verdict import Verdict
+from kubetrain.status import conditions as cond
+from kubetrain.status.draft import Draft, Event, EventType
+
+VIOLATION = "ResidencyViolation"
+AUDITED = "ResidencyViolationAudited"
+
+
+def apply_residency(draft: Draft, verdict: Verdict) -> bool:
+    """Sets the condition; returns False when the job must not run (Failed is set then)."""
+    if verdict.blocking:
+        message = f"data residency: {verdict.summary(verdict.blocking)}"
+        _set(draft, False, VIOLATION, message)
+        draft.set(C.FAILED, True, VIOLATION, f"{message} (no worker may run; fix the spec and re-create the job)")
+        return False
+    if verdict.audited:
+        _set(draft, False, AUDITED, f"data residency (Audit, the job runs): {verdict.summary(verdict.audited)}")
+    elif verdict.policies:
+        _set(draft, True, "Compliant", f"allowed by DataResidencyPolicy {', '.join(verdict.policies)}")
+    else:
+        _set(draft, True, "NoPolicy", "no DataResidencyPolicy selects this namespace; the operator default allows it")
+    return True
+
+
+def _set(draft: Draft, status: bool, reason: str, message: str) -> None:
+    old = cond.find(draft.job.status.conditions, C.RESIDENCY_COMPLIANT)
+    draft.set(C.RESIDENCY_COMPLIANT, status, reason, message)
+    changed = old is None or old.status != ConditionStatus.FALSE or old.message != message
+    if not status and changed:
+        draft.events.append(Event(type=EventType.WARNING, reason=reason, message=message))

@@ -1,0 +1,206 @@
+"""Data residency on the real control plane: the webhook registered with the kube-apiserver
+refuses, the reconcile re-checks when policies change, and the scheduler keeps pods in the
+allowed region."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+from kubernetes.client.exceptions import ApiException
+
+from kubetrain.devcluster.cluster import LocalCluster
+from tests.helpers import wait_for
+from tests.jobs import GROUP, VERSION, Jobs
+from tests.operator_process import OperatorProcess
+from tests.residency_cases import (
+    CASES,
+    EU_CLAIM,
+    EU_CLASS,
+    US_CLAIM,
+    US_CLASS,
+    eu_policy,
+    job_manifest,
+)
+
+pytestmark = pytest.mark.cluster
+
+POLICIES = "dataresidencypolicies"
+REGION = "topology.kubernetes.io/region"
+# A job that the cpu pool (one node per region) can hold and that passes the eu-only policy.
+CPU_JOB = {"nodePool": "cpu", "resources": {"cpu": "100m", "memory": "64Mi", "gpus": 0}}
+
+PolicyFactory = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@pytest.fixture
+def jobs(api: kubernetes.client.ApiClient, namespace: str, operator: OperatorProcess) -> Jobs:
+    return Jobs(api, namespace)
+
+
+@pytest.fixture
+def policy(api: kubernetes.client.ApiClient, namespace: str) -> Iterator[PolicyFactory]:
+    """Creates cluster-scoped policies named after the test namespace; deletes them afterwards."""
+    custom = kubernetes.client.CustomObjectsApi(api)
+    created: list[str] = []
+
+    def create(body: dict[str, Any]) -> dict[str, Any]:
+        body = copy.deepcopy(body)
+        body["metadata"]["name"] = f"{namespace}-{body['metadata']['name']}"
+        created.append(body["metadata"]["name"])
+        return custom.create_cluster_custom_object(GROUP, VERSION, POLICIES, body)
+
+    yield create
+    for name in created:
+        custom.delete_cluster_custom_object(GROUP, VERSION, POLICIES, name)
+
+
+def patch_policy(api: kubernetes.client.ApiClient, name: str, spec: dict[str, Any]) -> None:
+    kubernetes.client.CustomObjectsApi(api).patch_cluster_custom_object(GROUP, VERSION, POLICIES, name, {"spec": spec})
+
+
+def create_job(jobs: Jobs, name: str, overrides: dict[str, Any]) -> str:
+    manifest = job_manifest(name, jobs.ns, overrides)
+    jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, "trainingjobs", manifest)
+    return name
+
+
+def reason_of(jobs: Jobs, name: str, type_: str) -> str | None:
+    condition = jobs.condition(name, type_)
+    return f"{condition['status']}/{condition['reason']}" if condition else None
+
+
+def test_kubectl_apply_of_us_data_in_an_eu_namespace_is_refused_by_the_api_server(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess, policy: PolicyFactory
+) -> None:
+    # Selected by label, as a cluster admin would do it.
+    eu = eu_policy("eu-only", [])
+    eu["spec"].pop("namespaces")
+    eu["spec"]["namespaceSelector"] = {"matchLabels": {"residency": f"eu-{namespace}"}}
+    created = policy(eu)
+    cluster.kubectl("label", "namespace", namespace, f"residency=eu-{namespace}")
+    manifest = job_manifest("us-data", namespace, {"dataset": {"uri": "s3://us-bucket/datasets/train.csv"}})
+
+    result = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest), check=False)
+
+    assert result.returncode != 0
+    assert 'admission webhook "residency.kubetrain-residency.kubetrain.io" denied the request' in result.stderr
+    assert "spec.dataset.uri: 's3://us-bucket/datasets/train.csv'" in result.stderr, result.stderr
+    assert f"DataResidencyPolicy {created['metadata']['name']} spec.allowedData" in result.stderr
+    assert "allowed: s3://eu-*/datasets/**" in result.stderr
+    assert cluster.kubectl("get", "tj", "-n", namespace, "-o", "name").stdout.strip() == ""
+    # The same manifest with EU data is admitted.
+    manifest["spec"]["dataset"]["uri"] = "s3://eu-data/datasets/train.csv"
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+
+def test_every_bypass_attempt_is_refused_by_the_api_server(
+    api: kubernetes.client.ApiClient, jobs: Jobs, policy: PolicyFactory
+) -> None:
+    policy(eu_policy("eu-only", [jobs.ns]))
+    for claim, storage_class in ((US_CLAIM, US_CLASS), (EU_CLAIM, EU_CLASS)):
+        jobs.core.create_namespaced_persistent_volume_claim(jobs.ns, {
+            "metadata": {"name": claim},
+            "spec": {"storageClassName": storage_class, "accessModes": ["ReadWriteOnce"],
+                     "resources": {"requests": {"storage": "1Gi"}}},
+        })
+    # Suspended, so the admitted control jobs start no pods.
+    hold = {"runPolicy": {"suspend": True}}
+    create_job(jobs, "control", hold)
+    create_job(jobs, "control-pvc", {**hold, "dataset": {"uri": f"pvc://{EU_CLAIM}/datasets/x.csv"}})
+    admitted = []
+    for case, overrides in CASES:
+        try:
+            create_job(jobs, f"bypass-{len(admitted)}-{case}"[:63].rstrip("-"), {**overrides, **hold})
+        except ApiException as exc:
+            assert exc.status in (400, 403, 422), (case, exc.status, exc.body)
+        else:
+            admitted.append(case)
+    assert admitted == []
+
+
+def test_policy_tightened_after_admission_stops_a_pending_job_before_pods_exist(
+    api: kubernetes.client.ApiClient, jobs: Jobs, policy: PolicyFactory
+) -> None:
+    # No pod can be created in this namespace, so the admitted job stays Pending.
+    quota = {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    jobs.core.create_namespaced_resource_quota(jobs.ns, quota)
+    created = policy(eu_policy("eu-only", [jobs.ns]))
+    name = create_job(jobs, "pending", CPU_JOB)
+    wait_for(lambda: reason_of(jobs, name, "ResidencyCompliant") == "True/Compliant", timeout=20, what="compliant")
+    assert jobs.status(name)["phase"] == "Pending"
+
+    patch_policy(api, created["metadata"]["name"], {"allowedNodePools": ["a100-eu"]})
+
+    status = jobs.wait_phase(name, "Failed", timeout=20)
+    failed = jobs.condition(name, "Failed")
+    residency = jobs.condition(name, "ResidencyCompliant")
+    assert failed is not None and failed["reason"] == "ResidencyViolation"
+    assert residency is not None and (residency["status"], residency["reason"]) == ("False", "ResidencyViolation")
+    assert "spec.nodePool: 'cpu'" in residency["message"] and "allowed: a100-eu" in residency["message"]
+    assert status["phase"] == "Failed"
+    assert not jobs.pods(name, include_terminating=True)
+    wait_for(lambda: any(e.reason == "ResidencyViolation" and e.type == "Warning" for e in jobs.events(name)),
+             timeout=10, what="ResidencyViolation event")
+
+
+def test_running_job_whose_policy_tightens_is_stopped(
+    api: kubernetes.client.ApiClient, jobs: Jobs, policy: PolicyFactory
+) -> None:
+    created = policy(eu_policy("eu-only", [jobs.ns]))
+    name = create_job(jobs, "running", CPU_JOB)
+    jobs.wait_pods(name, 1, phase="Running", timeout=30)
+
+    patch_policy(api, created["metadata"]["name"], {"allowedData": [{"scheme": "s3", "bucket": "eu-other"}]})
+
+    jobs.wait_phase(name, "Failed", timeout=20)
+    assert reason_of(jobs, name, "ResidencyCompliant") == "False/ResidencyViolation"
+    wait_for(lambda: not jobs.pods(name, include_terminating=True), timeout=30, what="pods deleted")
+    # Spec edits are judged against the new policy; metadata-only updates (labels, finalizers,
+    # garbage collection) still go through, so the job can always be relabelled and deleted.
+    with pytest.raises(ApiException) as refused:
+        jobs.patch_spec(name, {"workers": 2})
+    assert refused.value.status == 403 and "spec.dataset.uri" in str(refused.value.body)
+    jobs.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, jobs.ns, "trainingjobs", name, {"metadata": {"labels": {"reviewed": "yes"}}}
+    )
+
+
+def test_pods_stay_in_the_allowed_region_even_on_a_pool_spanning_both(
+    jobs: Jobs, policy: PolicyFactory
+) -> None:
+    policy(eu_policy("eu-only", [jobs.ns]))
+    name = create_job(jobs, "spread", {**CPU_JOB, "workers": 4})
+    pods = jobs.wait_pods(name, 4, phase="Running", timeout=40)
+    nodes = {n.metadata.name: n.metadata.labels for n in jobs.core.list_node().items}
+    for pod in pods:
+        assert nodes[pod.spec.node_name][REGION] == "eu-west-1", pod.spec.node_name
+        assert nodes[pod.spec.node_name]["kubetrain.io/node-pool"] == "cpu"
+        [term] = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+        assert [(e.key, e.operator, e.values) for e in term.match_expressions] == [(REGION, "In", ["eu-west-1"])]
+    assert reason_of(jobs, name, "ResidencyCompliant") == "True/Compliant"
+
+
+def test_audit_mode_admits_and_runs_but_records_the_violation(
+    cluster: LocalCluster, jobs: Jobs, policy: PolicyFactory
+) -> None:
+    policy(eu_policy("eu-audit", [jobs.ns], enforcement="Audit"))
+    manifest = job_manifest("audited", jobs.ns, {**CPU_JOB, "dataset": {"uri": "s3://us-bucket/datasets/x.csv"}})
+
+    result = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
+
+    assert "Warning: data residency (Audit): spec.dataset.uri" in result.stderr, result.stderr
+    jobs.wait_pods("audited", 1, phase="Running", timeout=30)
+    residency = jobs.condition("audited", "ResidencyCompliant")
+    assert residency is not None
+    assert (residency["status"], residency["reason"]) == ("False", "ResidencyViolationAudited")
+    assert "s3://us-bucket" in residency["message"]
+    wait_for(
+        lambda: any(e.reason == "ResidencyViolationAudited" and e.type == "Warning" for e in jobs.events("audited")),
+        timeout=10,
+        what="audit event",
+    )

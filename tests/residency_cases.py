@@ -1,0 +1,143 @@
+"""The residency bypass table, shared by the pure test (tests/unit) and the one through the real
+API server and webhook (tests/integration): each case is one trick to run, read or write outside
+an EU-only policy, and every one must be refused."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+POLICY_NAME = "eu-only"
+US_CLAIM, US_CLASS = "us-claim", "us-ssd"
+EU_CLAIM, EU_CLASS = "eu-claim", "eu-ssd"
+
+
+def eu_policy(name: str, namespaces: list[str], enforcement: str = "Enforce") -> dict[str, Any]:
+    return {
+        "apiVersion": "kubetrain.io/v1alpha1",
+        "kind": "DataResidencyPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "namespaces": namespaces,
+            "enforcement": enforcement,
+            "allowedRegions": ["eu-west-1"],
+            "allowedNodePools": ["a100-eu", "cpu", "local"],
+            "allowedData": [
+                {"scheme": "s3", "bucket": "eu-*", "prefix": "datasets"},
+                {"scheme": "pvc", "storageClasses": [EU_CLASS]},
+            ],
+            "allowedOutputs": [{"scheme": "s3", "bucket": "eu-models"}],
+        },
+    }
+
+
+BASE_SPEC: dict[str, Any] = {
+    "workers": 1,
+    "nodePool": "a100-eu",
+    "resources": {"cpu": "1", "memory": "1Gi", "gpus": 1},
+    "task": {"type": "tabular-classification", "epochs": 1},
+    "dataset": {"uri": "s3://eu-data/datasets/train.csv"},
+    "output": {"uri": "s3://eu-models/run-1"},
+}
+
+US = "s3://us-bucket/datasets/train.csv"
+US_ENDPOINT = "https://s3.us-east-1.amazonaws.com"
+
+
+def _uri(uri: str) -> dict[str, Any]:
+    return {"dataset": {"uri": uri}}
+
+
+def _template(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"podTemplate": {"spec": spec}}
+
+
+def _affinity(operator: str, values: list[str] | None) -> dict[str, Any]:
+    expression: dict[str, Any] = {"key": "topology.kubernetes.io/region", "operator": operator}
+    if values is not None:
+        expression["values"] = values
+    term = {"matchExpressions": [expression]}
+    return _template({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [term]}}}})
+
+
+def _trainer_env(name: str, value: str) -> dict[str, Any]:
+    return _template({"containers": [{"name": "trainer", "env": [{"name": name, "value": value}]}]})
+
+
+NO_POOL = {"nodePool": None, "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0}}
+
+# (id, spec overrides merged into BASE_SPEC; None removes a key)
+CASES: list[tuple[str, dict[str, Any]]] = [
+    ("us-bucket", _uri(US)),
+    ("dotdot-traversal", _uri("s3://eu-data/datasets/../../us-bucket/x.csv")),
+    ("encoded-dotdot", _uri("s3://eu-data/datasets/%2e%2e/%2E%2E/us/x.csv")),
+    ("double-encoded-dotdot", _uri("s3://eu-data/datasets/%252e%252e/us/x.csv")),
+    ("single-dot-segment", _uri("s3://eu-data/./datasets/x.csv")),
+    ("double-slash", _uri("s3://eu-data//datasets/x.csv")),
+    ("backslash-traversal", _uri("s3://eu-data/datasets\\..\\..\\us/x.csv")),
+    ("mixed-case-scheme", _uri("S3://us-bucket/datasets/x.csv")),
+    ("mixed-case-bucket", _uri("s3://US-Bucket/datasets/x.csv")),
+    ("trailing-dot-bucket", _uri("s3://eu-data./datasets/x.csv")),
+    ("trailing-dot-segment", _uri("s3://eu-data/datasets./x.csv")),
+    ("userinfo", _uri("s3://eu-data@us-bucket/datasets/x.csv")),
+    ("port", _uri("s3://eu-data:443/datasets/x.csv")),
+    ("query-string", _uri("s3://us-bucket/datasets/x.csv?bucket=eu-data")),
+    ("fragment", _uri("s3://us-bucket/datasets/x.csv#eu-data")),
+    ("url-encoded-bucket", _uri("s3://us%2Dbucket/datasets/x.csv")),
+    ("encoded-slash-in-bucket", _uri("s3://eu-data%2F..%2Fus-bucket/datasets/x.csv")),
+    ("fullwidth-dots", _uri("s3://eu-data/datasets/\uff0e\uff0e/x.csv")),
+    ("cyrillic-lookalike-bucket", _uri("s3://eu-d\u0430ta/datasets/x.csv")),
+    ("prefix-sibling", _uri("s3://eu-data/datasets-us/x.csv")),
+    ("other-scheme-same-bucket", _uri("gs://eu-data/datasets/x.csv")),
+    ("output-in-us", {"output": {"uri": "s3://us-models/run-1"}}),
+    ("checkpoint-from-us", {"task": {"type": "tabular-classification", "finetune": {"checkpointUri": US}}}),
+    ("pvc-wrong-storage-class", _uri(f"pvc://{US_CLAIM}/datasets/x.csv")),
+    ("pvc-missing-claim", _uri("pvc://ghost-claim/datasets/x.csv")),
+    ("us-pool", {"nodePool": "h100-us"}),
+    ("pool-alias-by-case", {"nodePool": "A100-EU"}),
+    ("no-pool-with-pool-allow-list", NO_POOL),
+    ("pool-alias-in-node-selector", {**NO_POOL, **_template({"nodeSelector": {"kubetrain.io/node-pool": "h100-us"}})}),
+    ("region-in-node-selector", _template({"nodeSelector": {"topology.kubernetes.io/region": "us-east-1"}})),
+    ("affinity-region-notin", _affinity("NotIn", ["eu-west-1"])),
+    ("affinity-region-widened", _affinity("In", ["eu-west-1", "us-east-1"])),
+    ("affinity-region-exists", _affinity("Exists", None)),
+    ("node-name", _template({"nodeName": "h100-us-0"})),
+    ("scheduler-name", _template({"schedulerName": "my-scheduler"})),
+    ("env-endpoint-override", {"env": [{"name": "AWS_ENDPOINT_URL", "value": US_ENDPOINT}]}),
+    ("env-endpoint-lowercase", {"env": [{"name": "aws_endpoint_url_s3", "value": US_ENDPOINT}]}),
+    ("env-region", {"env": [{"name": "AWS_REGION", "value": "us-east-1"}]}),
+    ("env-proxy", {"env": [{"name": "HTTPS_PROXY", "value": "http://proxy.us.example:3128"}]}),
+    ("env-value-us-uri", {"env": [{"name": "EXTRA_DATA", "value": US}]}),
+    ("template-env-dataset-override", _trainer_env("KUBETRAIN_DATASET_URI", US)),
+    ("template-sidecar-endpoint", _template({"containers": [
+        {"name": "sync", "image": "busybox", "env": [{"name": "AWS_ENDPOINT_URL_S3", "value": "x"}]}]})),
+    ("template-env-from", _template({"containers": [{"name": "trainer",
+                                                     "envFrom": [{"configMapRef": {"name": "x"}}]}]})),
+    ("args-us-uri", {"command": ["python", "-m", "kubetrain_trainer"], "args": ["--data", US]}),
+    ("template-nfs-volume", _template({"volumes": [{"name": "d", "nfs": {"server": "nfs.us.example", "path": "/"}}]})),
+    ("template-pvc-volume", _template({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": US_CLAIM}}]})),
+]
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def job_manifest(name: str, namespace: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubetrain.io/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": _merge(BASE_SPEC, overrides),
+    }
+
+CLAIM_CLASSES: dict[str, str | None] = {US_CLAIM: US_CLASS, EU_CLAIM: EU_CLASS, "ghost-claim": None}
