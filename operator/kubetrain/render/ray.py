@@ -1,20 +1,24 @@
 """Ray: a head pod (GCS, dashboard, client server, and the driver) behind a headless Service,
 and one Ray worker pod per spec.workers that joins it with `ray start --block`.
 
-The head's entrypoint is the trainer's Ray launcher: it starts the head, waits until every
-worker has joined, runs the driver (the kubetrain TorchTrainer, or spec.command) and exits with
-the driver's code, so the head pod's phase is the job's outcome. Ray flags use `$(VAR)`
-references to the pod's own env, which the kubelet expands: the local node can then move every
-job onto its own loopback ports by rewriting env alone.
+The head's entrypoint is the trainer's Ray head launcher (kubetrain_trainer.ray_head): it runs
+`ray start --head --block` with the flags before `--`, waits until every worker has joined, runs
+the driver after `--` (by default the kubetrain trainer as a Ray Train TorchTrainer) and exits with
+the driver's code, so the head pod's phase is the job's outcome.
+
+Ray flags refer to the pod's own env as `$(VAR)`, which the kubelet expands: the local executing
+node can then move every job onto its own loopback ports by rewriting env alone.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from kubetrain.api.contract import HEAD_ROLE, RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, RAY_GCS_PORT, WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.render.access import render_access
 from kubetrain.render.env import contract_env
 from kubetrain.render.labels import job_labels, role_labels, role_selector
@@ -22,10 +26,12 @@ from kubetrain.render.names import ray_head_name, worker_name
 from kubetrain.render.objects import DesiredObjects, child_metadata
 from kubetrain.render.placement import Placement, place
 from kubetrain.render.pods import trainer_pod
+from kubetrain.render.quantity import quantity_value
 from kubetrain.render.settings import RenderSettings
 
 RAY_PORTS = (("gcs", RAY_GCS_PORT), ("dashboard", RAY_DASHBOARD_PORT), ("client", RAY_CLIENT_PORT))
-RAY_DRIVER = ["python", "-m", "kubetrain_trainer.ray_driver"]
+RAY_HEAD_LAUNCHER = ["python", "-m", "kubetrain_trainer.ray_head"]
+RAY_DEFAULT_DRIVER = ["python", "-m", "kubetrain_trainer.ray_train"]
 RAY_START = ["ray", "start"]
 
 
@@ -36,7 +42,8 @@ def render_ray(
     allowed_regions: list[str] | None = None,
 ) -> DesiredObjects:
     """The children of the job's current attempt (status.restarts). Raises InvalidSpec when the
-    spec cannot be placed. `allowed_regions` comes from the residency verdict (render.placement)."""
+    spec cannot be placed. `allowed_regions` comes from the residency verdict (render.placement):
+    the head and every worker get the same required region affinity."""
     placement = place(job.spec, catalogue, allowed_regions)
     attempt = job.status.restarts
     return DesiredObjects(
@@ -50,6 +57,13 @@ def render_ray(
 def head_host(job: TrainingJob) -> str:
     """The head Service's cluster DNS name; headless, so it resolves straight to the head pod."""
     return f"{ray_head_name(job.metadata.name)}.{job.metadata.namespace}.svc"
+
+
+def advertised_cpus(spec: TrainingJobSpec) -> int:
+    """The CPUs a worker pod offers Ray: its CPU request, whole, and at least one per training
+    process, so Ray Train fits exactly nprocPerNode training workers on every pod."""
+    requested = math.floor(quantity_value(spec.resources.cpu)) if spec.resources.cpu is not None else 0
+    return max(requested, spec.nproc_per_node)
 
 
 def _head_service(job: TrainingJob) -> dict[str, Any]:
@@ -78,13 +92,15 @@ def _extra_flags(job: TrainingJob) -> list[str]:
 
 def _head(job: TrainingJob, attempt: int, placement: Placement, settings: RenderSettings) -> dict[str, Any]:
     spec = job.spec
+    nproc = spec.nproc_per_node
     env = {
         **_ray_env(job),
         "KUBETRAIN_RAY_DASHBOARD_PORT": str(RAY_DASHBOARD_PORT),
         "KUBETRAIN_RAY_CLIENT_PORT": str(RAY_CLIENT_PORT),
         "KUBETRAIN_RAY_WORKERS": str(spec.workers),
-        "KUBETRAIN_RAY_TRAIN_WORKERS": str(spec.workers * spec.nproc_per_node),
-        "KUBETRAIN_RAY_USE_GPU": "true" if spec.resources.gpus > 0 else "false",
+        "KUBETRAIN_RAY_TRAIN_WORKERS": str(spec.workers * nproc),
+        "KUBETRAIN_RAY_CPUS_PER_TRAIN_WORKER": _per_process(advertised_cpus(spec), nproc),
+        "KUBETRAIN_RAY_GPUS_PER_TRAIN_WORKER": _per_process(spec.resources.gpus, nproc),
         "KUBETRAIN_RAY_MAX_FAILURES": str(spec.ray.max_worker_failures),
     }
     # The head takes no training work (0 CPUs, 0 GPUs for Ray's scheduler): it hosts the GCS and
@@ -98,17 +114,23 @@ def _head(job: TrainingJob, attempt: int, placement: Placement, settings: Render
         "--num-gpus=0",
         *_extra_flags(job),
     ]
-    driver = ["--", *(spec.command or []), *(spec.args or [])] if spec.command else []
+    driver = [*(spec.command or RAY_DEFAULT_DRIVER), *(spec.args or [])]
     return trainer_pod(
         job,
         ray_head_name(job.metadata.name),
         role_labels(job.metadata.name, HEAD_ROLE, 0, attempt),
         contract_env(job, attempt, env),
-        (RAY_DRIVER, head_flags + driver),
+        (RAY_HEAD_LAUNCHER, [*head_flags, "--", *driver]),
         [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in RAY_PORTS],
-        Placement(**{**placement.model_dump(), "resources": _head_resources(job)}),
+        placement.model_copy(update={"resources": _head_resources(job)}),
         settings,
     )
+
+
+def _per_process(total: int, nproc: int) -> str:
+    """A pod's resource split over its training processes; "1" rather than "1.0" when whole."""
+    share = total / nproc
+    return str(int(share)) if share.is_integer() else f"{share:g}"
 
 
 def _head_resources(job: TrainingJob) -> dict[str, dict[str, str]]:
@@ -122,12 +144,12 @@ def _head_resources(job: TrainingJob) -> dict[str, dict[str, str]]:
 def _worker(
     job: TrainingJob, index: int, attempt: int, placement: Placement, settings: RenderSettings
 ) -> dict[str, Any]:
-    """Advertises nprocPerNode CPUs (one per training worker) and the pod's GPUs to Ray, so Ray
-    Train places exactly nprocPerNode training workers on each worker pod."""
+    """Advertises the pod's CPUs (advertised_cpus) and GPUs to Ray, so Ray Train places
+    nprocPerNode training workers on it, each with its share of the GPUs."""
     spec = job.spec
     flags = [
         "--address=$(KUBETRAIN_RAY_HEAD_HOST):$(KUBETRAIN_RAY_GCS_PORT)",
-        f"--num-cpus={spec.nproc_per_node}",
+        f"--num-cpus={advertised_cpus(spec)}",
         f"--num-gpus={spec.resources.gpus}",
         "--block",
         *_extra_flags(job),
