@@ -168,6 +168,7 @@ RAY_OWNED_START_PARAMS = (
     "dashboard-port",
     "ray-client-server-port",
 )
+RAY_MAX_START_PARAMS = 32
 RAY_START_PARAM_PATTERN = r"^[a-z][a-z0-9-]*$"
 RAY_START_PARAMS_MESSAGE = (
     "spec.ray.rayStartParams: keys are `ray start` flags without the leading dashes (e.g. object-store-memory); "
@@ -189,6 +190,7 @@ class RaySpec(CamelModel):
     )
     ray_start_params: dict[str, str] = Field(
         default_factory=dict,
+        max_length=RAY_MAX_START_PARAMS,  # bounds the CEL rule's estimated cost for the API server
         description="Extra `ray start` flags of every Ray pod, without the leading dashes, e.g. "
         "{object-store-memory: '200000000'}; the flags the operator sets are refused.",
         json_schema_extra={
