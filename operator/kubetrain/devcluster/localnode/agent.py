@@ -36,6 +36,12 @@ LEASE_SECONDS = 40
 LOG_TAIL_BYTES = 4096
 
 
+def _image_env() -> dict[str, str]:
+    """What stands in for the image's own env: this machine's PATH, and the agent's PYTHONPATH,
+    so pods run the trainer of the checkout the cluster was started from."""
+    return {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
+
+
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -255,7 +261,7 @@ class LocalNodeAgent:
         out = (pod_dir / "output.log").open("ab")
         try:
             proc = subprocess.Popen(
-                launch.argv, cwd=launch.cwd, env={"PATH": os.environ.get("PATH", ""), **launch.env},
+                launch.argv, cwd=launch.cwd, env={**_image_env(), **launch.env},
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except OSError as exc:
