@@ -160,3 +160,14 @@ def test_ray_pods_of_one_attempt_share_a_loopback_head_and_keep_their_own_node_p
     assert all(len(flag(launch.argv, "temp-dir")) < 30 for launch in launches), "room for Ray's socket paths"
     next_attempt = plan_launch(ray_pod("uid-h2", attempt="1", head=True), tmp_path, "h", 1, None)
     assert next_attempt.env["KUBETRAIN_RAY_GCS_PORT"] != gcs
+
+
+def test_a_head_runs_without_a_client_server_where_ray_client_is_not_installed(tmp_path: Path) -> None:
+    raw = ray_pod("uid-h", head=True)
+    raw["spec"]["containers"][0]["args"][1:1] = ["--ray-client-server-port=10001"]
+    with_client = plan_launch(raw, tmp_path, "h", 1, None, ray_client=True)
+    without = plan_launch(raw, tmp_path, "h", 1, None, ray_client=False)
+    assert flag(with_client.argv, "ray-client-server-port") == "10001"
+    assert not any(a.startswith("--ray-client-server-port") for a in without.argv)
+    assert without.argv[without.argv.index("--"):] == ["--", "python", "d.py"]
+    assert flag(without.argv, "port") == without.env["KUBETRAIN_RAY_GCS_PORT"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,12 +43,24 @@ def _with_this_python(argv: list[str]) -> list[str]:
     return [sys.executable, *argv[1:]] if argv[0] in ("python", "python3") else argv
 
 
-def _alive_workers(address: str) -> int | None:
+def _gcs_listening(host: str, port: int) -> bool:
+    """A plain TCP probe: ray.init retries an absent GCS for minutes, and meanwhile the launcher
+    could not notice that `ray start --head` has already failed."""
+    try:
+        with socket.create_connection((host, port), timeout=POLL_SECONDS):
+            return True
+    except OSError:
+        return False
+
+
+def _alive_workers(host: str, port: int) -> int | None:
     """Ray nodes besides the head that are alive, or None while the GCS does not answer."""
     import ray  # only the launcher's short-lived status check needs it
 
+    if not _gcs_listening(host, port):
+        return None
     try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+        ray.init(address=f"{host}:{port}", logging_level="ERROR", log_to_driver=False)
     except ConnectionError:
         return None
     try:
@@ -79,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(env.get("KUBETRAIN_JOB_NAMESPACE", "default"), env.get("KUBETRAIN_JOB_NAME", "local"), -1)
     report_path = env.get("KUBETRAIN_TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH)
     flags, driver = split_argv(sys.argv[1:] if argv is None else argv)
-    address = f"{env.get('KUBETRAIN_RAY_HEAD_HOST', '127.0.0.1')}:{env.get('KUBETRAIN_RAY_GCS_PORT', '6379')}"
+    host, port = env.get("KUBETRAIN_RAY_HEAD_HOST", "127.0.0.1"), int_var(env, "KUBETRAIN_RAY_GCS_PORT", 6379)
     expected = int_var(env, "KUBETRAIN_RAY_WORKERS", 0)
     head = subprocess.Popen([_ray_executable(), "start", "--head", "--block", *flags], start_new_session=True)
     children = [head]
@@ -92,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, forward)
     try:
-        while (joined := _alive_workers(address)) is None or joined < expected:
+        while (joined := _alive_workers(host, port)) is None or joined < expected:
             if head.poll() is not None:
                 return _fail(report_path, f"the Ray head exited with code {head.returncode} before the driver started")
             time.sleep(POLL_SECONDS)

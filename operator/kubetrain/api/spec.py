@@ -191,8 +191,9 @@ class RaySpec(CamelModel):
     ray_start_params: dict[str, str] = Field(
         default_factory=dict,
         max_length=RAY_MAX_START_PARAMS,  # bounds the CEL rule's estimated cost for the API server
-        description="Extra `ray start` flags of every Ray pod, without the leading dashes, e.g. "
-        "{object-store-memory: '200000000'}; the flags the operator sets are refused.",
+        description="Extra `ray start` flags of every Ray pod, head and workers alike (so no head-only flag "
+        "such as include-dashboard), without the leading dashes, e.g. {object-store-memory: '200000000'}; "
+        "the flags the operator sets are refused.",
         json_schema_extra={
             "x-kubernetes-validations": [
                 {

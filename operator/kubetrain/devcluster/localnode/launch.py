@@ -16,7 +16,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kubetrain.devcluster.localnode.rayports import is_ray_pod, job_key, ray_env, ray_node_flags, with_node_flags
+from kubetrain.devcluster.localnode.rayports import (
+    is_ray_pod,
+    job_key,
+    ray_env,
+    ray_node_flags,
+    with_node_flags,
+    without_client_server,
+)
 
 # Images have no meaning on the local node; a container without a command runs the trainer,
 # which is what the kubetrain trainer image's ENTRYPOINT does.
@@ -89,8 +96,15 @@ def _env_value(var: dict[str, Any], pod: dict[str, Any]) -> str | None:
 
 
 def plan_launch(
-    pod: dict[str, Any], pod_dir: Path, api_host: str, api_port: int, sa_dir: Path | None
+    pod: dict[str, Any],
+    pod_dir: Path,
+    api_host: str,
+    api_port: int,
+    sa_dir: Path | None,
+    ray_client: bool = True,
 ) -> Launch:
+    """`ray_client`: whether this machine's Python has Ray Client's package; without it a Ray
+    head starts no client server (rayports.without_client_server)."""
     containers = pod["spec"].get("containers", [])
     if len(containers) != 1:
         raise LaunchError(f"the local node runs exactly one container per pod, got {len(containers)}")
@@ -125,7 +139,7 @@ def plan_launch(
     argv = command + [expand(str(a), env) for a in container.get("args") or []]
     argv[0] = sys.executable if argv[0] in PYTHON_NAMES else _this_environment(argv[0])
     if ray:
-        argv = with_node_flags(argv, ray_node_flags(pod))
+        argv = with_node_flags(argv if ray_client else without_client_server(argv), ray_node_flags(pod))
     return Launch(
         argv=argv,
         env=env,

@@ -3,7 +3,8 @@
 In a cluster every Ray node has its own IP and Ray's fixed default ports never meet; here every
 pod is 127.0.0.1, so a job's head gets GCS, dashboard and client ports of its own (derived from
 the job's uid and attempt, so its workers find it), and every Ray pod gets node-level ports and a
-temp dir of its own (derived from the pod's uid). The temp dir is short and under /tmp because
+temp dir of its own (derived from the pod's uid). Where this machine's Python lacks Ray Client,
+the head runs without its client server (without_client_server). The temp dir is short and under /tmp because
 Ray puts Unix sockets in it, whose paths may not exceed 107 bytes.
 """
 
@@ -57,6 +58,15 @@ def ray_node_flags(pod: dict[str, Any]) -> list[str]:
         f"--min-worker-port={workers}",
         f"--max-worker-port={workers + WORKER_PORTS - 1}",
     ]
+
+
+def without_client_server(argv: list[str]) -> list[str]:
+    """The head's argv minus --ray-client-server-port: `ray start` refuses that flag where Ray
+    Client's package (grpcio, `ray[client]`) is missing, as in the local node's environment, while
+    without it the head simply runs no client server. Everything after `--` (the driver) is kept."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:cut] if not a.startswith("--ray-client-server-port")]
+    return [*flags, *argv[cut:]]
 
 
 def with_node_flags(argv: list[str], flags: list[str]) -> list[str]:
