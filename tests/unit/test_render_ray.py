@@ -143,6 +143,11 @@ def test_workers_join_the_head_and_advertise_their_cpus_and_gpus() -> None:
         assert variables["KUBETRAIN_RAY_GCS_PORT"] == "6379" and variables["KUBETRAIN_ATTEMPT"] == "1"
 
 
+def test_every_ray_pod_runs_without_ray_token_auth_since_no_pod_could_read_the_heads_token() -> None:
+    pods = render_ray(job(), CATALOGUE, SETTINGS).pods
+    assert [env(pod)["RAY_AUTH_MODE"] for pod in pods] == ["disabled"] * 3
+
+
 def test_residency_regions_pin_the_head_and_every_worker() -> None:
     pods = render_ray(job(nodePool="cpu", resources={"gpus": 0}), CATALOGUE, SETTINGS, ["us-east-1"]).pods
     assert [region_of(p["spec"]["affinity"]) for p in pods] == [["us-east-1"]] * 3

@@ -82,7 +82,15 @@ def _head_service(job: TrainingJob) -> dict[str, Any]:
 
 
 def _ray_env(job: TrainingJob) -> dict[str, str]:
-    return {"KUBETRAIN_RAY_HEAD_HOST": head_host(job), "KUBETRAIN_RAY_GCS_PORT": str(RAY_GCS_PORT)}
+    """RAY_AUTH_MODE=disabled: Ray >= 2.5x turns token authentication on by default for a new
+    head and keeps its token in the head's ~/.ray, which no worker pod (nor the driver's
+    connection check) can read, so workers were refused by the GCS. The Ray cluster is reached
+    only inside the pod network, through the job's headless Service, as with KubeRay's default."""
+    return {
+        "KUBETRAIN_RAY_HEAD_HOST": head_host(job),
+        "KUBETRAIN_RAY_GCS_PORT": str(RAY_GCS_PORT),
+        "RAY_AUTH_MODE": "disabled",
+    }
 
 
 def _extra_flags(job: TrainingJob) -> list[str]:
