@@ -1,6 +1,7 @@
 """runtime: ray on the real control plane (KWOK nodes), reconciled by the operator subprocess:
 the head Service and pods, their env and placement, the phase following the head (the driver),
-a dead worker replaced alone, a failed head restarting the group until backoffLimit."""
+a dead worker replaced alone, a failed head restarting the group until backoffLimit, a driver
+error that no restart can fix failing the job at once."""
 
 from __future__ import annotations
 
@@ -130,6 +131,17 @@ def test_a_failed_head_restarts_the_group_until_backoff_limit(jobs: Jobs) -> Non
     failed = jobs.condition(NAME, "Failed")
     assert failed and failed["reason"] == "BackoffLimitExceeded" and "boom again" in failed["message"]
     assert status["restarts"] == 1
+
+
+def test_a_driver_error_that_no_restart_can_fix_fails_the_job_with_it_at_once(jobs: Jobs) -> None:
+    start_running(jobs)
+    report = {"outcome": "Failed", "reason": "Diverged", "message": "loss is nan at step 12", "metrics": {}}
+    jobs.end_pod(HEAD, "Failed", 1, json.dumps(report))
+    status = jobs.wait_phase(NAME, "Failed")
+    failed = jobs.condition(NAME, "Failed")
+    assert failed and failed["reason"] == "Diverged" and "loss is nan at step 12" in failed["message"]
+    assert status["restarts"] == 0
+    wait_for(lambda: not {p.metadata.name for p in jobs.pods(NAME)} & set(WORKERS), what="the workers stopped")
 
 
 def test_residency_pins_the_head_and_workers_to_the_allowed_region(jobs: Jobs, api: kubernetes.client.ApiClient) -> None:
