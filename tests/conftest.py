@@ -17,7 +17,7 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.operator_process import OperatorProcess
+from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -69,11 +69,44 @@ def crds(cluster: LocalCluster) -> Path:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: LocalCluster, crds: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def session_operators() -> list[OperatorProcess]:
+    """The session's shared operators, once started, so a test can pause them (sole_operator)."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def operator(
+    cluster: LocalCluster,
+    crds: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    session_operators: list[OperatorProcess],
+) -> Iterator[OperatorProcess]:
     """One operator subprocess for the session; tests that restart it leave it running."""
     proc = OperatorProcess(cluster.kubeconfig, tmp_path_factory.mktemp("operator") / "operator.log")
     proc.start()
+    session_operators.append(proc)
     try:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sole_operator(cluster: LocalCluster, session_operators: list[OperatorProcess]) -> Iterator[None]:
+    """For tests that run an operator of their own (other credentials or flags): the session's
+    operator is stopped meanwhile, so only theirs reconciles, and restarted afterwards, which
+    registers its webhook again. Without a session operator to restart, the webhook
+    configuration the tests' operator left (persistent, failurePolicy Fail) is removed."""
+    paused = [proc for proc in session_operators if proc.running()]
+    for proc in paused:
+        proc.stop()
+    try:
+        yield
+    finally:
+        for proc in paused:
+            proc.start()
+        if not paused:
+            cluster.kubectl(
+                "delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION,
+                "--ignore-not-found",
+            )

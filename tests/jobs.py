@@ -80,14 +80,22 @@ class Jobs:
 
         return wait_for(ready, timeout=timeout, what=f"{count} pods of {name} in phase {phase}")
 
-    def end_pod(self, pod_name: str, outcome: str, exit_code: int = 1, message: str = "") -> None:
+    def end_pod(self, pod_name: str, outcome: str, exit_code: int = 1, message: str = "", image_id: str = "") -> None:
         """Makes a pod on a KWOK node Succeed or Fail (see kwok-stages.yaml)."""
         annotations = {"kwok.kubetrain.io/outcome": outcome, "kwok.kubetrain.io/exit-code": str(exit_code)}
         if message:
             annotations["kwok.kubetrain.io/termination-message"] = message
+        if image_id:
+            annotations["kwok.kubetrain.io/image-id"] = image_id
         self.core.patch_namespaced_pod(pod_name, self.ns, {"metadata": {"annotations": annotations}})
 
     def events(self, name: str) -> list[Any]:
         return self.core.list_namespaced_event(
             self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind=TrainingJob"
         ).items
+
+    def wait_condition(self, name: str, type_: str, timeout: float = 30) -> dict[str, Any]:
+        try:
+            return wait_for(lambda: self.condition(name, type_), timeout=timeout, what=f"{self.ns}/{name} {type_}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; status now: {self.status(name)}") from None

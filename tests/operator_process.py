@@ -20,26 +20,37 @@ WEBHOOK_CONFIGURATION = "kubetrain-residency.kubetrain.io"
 
 class OperatorProcess:
     """With `webhook` (the default) it serves the residency admission webhook on a port kept across
-    restarts, and start() returns only once the API server's webhook configuration points at it."""
+    restarts, and start() returns only once the API server's webhook configuration points at it.
+    `admin_kubeconfig` is what the test itself reads the cluster with, when the operator's own
+    credentials (`kubeconfig`, e.g. a ServiceAccount's) may not read the webhook configuration."""
 
     def __init__(
-        self, kubeconfig: Path, log_path: Path, extra_args: list[str] | None = None, webhook: bool = True
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        extra_args: list[str] | None = None,
+        webhook: bool = True,
+        admin_kubeconfig: Path | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.admin_kubeconfig = admin_kubeconfig or kubeconfig
         self.log_path = log_path
         self.extra_args = extra_args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.metrics_port = 0
         self.webhook_port = free_port() if webhook else 0
 
     def start(self) -> None:
         self.port = free_port()
+        self.metrics_port = free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "kubetrain.cli", "operator", "run",
-                f"--kubeconfig={self.kubeconfig}", f"--liveness-port={self.port}", "--log-level=DEBUG",
+                f"--kubeconfig={self.kubeconfig}", f"--liveness-port={self.port}",
+                f"--metrics-port={self.metrics_port}", "--log-level=DEBUG",
                 *self._webhook_args(),
                 *self.extra_args,
             ],
@@ -62,7 +73,7 @@ class OperatorProcess:
         ]
 
     def _webhook_registered(self) -> bool:
-        with kubernetes.config.new_client_from_config(config_file=str(self.kubeconfig)) as client:
+        with kubernetes.config.new_client_from_config(config_file=str(self.admin_kubeconfig)) as client:
             api = kubernetes.client.AdmissionregistrationV1Api(client)
             try:
                 config = api.read_validating_webhook_configuration(WEBHOOK_CONFIGURATION)
@@ -71,6 +82,9 @@ class OperatorProcess:
                     return False
                 raise
         return any(f":{self.webhook_port}/" in (hook.client_config.url or "") for hook in config.webhooks or [])
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
 
     def _healthy(self) -> bool:
         assert self.proc is not None
@@ -82,9 +96,15 @@ class OperatorProcess:
         except OSError:
             return False
 
+    def metrics(self) -> str:
+        """The operator's /metrics page (Prometheus text format)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if not self.running():
             return
+        assert self.proc is not None
         if kill:
             self.proc.kill()
         else:

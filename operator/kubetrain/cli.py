@@ -13,6 +13,10 @@ from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
 
 
+# The CRDs for `kubectl apply` and the same files in the Helm chart, which installs them first.
+CRD_DIRS = (Path("crds"), Path("charts/kubetrain/crds"))
+
+
 def _default_dev_dir() -> Path:
     return Path(os.environ.get("KUBETRAIN_DEV_DIR", Path.cwd() / ".kubetrain" / "dev"))
 
@@ -64,7 +68,7 @@ def _dev_pools(args: argparse.Namespace) -> int:
 
 
 def _operator_run(args: argparse.Namespace) -> int:
-    from kubetrain.controller.config import OperatorConfig, WebhookConfig
+    from kubetrain.controller.config import OperatorConfig, WebhookConfig, WebhookService
     from kubetrain.controller.run import run_operator
 
     webhook = None
@@ -73,17 +77,27 @@ def _operator_run(args: argparse.Namespace) -> int:
             print("kubetrain: --webhook needs --webhook-cert-dir (where its certificate is or will be made)",
                   file=sys.stderr)
             return 2
+        try:
+            service = (
+                WebhookService.parse(args.webhook_service, args.webhook_service_port) if args.webhook_service else None
+            )
+        except ValueError as exc:
+            print(f"kubetrain: {exc}", file=sys.stderr)
+            return 2
         webhook = WebhookConfig(
             address=args.webhook_address,
             port=args.webhook_port,
             host=args.webhook_host,
             cert_dir=args.webhook_cert_dir,
+            service=service,
         )
     config = OperatorConfig(
         namespaces=args.namespace or [],
         node_pools_file=args.node_pools,
         default_image=args.default_image,
         liveness_port=args.liveness_port,
+        metrics_port=args.metrics_port,
+        peering=args.peering or None,
         log_format=args.log_format,
         log_level=args.log_level,
         default_residency=args.default_residency,
@@ -96,15 +110,16 @@ def _operator_run(args: argparse.Namespace) -> int:
 def _crds_generate(args: argparse.Namespace) -> int:
     from kubetrain.crdgen import write_crds
 
-    for path in write_crds(args.dir):
-        print(f"wrote {path}")
+    for directory in args.dir or CRD_DIRS:
+        for path in write_crds(directory):
+            print(f"wrote {path}")
     return 0
 
 
 def _crds_check(args: argparse.Namespace) -> int:
     from kubetrain.crdgen import check_crds
 
-    drift = check_crds(args.dir)
+    drift = [line for directory in args.dir or CRD_DIRS for line in check_crds(directory)]
     for line in drift:
         print(line, file=sys.stderr)
     if drift:
@@ -153,6 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--default-image", default=_env("DEFAULT_IMAGE", DEFAULT_TRAINER_IMAGE))
     run.add_argument("--liveness-port", type=int, default=int(_env("LIVENESS_PORT", "8080")))
+    run.add_argument(
+        "--metrics-port", type=int, default=int(_env("METRICS_PORT", "8081")),
+        help="Prometheus /metrics port; 0 serves none",
+    )
+    run.add_argument(
+        "--peering",
+        default=_env("PEERING", ""),
+        help="kopf peering object for several replicas (one is active); default: standalone",
+    )
     run.add_argument("--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", "text"))
     run.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=_env("LOG_LEVEL", "INFO")
@@ -174,7 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--webhook-host",
         default=_env("WEBHOOK_HOST", "127.0.0.1"),
-        help="host the API server calls (the webhook Service's DNS name in a cluster)",
+        help="host the API server calls when no --webhook-service is given",
+    )
+    run.add_argument(
+        "--webhook-service",
+        default=_env("WEBHOOK_SERVICE", ""),
+        help="NAMESPACE/NAME of the webhook's Service: registered instead of https://HOST:PORT (in a cluster)",
+    )
+    run.add_argument(
+        "--webhook-service-port", type=int, default=int(_env("WEBHOOK_SERVICE_PORT", "443")),
+        help="the Service's port",
     )
     run.add_argument(
         "--webhook-cert-dir",
@@ -185,7 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_operator_run)
 
     crds = sub.add_parser("crds", help="CustomResourceDefinitions generated from the API models")
-    crds.add_argument("--dir", type=Path, default=Path("crds"), help="default: ./crds")
+    crds.add_argument(
+        "--dir", type=Path, action="append",
+        help="repeatable; default: ./crds and the Helm chart's ./charts/kubetrain/crds",
+    )
     crds_sub = crds.add_subparsers(dest="crds_command", required=True)
     crds_sub.add_parser("generate", help="write the CRD YAML").set_defaults(func=_crds_generate)
     crds_sub.add_parser("check", help="fail when the committed CRDs differ").set_defaults(func=_crds_check)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict
 
 from kubetrain.api.contract import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from kubetrain.api.openapi import Schema, structural
@@ -16,6 +17,35 @@ from kubetrain.api.policy import (
     POLICY_SHORT_NAMES,
     POLICY_SINGULAR,
     DataResidencyPolicySpec,
+)
+from kubetrain.api.budget import (
+    BUDGET_KIND,
+    BUDGET_PLURAL,
+    BUDGET_SHORT_NAMES,
+    BUDGET_SINGULAR,
+    BudgetPolicySpec,
+)
+from kubetrain.api.registry import (
+    MODEL_KIND,
+    MODEL_PLURAL,
+    MODEL_SHORT_NAMES,
+    MODEL_SINGULAR,
+    MODEL_VERSION_KIND,
+    MODEL_VERSION_PLURAL,
+    MODEL_VERSION_SHORT_NAMES,
+    MODEL_VERSION_SINGULAR,
+    ModelSpec,
+    ModelStatus,
+    ModelVersionSpec,
+)
+from kubetrain.api.schedule import (
+    MAX_SCHEDULE_NAME_LENGTH,
+    SCHEDULE_KIND,
+    SCHEDULE_PLURAL,
+    SCHEDULE_SHORT_NAMES,
+    SCHEDULE_SINGULAR,
+    TrainingScheduleSpec,
+    TrainingScheduleStatus,
 )
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
@@ -184,9 +214,175 @@ def generate_policy_crd() -> dict[str, Any]:
     }
 
 
+def _column(name: str, path: str, description: str, type_: str = "string", priority: int = 0) -> dict[str, Any]:
+    column: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path, "description": description}
+    if priority:
+        column["priority"] = priority
+    return column
+
+
+AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+class CrdNames(BaseModel):
+    """The names of one kind, as spec.names spells them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    plural: str
+    singular: str
+    short_names: tuple[str, ...]
+
+
+def _crd(
+    names: CrdNames,
+    scope: str,
+    description: str,
+    properties: dict[str, Schema],
+    columns: list[dict[str, Any]],
+    validations: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """A single-version CRD of kubetrain.io; a status subresource when the kind has a status."""
+    root: Schema = {
+        "type": "object",
+        "description": description,
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}."},
+            "kind": {"type": "string", "description": f"{names.kind}."},
+            "metadata": {"type": "object"},
+            **properties,
+        },
+    }
+    if validations:
+        root["x-kubernetes-validations"] = validations
+    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True, "schema": {"openAPIV3Schema": root}}
+    if "status" in properties:
+        version["subresources"] = {"status": {}}
+    version["additionalPrinterColumns"] = [*columns, AGE_COLUMN]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{names.plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": names.kind,
+                "listKind": f"{names.kind}List",
+                "plural": names.plural,
+                "singular": names.singular,
+                "shortNames": list(names.short_names),
+                "categories": list(CATEGORIES),
+            },
+            "scope": scope,
+            "versions": [version],
+        },
+    }
+
+
+def _schema(model: type[BaseModel], description: str, **extra: Any) -> Schema:
+    return {**structural(model.model_json_schema(by_alias=True)), "description": description, **extra}
+
+
+def generate_model_version_crd() -> dict[str, Any]:
+    """Namespaced like the jobs that produce them; immutable, because a record that can be edited
+    proves nothing."""
+    spec = _schema(
+        ModelVersionSpec,
+        "The recorded version: metrics, gates passed, provenance.",
+        **{"x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "spec is immutable: a ModelVersion "
+                                          "is a record of one run; record a new run instead"}]},
+    )
+    return _crd(
+        CrdNames(kind=MODEL_VERSION_KIND, plural=MODEL_VERSION_PLURAL, singular=MODEL_VERSION_SINGULAR,
+                 short_names=MODEL_VERSION_SHORT_NAMES),
+        "Namespaced",
+        "One version of a model line: the weights and model card of a TrainingJob that passed its promotion "
+        "gates, with metrics and provenance. Not owned by the job: it outlives it.",
+        {"spec": spec},
+        [
+            _column("Model", ".spec.model", "Model line."),
+            _column("Version", ".spec.version", "Sequence number in the line.", "integer"),
+            _column("Accuracy", ".spec.metrics.accuracy", "Test-split accuracy.", "number"),
+            _column("F1", ".spec.metrics.f1", "Test-split macro F1.", "number"),
+            _column("Job", ".spec.sourceJob.name", "The TrainingJob that produced it."),
+            _column("Dataset", ".spec.provenance.datasetDigest", "Digest of the training data.", priority=1),
+            _column("Weights", ".spec.provenance.weightsDigest", "Digest of the weights.", priority=1),
+        ],
+    )
+
+
+def generate_model_crd() -> dict[str, Any]:
+    return _crd(
+        CrdNames(kind=MODEL_KIND, plural=MODEL_PLURAL, singular=MODEL_SINGULAR, short_names=MODEL_SHORT_NAMES),
+        "Namespaced",
+        "A model line: which of its ModelVersions is promoted (the pin in spec, else the latest).",
+        {
+            "spec": _schema(ModelSpec, "The user's choices: an optional pinned version (rollback)."),
+            "status": _schema(ModelStatus, "The promoted version, as the operator resolved it."),
+        },
+        [
+            _column("Promoted", ".status.promotedVersion", "The promoted ModelVersion."),
+            _column("Latest", ".status.latestVersion", "The newest ModelVersion."),
+            _column("Pinned", ".spec.promotedVersion", "The version pinned by spec.promotedVersion."),
+            _column("Versions", ".status.versions", "ModelVersions of the line.", "integer"),
+        ],
+    )
+
+
+def generate_schedule_crd() -> dict[str, Any]:
+    return _crd(
+        CrdNames(kind=SCHEDULE_KIND, plural=SCHEDULE_PLURAL, singular=SCHEDULE_SINGULAR,
+                 short_names=SCHEDULE_SHORT_NAMES),
+        "Namespaced",
+        "A TrainingJob template created on a schedule (scheduled retraining).",
+        {
+            "spec": _schema(TrainingScheduleSpec, "When, and what to train."),
+            "status": _schema(TrainingScheduleStatus, "The last and next scheduled runs."),
+        },
+        [
+            _column("Schedule", ".spec.schedule", "Cron expression or @every interval."),
+            _column("Suspend", ".spec.suspend", "No further jobs while true.", "boolean"),
+            _column("Last Job", ".status.lastJob", "The last created TrainingJob."),
+            _column("Last", ".status.lastScheduleTime", "Scheduled time of the last job.", "date"),
+            _column("Next", ".status.nextScheduleTime", "When the next job is due.", "date", priority=1),
+        ],
+        validations=[
+            {
+                "rule": f"size(self.metadata.name) <= {MAX_SCHEDULE_NAME_LENGTH}",
+                "message": f"metadata.name must be at most {MAX_SCHEDULE_NAME_LENGTH} characters: the created "
+                "jobs are named <schedule>-<YYYYmmddHHMMSS>; choose a shorter name",
+            }
+        ],
+    )
+
+
+def generate_budget_crd() -> dict[str, Any]:
+    """Cluster-scoped, like DataResidencyPolicy: it constrains namespaces, so their own users must
+    not be able to edit it."""
+    return _crd(
+        CrdNames(kind=BUDGET_KIND, plural=BUDGET_PLURAL, singular=BUDGET_SINGULAR, short_names=BUDGET_SHORT_NAMES),
+        "Cluster",
+        "GPU-hours per period that the TrainingJobs of each selected namespace may use.",
+        {"spec": _schema(BudgetPolicySpec, "Which namespaces, and their GPU-hours per period.")},
+        [
+            _column("GPU-Hours", ".spec.gpuHours", "Budget of each selected namespace per period.", "number"),
+            _column("Period", ".spec.period", "Day, Week or Month (UTC)."),
+        ],
+    )
+
+
 def rendered_crds() -> dict[str, str]:
     """File name -> YAML text of every CRD kubetrain defines."""
-    crds = {PLURAL: generate_crd(), POLICY_PLURAL: generate_policy_crd()}
+    crds = {
+        PLURAL: generate_crd(),
+        POLICY_PLURAL: generate_policy_crd(),
+        MODEL_VERSION_PLURAL: generate_model_version_crd(),
+        MODEL_PLURAL: generate_model_crd(),
+        SCHEDULE_PLURAL: generate_schedule_crd(),
+        BUDGET_PLURAL: generate_budget_crd(),
+    }
     return {
         f"{GROUP}_{plural}.yaml": HEADER + yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)
         for plural, crd in crds.items()

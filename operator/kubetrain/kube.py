@@ -2,7 +2,8 @@
 
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
 exactly these verbs and resources. kopf itself also needs list/watch on what it watches
-(trainingjobs, pods, dataresidencypolicies) and, with the residency webhook enabled, create and
+(trainingjobs, pods, dataresidencypolicies, budgetpolicies, models, modelversions,
+trainingschedules) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 """
@@ -12,20 +13,35 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import kubernetes
+import urllib3
 from kubernetes.client.exceptions import ApiException
+
+from kubetrain.controller.metrics import OperatorMetrics
 
 GROUP = "kubetrain.io"
 VERSION = "v1alpha1"
 PLURAL = "trainingjobs"
 POLICY_PLURAL = "dataresidencypolicies"
+BUDGET_PLURAL = "budgetpolicies"
+MODEL_PLURAL = "models"
+MODEL_VERSION_PLURAL = "modelversions"
+SCHEDULE_PLURAL = "trainingschedules"
+# Kinds the operator creates as custom objects, by their plural.
+_CUSTOM_PLURALS = {
+    "TrainingJob": PLURAL,
+    "Model": MODEL_PLURAL,
+    "ModelVersion": MODEL_VERSION_PLURAL,
+}
 MANAGED_BY = "app.kubernetes.io/managed-by=kubetrain"
 JOB_LABEL = "kubetrain.io/job-name"
 COMPONENT = "kubetrain-operator"
 
 log = logging.getLogger("kubetrain.kube")
+T = TypeVar("T")
 
 
 class Conflict(RuntimeError):
@@ -33,89 +49,144 @@ class Conflict(RuntimeError):
 
 
 class Kube:
-    """Thin, typed wrapper over the official client for the operator's calls."""
+    """Thin, typed wrapper over the official client for the operator's calls. Every request goes
+    through `_request`, which counts failures in kubetrain_api_errors_total{verb,resource}."""
 
-    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+    def __init__(self, api: kubernetes.client.ApiClient, metrics: OperatorMetrics) -> None:
         self.api = api
+        self.metrics = metrics
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(api)
 
-    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def _request(self, verb: str, resource: str, request: Callable[[], T], done: tuple[int, ...] = ()) -> T:
+        """Runs `request`, counting every failure (connection errors included) except API answers
+        with a status in `done`: the idempotent "already so" ones, like 404 on a delete."""
         try:
-            return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+            return request()
         except ApiException as exc:
-            if exc.status == 404:
+            if exc.status not in done:
+                self.metrics.api_errors.labels(verb, resource).inc()
+            raise
+        except urllib3.exceptions.HTTPError:
+            self.metrics.api_errors.labels(verb, resource).inc()
+            raise
+
+    def _request_or_none(self, verb: str, resource: str, request: Callable[[], T], done: tuple[int, ...]) -> T | None:
+        """`_request`, answering None for the statuses in `done`."""
+        try:
+            return self._request(verb, resource, request, done)
+        except ApiException as exc:
+            if exc.status in done:
                 return None
             raise
+
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._request_or_none(
+            "get", PLURAL, lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name),
+            done=(404,),
+        )
 
     def list_policies(self) -> list[dict[str, Any]]:
         """Every DataResidencyPolicy (cluster-scoped); none while the CRD is not installed."""
-        try:
-            return list(self.custom.list_cluster_custom_object(GROUP, VERSION, POLICY_PLURAL)["items"])
-        except ApiException as exc:
-            if exc.status == 404:
-                return []
-            raise
+        return self._list_cluster(POLICY_PLURAL)
+
+    def list_budget_policies(self) -> list[dict[str, Any]]:
+        """Every BudgetPolicy (cluster-scoped); none while the CRD is not installed."""
+        return self._list_cluster(BUDGET_PLURAL)
+
+    def _list_cluster(self, plural: str) -> list[dict[str, Any]]:
+        listed = self._request_or_none(
+            "list", plural, lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, plural), done=(404,)
+        )
+        return list(listed["items"]) if listed is not None else []
+
+    def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
+        listed = self._request(
+            "list", PLURAL, lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        )
+        return list(listed["items"])
+
+    def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Model, ModelVersion or TrainingSchedule; None when it does not exist."""
+        return self._request_or_none(
+            "get", plural, lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name),
+            done=(404,),
+        )
+
+    def list_model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
+        selector = f"kubetrain.io/model={model}"
+        listed = self._request(
+            "list", MODEL_VERSION_PLURAL, lambda: self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, MODEL_VERSION_PLURAL, label_selector=selector
+            ),
+        )
+        return list(listed["items"])
+
+    def patch_custom_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Merge-patches the status of a Model or TrainingSchedule (the operator owns both statuses)."""
+        self._request_or_none(
+            "patch", f"{plural}/status", lambda: self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, {"status": status}
+            ),
+            done=(404,),
+        )
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        return dict(self.core.read_namespace(namespace).metadata.labels or {})
+        found = self._request("get", "namespaces", lambda: self.core.read_namespace(namespace))
+        return dict(found.metadata.labels or {})
 
     def claim_storage_class(self, namespace: str, claim: str) -> str | None:
         """The claim's storageClassName; None when the claim does not exist or has no class."""
-        try:
-            pvc = self.core.read_namespaced_persistent_volume_claim(claim, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return pvc.spec.storage_class_name
+        pvc = self._request_or_none(
+            "get", "persistentvolumeclaims",
+            lambda: self.core.read_namespaced_persistent_volume_claim(claim, namespace), done=(404,),
+        )
+        return pvc.spec.storage_class_name if pvc is not None else None
 
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""
         selector = f"{MANAGED_BY},{JOB_LABEL}={job}"
-        pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
-        services = self.core.list_namespaced_service(namespace, label_selector=selector).items
+        pods = self._request("list", "pods", lambda: self.core.list_namespaced_pod(namespace, label_selector=selector))
+        services = self._request(
+            "list", "services", lambda: self.core.list_namespaced_service(namespace, label_selector=selector)
+        )
         to_dict = self.api.sanitize_for_serialization
-        return [to_dict(p) for p in pods], [to_dict(s) for s in services]
+        return [to_dict(p) for p in pods.items], [to_dict(s) for s in services.items]
 
     def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Creates `obj` unless it exists; returns the created object, None when it existed."""
         kind = obj["kind"]
         creators = {
-            "Pod": self.core.create_namespaced_pod,
-            "Service": self.core.create_namespaced_service,
-            "ServiceAccount": self.core.create_namespaced_service_account,
-            "Role": self.rbac.create_namespaced_role,
-            "RoleBinding": self.rbac.create_namespaced_role_binding,
+            "Pod": ("pods", self.core.create_namespaced_pod),
+            "Service": ("services", self.core.create_namespaced_service),
+            "ServiceAccount": ("serviceaccounts", self.core.create_namespaced_service_account),
+            "Role": ("roles", self.rbac.create_namespaced_role),
+            "RoleBinding": ("rolebindings", self.rbac.create_namespaced_role_binding),
         }
+        if kind in _CUSTOM_PLURALS:
+            plural = _CUSTOM_PLURALS[kind]
+            creators[kind] = (plural, lambda ns, body: self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, ns, plural, body
+            ))
         if kind not in creators:
             raise ValueError(f"the operator does not create {kind} objects")
-        try:
-            created = creators[kind](namespace, obj)
-        except ApiException as exc:
-            if exc.status == 409:
-                return None
-            raise
-        return dict(self.api.sanitize_for_serialization(created))
+        resource, creator = creators[kind]
+        created = self._request_or_none("create", resource, lambda: creator(namespace, obj), done=(409,))
+        return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
 
     def delete_pod(self, namespace: str, name: str) -> None:
-        try:
-            self.core.delete_namespaced_pod(name, namespace)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
+        self._request_or_none("delete", "pods", lambda: self.core.delete_namespaced_pod(name, namespace), done=(404,))
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:
-        """Deletes the job itself (TTL after finish); children follow by garbage collection."""
-        try:
-            self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name,
-                body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
-            )
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                raise
+        """Deletes the job itself (TTL after finish); children follow by garbage collection. 409:
+        the uid precondition failed, so a new job of the same name is left alone."""
+        body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
+        self._request_or_none(
+            "delete", PLURAL,
+            lambda: self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body=body),
+            done=(404, 409),
+        )
 
     def patch_status(
         self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
@@ -124,22 +195,27 @@ class Kube:
         reconcile can never overwrite a newer decision; returns the job as written."""
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
-            return self.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, body)
+            return self._request_or_none(
+                "patch", f"{PLURAL}/status",
+                lambda: self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURAL, name, body
+                ),
+                done=(404,),
+            )
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"{namespace}/{name} changed during reconcile") from exc
-            if exc.status != 404:
-                raise
-        return None
+            raise
 
-    def post_event(self, job: dict[str, Any], type_: str, reason: str, message: str) -> None:
-        meta = job["metadata"]
+    def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        """On any kubetrain object: a TrainingJob, Model or TrainingSchedule."""
+        meta = obj["metadata"]
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = {
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "TrainingJob",
+                "kind": obj.get("kind", "TrainingJob"),
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],
@@ -156,6 +232,18 @@ class Kube:
             "count": 1,
         }
         try:
-            self.core.create_namespaced_event(meta["namespace"], body)
+            self._request("create", "events", lambda: self.core.create_namespaced_event(meta["namespace"], body))
         except ApiException as exc:
+            if namespace_terminating(exc):
+                log.debug("event %s for %s/%s dropped: its namespace is being deleted", reason, meta["namespace"],
+                          meta["name"])
+                return
             log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], exc.reason)
+        except urllib3.exceptions.HTTPError as exc:
+            log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], exc)
+
+
+def namespace_terminating(exc: ApiException) -> bool:
+    """The API server's refusal of new objects in a namespace being deleted: a 403 that is no
+    permission problem (the namespace, and the object the event was about, are going away)."""
+    return exc.status == 403 and "NamespaceTerminating" in (exc.body or "")

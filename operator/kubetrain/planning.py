@@ -12,9 +12,13 @@ from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, Trainin
 from kubetrain.api.nodepools import load_catalogue
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.policy.budget import BudgetFacts, judge
 from kubetrain.render.settings import RenderSettings
 from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
+from kubetrain.status.budget import needs_budget
 from kubetrain.status.conditions import set_condition
+from kubetrain.status.draft import Draft
+from kubetrain.status.promotion import PromotionFacts, needs_promotion
 
 
 class PlanInputs(BaseModel):
@@ -55,9 +59,11 @@ def plan_job(
     inputs: PlanInputs,
     now: dt.datetime,
     residency: ResidencyFacts,
+    budget: BudgetFacts | None = None,
+    promotion: PromotionFacts | None = None,
 ) -> Decision:
     """`residency` holds the namespace's policies and labels and the claims' storage classes,
-    fetched fresh for this reconcile."""
+    fetched fresh for this reconcile; `budget` and `promotion` only when Needs says so."""
     # metav1 times have second precision; planning at that precision keeps re-plans identical.
     now = now.replace(microsecond=0)
     try:
@@ -65,7 +71,11 @@ def plan_job(
     except ValidationError as exc:
         return _unparseable(raw, exc, now)
     verdict = evaluate(job, residency, inputs.catalogue)
-    result = plan(job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now, verdict)
+    budget_verdict = judge(job, budget, inputs.catalogue, now) if budget is not None else None
+    result = plan(
+        job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now, verdict, budget_verdict,
+        promotion,
+    )
     patch = status_patch(raw.get("status"), result.status)
     return Decision(
         create=result.create,
@@ -75,6 +85,39 @@ def plan_job(
         requeue_after=result.requeue_after,
         delete_job=result.delete_job,
     )
+
+
+class Needs(BaseModel):
+    """Which optional facts a reconcile of this job must fetch before planning."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job: TrainingJob | None = None
+    budget: bool = False
+    promotion: bool = False
+    fresh_policies: bool = Field(
+        default=True,
+        description="Read the DataResidencyPolicies from the API, not from the watch-fed list: until "
+        "the job's pods are first created, a policy created a moment before the job must count.",
+    )
+
+    @classmethod
+    def of(cls, raw: dict[str, Any], now: dt.datetime) -> Needs:
+        """The budget before the job first starts; the model line once it has succeeded."""
+        try:
+            job = TrainingJob.model_validate(raw)
+        except ValidationError:
+            return cls()
+        draft = Draft.start(job, now)
+        return cls(
+            job=job, budget=needs_budget(draft), promotion=needs_promotion(draft),
+            fresh_policies=not draft.finished() and draft.start_time is None,
+        )
+
+    def beyond(self, fetched: Needs) -> bool:
+        """Whether these needs (of the status just written) call for facts the reconcile that wrote
+        it did not fetch: the job then needs one more reconcile (e.g. promotion after Succeeded)."""
+        return (self.budget and not fetched.budget) or (self.promotion and not fetched.promotion)
 
 
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:

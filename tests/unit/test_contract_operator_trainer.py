@@ -13,9 +13,10 @@ from kubetrain_trainer.config import parse_task
 from kubetrain_trainer.environment import JobEnvironment, Topology
 
 
-def rendered_env(spec: dict[str, Any], index: int) -> dict[str, str]:
+def rendered_env(spec: dict[str, Any], index: int, annotations: dict[str, str] | None = None) -> dict[str, str]:
     job = TrainingJob.model_validate(
-        {"metadata": {"name": "fraud", "namespace": "risk", "uid": "u-1"}, "spec": spec}
+        {"metadata": {"name": "fraud", "namespace": "risk", "uid": "u-1", "annotations": annotations or {}},
+         "spec": spec}
     )
     pod = render_pytorch(job, default_catalogue(), RenderSettings(default_image="img")).pods[index]
     return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
@@ -56,3 +57,31 @@ def test_rendered_task_parses_in_the_trainer(task_type: str) -> None:
     job_env = JobEnvironment.from_env(env)
     assert (job_env.dataset_uri, job_env.output_uri) == ("file:///data/d.csv", "file:///out/fraud")
     assert (job_env.namespace, job_env.name, job_env.uid, job_env.attempt) == ("risk", "fraud", "u-1", 0)
+
+
+def test_trainer_report_provenance_reaches_the_operator() -> None:
+    from kubetrain.status.report import parse_report
+    from kubetrain_trainer.termination import report
+
+    provenance = {
+        "datasetDigest": "sha256:" + "a" * 64,
+        "weightsUri": "file:///out/model.safetensors",
+        "weightsDigest": "sha256:" + "b" * 64,
+        "modelCardUri": "file:///out/model-card.json",
+        "codeVersion": "0.1.0",
+    }
+    text = report("Succeeded", "Completed", "x" * 5000, {"accuracy": 0.9}, "file:///out/model.safetensors", provenance)
+    assert len(text.encode()) < 4096
+    parsed = parse_report(text)
+    assert parsed is not None and parsed.provenance is not None
+    assert parsed.provenance.model_dump(by_alias=True) == provenance
+    assert parsed.metrics == {"accuracy": 0.9}
+
+
+def test_model_card_inputs_reach_the_trainer() -> None:
+    spec = {**SPEC, "task": {"type": "tabular-classification"}}
+    submitted = rendered_env(spec, 0, {"kubetrain.io/submitted-by": "alice@example.com"})
+    job_env = JobEnvironment.from_env(submitted)
+    assert (job_env.image, job_env.submitted_by) == ("img", "alice@example.com")
+    anonymous = JobEnvironment.from_env(rendered_env({**spec, "image": "ghcr.io/acme/t:1"}, 0))
+    assert (anonymous.image, anonymous.submitted_by) == ("ghcr.io/acme/t:1", None)

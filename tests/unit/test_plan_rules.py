@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.planning import Needs
 from kubetrain.render import RenderSettings
 from kubetrain.render.labels import worker_labels
 from kubetrain.render.names import worker_name
@@ -416,3 +417,25 @@ def test_trainer_access_is_created_with_the_pods_and_only_then() -> None:
     assert all(p["spec"]["serviceAccountName"] == f"{NAME}-trainer" for p in pods)
     steady = run(make_job(), observe(raw_pod(0, phase="Running"), raw_pod(1, phase="Running")))
     assert steady.create == []
+
+
+@pytest.mark.parametrize(
+    ("status", "fresh"),
+    [
+        ({}, True),  # no pods yet: a policy created a moment ago must count
+        ({"phase": "Pending", "conditions": [cond("Created", False)]}, True),
+        (running_status(), False),  # started: the watch-fed list, re-judged on every policy change
+        ({"phase": "Succeeded", "startTime": T0, "conditions": [cond("Succeeded")]}, False),
+    ],
+)
+def test_policies_are_read_fresh_until_the_job_first_starts(status: dict[str, Any], fresh: bool) -> None:
+    raw = make_job(status).model_dump(by_alias=True, exclude_none=True, mode="json")
+    assert Needs.of(raw, NOW).fresh_policies is fresh
+
+
+def test_a_status_that_needs_facts_not_fetched_calls_for_another_reconcile() -> None:
+    fetched = Needs(budget=False, promotion=False)
+    assert Needs(promotion=True).beyond(fetched), "Succeeded was just written: promotion comes next"
+    assert Needs(budget=True).beyond(fetched)
+    assert not Needs(promotion=True).beyond(Needs(promotion=True)), "already fetched in this reconcile"
+    assert not Needs().beyond(fetched)

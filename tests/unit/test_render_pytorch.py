@@ -62,6 +62,7 @@ def test_env_follows_the_contract_for_every_rank(workers: int, nproc: int) -> No
             "KUBETRAIN_DATASET_URI": "file:///var/lib/kubetrain/data/tabular.csv",
             "KUBETRAIN_OUTPUT_URI": "file:///var/lib/kubetrain/output/pytorch-ddp",
             "KUBETRAIN_TERMINATION_MESSAGE_PATH": "/dev/termination-log",
+            "KUBETRAIN_IMAGE": SETTINGS.default_image,
         }
         assert {k: v for k, v in variables.items() if k != "KUBETRAIN_TASK"} == {**distributed, **torchrun, **kubetrain}
         task = json.loads(variables["KUBETRAIN_TASK"])

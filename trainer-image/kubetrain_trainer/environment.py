@@ -79,6 +79,8 @@ class JobEnvironment:
     api_host: str | None
     api_port: str
     code_version: str | None
+    image: str | None
+    submitted_by: str | None
     topology: Topology
 
     @classmethod
@@ -97,6 +99,8 @@ class JobEnvironment:
             api_host=env.get("KUBERNETES_SERVICE_HOST") or None,
             api_port=env.get("KUBERNETES_SERVICE_PORT", "443"),
             code_version=env.get("KUBETRAIN_CODE_VERSION") or None,
+            image=env.get("KUBETRAIN_IMAGE") or None,
+            submitted_by=env.get("KUBETRAIN_SUBMITTED_BY") or None,
             topology=Topology.from_env(env),
         )
 

@@ -87,6 +87,8 @@ def _model_card(
         "metrics": metrics,
         "trainerVersion": __version__,
         "codeVersion": code_version(env),
+        "trainerImage": env.image,
+        "submittedBy": env.submitted_by,
         "startTime": started,
         "endTime": rfc3339(),
     }
@@ -124,7 +126,19 @@ def train(env: JobEnvironment, started: str) -> str | None:
     if reporter is not None:
         reporter.finish({"progress": {**result.final_progress, "updateTime": rfc3339()}, "metrics": metrics})
     message = f"test accuracy {metrics['accuracy']:.4f} after {result.steps} steps"
-    return termination.report("Succeeded", "Completed", message, metrics, storage.join(env.output_uri, export.WEIGHTS))
+    weights_uri = storage.join(env.output_uri, export.WEIGHTS)
+    return termination.report("Succeeded", "Completed", message, metrics, weights_uri, _provenance(card, env))
+
+
+def _provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, str]:
+    """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md)."""
+    return {
+        "datasetDigest": f"sha256:{card['data']['sha256']}",
+        "weightsUri": card["weights"]["uri"],
+        "weightsDigest": f"sha256:{card['weights']['sha256']}",
+        "modelCardUri": storage.join(env.output_uri, export.CARD),
+        "codeVersion": card["codeVersion"],
+    }
 
 
 def _progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> Gate:

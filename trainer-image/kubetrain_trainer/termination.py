@@ -11,11 +11,21 @@ from kubetrain_trainer import logs
 LIMIT_BYTES = 4096
 
 
-def report(outcome: str, reason: str, message: str, metrics: dict[str, float] | None = None, model_uri: str | None = None) -> str:
-    """The report as JSON under the kubelet's 4 KiB, cutting the message (never the metrics)."""
+def report(
+    outcome: str,
+    reason: str,
+    message: str,
+    metrics: dict[str, float] | None = None,
+    model_uri: str | None = None,
+    provenance: dict[str, str] | None = None,
+) -> str:
+    """The report as JSON under the kubelet's 4 KiB, cutting the message (never the metrics or the
+    provenance: the operator records the digests in the model's version)."""
     document: dict[str, Any] = {"outcome": outcome, "reason": reason, "message": message, "metrics": metrics or {}}
     if model_uri:
         document["modelUri"] = model_uri
+    if provenance:
+        document["provenance"] = provenance
     text = json.dumps(document)
     keep = len(message)
     while len(text.encode()) >= LIMIT_BYTES and keep > 0:

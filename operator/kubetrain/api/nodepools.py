@@ -42,6 +42,9 @@ class NodePool(CamelModel):
     gpu_product: str | None = Field(default=None, description="GPU model, as nvidia.com/gpu.product labels it.")
     cpu_per_node: str | None = Field(default=None, description="Allocatable CPU of one node, for information.")
     memory_per_node: str | None = Field(default=None, description="Allocatable memory of one node, for information.")
+    price_per_gpu_hour: float | None = Field(
+        default=None, ge=0, description="Price of one GPU-hour on the pool, for status.cost (any currency)."
+    )
 
 
 class NodePoolCatalogue(CamelModel):
@@ -74,6 +77,7 @@ def default_catalogue() -> NodePoolCatalogue:
                 gpu_product="NVIDIA-A100-SXM4-80GB",
                 cpu_per_node="96",
                 memory_per_node="768Gi",
+                price_per_gpu_hour=2.5,
             ),
             "h100-us": NodePool(
                 node_selector=_pool_selector("h100-us"),
@@ -83,6 +87,7 @@ def default_catalogue() -> NodePoolCatalogue:
                 gpu_product="NVIDIA-H100-80GB-HBM3",
                 cpu_per_node="96",
                 memory_per_node="768Gi",
+                price_per_gpu_hour=4.0,
             ),
             "cpu": NodePool(
                 node_selector=_pool_selector("cpu"),

@@ -104,7 +104,10 @@ class LocationRule(CamelModel):
         return text
 
 
-class DataResidencyPolicySpec(CamelModel):
+class NamespaceScope(CamelModel):
+    """Which namespaces a cluster-scoped policy applies to; shared by every kubetrain policy kind
+    (DataResidencyPolicy, BudgetPolicy) so they select namespaces the same way."""
+
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
@@ -120,6 +123,15 @@ class DataResidencyPolicySpec(CamelModel):
         default=None, description="Namespaces selected by label ({} selects every namespace)."
     )
     namespaces: list[str] = Field(default_factory=list, description="Namespaces selected by name.")
+
+    @model_validator(mode="after")
+    def _selects_something(self) -> NamespaceScope:
+        if self.namespace_selector is None and not self.namespaces:
+            raise ValueError(SELECTS_SOMETHING_MESSAGE)
+        return self
+
+
+class DataResidencyPolicySpec(NamespaceScope):
     enforcement: Enforcement = Field(
         default=Enforcement.ENFORCE,
         description="Enforce refuses and stops violating jobs; Audit lets them run and records the violation.",
@@ -138,12 +150,6 @@ class DataResidencyPolicySpec(CamelModel):
     allowed_outputs: list[LocationRule] | None = Field(
         default=None, description="Where jobs may write: spec.output.uri (model, checkpoints, card)."
     )
-
-    @model_validator(mode="after")
-    def _selects_something(self) -> DataResidencyPolicySpec:
-        if self.namespace_selector is None and not self.namespaces:
-            raise ValueError(SELECTS_SOMETHING_MESSAGE)
-        return self
 
 
 class PolicyMetadata(CamelModel):

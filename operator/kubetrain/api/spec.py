@@ -18,6 +18,7 @@ from pydantic import (
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import DISTRIBUTED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env_name
+from kubetrain.api.evaluation import EvaluationSpec, ModelRef
 from kubetrain.api.task import TaskSpec
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -280,6 +281,12 @@ class TrainingJobSpec(CamelModel):
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, suspension, cleanup.")
     ray: RaySpec = Field(
         default_factory=RaySpec, description="The Ray cluster of a runtime: ray job (ignored by runtime: pytorch)."
+    )
+    model: ModelRef | None = Field(
+        default=None, description="Model line this job trains; unset records no ModelVersion."
+    )
+    evaluation: EvaluationSpec | None = Field(
+        default=None, description="Promotion gates on the final metrics (only with spec.model)."
     )
 
     @model_validator(mode="after")

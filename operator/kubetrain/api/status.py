@@ -9,6 +9,8 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
+from kubetrain.api.budget import Cost
+from kubetrain.api.provenance import Provenance
 
 
 class Phase(StrEnum):
@@ -29,6 +31,8 @@ class ConditionType(StrEnum):
     FAILED = "Failed"
     SUSPENDED = "Suspended"
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
+    BUDGET_AVAILABLE = "BudgetAvailable"
+    PROMOTED = "Promoted"
 
 
 class ConditionStatus(StrEnum):
@@ -40,8 +44,8 @@ class ConditionStatus(StrEnum):
 class Condition(CamelModel):
     """metav1.Condition, so generic tooling (`kubectl wait --for=condition=Succeeded`) works."""
 
-    type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended or "
-        "ResidencyCompliant.")
+    type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended, "
+        "ResidencyCompliant, BudgetAvailable or Promoted.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="Machine-readable CamelCase cause of the last transition or update.")
     message: str = Field(default="", description="Human-readable details.")
@@ -82,7 +86,7 @@ class TrainingJobStatus(CamelModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended, "
-        "ResidencyCompliant.",
+        "ResidencyCompliant, BudgetAvailable, Promoted.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     replica_statuses: dict[str, ReplicaStatus] = Field(
@@ -107,3 +111,10 @@ class TrainingJobStatus(CamelModel):
         description="Final evaluation metrics (accuracy, f1, ...) written by the trainer at the end.",
     )
     progress: Progress | None = Field(default=None, description="Live training progress written by the trainer.")
+    cost: Cost | None = Field(default=None, description="Estimated and used GPU-hours and their price.")
+    provenance: Provenance | None = Field(
+        default=None, description="Data, code, configuration, submitter and outputs of the run."
+    )
+    model_version: str | None = Field(
+        default=None, description="The ModelVersion this run was recorded as (it passed its gates)."
+    )

@@ -13,8 +13,10 @@ Sound because the planner is level-triggered and idempotent, and every write is 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from kubetrain.api.status import Phase
 from kubetrain.kube import JOB_LABEL, Kube
 
 Key = tuple[str, str]
@@ -29,31 +31,41 @@ class ClusterCache:
         self._lock = threading.Lock()
 
     # -- fed by the watches ---------------------------------------------------------------------
-    def job_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+    def job_event(self, event_type: str | None, body: dict[str, Any]) -> bool:
+        """Keeps the event's job; False when the cache already had this very version (the echo
+        of our own status write, whose response the cache took): nothing to reconcile."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        body = _slim(body)
         with self._lock:
             if event_type == "DELETED":
                 self._jobs.pop(key, None)
                 self._pods.pop(key, None)
                 self._services.pop(key, None)
-            else:
-                self._jobs[key] = body
+                return True
+            known = _same_version(self._jobs.get(key), body)
+            self._jobs[key] = body
+            return not known
 
-    def child_event(self, event_type: str | None, kind: str, body: dict[str, Any]) -> None:
+    def child_event(self, event_type: str | None, kind: str, body: dict[str, Any]) -> bool:
+        """Keeps the event's pod or service; False when it brings nothing new (the echo of our
+        own create)."""
         meta = body["metadata"]
         job = (meta.get("labels") or {}).get(JOB_LABEL)
         if not job:
-            return
+            return False
         key = (meta["namespace"], job)
+        body = _slim(body)
         with self._lock:
             store = self._pods if kind == "Pod" else self._services
             children = store.get(key)
             if children is None:
-                return  # not loaded yet: the first read lists them from the API
+                return True  # not loaded yet: the first read lists them from the API
             if event_type == "DELETED":
                 children.pop(meta["name"], None)
-            else:
-                children[meta["name"]] = body
+                return True
+            known = _same_version(children.get(meta["name"]), body)
+            children[meta["name"]] = body
+            return not known
 
     # -- read by the reconciler -----------------------------------------------------------------
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -67,6 +79,7 @@ class ClusterCache:
     def refresh_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         job = self.kube.get_job(namespace, name)
         if job is not None:
+            job = _slim(job)
             with self._lock:
                 self._jobs[(namespace, name)] = job
         return job
@@ -78,10 +91,17 @@ class ClusterCache:
             if pods is not None and services is not None:
                 return list(pods.values()), list(services.values())
         listed_pods, listed_services = self.kube.list_children(namespace, job)
+        listed_pods, listed_services = [_slim(p) for p in listed_pods], [_slim(s) for s in listed_services]
         with self._lock:
             self._pods[key] = {p["metadata"]["name"]: p for p in listed_pods}
             self._services[key] = {s["metadata"]["name"]: s for s in listed_services}
         return listed_pods, listed_services
+
+    def phases(self) -> list[str]:
+        """The phase of every job the watches delivered; a job the operator has not written a
+        status to yet is Pending, as its first status will say."""
+        with self._lock:
+            return [(job.get("status") or {}).get("phase") or Phase.PENDING for job in self._jobs.values()]
 
     # -- our own writes -------------------------------------------------------------------------
     def wrote(self, body: dict[str, Any] | None) -> None:
@@ -90,8 +110,50 @@ class ClusterCache:
             return
         if body["kind"] == "TrainingJob":
             self.job_event("MODIFIED", body)
-        else:
+        elif body["kind"] in ("Pod", "Service"):
             self.child_event("MODIFIED", body["kind"], body)
 
     def forget(self, namespace: str, name: str) -> None:
         self.job_event("DELETED", {"metadata": {"namespace": namespace, "name": name}})
+
+
+class WatchedList:
+    """A cluster-wide list the operator also watches (the DataResidencyPolicies): listed on first
+    use and again after each change the watch reports, instead of once per reconcile.
+
+    A list that was in flight when a change arrived is used by its caller but not kept, so the
+    next reader lists again and sees the change; the change's event also wakes every job."""
+
+    def __init__(self, lister: Callable[[], list[dict[str, Any]]]) -> None:
+        self._lister = lister
+        self._items: list[dict[str, Any]] | None = None
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def changed(self) -> None:
+        with self._lock:
+            self._items = None
+            self._generation += 1
+
+    def get(self) -> list[dict[str, Any]]:
+        with self._lock:
+            if self._items is not None:
+                return self._items
+            generation = self._generation
+        items = [_slim(item) for item in self._lister()]
+        with self._lock:
+            if generation == self._generation:
+                self._items = items
+        return items
+
+
+def _same_version(kept: dict[str, Any] | None, body: dict[str, Any]) -> bool:
+    return kept is not None and kept["metadata"].get("resourceVersion") == body["metadata"].get("resourceVersion")
+
+
+def _slim(body: dict[str, Any]) -> dict[str, Any]:
+    """Without metadata.managedFields: nothing plans from it, and it is often the largest part of
+    an object (one entry per field manager), multiplied by every job, pod and service kept."""
+    if "managedFields" not in body["metadata"]:
+        return body
+    return {**body, "metadata": {k: v for k, v in body["metadata"].items() if k != "managedFields"}}

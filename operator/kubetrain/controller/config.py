@@ -12,6 +12,31 @@ from pydantic import BaseModel, ConfigDict, Field
 from kubetrain.policy.evaluate import DefaultResidency
 
 DEFAULT_TRAINER_IMAGE = "ghcr.io/kubetrain/trainer:0.1.0"
+WEBHOOK_CONFIGURATION = "kubetrain-residency.kubetrain.io"
+
+
+class WebhookService(BaseModel):
+    """The Service in front of the webhook in a cluster: the API server calls it by reference,
+    which works where the API server cannot resolve cluster DNS names (kind, most managed
+    clusters)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    name: str
+    port: int = Field(default=443, ge=1, le=65535, description="The Service's port (not the pod's).")
+
+    @classmethod
+    def parse(cls, value: str, port: int) -> WebhookService:
+        """`NAMESPACE/NAME`, as given to --webhook-service."""
+        namespace, _, name = value.partition("/")
+        if not namespace or not name or "/" in name:
+            raise ValueError(f"--webhook-service {value!r}: expected NAMESPACE/NAME, e.g. kubetrain/kubetrain-webhook")
+        return cls(namespace=namespace, name=name, port=port)
+
+    def dns_names(self) -> list[str]:
+        """The names the API server verifies the serving certificate against."""
+        return [f"{self.name}.{self.namespace}.svc", f"{self.name}.{self.namespace}.svc.cluster.local"]
 
 
 class WebhookConfig(BaseModel):
@@ -31,7 +56,10 @@ class WebhookConfig(BaseModel):
         description="ca.crt, tls.crt and tls.key; generated there (a private CA) when tls.crt is missing."
     )
     configuration_name: str = Field(
-        default="kubetrain-residency.kubetrain.io", description="Name of the ValidatingWebhookConfiguration."
+        default=WEBHOOK_CONFIGURATION, description="Name of the ValidatingWebhookConfiguration."
+    )
+    service: WebhookService | None = Field(
+        default=None, description="Register the Service instead of https://host:port (in a cluster)."
     )
 
 
@@ -47,6 +75,14 @@ class OperatorConfig(BaseModel):
     )
     default_image: str = Field(default=DEFAULT_TRAINER_IMAGE, description="Trainer image for jobs without spec.image.")
     liveness_port: int = Field(default=8080, ge=1, le=65535, description="Port of kopf's /healthz endpoint.")
+    metrics_port: int = Field(
+        default=8081, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 serves none."
+    )
+    peering: str | None = Field(
+        default=None,
+        description="kopf peering object name (ClusterKopfPeering, or KopfPeering per watched namespace): "
+        "replicas then pause all but the highest-priority one. None runs standalone (one replica).",
+    )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     watch_server_timeout: int = Field(

@@ -1,8 +1,9 @@
 """kopf handlers: thin triggers for one level-triggered reconcile per job.
 
-Every TrainingJob event and every event of a pod the operator manages calls
-Reconciler.reconcile(namespace, job). The reconcile reads fresh state, so a missed or repeated
-event never matters, and kopf's initial listing at start-up is the "resume" of every job. Only
+Every TrainingJob event and every event of a pod or service the operator manages that brings
+something new (not the echo of the operator's own write) wakes Reconciler.reconcile(namespace,
+job) shortly after, once for a burst of events. The reconcile reads the latest state, so a
+missed or repeated event never matters, and kopf's initial listing at start-up is the "resume" of every job. Only
 on-event handlers are used: kopf then keeps no progress annotations on the user's object and
 needs no finalizer (children are owned and garbage-collected).
 """
@@ -10,18 +11,33 @@ needs no finalizer (children are owned and garbage-collected).
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import logging
 from typing import Any
 
 import kopf
 
-from kubetrain.controller.config import OperatorConfig, WebhookConfig
+from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.reconciler import Reconciler
+from kubetrain.controller.facts import fetch_budget
+from kubetrain.controller.models import ModelReconciler
 from kubetrain.controller.residency import fetch_facts
-from kubetrain.controller.webhook_certs import ensure_certs
-from kubetrain.kube import GROUP, JOB_LABEL, PLURAL, POLICY_PLURAL, VERSION
-from kubetrain.policy.admission import admit, parse_job, spec_unchanged
+from kubetrain.controller.schedules import ScheduleReconciler
+from kubetrain.controller.webhook_server import webhook_server
+from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
+from kubetrain.api.registry import MODEL_LABEL
+from kubetrain.kube import (
+    GROUP,
+    JOB_LABEL,
+    MODEL_PLURAL,
+    MODEL_VERSION_PLURAL,
+    PLURAL,
+    POLICY_PLURAL,
+    SCHEDULE_PLURAL,
+    VERSION,
+)
+from kubetrain.policy.admission import admit, admit_budget, parse_job, spec_unchanged, submitter_changed
 
 
 MANAGED = {"app.kubernetes.io/managed-by": "kubetrain"}
@@ -34,6 +50,8 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
 
 def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
+    models = ModelReconciler(reconciler.kube)
+    schedules = ScheduleReconciler(reconciler.kube)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -43,6 +61,9 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         settings.watching.connect_timeout = 30
         settings.posting.level = logging.WARNING
         settings.execution.max_workers = 16
+        # The operator's resources are fixed and their CRDs installed before it (Helm's crds/):
+        # no watching of CustomResourceDefinitions or namespaces, so RBAC needs neither.
+        settings.scanning.disabled = True
         if config.webhook is not None:
             settings.admission.server = webhook_server(config.webhook)
             settings.admission.managed = config.webhook.configuration_name
@@ -56,14 +77,15 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:
         reconciler.shutdown()
+        schedules.shutdown()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
     def job_changed(type: str | None, body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
         if type == "DELETED":
             reconciler.forget(namespace, name)
             return
-        reconciler.cache.job_event(type, _plain(body))
-        reconciler.reconcile(namespace, name)
+        if reconciler.cache.job_event(type, _plain(body)):
+            reconciler.wake(namespace, name)
 
     @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
     @kopf.on.event("", "v1", "services", labels=MANAGED, registry=registry)
@@ -72,16 +94,66 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     ) -> None:
         job = labels.get(JOB_LABEL)
         if job:
-            reconciler.cache.child_event(type, resource.kind, _plain(body))
-            reconciler.reconcile(namespace, job)
+            if reconciler.cache.child_event(type, resource.kind, _plain(body)):
+                reconciler.wake(namespace, job)
 
     @kopf.on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
     def policy_changed(name: str, type: str | None, **_: Any) -> None:
         # Policies change after admission: every job is re-judged against the new set.
         logging.getLogger("kubetrain.residency").info("DataResidencyPolicy %s %s; re-checking jobs", name, type)
-        reconciler.recheck_all()
+        reconciler.policies_changed()
+
+    @kopf.on.event(GROUP, VERSION, MODEL_PLURAL, registry=registry)
+    def model_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+        if type != "DELETED":
+            models.reconcile(namespace, name)
+
+    @kopf.on.event(GROUP, VERSION, MODEL_VERSION_PLURAL, registry=registry)
+    def version_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
+        line = labels.get(MODEL_LABEL)
+        if line:
+            models.reconcile(namespace, line)
+
+    @kopf.on.event(GROUP, VERSION, SCHEDULE_PLURAL, registry=registry)
+    def schedule_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+        if type == "DELETED":
+            schedules.forget(namespace, name)
+            return
+        schedules.reconcile(namespace, name)
 
     if config.webhook is not None:
+
+        # Who submitted a job is only known at admission (the request's authenticated user); the
+        # annotation set here is the record, and the validating side refuses any later change to it.
+        @kopf.on.mutate(
+            GROUP, VERSION, PLURAL, id="submitted-by", operations=["CREATE"], persistent=True, registry=registry
+        )
+        def submitted_by(userinfo: dict[str, Any] | None, patch: kopf.Patch, **_: Any) -> None:
+            username = (userinfo or {}).get("username")
+            if username:
+                patch.metadata.annotations[SUBMITTED_BY_ANNOTATION] = username
+
+        @kopf.on.validate(
+            GROUP, VERSION, PLURAL, id="provenance", operations=["UPDATE"], persistent=True, registry=registry
+        )
+        def provenance(body: kopf.Body, old: Any, **_: Any) -> None:
+            refusal = submitter_changed(dict(body), old)
+            if refusal is not None:
+                raise kopf.AdmissionError(refusal, code=403)
+
+        @kopf.on.validate(
+            GROUP, VERSION, PLURAL, id="budget", operations=["CREATE"], persistent=True, registry=registry
+        )
+        def budget(body: kopf.Body, **_: Any) -> None:
+            job = parse_job(dict(body))
+            if job is None:
+                return
+            namespace = job.metadata.namespace
+            facts = fetch_budget(reconciler.kube, namespace)
+            refusal = admit_budget(job, facts, reconciler.inputs.catalogue, dt.datetime.now(dt.timezone.utc))
+            if refusal is not None:
+                job_logger(namespace, job.metadata.name).info("admission refused: %s", refusal)
+                raise kopf.AdmissionError(refusal, code=403)
 
         # persistent: kopf leaves the webhook registered when the operator stops, so with
         # failurePolicy Fail no TrainingJob is written unchecked while the operator is down.
@@ -109,17 +181,3 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         return reconciler.tracked()
 
     return registry
-
-
-def webhook_server(config: WebhookConfig) -> kopf.WebhookServer:
-    """HTTPS with the cert dir's certificate; its CA goes into the webhook configuration's
-    caBundle, so the API server verifies the operator it calls."""
-    certs = ensure_certs(config.cert_dir, list(dict.fromkeys([config.host, "localhost", "127.0.0.1"])))
-    return kopf.WebhookServer(
-        addr=config.address,
-        port=config.port,
-        host=config.host,
-        certfile=str(certs.cert),
-        pkeyfile=str(certs.key),
-        cafile=str(certs.ca),
-    )

@@ -8,25 +8,32 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.controller.cache import ClusterCache
+from kubetrain.controller.cache import ClusterCache, WatchedList
 from kubetrain.controller.logging_setup import job_logger
+from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
 from kubetrain.controller.residency import fetch_facts
-from kubetrain.kube import Conflict, Kube
-from kubetrain.planning import PlanInputs, plan_job
-from kubetrain.policy.admission import parse_job
+from kubetrain.kube import Conflict, Kube, namespace_terminating
+from kubetrain.controller.facts import fetch_budget, fetch_promotion
+from kubetrain.planning import Needs, PlanInputs, plan_job
 
 RETRY_AFTER_ERROR_SECONDS = 5.0
+# Watch events of one job within this delay are answered by one reconcile: a job's pods are
+# scheduled and start within moments of each other, and one status write can report them all.
+EVENT_COALESCE_SECONDS = 0.2
 CONFLICT_RETRIES = 3
 
 
 class Reconciler:
     """Owns the per-job locks and wake-ups of one operator instance."""
 
-    def __init__(self, kube: Kube, inputs: PlanInputs) -> None:
+    def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics) -> None:
         self.kube = kube
         self.cache = ClusterCache(kube)
+        self.residency_policies = WatchedList(kube.list_policies)
         self.inputs = inputs
+        self.metrics = metrics
+        metrics.watch_phases(self.cache.phases)
         self.locks = JobLocks()
         self.requeuer = Requeuer(self.reconcile)
         self._tracked: set[tuple[str, str]] = set()
@@ -35,13 +42,18 @@ class Reconciler:
         return len(self._tracked)
 
     def forget(self, namespace: str, name: str) -> None:
-        self.requeuer.schedule(namespace, name, None)
+        self.requeuer.cancel(namespace, name)
         self.locks.forget(namespace, name)
         self.cache.forget(namespace, name)
         self._tracked.discard((namespace, name))
 
-    def recheck_all(self) -> None:
-        """Wakes every tracked job (on their own timer threads), e.g. after a policy changed."""
+    def wake(self, namespace: str, name: str) -> None:
+        """A watch event of the job or its children: reconcile soon, once for a burst of events."""
+        self.requeuer.schedule(namespace, name, EVENT_COALESCE_SECONDS)
+
+    def policies_changed(self) -> None:
+        """A DataResidencyPolicy changed after admission: every job is judged again by a fresh list."""
+        self.residency_policies.changed()
         for namespace, name in sorted(self._tracked):
             self.requeuer.schedule(namespace, name, 0.0)
 
@@ -52,16 +64,26 @@ class Reconciler:
         log = job_logger(namespace, name)
         with self.locks(namespace, name):
             for _ in range(CONFLICT_RETRIES):
+                started = time.monotonic()
                 try:
                     self._reconcile_once(namespace, name)
+                    self._timed(started, "ok")
                     return
                 except Conflict:
+                    self._timed(started, "conflict")
                     log.debug("status conflict; re-reading")
                     self.cache.refresh_job(namespace, name)
                 except ApiException as exc:
+                    self._timed(started, "error")
+                    if namespace_terminating(exc):
+                        log.debug("namespace is being deleted, and the job with it; not retrying")
+                        return
                     log.warning("API error %s %s; retrying in %ss", exc.status, exc.reason, RETRY_AFTER_ERROR_SECONDS)
                     break
             self.requeuer.schedule(namespace, name, RETRY_AFTER_ERROR_SECONDS)
+
+    def _timed(self, started: float, outcome: str) -> None:
+        self.metrics.reconcile_duration.labels(outcome).observe(time.monotonic() - started)
 
     def _reconcile_once(self, namespace: str, name: str) -> None:
         log = job_logger(namespace, name)
@@ -75,12 +97,22 @@ class Reconciler:
         pods = [p for p in pods if _owned_by(p, uid)]
         services = [s for s in services if _owned_by(s, uid)]
         started = time.monotonic()
-        facts = fetch_facts(self.kube, parse_job(raw), namespace, self.inputs.default_residency)
-        decision = plan_job(raw, pods, services, self.inputs, dt.datetime.now(dt.timezone.utc), facts)
+        now = dt.datetime.now(dt.timezone.utc)
+        needs = Needs.of(raw, now)
+        policies = None if needs.fresh_policies else self.residency_policies.get()
+        facts = fetch_facts(self.kube, needs.job, namespace, self.inputs.default_residency, policies)
+        budget = fetch_budget(self.kube, namespace) if needs.budget else None
+        promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
+        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
         old_status = raw.get("status") or {}
         if decision.status_patch:
             written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
             self.cache.wrote(written)
+            if written is not None and Needs.of(written, now).beyond(needs):
+                self.wake(namespace, name)  # the echo of this write is skipped as nothing new
+            old_restarts = old_status.get("restarts") or 0
+            new_restarts = decision.status_patch.get("restarts", old_restarts) or 0
+            self.metrics.restarted(namespace, new_restarts - old_restarts)
             old_phase, new_phase = old_status.get("phase"), decision.status_patch.get("phase", old_status.get("phase"))
             if old_phase != new_phase:
                 log.info("phase %s -> %s", old_phase or "-", new_phase)

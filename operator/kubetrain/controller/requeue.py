@@ -1,44 +1,100 @@
-"""Wake-ups at a future time (deadlines, TTLs), one pending timer per job.
+"""Wake-ups of jobs: soon after a watch event (events of one job within the delay coalesce into
+one reconcile), and at a future time (deadlines, TTLs, retries after an API error); at most one
+pending per job, the earliest.
 
-Kept per operator instance (handed to handlers through kopf's memo), never module-global.
+All jobs share one scheduling thread and a small pool that runs the reconciles: a timer thread per
+job cost an OS thread for every job with a deadline, and a policy change (which wakes every job)
+started as many threads as there were jobs, all reconciling at once.
+Kept per operator instance, never module-global.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import logging
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+Key = tuple[str, str]
+
+# Reconciles run here, not on kopf's handler threads: as many as kopf's handler pool had,
+# and waking every job after a policy change queues them instead of flooding the API server.
+WAKE_UP_WORKERS = 16
 
 
 class Requeuer:
-    def __init__(self, callback: Callable[[str, str], None]) -> None:
+    def __init__(self, callback: Callable[[str, str], None], workers: int = WAKE_UP_WORKERS) -> None:
         self._callback = callback
-        self._timers: dict[tuple[str, str], threading.Timer] = {}
-        self._lock = threading.Lock()
+        self._due: dict[Key, float] = {}
+        # (due, tie-breaker, job); entries whose due no longer matches self._due are stale.
+        self._heap: list[tuple[float, int, Key]] = []
+        self._order = itertools.count()
+        self._changed = threading.Condition()
+        self._stopped = False
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="kubetrain-wake-up")
+        self._thread = threading.Thread(target=self._run, name="kubetrain-requeue", daemon=True)
+        self._thread.start()
 
     def schedule(self, namespace: str, name: str, delay_seconds: float | None) -> None:
-        """Replaces the job's pending wake-up; None just cancels it."""
+        """Wakes the job within `delay_seconds`; an earlier pending wake-up stays, since a spare
+        reconcile is harmless (it re-plans and schedules again) and a lost one is not. None: no
+        wake-up is needed by this caller (one already pending stays)."""
+        if delay_seconds is None:
+            return
         key = (namespace, name)
-        with self._lock:
-            old = self._timers.pop(key, None)
-            if old is not None:
-                old.cancel()
-            if delay_seconds is None:
+        due = time.monotonic() + max(delay_seconds, 0.0)
+        with self._changed:
+            pending = self._due.get(key)
+            if pending is not None and pending <= due:
                 return
-            timer = threading.Timer(max(delay_seconds, 0.0), self._fire, args=key)
-            timer.daemon = True
-            self._timers[key] = timer
-            timer.start()
+            self._due[key] = due
+            heapq.heappush(self._heap, (due, next(self._order), key))
+            if len(self._heap) > 2 * len(self._due) + 64:
+                self._heap = [(when, next(self._order), job) for job, when in self._due.items()]
+                heapq.heapify(self._heap)
+            self._changed.notify()
 
-    def _fire(self, namespace: str, name: str) -> None:
-        with self._lock:
-            self._timers.pop((namespace, name), None)
-        self._callback(namespace, name)
+    def cancel(self, namespace: str, name: str) -> None:
+        with self._changed:
+            self._due.pop((namespace, name), None)
+
+    def pending(self) -> int:
+        with self._changed:
+            return len(self._due)
+
+    def _run(self) -> None:
+        with self._changed:
+            while not self._stopped:
+                while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._changed.wait()
+                    continue
+                due, _, key = self._heap[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._changed.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+                del self._due[key]
+                self._pool.submit(self._wake, key)
+
+    def _wake(self, key: Key) -> None:
+        try:
+            self._callback(*key)
+        except Exception:  # a pool thread has nobody else to tell
+            logging.getLogger("kubetrain.requeue").exception("wake-up of %s/%s failed", *key)
 
     def cancel_all(self) -> None:
-        with self._lock:
-            for timer in self._timers.values():
-                timer.cancel()
-            self._timers.clear()
+        with self._changed:
+            self._stopped = True
+            self._due.clear()
+            self._heap.clear()
+            self._changed.notify()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class JobLocks:

@@ -13,6 +13,7 @@ import kubernetes
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.handlers import build_registry
 from kubetrain.controller.logging_setup import configure
+from kubetrain.controller.metrics import OperatorMetrics, serve
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.kube import Kube
 from kubetrain.planning import PlanInputs
@@ -43,16 +44,23 @@ def run_operator(
 ) -> None:
     configure(config.log_format, config.log_level)
     api = api_client(kubeconfig)
-    reconciler = Reconciler(Kube(api), PlanInputs.from_config(config))
+    metrics = OperatorMetrics()
+    reconciler = Reconciler(Kube(api, metrics), PlanInputs.from_config(config), metrics)
     registry = build_registry(reconciler, config)
-    asyncio.run(
-        kopf.operator(
-            registry=registry,
-            standalone=True,
-            clusterwide=not config.namespaces,
-            namespaces=config.namespaces,
-            liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
-            stop_flag=stop_flag,
-            ready_flag=ready_flag,
+    stop_metrics = serve(metrics.registry, config.metrics_port) if config.metrics_port else None
+    try:
+        asyncio.run(
+            kopf.operator(
+                registry=registry,
+                standalone=config.peering is None,
+                peering_name=config.peering,
+                clusterwide=not config.namespaces,
+                namespaces=config.namespaces,
+                liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
+                stop_flag=stop_flag,
+                ready_flag=ready_flag,
+            )
         )
-    )
+    finally:
+        if stop_metrics is not None:
+            stop_metrics()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
+from kubetrain.policy.budget import BudgetFacts, judge
 from kubetrain.policy.evaluate import ResidencyFacts, evaluate
 
 
@@ -44,3 +47,27 @@ def admit(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue)
             warnings=[v.message() for v in verdict.audited],
         )
     return Admission(warnings=[f"data residency (Audit): {v.message()}" for v in verdict.audited])
+
+
+def admit_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> str | None:
+    """The refusal message when the job does not fit its namespace's budget; None admits. The
+    reconcile judges again before the job starts (the budget may be spent in between)."""
+    verdict = judge(job, facts, catalogue, now)
+    if verdict.allowed:
+        return None
+    meta = job.metadata
+    return f"TrainingJob {meta.namespace}/{meta.name} refused by the GPU budget: {verdict.message}"
+
+
+def submitter_changed(new: dict[str, Any], old: dict[str, Any] | None) -> str | None:
+    """The submitter recorded at CREATE is provenance: no later update may change or remove it."""
+    if old is None:
+        return None
+    before = ((old.get("metadata") or {}).get("annotations") or {}).get(SUBMITTED_BY_ANNOTATION)
+    after = ((new.get("metadata") or {}).get("annotations") or {}).get(SUBMITTED_BY_ANNOTATION)
+    if before == after:
+        return None
+    return (
+        f"metadata.annotations[{SUBMITTED_BY_ANNOTATION}] is recorded by the operator when the job is created "
+        f"({before!r}) and cannot be changed to {after!r}; leave it out of your manifest"
+    )

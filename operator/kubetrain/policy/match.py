@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from kubetrain.api.policy import DataResidencyPolicySpec, LabelSelector, LocationRule, SelectorOperator
+from kubetrain.api.policy import LabelSelector, LocationRule, NamespaceScope, SelectorOperator
 from kubetrain.policy.uri import StorageUri
 
 
-def selects(spec: DataResidencyPolicySpec, namespace: str, labels: dict[str, str]) -> bool:
+def selects(spec: NamespaceScope, namespace: str, labels: dict[str, str]) -> bool:
     """By name or by labels: either is enough."""
     if namespace in spec.namespaces:
         return True

@@ -6,6 +6,7 @@ import json
 
 from kubetrain.api.contract import MASTER_PORT, TERMINATION_MESSAGE_PATH
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
 from kubetrain.render.names import master_addr
 
 TORCHRUN_NAMES = ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -19,7 +20,9 @@ def task_json(job: TrainingJob) -> str | None:
     return json.dumps(job.spec.task.to_k8s(), separators=(",", ":"))
 
 
-def worker_env(job: TrainingJob, index: int, attempt: int) -> list[dict[str, str]]:
+def worker_env(job: TrainingJob, index: int, attempt: int, image: str) -> list[dict[str, str]]:
+    """`image` and the submitter reach the trainer only so that its model card, a file that
+    travels without the cluster's records, names them too."""
     spec, meta = job.spec, job.metadata
     nproc = spec.nproc_per_node
     distributed = {
@@ -32,10 +35,10 @@ def worker_env(job: TrainingJob, index: int, attempt: int) -> list[dict[str, str
         "NPROC_PER_NODE": str(nproc),
     }
     torchrun = {f"PET_{name}": distributed[name] for name in TORCHRUN_NAMES}
-    return contract_env(job, attempt, {**distributed, **torchrun})
+    return contract_env(job, attempt, {**distributed, **torchrun}, image)
 
 
-def contract_env(job: TrainingJob, attempt: int, runtime: dict[str, str]) -> list[dict[str, str]]:
+def contract_env(job: TrainingJob, attempt: int, runtime: dict[str, str], image: str) -> list[dict[str, str]]:
     """The runtime's own variables, then the job's (the same for every runtime), then the user's."""
     spec, meta = job.spec, job.metadata
     kubetrain = {
@@ -47,6 +50,8 @@ def contract_env(job: TrainingJob, attempt: int, runtime: dict[str, str]) -> lis
         "KUBETRAIN_DATASET_URI": spec.dataset.uri,
         "KUBETRAIN_OUTPUT_URI": spec.output.uri,
         "KUBETRAIN_TERMINATION_MESSAGE_PATH": TERMINATION_MESSAGE_PATH,
+        "KUBETRAIN_IMAGE": image,
+        "KUBETRAIN_SUBMITTED_BY": meta.annotations.get(SUBMITTED_BY_ANNOTATION),
     }
     contract = [{"name": k, "value": v} for k, v in {**runtime, **kubetrain}.items() if v is not None]
     return contract + [{"name": var.name, "value": var.value} for var in spec.env]

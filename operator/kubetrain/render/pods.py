@@ -15,6 +15,11 @@ from kubetrain.render.podtemplate import merge_pod
 from kubetrain.render.settings import RenderSettings
 
 
+def pod_image(job: TrainingJob, settings: RenderSettings) -> str:
+    """The trainer container's image; the trainer is also told it (KUBETRAIN_IMAGE)."""
+    return job.spec.image or settings.default_image
+
+
 def trainer_pod(
     job: TrainingJob,
     name: str,
@@ -31,7 +36,7 @@ def trainer_pod(
     command, args = argv
     container: dict[str, Any] = {
         "name": TRAINER_CONTAINER,
-        "image": job.spec.image or settings.default_image,
+        "image": pod_image(job, settings),
         "env": env,
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",

@@ -17,7 +17,7 @@ from kubetrain.render.labels import job_labels, worker_labels, worker_selector
 from kubetrain.render.names import service_name, worker_name
 from kubetrain.render.objects import DesiredObjects, child_metadata
 from kubetrain.render.placement import Placement, place
-from kubetrain.render.pods import trainer_pod
+from kubetrain.render.pods import pod_image, trainer_pod
 from kubetrain.render.settings import RenderSettings
 
 RENDEZVOUS_PORT_NAME = "rendezvous"
@@ -66,7 +66,7 @@ def _worker(
         job,
         name,
         worker_labels(job.metadata.name, index, attempt),
-        worker_env(job, index, attempt),
+        worker_env(job, index, attempt, pod_image(job, settings)),
         (job.spec.command, job.spec.args),
         [{"name": RENDEZVOUS_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],
         placement,

@@ -25,7 +25,7 @@ from kubetrain.render.labels import job_labels, role_labels, role_selector
 from kubetrain.render.names import ray_head_name, worker_name
 from kubetrain.render.objects import DesiredObjects, child_metadata
 from kubetrain.render.placement import Placement, place
-from kubetrain.render.pods import trainer_pod
+from kubetrain.render.pods import pod_image, trainer_pod
 from kubetrain.render.quantity import quantity_value
 from kubetrain.render.settings import RenderSettings
 
@@ -127,7 +127,7 @@ def _head(job: TrainingJob, attempt: int, placement: Placement, settings: Render
         job,
         ray_head_name(job.metadata.name),
         role_labels(job.metadata.name, HEAD_ROLE, 0, attempt),
-        contract_env(job, attempt, env),
+        contract_env(job, attempt, env, pod_image(job, settings)),
         (RAY_HEAD_LAUNCHER, [*head_flags, "--", *driver]),
         [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in RAY_PORTS],
         placement.model_copy(update={"resources": _head_resources(job)}),
@@ -166,7 +166,7 @@ def _worker(
         job,
         worker_name(job.metadata.name, index),
         role_labels(job.metadata.name, WORKER_ROLE, index, attempt),
-        contract_env(job, attempt, _ray_env(job)),
+        contract_env(job, attempt, _ray_env(job), pod_image(job, settings)),
         (RAY_START, flags),
         [],
         placement,

@@ -7,18 +7,18 @@ from datetime import datetime
 from kubetrain.api.status import Condition, ConditionStatus, ConditionType, Phase
 
 
-def find(conditions: list[Condition], type_: ConditionType) -> Condition | None:
+def find(conditions: list[Condition], type_: str) -> Condition | None:
     return next((c for c in conditions if c.type == type_), None)
 
 
-def is_true(conditions: list[Condition], type_: ConditionType) -> bool:
+def is_true(conditions: list[Condition], type_: str) -> bool:
     condition = find(conditions, type_)
     return condition is not None and condition.status == ConditionStatus.TRUE
 
 
 def set_condition(
     conditions: list[Condition],
-    type_: ConditionType,
+    type_: str,
     status: bool,
     reason: str,
     message: str,

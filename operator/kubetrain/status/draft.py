@@ -9,8 +9,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubetrain.api.budget import Cost
 from kubetrain.api.contract import WORKER_ROLE
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.provenance import Provenance
 from kubetrain.api.status import Condition, ConditionType, Phase, ReplicaStatus, TrainingJobStatus
 from kubetrain.status import conditions as cond
 from kubetrain.status.replicas import workers_column
@@ -71,6 +73,9 @@ class Draft:
     allowed_regions: list[str] | None = None
     events: list[Event] = field(default_factory=list)
     """Events of actions no status field records (a residency finding, a Ray worker replaced alone)."""
+    cost: Cost | None = None
+    provenance: Provenance | None = None
+    model_version: str | None = None
 
     @classmethod
     def start(cls, job: TrainingJob, now: datetime) -> Draft:
@@ -82,6 +87,9 @@ class Draft:
             restarts=status.restarts,
             start_time=status.start_time,
             completion_time=status.completion_time,
+            cost=status.cost,
+            provenance=status.provenance,
+            model_version=status.model_version,
         )
 
     def is_true(self, type_: ConditionType) -> bool:
@@ -115,6 +123,9 @@ class Draft:
             observed_generation=self.job.metadata.generation,
             metrics=metrics,
             progress=old.progress,
+            cost=self.cost,
+            provenance=self.provenance,
+            model_version=self.model_version,
         )
         if _operator_fields(status) != _operator_fields(old):
             status = status.model_copy(update={"last_reconcile_time": self.now})

@@ -29,6 +29,9 @@ class ObservedPod(BaseModel):
     message: str | None = None
     node_name: str | None = None
     terminated: Termination | None = Field(default=None, description="The trainer container's terminated state.")
+    image_id: str | None = Field(
+        default=None, description="The trainer container's imageID: the image the kubelet actually ran."
+    )
     conditions: dict[str, str] = Field(default_factory=dict, description="Pod condition type -> status.")
 
     @property
@@ -69,6 +72,7 @@ class ObservedPod(BaseModel):
             if terminated
             else None,
             conditions={c["type"]: c.get("status", "Unknown") for c in status.get("conditions") or []},
+            image_id=(container or {}).get("imageID") or None,
         )
 
 

@@ -10,18 +10,23 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import CleanPodPolicy
 from kubetrain.api.status import ConditionType as C
+from kubetrain.policy.budget import BudgetVerdict
 from kubetrain.policy.verdict import ALLOW_ALL, Verdict
 from kubetrain.render.errors import summarize
 from kubetrain.render.job import render_children
+from kubetrain.render.pods import pod_image
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
 from kubetrain.status.draft import Draft, Event, EventType, Plan
+from kubetrain.status.budget import apply_budget
 from kubetrain.status.failures import Failure, failure_of, first_failure, missing
 from kubetrain.status.group import Group, group_of
 from kubetrain.status.observed import Observed, ObservedPod
+from kubetrain.status.promotion import PromotionFacts, apply_promotion
+from kubetrain.status.provenance import cost, provenance
 from kubetrain.status.replicas import replica_status
 from kubetrain.status.residency import apply_residency
-from kubetrain.status.report import parse_report
+from kubetrain.status.report import TrainerReport, parse_report
 
 
 def plan(
@@ -31,9 +36,13 @@ def plan(
     settings: RenderSettings,
     now: datetime,
     residency: Verdict = ALLOW_ALL,
+    budget: BudgetVerdict | None = None,
+    promotion: PromotionFacts | None = None,
 ) -> Plan:
     """`residency` is the verdict of the namespace's DataResidencyPolicies on this job, evaluated
-    by the caller from fresh policies on every reconcile (they change after admission)."""
+    by the caller from fresh policies on every reconcile (they change after admission). `budget`
+    (judged before the job first starts) and `promotion` (after it succeeded) are given by the
+    caller only when needed; None leaves that part of the status as it is."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
     draft.allowed_regions = residency.regions
@@ -47,15 +56,21 @@ def plan(
             draft.delete([p.name for p in observed.pods if not p.deleting])
         elif job.spec.run_policy.suspend:
             _suspend(draft, observed)
-        else:
+        elif apply_budget(draft, budget):
             _run(draft, group, observed, current, catalogue, settings)
     if draft.finished():
         _finish(draft, observed)
     elif (deadline := _deadline(draft)) is not None:
         draft.requeue_after = (deadline - draft.now).total_seconds()
+    report = _final_report(group, current)
+    metrics = _metrics(job, report)
+    draft.provenance = provenance(draft, report, pod_image(job, settings), _reporter_image_id(group, current))
+    draft.cost = cost(draft, catalogue)
+    if promotion is not None:
+        apply_promotion(draft, promotion, metrics, draft.provenance)
     final = _current_attempt(group, observed.pods, draft.restarts)
     replicas = {role: replica_status([p for p in final if p.role == role]) for role in group.roles()}
-    return draft.to_plan(replicas, _metrics(job, group, current))
+    return draft.to_plan(replicas, metrics)
 
 
 def _current_attempt(group: Group, pods: list[ObservedPod], attempt: int) -> list[ObservedPod]:
@@ -224,18 +239,25 @@ def _deadline(draft: Draft) -> datetime | None:
     return draft.start_time + timedelta(seconds=seconds)
 
 
+def _final_report(group: Group, pods: list[ObservedPod]) -> TrainerReport | None:
+    """The final report of rank 0 (PyTorch) or of the Ray driver (the head): group.reporter."""
+    reporter = next((p for p in pods if p.name == group.reporter and p.terminated is not None), None)
+    return parse_report(reporter.terminated.message) if reporter and reporter.terminated else None
+
+
+def _reporter_image_id(group: Group, pods: list[ObservedPod]) -> str | None:
+    return next((p.image_id for p in pods if p.name == group.reporter and p.image_id), None)
+
+
 def _success_message(group: Group, pods: list[ObservedPod]) -> str:
-    reporter = next((p for p in pods if p.name == group.reporter), None)
-    report = parse_report(reporter.terminated.message) if reporter and reporter.terminated else None
+    report = _final_report(group, pods)
     detail = f": {report.message}" if report and report.message else ""
     return f"{group.success_noun} succeeded{detail}"
 
 
-def _metrics(job: TrainingJob, group: Group, current: list[ObservedPod]) -> dict[str, float]:
+def _metrics(job: TrainingJob, report: TrainerReport | None) -> dict[str, float]:
     """The trainer's metrics, or, when it never reached the API server, the final report of
     rank 0 (or of the Ray driver)."""
     if job.status.metrics:
         return job.status.metrics
-    reporter = next((p for p in current if p.name == group.reporter and p.terminated is not None), None)
-    report = parse_report(reporter.terminated.message) if reporter and reporter.terminated else None
     return dict(report.metrics) if report else {}

@@ -19,6 +19,18 @@ class TrainerReason(StrEnum):
 PERMANENT_REASONS = frozenset({TrainerReason.DIVERGED, TrainerReason.INVALID_DATA, TrainerReason.INVALID_CONFIG})
 
 
+class ReportedProvenance(BaseModel):
+    """What only the trainer knows about a run: the digests of what it read and wrote."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    dataset_digest: str | None = Field(default=None, alias="datasetDigest")
+    weights_uri: str | None = Field(default=None, alias="weightsUri")
+    weights_digest: str | None = Field(default=None, alias="weightsDigest")
+    model_card_uri: str | None = Field(default=None, alias="modelCardUri")
+    code_version: str | None = Field(default=None, alias="codeVersion")
+
+
 class TrainerReport(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -27,6 +39,7 @@ class TrainerReport(BaseModel):
     message: str = ""
     metrics: dict[str, float] = Field(default_factory=dict)
     model_uri: str | None = Field(default=None, alias="modelUri")
+    provenance: ReportedProvenance | None = None
 
     @property
     def permanent(self) -> bool:

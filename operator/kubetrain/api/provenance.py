@@ -1,0 +1,42 @@
+"""Where a model came from: data, code, configuration, who asked, and what it produced. Recorded
+in the job's status and copied into its ModelVersion, which outlives the job."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from kubetrain.api.base import CamelModel
+
+SUBMITTED_BY_ANNOTATION = "kubetrain.io/submitted-by"
+
+
+class Provenance(CamelModel):
+    submitted_by: str | None = Field(
+        default=None,
+        description="Who created the job, from the API server's authenticated user at CREATE (annotation "
+        "kubetrain.io/submitted-by, set by the operator's mutating webhook); unset without the webhook.",
+    )
+    dataset_uri: str = Field(description="spec.dataset.uri.")
+    dataset_digest: str | None = Field(
+        default=None, description="sha256:<hex> of the data set's bytes, computed by the trainer when it read it."
+    )
+    trainer_image: str = Field(description="Container image of the workers, as the job names it.")
+    trainer_image_digest: str | None = Field(
+        default=None,
+        description="sha256:<hex> the image reference resolved to on rank 0's node (its container's imageID); "
+        "unset where the runtime reports none.",
+    )
+    code_version: str | None = Field(default=None, description="The trainer's version, as it reported it.")
+    config: dict[str, Any] = Field(
+        default_factory=dict,
+        description="spec.task with every default filled in: the full training configuration.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    start_time: datetime | None = Field(default=None, description="When the workers were started.")
+    completion_time: datetime | None = Field(default=None, description="When the job finished.")
+    weights_uri: str | None = Field(default=None, description="The exported weights (model.safetensors).")
+    weights_digest: str | None = Field(default=None, description="sha256:<hex> of the exported weights.")
+    model_card_uri: str | None = Field(default=None, description="The model card (model-card.json) next to them.")

@@ -1,0 +1,60 @@
+"""Fetching what the budget and promotion decisions need, for the reconcile and the webhook."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.registry import SOURCE_JOB_UID_LABEL, Model, ModelVersion
+from kubetrain.kube import MODEL_PLURAL, Kube
+from kubetrain.policy.budget import BudgetFacts
+from kubetrain.policy.gates import Promoted
+from kubetrain.status.promotion import PromotionFacts, RecordedVersion
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def fetch_budget(kube: Kube, namespace: str) -> BudgetFacts:
+    """Fresh on every call, like residency facts; the namespace's jobs are listed only when a
+    policy exists, so namespaces without budgets cost one list of policies."""
+    policies = kube.list_budget_policies()
+    return BudgetFacts(
+        namespace=namespace,
+        namespace_labels=kube.namespace_labels(namespace) if policies else {},
+        policies=policies,
+        jobs=kube.list_jobs(namespace) if policies else [],
+    )
+
+
+def fetch_promotion(kube: Kube, job: TrainingJob) -> PromotionFacts:
+    """The line's Model and versions; a version of this very run is found by the job's uid label,
+    so a run recorded before a lost status write is never recorded again."""
+    assert job.spec.model is not None
+    namespace, line = job.metadata.namespace, job.spec.model.name
+    raw_model = kube.get_custom(MODEL_PLURAL, namespace, line)
+    model = _parse(Model, raw_model) if raw_model is not None else None
+    raw_versions = kube.list_model_versions(namespace, line)
+    versions = {v.metadata.name: v for raw in raw_versions if (v := _parse(ModelVersion, raw)) is not None}
+    mine = next(
+        (v for raw in raw_versions
+         if (raw["metadata"].get("labels") or {}).get(SOURCE_JOB_UID_LABEL) == job.metadata.uid
+         and (v := versions.get(raw["metadata"]["name"])) is not None),
+        None,
+    )
+    promoted = versions.get(model.status.promoted_version or "") if model is not None else None
+    return PromotionFacts(
+        model_exists=raw_model is not None,
+        pinned=model.spec.promoted_version if model is not None else None,
+        promoted=Promoted(name=promoted.metadata.name, metrics=promoted.spec.metrics) if promoted else None,
+        recorded=RecordedVersion(name=mine.metadata.name, gates=mine.spec.gates) if mine else None,
+        next_version=1 + max((v.spec.version for v in versions.values()), default=0),
+    )
+
+
+def _parse(model: type[T], raw: dict[str, Any]) -> T | None:
+    try:
+        return model.model_validate(raw)
+    except ValidationError:
+        return None

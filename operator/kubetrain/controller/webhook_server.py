@@ -1,0 +1,55 @@
+"""The HTTPS server of the residency webhook, and what kopf writes into the webhook
+configuration's clientConfig: a URL (an operator outside the cluster) or a Service reference (in
+a cluster, behind the chart's webhook Service)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import kopf
+
+from kubetrain.controller.config import WebhookConfig, WebhookService
+from kubetrain.controller.webhook_certs import ensure_certs
+
+
+class ServiceWebhookServer(kopf.WebhookServer):
+    """kopf's server, registered as `service: {namespace, name, port}`: the API server resolves
+    the Service itself instead of a DNS name it may not be able to look up."""
+
+    def __init__(self, service: WebhookService, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.service = service
+
+    async def __call__(self, fn: kopf.WebhookFn) -> AsyncIterator[kopf.WebhookClientConfig]:
+        async for config in super().__call__(fn):
+            yield service_client_config(config, self.service)
+
+
+def service_client_config(config: kopf.WebhookClientConfig, service: WebhookService) -> kopf.WebhookClientConfig:
+    """kopf's URL client config turned into a Service reference; kopf appends the handler id to
+    `service.path` as it does to the URL."""
+    reference = kopf.WebhookClientConfig(
+        service={"namespace": service.namespace, "name": service.name, "port": service.port, "path": ""}
+    )
+    if "caBundle" in config:
+        reference["caBundle"] = config["caBundle"]
+    return reference
+
+
+def webhook_server(config: WebhookConfig) -> kopf.WebhookServer:
+    """HTTPS with the cert dir's certificate; its CA goes into the webhook configuration's
+    caBundle, so the API server verifies the operator it calls."""
+    hosts = [*config.service.dns_names()] if config.service is not None else []
+    certs = ensure_certs(config.cert_dir, list(dict.fromkeys([*hosts, config.host, "localhost", "127.0.0.1"])))
+    options: dict[str, Any] = {
+        "addr": config.address,
+        "port": config.port,
+        "host": config.host,
+        "certfile": str(certs.cert),
+        "pkeyfile": str(certs.key),
+        "cafile": str(certs.ca),
+    }
+    if config.service is not None:
+        return ServiceWebhookServer(config.service, **options)
+    return kopf.WebhookServer(**options)

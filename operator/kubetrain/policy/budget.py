@@ -1,0 +1,172 @@
+"""GPU budgets, decided purely: a job's estimated cost, what the other jobs of its namespace have
+used (or hold) in the current period, and whether the job fits in what the BudgetPolicies
+selecting the namespace leave. The webhook and the reconcile fetch the facts and call this."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from kubetrain.api.budget import BudgetPeriod, BudgetPolicy, Cost
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.api.status import ConditionStatus, ConditionType, TrainingJobStatus
+from kubetrain.policy.match import selects
+
+HOUR = 3600.0
+WITHIN = "WithinBudget"
+NO_BUDGET = "NoBudget"
+EXCEEDED = "BudgetExceeded"
+NO_DEADLINE = "DeadlineRequired"
+
+
+class BudgetFacts(BaseModel):
+    """The cluster state one budget decision needs, fetched by the caller."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str
+    namespace_labels: dict[str, str] = Field(default_factory=dict)
+    policies: list[dict[str, Any]] = Field(default_factory=list, description="Raw BudgetPolicy objects.")
+    jobs: list[dict[str, Any]] = Field(default_factory=list, description="Raw TrainingJobs of the namespace.")
+
+
+class BudgetVerdict(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    allowed: bool
+    reason: str = Field(description="WithinBudget, NoBudget, BudgetExceeded or DeadlineRequired.")
+    message: str
+
+
+def gpus(spec: TrainingJobSpec) -> int:
+    return spec.workers * spec.resources.gpus
+
+
+def estimate(spec: TrainingJobSpec, catalogue: NodePoolCatalogue) -> Cost:
+    """The most the job can cost; GPU-hours are unbounded (None) without activeDeadlineSeconds."""
+    pool = catalogue.pools.get(spec.node_pool or "")
+    price = pool.price_per_gpu_hour if pool is not None else None
+    deadline = spec.run_policy.active_deadline_seconds
+    hours = 0.0 if gpus(spec) == 0 else (gpus(spec) * deadline / HOUR if deadline is not None else None)
+    return Cost(
+        estimated_gpu_hours=_round(hours),
+        price_per_gpu_hour=price,
+        estimated_cost=_round(hours * price) if hours is not None and price is not None else None,
+    )
+
+
+def used_gpu_hours(
+    spec: TrainingJobSpec, status: TrainingJobStatus, now: datetime, since: datetime | None = None
+) -> float:
+    """GPU-hours consumed from status.startTime to status.completionTime (now while running),
+    counting only the part after `since`."""
+    start, end = status.start_time, status.completion_time or now
+    if start is None or gpus(spec) == 0:
+        return 0.0
+    if since is not None:
+        start = max(start, since)
+    return max((end - start).total_seconds(), 0.0) * gpus(spec) / HOUR
+
+
+def with_usage(cost: Cost, used: float) -> Cost:
+    price = cost.price_per_gpu_hour
+    return cost.model_copy(
+        update={"used_gpu_hours": _round(used), "used_cost": _round(used * price) if price is not None else None}
+    )
+
+
+def period_start(period: BudgetPeriod, now: datetime) -> datetime:
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == BudgetPeriod.DAY:
+        return day
+    if period == BudgetPeriod.WEEK:
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1)
+
+
+def charged(raw: dict[str, Any], catalogue: NodePoolCatalogue, now: datetime, since: datetime) -> float:
+    """What one job counts against its namespace's budget in the period from `since`: a finished
+    job what it used; a job admitted to run (BudgetAvailable) and not finished its whole estimate,
+    because it may still use all of it; a job not yet admitted, or refused, nothing."""
+    try:
+        job = TrainingJob.model_validate(raw)
+    except ValidationError:
+        return 0.0
+    status = job.status
+    used = used_gpu_hours(job.spec, status, now, since)
+    true = {c.type for c in status.conditions if c.status == ConditionStatus.TRUE}
+    if ConditionType.SUCCEEDED in true or ConditionType.FAILED in true:
+        return used
+    if ConditionType.BUDGET_AVAILABLE not in true:
+        return 0.0
+    reserved = estimate(job.spec, catalogue).estimated_gpu_hours
+    return max(used, reserved) if reserved is not None else used
+
+
+def judge(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> BudgetVerdict:
+    """Every BudgetPolicy selecting the namespace must leave room for the job's whole estimate.
+    A policy the operator cannot read refuses GPU jobs (fail closed)."""
+    needed = estimate(job.spec, catalogue).estimated_gpu_hours
+    namespace = facts.namespace
+    refusals: list[str] = []
+    selected = 0
+    for raw in facts.policies:
+        name = str((raw.get("metadata") or {}).get("name", "?"))
+        try:
+            policy = BudgetPolicy.model_validate(raw)
+        except ValidationError as exc:
+            refusals.append(f"BudgetPolicy {name} cannot be read ({exc.errors()[0]['msg']}); ask the admin to fix it")
+            continue
+        if not selects(policy.spec, namespace, facts.namespace_labels):
+            continue
+        selected += 1
+        if needed is None:
+            return BudgetVerdict(
+                allowed=False,
+                reason=NO_DEADLINE,
+                message=f"spec.runPolicy.activeDeadlineSeconds is required: the job requests {gpus(job.spec)} GPUs "
+                f"in namespace {namespace}, whose GPU-hours BudgetPolicy {name} limits, and without a deadline its "
+                "cost has no bound; set it to the longest the job may run (e.g. 3600)",
+            )
+        refusal = _room(policy, job, facts, catalogue, now, needed)
+        if refusal is not None:
+            refusals.append(refusal)
+    if refusals and gpus(job.spec) > 0:
+        return BudgetVerdict(allowed=False, reason=EXCEEDED, message="; ".join(refusals))
+    if not selected:
+        return BudgetVerdict(allowed=True, reason=NO_BUDGET, message=f"no BudgetPolicy selects namespace {namespace}")
+    return BudgetVerdict(
+        allowed=True, reason=WITHIN, message=f"needs up to {_hours(needed or 0.0)} GPU-hours; within budget"
+    )
+
+
+def _room(
+    policy: BudgetPolicy, job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime,
+    needed: float,
+) -> str | None:
+    since = period_start(policy.spec.period, now)
+    others = [j for j in facts.jobs if (j.get("metadata") or {}).get("uid") != job.metadata.uid]
+    used = sum(charged(j, catalogue, now, since) for j in others)
+    remaining = max(policy.spec.gpu_hours - used, 0.0)
+    if needed <= remaining + 1e-9:
+        return None
+    spec = job.spec
+    return (
+        f"BudgetPolicy {policy.metadata.name}: namespace {facts.namespace} has {_hours(remaining)} of "
+        f"{_hours(policy.spec.gpu_hours)} GPU-hours left this {policy.spec.period.value.lower()} (since "
+        f"{since:%Y-%m-%d}; {_hours(used)} used or held by other jobs), and the job needs up to {_hours(needed)} "
+        f"({spec.workers} workers x {spec.resources.gpus} GPUs x {spec.run_policy.active_deadline_seconds}s "
+        "activeDeadlineSeconds); lower workers, gpus or activeDeadlineSeconds, or wait for running jobs to finish"
+    )
+
+
+def _hours(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 6) if value is not None else None

@@ -1,0 +1,112 @@
+"""GPU budgets on the real control plane: the cost estimate in status, refusal at admission
+(the webhook's message names what is left), refusal before start in the reconcile, and
+accounting of what finished jobs really used."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from tests.jobs import Jobs, example
+from tests.operator_process import OperatorProcess
+from tests.registry import finish
+
+pytestmark = pytest.mark.cluster
+
+BUDGET = 1.5
+A100_PRICE = 2.5  # the built-in catalogue's a100-eu pricePerGpuHour
+
+
+@pytest.fixture
+def jobs(api: kubernetes.client.ApiClient, namespace: str, operator: OperatorProcess) -> Jobs:
+    return Jobs(api, namespace)
+
+
+@pytest.fixture
+def budget(jobs: Jobs, namespace: str) -> Iterator[str]:
+    """A BudgetPolicy selecting only this test's namespace (it is cluster-scoped)."""
+    body = example("budget-team-risk.yaml")
+    body["metadata"]["name"] = f"budget-{namespace}"
+    body["spec"] = {"namespaces": [namespace], "gpuHours": BUDGET, "period": "Day"}
+    jobs.custom.create_cluster_custom_object("kubetrain.io", "v1alpha1", "budgetpolicies", body)
+    try:
+        yield body["metadata"]["name"]
+    finally:
+        jobs.custom.delete_cluster_custom_object("kubetrain.io", "v1alpha1", "budgetpolicies", body["metadata"]["name"])
+
+
+def gpu_job(name: str, gpus: int = 1, deadline: int | None = 3600, **spec: Any) -> dict[str, Any]:
+    manifest = copy.deepcopy(example("pytorch-ddp.yaml"))
+    manifest["metadata"]["name"] = name
+    manifest["spec"]["runPolicy"] = {"activeDeadlineSeconds": deadline} if deadline else {}
+    manifest["spec"].update(workers=1, resources={"gpus": gpus}, **spec)
+    return manifest
+
+
+def refusal(jobs: Jobs, manifest: dict[str, Any]) -> str:
+    with pytest.raises(ApiException) as refused:
+        jobs.create(manifest)
+    assert refused.value.status == 403, refused.value.body
+    return str(refused.value.body)
+
+
+def hours(status: dict[str, Any]) -> float:
+    parse = dt.datetime.fromisoformat
+    return (parse(status["completionTime"]) - parse(status["startTime"])).total_seconds() / 3600
+
+
+def test_estimate_in_status_and_refusals_at_admission(jobs: Jobs, budget: str) -> None:
+    running = jobs.create(gpu_job("holds-one"))
+    jobs.wait_pods(running, 1, phase="Running")
+    cost = jobs.status(running)["cost"]
+    assert cost == {"estimatedGpuHours": 1.0, "pricePerGpuHour": A100_PRICE, "estimatedCost": A100_PRICE,
+                    "usedGpuHours": 0.0}
+    assert jobs.condition(running, "BudgetAvailable")["reason"] == "WithinBudget"  # type: ignore[index]
+
+    message = refusal(jobs, gpu_job("too-big"))
+    assert f"BudgetPolicy {budget}" in message and "0.5 of 1.5 GPU-hours left this day" in message, message
+    assert "needs up to 1" in message and not jobs.exists("too-big")
+
+    message = refusal(jobs, gpu_job("unbounded", deadline=None))
+    assert "spec.runPolicy.activeDeadlineSeconds is required" in message, message
+
+    cpu_only = jobs.create(gpu_job("cpu-only", gpus=0, nodePool="cpu"))
+    assert jobs.wait_condition(cpu_only, "BudgetAvailable")["status"] == "True"
+
+
+def test_reconcile_refuses_a_job_that_no_longer_fits(jobs: Jobs, budget: str) -> None:
+    held = jobs.create(gpu_job("held", runPolicy={"activeDeadlineSeconds": 3600, "suspend": True}))
+    jobs.wait_phase(held, "Suspended")
+    running = jobs.create(gpu_job("first"))
+    jobs.wait_pods(running, 1, phase="Running")
+
+    jobs.patch_spec(held, {"runPolicy": {"suspend": False}})
+    condition = jobs.wait_condition(held, "BudgetAvailable")
+    assert condition["status"] == "False" and condition["reason"] == "BudgetExceeded", condition
+    assert "0.5 of 1.5 GPU-hours left" in condition["message"]
+    status = jobs.wait_phase(held, "Failed")
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BudgetExceeded"
+    assert jobs.pods(held, include_terminating=True) == []
+    assert "BudgetExceeded" in {e.reason for e in jobs.events(held)}
+
+
+def test_finished_jobs_count_what_they_used(jobs: Jobs, budget: str) -> None:
+    done = jobs.create(gpu_job("done"))
+    finish(jobs, done, {"accuracy": 0.9})
+    status = jobs.status(done)
+    used = hours(status)
+    assert status["cost"]["usedGpuHours"] == pytest.approx(used, abs=1e-6)
+    assert status["cost"]["usedCost"] == pytest.approx(used * A100_PRICE, abs=1e-5)
+
+    # The finished job holds only what it used, no longer its 1 GPU-hour estimate.
+    message = refusal(jobs, gpu_job("two-hours", gpus=2))
+    assert f"{BUDGET - used:.4g} of 1.5 GPU-hours left" in message, message
+    fits = jobs.create(gpu_job("fits"))
+    assert jobs.wait_condition(fits, "BudgetAvailable")["status"] == "True"

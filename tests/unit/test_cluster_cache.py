@@ -1,0 +1,80 @@
+"""What the cache keeps of watch events (no API involved: every read here is served from events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubetrain.controller.cache import ClusterCache, WatchedList
+
+
+def job(name: str, phase: str | None = None) -> dict[str, Any]:
+    return {
+        "kind": "TrainingJob",
+        "metadata": {
+            "namespace": "ns", "name": name, "uid": f"uid-{name}", "resourceVersion": "7",
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"workers": 2},
+        "status": {"phase": phase} if phase else {},
+    }
+
+
+def test_jobs_are_kept_without_managed_fields_and_the_event_body_is_untouched() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]  # never asked: the job came by event
+    body = job("a")
+    cache.job_event("ADDED", body)
+    kept = cache.get_job("ns", "a")
+    assert kept is not None and "managedFields" not in kept["metadata"]
+    assert kept["metadata"]["resourceVersion"] == "7" and kept["spec"] == {"workers": 2}
+    assert "managedFields" in body["metadata"], "the caller's object is not modified"
+
+
+def test_phases_and_deletion() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    cache.job_event("ADDED", job("a", "Running"))
+    cache.job_event("ADDED", job("b"))
+    assert sorted(cache.phases()) == ["Pending", "Running"]
+    cache.job_event("DELETED", job("a"))
+    assert cache.phases() == ["Pending"]
+
+
+
+def test_the_echo_of_a_version_already_kept_is_nothing_new() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    assert cache.job_event("ADDED", job("a")), "first sight"
+    written = {**job("a", "Running"), "metadata": {**job("a")["metadata"], "resourceVersion": "8"}}
+    cache.wrote(written)  # the response of our own status write
+    assert not cache.job_event("MODIFIED", written), "its watch echo"
+    newer = {**written, "metadata": {**written["metadata"], "resourceVersion": "9"}}
+    assert cache.job_event("MODIFIED", newer), "someone else's change"
+    assert cache.job_event("DELETED", newer)
+
+
+def test_watched_list_is_listed_once_until_a_change() -> None:
+    calls: list[int] = []
+
+    def lister() -> list[dict[str, Any]]:
+        calls.append(1)
+        return [{"metadata": {"name": f"p{len(calls)}", "managedFields": []}}]
+
+    policies = WatchedList(lister)
+    assert policies.get() == [{"metadata": {"name": "p1"}}]
+    assert policies.get() == [{"metadata": {"name": "p1"}}] and len(calls) == 1
+    policies.changed()
+    assert policies.get() == [{"metadata": {"name": "p2"}}] and len(calls) == 2
+
+
+def test_a_list_overtaken_by_a_change_is_not_kept() -> None:
+    policies: WatchedList
+
+    def lister() -> list[dict[str, Any]]:
+        if not listed:
+            policies.changed()  # the watch reports a change while this list is in flight
+        listed.append(1)
+        return [{"metadata": {"name": f"p{len(listed)}"}}]
+
+    listed: list[int] = []
+    policies = WatchedList(lister)
+    assert policies.get() == [{"metadata": {"name": "p1"}}], "the caller still gets its answer"
+    assert policies.get() == [{"metadata": {"name": "p2"}}], "but the next reader lists again"
+    assert policies.get() == [{"metadata": {"name": "p2"}}] and len(listed) == 2

@@ -1,0 +1,116 @@
+"""The Requeuer with real threads and short delays; waits are on events, never on sleeps alone."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from kubetrain.controller.requeue import Requeuer
+
+
+class Woken:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.threads: set[str] = set()
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self.calls.append((namespace, name))
+            self.threads.add(threading.current_thread().name)
+        self.event.set()
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.calls) < count:
+            assert time.monotonic() < deadline, f"only {self.calls} woken"
+            self.event.wait(0.05)
+            self.event.clear()
+
+
+@pytest.fixture
+def woken() -> Woken:
+    return Woken()
+
+
+@pytest.fixture
+def requeuer(woken: Woken) -> Requeuer:
+    queue = Requeuer(woken, workers=2)
+    yield queue
+    queue.cancel_all()
+
+
+def test_wake_ups_come_in_due_order(requeuer: Requeuer, woken: Woken) -> None:
+    requeuer.schedule("ns", "late", 0.3)
+    requeuer.schedule("ns", "early", 0.05)
+    woken.wait_for(2)
+    assert woken.calls == [("ns", "early"), ("ns", "late")]
+    assert requeuer.pending() == 0
+
+
+def test_the_earliest_wake_up_wins(requeuer: Requeuer, woken: Woken) -> None:
+    requeuer.schedule("ns", "job", 30)
+    requeuer.schedule("ns", "job", 0.05)  # an event while a deadline is pending
+    requeuer.schedule("ns", "job", 20)  # the reconcile's next deadline does not delay it
+    woken.wait_for(1)
+    requeuer.schedule("ns", "marker", 0.2)
+    woken.wait_for(2)
+    assert woken.calls == [("ns", "job"), ("ns", "marker")], "one wake-up, the earliest"
+    assert requeuer.pending() == 0
+
+
+def test_events_in_a_burst_coalesce(requeuer: Requeuer, woken: Woken) -> None:
+    for _ in range(10):
+        requeuer.schedule("ns", "job", 0.1)
+    woken.wait_for(1)
+    time.sleep(0.2)
+    assert woken.calls == [("ns", "job")]
+
+
+def test_cancel(requeuer: Requeuer, woken: Woken) -> None:
+    requeuer.schedule("ns", "cancelled", 0.05)
+    requeuer.cancel("ns", "cancelled")
+    requeuer.schedule("ns", "marker", 0.2)
+    woken.wait_for(1)
+    time.sleep(0.1)
+    assert woken.calls == [("ns", "marker")]
+
+
+def test_many_jobs_share_a_bounded_pool(requeuer: Requeuer, woken: Woken) -> None:
+    before = threading.active_count()
+    for index in range(200):
+        requeuer.schedule("ns", f"job-{index}", 0.0)
+    woken.wait_for(200)
+    assert sorted(woken.calls) == sorted(("ns", f"job-{index}") for index in range(200))
+    assert len(woken.threads) <= 2
+    assert threading.active_count() <= before + 2
+
+
+def test_a_failing_wake_up_does_not_stop_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    woken = Woken()
+
+    def callback(namespace: str, name: str) -> None:
+        if name == "broken":
+            raise RuntimeError("boom")
+        woken(namespace, name)
+
+    queue = Requeuer(callback, workers=1)
+    try:
+        queue.schedule("ns", "broken", 0.0)
+        queue.schedule("ns", "fine", 0.05)
+        woken.wait_for(1)
+    finally:
+        queue.cancel_all()
+    assert woken.calls == [("ns", "fine")]
+    assert "wake-up of ns/broken failed" in caplog.text
+
+
+def test_cancel_all_stops_pending_wake_ups(woken: Woken) -> None:
+    queue = Requeuer(woken, workers=1)
+    queue.schedule("ns", "job", 0.1)
+    queue.cancel_all()
+    time.sleep(0.3)
+    assert woken.calls == []
