@@ -120,3 +120,54 @@ def test_terminated_status_shape() -> None:
     assert (term["exitCode"], term["reason"], term["message"]) == (3, "Error", "why")
     assert term["finishedAt"] == "2026-01-01T00:00:05Z"
     assert terminated_status(pod(), t0, t0, 0, "")["phase"] == "Succeeded"
+
+
+def test_command_and_args_expand_env_references_like_the_kubelet(tmp_path: Path) -> None:
+    env = [{"name": "A", "value": "x"}]
+    launch = plan_launch(pod(command=["echo", "$(A)"], args=["$(A)-$(MISSING)", "$$(A)"], env=env), tmp_path, "h", 1, None)
+    assert launch.argv[1:] == ["x", "x-$(MISSING)", "$(A)"]
+
+
+def ray_pod(pod_uid: str, attempt: str = "0", head: bool = False) -> dict[str, Any]:
+    env = [{"name": "KUBETRAIN_RAY_HEAD_HOST", "value": "j-head.ns.svc"}, {"name": "KUBETRAIN_RAY_GCS_PORT", "value": "6379"}]
+    if head:
+        command, args = ["python", "-m", "kubetrain_trainer.ray_head"], ["--port=$(KUBETRAIN_RAY_GCS_PORT)", "--", "python", "d.py"]
+    else:
+        command, args = ["ray", "start"], ["--address=$(KUBETRAIN_RAY_HEAD_HOST):$(KUBETRAIN_RAY_GCS_PORT)", "--block"]
+    raw = pod(attempt=attempt, command=command, args=args, env=env)
+    raw["metadata"]["uid"] = pod_uid
+    return raw
+
+
+def flag(argv: list[str], name: str) -> str:
+    [value] = [a.split("=", 1)[1] for a in argv if a.startswith(f"--{name}=")]
+    return value
+
+
+def test_ray_pods_of_one_attempt_share_a_loopback_head_and_keep_their_own_node_ports(tmp_path: Path) -> None:
+    head = plan_launch(ray_pod("uid-h", head=True), tmp_path, "h", 1, None)
+    workers = [plan_launch(ray_pod(f"uid-{i}"), tmp_path, "h", 1, None) for i in range(2)]
+    gcs = head.env["KUBETRAIN_RAY_GCS_PORT"]
+    assert gcs != "6379" and head.env["KUBETRAIN_RAY_HEAD_HOST"] == "127.0.0.1"
+    assert flag(head.argv, "port") == gcs
+    assert head.argv[head.argv.index("--"):] == ["--", "python", "d.py"], "node flags go before the driver"
+    for worker in workers:
+        assert flag(worker.argv, "address") == f"127.0.0.1:{gcs}"
+        assert worker.argv[0].endswith("ray")
+    launches = [head, *workers]
+    for name in ("node-manager-port", "dashboard-agent-listen-port", "metrics-export-port", "min-worker-port", "temp-dir"):
+        assert len({flag(launch.argv, name) for launch in launches}) == 3, name
+    assert all(len(flag(launch.argv, "temp-dir")) < 30 for launch in launches), "room for Ray's socket paths"
+    next_attempt = plan_launch(ray_pod("uid-h2", attempt="1", head=True), tmp_path, "h", 1, None)
+    assert next_attempt.env["KUBETRAIN_RAY_GCS_PORT"] != gcs
+
+
+def test_a_head_runs_without_a_client_server_where_ray_client_is_not_installed(tmp_path: Path) -> None:
+    raw = ray_pod("uid-h", head=True)
+    raw["spec"]["containers"][0]["args"][1:1] = ["--ray-client-server-port=10001"]
+    with_client = plan_launch(raw, tmp_path, "h", 1, None, ray_client=True)
+    without = plan_launch(raw, tmp_path, "h", 1, None, ray_client=False)
+    assert flag(with_client.argv, "ray-client-server-port") == "10001"
+    assert not any(a.startswith("--ray-client-server-port") for a in without.argv)
+    assert without.argv[without.argv.index("--"):] == ["--", "python", "d.py"]
+    assert flag(without.argv, "port") == without.env["KUBETRAIN_RAY_GCS_PORT"]

@@ -278,7 +278,6 @@ def test_a_permanent_verdict_is_the_root_cause_among_simultaneous_failures() -> 
     [
         ({"nodePool": "does-not-exist"}, ["spec.nodePool", "does-not-exist", "a100-eu"]),
         ({"resources": {"gpus": 9}}, ["spec.resources.gpus", "9", "8"]),
-        ({"runtime": "ray"}, ["spec.runtime", "pytorch"]),
     ],
 )
 def test_invalid_spec_fails_without_creating_anything(spec: dict[str, Any], fragments: list[str]) -> None:

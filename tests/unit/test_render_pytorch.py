@@ -186,14 +186,6 @@ def test_pod_template_adds_but_never_overrides_operator_fields() -> None:
     assert template["spec"]["containers"][0]["env"][0] == {"name": "RANK", "value": "7"}, "the spec is not mutated"
 
 
-def test_ray_is_refused_until_it_has_a_renderer() -> None:
-    ray_job = job(runtime="ray")
-    [error] = validate_spec(ray_job, CATALOGUE)
-    assert error.field == "spec.runtime" and "pytorch" in str(error)
-    with pytest.raises(InvalidSpec, match="spec.runtime"):
-        render_job(ray_job, CATALOGUE, SETTINGS)
-
-
 def test_render_job_refuses_an_unknown_pool_and_renders_a_valid_job() -> None:
     with pytest.raises(InvalidSpec, match="spec.nodePool"):
         render_job(job(nodePool="nope"), CATALOGUE, SETTINGS)

@@ -27,7 +27,8 @@ def device_for(topology: Topology) -> torch.device:
 
 
 def init(topology: Topology, device: torch.device) -> None:
-    if not topology.distributed:
+    """A no-op where the runtime has already set up the group (Ray Train does, for its workers)."""
+    if not topology.distributed or active():
         return
     dist.init_process_group(
         backend="nccl" if device.type == "cuda" else "gloo",

@@ -12,7 +12,7 @@ DEFAULT_SERVICEACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 DEFAULT_TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def int_var(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -47,11 +47,11 @@ class Topology:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Topology:
-        nproc = _int(env, "NPROC_PER_NODE", 1)
-        node_rank = _int(env, "NODE_RANK", 0)
-        local_rank = _int(env, "LOCAL_RANK", -1)
-        rank = _int(env, "RANK", node_rank * nproc)
-        world_size = _int(env, "WORLD_SIZE", 1)
+        nproc = int_var(env, "NPROC_PER_NODE", 1)
+        node_rank = int_var(env, "NODE_RANK", 0)
+        local_rank = int_var(env, "LOCAL_RANK", -1)
+        rank = int_var(env, "RANK", node_rank * nproc)
+        world_size = int_var(env, "WORLD_SIZE", 1)
         if nproc < 1 or world_size < 1 or not 0 <= rank < world_size:
             raise InvalidConfig(f"inconsistent topology: RANK={rank} WORLD_SIZE={world_size} NPROC_PER_NODE={nproc}")
         if world_size > 1 and not (env.get("MASTER_ADDR") and env.get("MASTER_PORT")):
@@ -90,7 +90,7 @@ class JobEnvironment:
             namespace=env.get("KUBETRAIN_JOB_NAMESPACE", "default"),
             name=env.get("KUBETRAIN_JOB_NAME", "local"),
             uid=env.get("KUBETRAIN_JOB_UID", ""),
-            attempt=_int(env, "KUBETRAIN_ATTEMPT", 0),
+            attempt=int_var(env, "KUBETRAIN_ATTEMPT", 0),
             task_json=env.get("KUBETRAIN_TASK"),
             dataset_uri=env.get("KUBETRAIN_DATASET_URI", ""),
             output_uri=env.get("KUBETRAIN_OUTPUT_URI", ""),

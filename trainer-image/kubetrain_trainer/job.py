@@ -94,8 +94,9 @@ def _model_card(
     }
 
 
-def _train(env: JobEnvironment, started: str) -> str | None:
-    """Returns rank 0's success report (other ranks report nothing on success)."""
+def train(env: JobEnvironment, started: str) -> str | None:
+    """Returns rank 0's success report (other ranks report nothing on success). Raises on
+    failure; the caller turns that into the final report (run() here, ray_train under Ray)."""
     topology = env.topology
     task = parse_task(env.task_json)
     env.require_uris()
@@ -152,7 +153,7 @@ def run(env: JobEnvironment) -> int:
     started = rfc3339()
     logs.configure(env.namespace, env.name, env.topology.rank)
     try:
-        report = _train(env, started)
+        report = train(env, started)
         code = 0
     except TrainerFailure as failure:
         logs.error("failed", reason=failure.reason, message=failure.message)

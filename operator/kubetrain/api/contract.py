@@ -26,6 +26,11 @@ ROLE_LABEL = "kubetrain.io/role"
 REPLICA_INDEX_LABEL = "kubetrain.io/replica-index"
 ATTEMPT_LABEL = "kubetrain.io/attempt"
 WORKER_ROLE = "worker"
+HEAD_ROLE = "head"
+
+RAY_GCS_PORT = 6379
+RAY_DASHBOARD_PORT = 8265
+RAY_CLIENT_PORT = 10001
 
 DISTRIBUTED_ENV_NAMES = (
     "MASTER_ADDR",

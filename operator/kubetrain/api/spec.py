@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -157,6 +158,71 @@ class RunPolicy(CamelModel):
     )
 
 
+RAY_OWNED_START_PARAMS = (
+    "address",
+    "head",
+    "block",
+    "port",
+    "num-cpus",
+    "num-gpus",
+    "dashboard-host",
+    "dashboard-port",
+    "ray-client-server-port",
+)
+RAY_MAX_START_PARAMS = 32
+RAY_START_PARAM_PATTERN = r"^[a-z][a-z0-9-]*$"
+RAY_START_PARAMS_MESSAGE = (
+    "spec.ray.rayStartParams: keys are `ray start` flags without the leading dashes (e.g. object-store-memory); "
+    f"the operator sets {', '.join(RAY_OWNED_START_PARAMS)} itself; remove those keys"
+)
+
+
+class HeadResources(CamelModel):
+    cpu: Quantity | None = Field(default=None, description="CPU request of the Ray head pod, e.g. 2 or 500m.")
+    memory: Quantity | None = Field(default=None, description="Memory of the Ray head pod (request and limit).")
+
+
+class RaySpec(CamelModel):
+    """The Ray cluster of a `runtime: ray` job: its head runs the driver, its workers the training."""
+
+    head_resources: HeadResources = Field(
+        default_factory=HeadResources,
+        description="Resources of the Ray head pod; it gets no GPUs (it runs the GCS and the driver, not training).",
+    )
+    ray_start_params: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=RAY_MAX_START_PARAMS,  # bounds the CEL rule's estimated cost for the API server
+        description="Extra `ray start` flags of every Ray pod, head and workers alike (so no head-only flag "
+        "such as include-dashboard), without the leading dashes, e.g. {object-store-memory: '200000000'}; "
+        "the flags the operator sets are refused.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(k, k.matches('" + RAY_START_PARAM_PATTERN + "') && !(k in ["
+                    + ", ".join(f"'{k}'" for k in RAY_OWNED_START_PARAMS)
+                    + "]))",
+                    "message": RAY_START_PARAMS_MESSAGE,
+                }
+            ]
+        },
+    )
+    max_worker_failures: int = Field(
+        default=3,
+        ge=0,
+        description="Times Ray Train restarts its worker group inside one attempt when a worker dies (the "
+        "operator replaces the dead Ray worker pod alone; training resumes from the last checkpoint); beyond "
+        "that the driver fails and the head's failure counts against runPolicy.backoffLimit.",
+    )
+
+    @field_validator("ray_start_params")
+    @classmethod
+    def _not_owned(cls, params: dict[str, str]) -> dict[str, str]:
+        for key in params:
+            if key in RAY_OWNED_START_PARAMS or not re.match(RAY_START_PARAM_PATTERN, key):
+                raise ValueError(f"{key!r} is not allowed: {RAY_START_PARAMS_MESSAGE}")
+        return params
+
+
 class TrainingJobSpec(CamelModel):
     """Cross-field rules live here and, word for word, in the CRD's CEL rules, so `kubectl apply`
     and a local model_validate refuse the same manifests with the same message."""
@@ -185,7 +251,9 @@ class TrainingJobSpec(CamelModel):
         description="Container image of the workers; unset uses the operator's trainer image.",
     )
     command: list[str] | None = Field(
-        default=None, description="Entrypoint of the workers; unset runs the kubetrain trainer with spec.task."
+        default=None,
+        description="Entrypoint of the workers (runtime: ray: the driver the head runs once every Ray worker "
+        "joined); unset runs the kubetrain trainer with spec.task.",
     )
     args: list[str] | None = Field(default=None, description="Arguments of the entrypoint.")
     task: TaskSpec | None = Field(
@@ -211,6 +279,9 @@ class TrainingJobSpec(CamelModel):
         description="Extra environment variables of the workers, after the operator's own.",
     )
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, suspension, cleanup.")
+    ray: RaySpec = Field(
+        default_factory=RaySpec, description="The Ray cluster of a runtime: ray job (ignored by runtime: pytorch)."
+    )
     model: ModelRef | None = Field(
         default=None, description="Model line this job trains; unset records no ModelVersion."
     )

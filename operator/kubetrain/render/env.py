@@ -35,6 +35,12 @@ def worker_env(job: TrainingJob, index: int, attempt: int, image: str) -> list[d
         "NPROC_PER_NODE": str(nproc),
     }
     torchrun = {f"PET_{name}": distributed[name] for name in TORCHRUN_NAMES}
+    return contract_env(job, attempt, {**distributed, **torchrun}, image)
+
+
+def contract_env(job: TrainingJob, attempt: int, runtime: dict[str, str], image: str) -> list[dict[str, str]]:
+    """The runtime's own variables, then the job's (the same for every runtime), then the user's."""
+    spec, meta = job.spec, job.metadata
     kubetrain = {
         "KUBETRAIN_JOB_NAME": meta.name,
         "KUBETRAIN_JOB_NAMESPACE": meta.namespace,
@@ -47,5 +53,5 @@ def worker_env(job: TrainingJob, index: int, attempt: int, image: str) -> list[d
         "KUBETRAIN_IMAGE": image,
         "KUBETRAIN_SUBMITTED_BY": meta.annotations.get(SUBMITTED_BY_ANNOTATION),
     }
-    contract = [{"name": k, "value": v} for k, v in {**distributed, **torchrun, **kubetrain}.items() if v is not None]
+    contract = [{"name": k, "value": v} for k, v in {**runtime, **kubetrain}.items() if v is not None]
     return contract + [{"name": var.name, "value": var.value} for var in spec.env]

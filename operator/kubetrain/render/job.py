@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.api.spec import Runtime
 from kubetrain.render.objects import DesiredObjects
 from kubetrain.render.pytorch import render_pytorch
+from kubetrain.render.ray import render_ray
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
 
+Renderer = Callable[[TrainingJob, NodePoolCatalogue, RenderSettings, list[str] | None], DesiredObjects]
+RENDERERS: dict[Runtime, Renderer] = {Runtime.PYTORCH: render_pytorch, Runtime.RAY: render_ray}
+
+
+def render_children(
+    job: TrainingJob,
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
+    allowed_regions: list[str] | None = None,
+) -> DesiredObjects:
+    """The runtime's children, without validation (the planner validates first itself); every
+    runtime gets the same residency regions (render.placement)."""
+    return RENDERERS[job.spec.runtime](job, catalogue, settings, allowed_regions)
+
 
 def render_job(job: TrainingJob, catalogue: NodePoolCatalogue, settings: RenderSettings) -> DesiredObjects:
-    """Raises the first InvalidSpec (a ray job among them, until ray has its renderer)."""
+    """Raises the first InvalidSpec."""
     errors = validate_spec(job, catalogue)
     if errors:
         raise errors[0]
-    return render_pytorch(job, catalogue, settings)
+    return render_children(job, catalogue, settings)

@@ -13,19 +13,27 @@ from kubetrain.api.contract import (
 )
 
 
+def role_labels(job_name: str, role: str, index: int, attempt: int) -> dict[str, str]:
+    return {
+        **job_labels(job_name),
+        ROLE_LABEL: role,
+        REPLICA_INDEX_LABEL: str(index),
+        ATTEMPT_LABEL: str(attempt),
+    }
+
+
+def role_selector(job_name: str, role: str) -> dict[str, str]:
+    return {JOB_NAME_LABEL: job_name, ROLE_LABEL: role}
+
+
 def job_labels(job_name: str) -> dict[str, str]:
     """On every child; the operator lists its children with exactly these."""
     return {MANAGED_BY_LABEL: MANAGED_BY, JOB_NAME_LABEL: job_name}
 
 
 def worker_selector(job_name: str) -> dict[str, str]:
-    return {JOB_NAME_LABEL: job_name, ROLE_LABEL: WORKER_ROLE}
+    return role_selector(job_name, WORKER_ROLE)
 
 
 def worker_labels(job_name: str, index: int, attempt: int) -> dict[str, str]:
-    return {
-        **job_labels(job_name),
-        ROLE_LABEL: WORKER_ROLE,
-        REPLICA_INDEX_LABEL: str(index),
-        ATTEMPT_LABEL: str(attempt),
-    }
+    return role_labels(job_name, WORKER_ROLE, index, attempt)

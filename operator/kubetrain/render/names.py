@@ -34,6 +34,11 @@ def worker_name(job_name: str, index: int) -> str:
     return dns_label(job_name, f"-worker-{index}")
 
 
+def ray_head_name(job_name: str) -> str:
+    """The Ray head pod and its Service (different kinds may share a name)."""
+    return dns_label(job_name, "-head")
+
+
 def trainer_access_name(job_name: str) -> str:
     """The ServiceAccount, Role and RoleBinding that let the job's trainer write its status."""
     return dns_label(job_name, "-trainer")

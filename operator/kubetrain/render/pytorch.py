@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrain.api.contract import MASTER_PORT, TERMINATION_MESSAGE_PATH, TRAINER_CONTAINER
+from kubetrain.api.contract import MASTER_PORT
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
-from kubetrain.render.access import pod_service_account, render_access
+from kubetrain.render.access import render_access
 from kubetrain.render.env import worker_env
 from kubetrain.render.labels import job_labels, worker_labels, worker_selector
 from kubetrain.render.names import service_name, worker_name
 from kubetrain.render.objects import DesiredObjects, child_metadata
 from kubetrain.render.placement import Placement, place
-from kubetrain.render.podtemplate import merge_pod
+from kubetrain.render.pods import pod_image, trainer_pod
 from kubetrain.render.settings import RenderSettings
 
 RENDEZVOUS_PORT_NAME = "rendezvous"
@@ -62,38 +62,14 @@ def _worker(
     job: TrainingJob, index: int, attempt: int, placement: Placement, settings: RenderSettings
 ) -> dict[str, Any]:
     name = worker_name(job.metadata.name, index)
-    image = job.spec.image or settings.default_image
-    container: dict[str, Any] = {
-        "name": TRAINER_CONTAINER,
-        "image": image,
-        "env": worker_env(job, index, attempt, image),
-        "ports": [{"name": RENDEZVOUS_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],
-        "terminationMessagePath": TERMINATION_MESSAGE_PATH,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    if job.spec.command:
-        container["command"] = list(job.spec.command)
-    if job.spec.args:
-        container["args"] = list(job.spec.args)
-    if placement.resources:
-        container["resources"] = placement.resources
-    spec: dict[str, Any] = {
-        "hostname": name,
-        "subdomain": service_name(job.metadata.name),
-        "restartPolicy": "Never",
-        "serviceAccountName": pod_service_account(job),
-        "containers": [container],
-    }
-    if placement.node_selector:
-        spec["nodeSelector"] = placement.node_selector
-    if placement.tolerations:
-        spec["tolerations"] = placement.tolerations
-    if placement.affinity:
-        spec["affinity"] = placement.affinity
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": child_metadata(job, name, worker_labels(job.metadata.name, index, attempt)),
-        "spec": spec,
-    }
-    return merge_pod(job.spec.pod_template, pod)
+    return trainer_pod(
+        job,
+        name,
+        worker_labels(job.metadata.name, index, attempt),
+        worker_env(job, index, attempt, pod_image(job, settings)),
+        (job.spec.command, job.spec.args),
+        [{"name": RENDEZVOUS_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],
+        placement,
+        settings,
+        network={"hostname": name, "subdomain": service_name(job.metadata.name)},
+    )

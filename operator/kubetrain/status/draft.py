@@ -72,6 +72,7 @@ class Draft:
     delete_job: bool = False
     allowed_regions: list[str] | None = None
     events: list[Event] = field(default_factory=list)
+    """Events of actions no status field records (a residency finding, a Ray worker replaced alone)."""
     cost: Cost | None = None
     provenance: Provenance | None = None
     model_version: str | None = None
@@ -108,13 +109,13 @@ class Draft:
     def finished(self) -> bool:
         return self.is_true(ConditionType.SUCCEEDED) or self.is_true(ConditionType.FAILED)
 
-    def to_plan(self, replicas: ReplicaStatus, metrics: dict[str, float]) -> Plan:
+    def to_plan(self, replicas: dict[str, ReplicaStatus], metrics: dict[str, float]) -> Plan:
         old = self.job.status
         status = TrainingJobStatus(
             phase=cond.derive_phase(self.conditions),
             conditions=self.conditions,
-            replica_statuses={WORKER_ROLE: replicas},
-            workers=workers_column(replicas, self.job.spec.workers),
+            replica_statuses=replicas,
+            workers=workers_column(replicas.get(WORKER_ROLE, ReplicaStatus()), self.job.spec.workers),
             restarts=self.restarts,
             start_time=self.start_time,
             completion_time=self.completion_time,

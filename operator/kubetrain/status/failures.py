@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from kubetrain.api.contract import HEAD_ROLE, WORKER_ROLE
 from kubetrain.status.observed import ObservedPod
 from kubetrain.status.report import parse_report
 
@@ -25,12 +26,20 @@ def failure_of(pod: ObservedPod) -> Failure | None:
         return _failed(pod)
     if pod.deleting and pod.phase != "Succeeded":
         why = pod.reason or "deleted"
-        return Failure(pod=pod.name, reason="WorkerDeleted", message=f"worker {pod.name} was {why} before it finished")
+        return Failure(pod=pod.name, reason="WorkerDeleted", message=f"{_who(pod)} {pod.name} was {why} before it finished")
     return None
 
 
-def missing(name: str) -> Failure:
-    return Failure(pod=name, reason="WorkerLost", message=f"worker {name} disappeared after it was created")
+def missing(name: str, role: str = WORKER_ROLE) -> Failure:
+    return Failure(pod=name, reason="WorkerLost", message=f"{_noun(role)} {name} disappeared after it was created")
+
+
+def _noun(role: str | None) -> str:
+    return "Ray head" if role == HEAD_ROLE else "worker"
+
+
+def _who(pod: ObservedPod) -> str:
+    return _noun(pod.role)
 
 
 def first_failure(failures: list[Failure]) -> Failure | None:
@@ -46,11 +55,11 @@ def _failed(pod: ObservedPod) -> Failure:
         return Failure(
             pod=pod.name,
             reason=report.reason,
-            message=f"worker {pod.name} failed: {report.message or report.reason}",
+            message=f"{_who(pod)} {pod.name} failed: {report.message or report.reason}",
             permanent=report.permanent,
         )
     if terminated is not None:
         detail = f"exit code {terminated.exit_code}" + (f" ({terminated.reason})" if terminated.reason else "")
-        return Failure(pod=pod.name, reason="WorkerFailed", message=f"worker {pod.name} failed: {detail}")
+        return Failure(pod=pod.name, reason="WorkerFailed", message=f"{_who(pod)} {pod.name} failed: {detail}")
     detail = pod.reason or "no container status"
-    return Failure(pod=pod.name, reason="WorkerFailed", message=f"worker {pod.name} failed: {detail}")
+    return Failure(pod=pod.name, reason="WorkerFailed", message=f"{_who(pod)} {pod.name} failed: {detail}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from kubetrain.api.contract import WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import CleanPodPolicy
@@ -14,13 +13,14 @@ from kubetrain.api.status import ConditionType as C
 from kubetrain.policy.budget import BudgetVerdict
 from kubetrain.policy.verdict import ALLOW_ALL, Verdict
 from kubetrain.render.errors import summarize
-from kubetrain.render.names import service_name, worker_name
-from kubetrain.render.pytorch import render_pytorch
+from kubetrain.render.job import render_children
+from kubetrain.render.pods import pod_image
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
-from kubetrain.status.draft import Draft, Plan
+from kubetrain.status.draft import Draft, Event, EventType, Plan
 from kubetrain.status.budget import apply_budget
 from kubetrain.status.failures import Failure, failure_of, first_failure, missing
+from kubetrain.status.group import Group, group_of
 from kubetrain.status.observed import Observed, ObservedPod
 from kubetrain.status.promotion import PromotionFacts, apply_promotion
 from kubetrain.status.provenance import cost, provenance
@@ -46,7 +46,8 @@ def plan(
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
     draft.allowed_regions = residency.regions
-    current = _current_attempt(job, observed.pods, draft.restarts)
+    group = group_of(job)
+    current = _current_attempt(group, observed.pods, draft.restarts)
     if not draft.finished():
         errors = validate_spec(job, catalogue)
         if errors:
@@ -56,37 +57,31 @@ def plan(
         elif job.spec.run_policy.suspend:
             _suspend(draft, observed)
         elif apply_budget(draft, budget):
-            _run(draft, observed, current, catalogue, settings)
+            _run(draft, group, observed, current, catalogue, settings)
     if draft.finished():
         _finish(draft, observed)
     elif (deadline := _deadline(draft)) is not None:
         draft.requeue_after = (deadline - draft.now).total_seconds()
-    report = _rank0_report(current)
+    report = _final_report(group, current)
     metrics = _metrics(job, report)
-    image = job.spec.image or settings.default_image
-    draft.provenance = provenance(draft, report, image, _rank0_image_id(current))
+    draft.provenance = provenance(draft, report, pod_image(job, settings), _reporter_image_id(group, current))
     draft.cost = cost(draft, catalogue)
     if promotion is not None:
         apply_promotion(draft, promotion, metrics, draft.provenance)
-    replicas = replica_status(_current_attempt(job, observed.pods, draft.restarts))
+    final = _current_attempt(group, observed.pods, draft.restarts)
+    replicas = {role: replica_status([p for p in final if p.role == role]) for role in group.roles()}
     return draft.to_plan(replicas, metrics)
 
 
-def _current_attempt(job: TrainingJob, pods: list[ObservedPod], attempt: int) -> list[ObservedPod]:
-    return [p for p in pods if _in_attempt(job, p, attempt)]
+def _current_attempt(group: Group, pods: list[ObservedPod], attempt: int) -> list[ObservedPod]:
+    return [p for p in pods if _in_attempt(group, p, attempt)]
 
 
-def _in_attempt(job: TrainingJob, pod: ObservedPod, attempt: int) -> bool:
+def _in_attempt(group: Group, pod: ObservedPod, attempt: int) -> bool:
     """Only a pod with exactly the name, role, index and attempt this attempt would render
     belongs to it; anything else the job owns is a leftover to delete."""
-    index = pod.index
-    return (
-        pod.role == WORKER_ROLE
-        and pod.attempt == attempt
-        and index is not None
-        and index < job.spec.workers
-        and pod.name == worker_name(job.metadata.name, index)
-    )
+    member = group.member(pod.role, pod.index)
+    return pod.attempt == attempt and member is not None and pod.name == member.name
 
 
 def _suspend(draft: Draft, observed: Observed) -> None:
@@ -100,7 +95,12 @@ def _suspend(draft: Draft, observed: Observed) -> None:
 
 
 def _run(
-    draft: Draft, observed: Observed, current: list[ObservedPod], catalogue: NodePoolCatalogue, settings: RenderSettings
+    draft: Draft,
+    group: Group,
+    observed: Observed,
+    current: list[ObservedPod],
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
 ) -> None:
     job, policy = draft.job, draft.job.spec.run_policy
     if draft.is_true(C.SUSPENDED):
@@ -117,32 +117,51 @@ def _run(
         )
         draft.delete([p.name for p in current if not p.finished and not p.deleting])
         return
-    failure = first_failure(_failures(draft, current))
+    critical = [p for p in current if p.role not in group.replaceable_roles]
+    failure = first_failure(_failures(draft, group, critical))
     if failure is not None:
-        _fail_or_restart(draft, failure, current)
+        _fail_or_restart(draft, group, failure, current)
         return
     live = [p for p in current if not p.deleting]
-    if len(live) == job.spec.workers and all(p.phase == "Succeeded" for p in live):
-        draft.set(C.SUCCEEDED, True, "AllWorkersSucceeded", _success_message(live))
+    deciding = [m.name for m in group.members if m.role == group.outcome_role]
+    succeeded = {p.name for p in live if p.phase == "Succeeded"}
+    if all(name in succeeded for name in deciding):
+        draft.set(C.SUCCEEDED, True, group.success_reason, _success_message(group, live))
         return
-    _start(draft, observed, live, catalogue, settings)
+    _replace(draft, group, live)
+    _start(draft, group, observed, live, catalogue, settings)
 
 
-def _failures(draft: Draft, current: list[ObservedPod]) -> list[Failure]:
-    """Before every worker of the attempt has been seen (Created is not true) a deleted or
+def _failures(draft: Draft, group: Group, critical: list[ObservedPod]) -> list[Failure]:
+    """Before every pod of the attempt has been seen (Created is not true) a deleted or
     missing pod is not a failure: it may be one the operator deleted on suspension, still
     terminating, and it is simply created (again) once gone."""
     created = draft.is_true(C.CREATED)
-    failures = [f for p in current if (created or not p.deleting) and (f := failure_of(p)) is not None]
+    failures = [f for p in critical if (created or not p.deleting) and (f := failure_of(p)) is not None]
     if created:
-        present = {p.index for p in current}
+        present = {p.name for p in critical}
         failures += [
-            missing(worker_name(draft.job.metadata.name, i)) for i in range(draft.job.spec.workers) if i not in present
+            missing(m.name, m.role)
+            for m in group.members
+            if m.role not in group.replaceable_roles and m.name not in present
         ]
     return failures
 
 
-def _fail_or_restart(draft: Draft, failure: Failure, current: list[ObservedPod]) -> None:
+def _replace(draft: Draft, group: Group, live: list[ObservedPod]) -> None:
+    """A finished pod of a replaceable role is deleted alone and created again, in this attempt,
+    once its name is free; the rest of the group keeps running."""
+    for pod in live:
+        if pod.role in group.replaceable_roles and pod.finished:
+            failure = failure_of(pod)
+            detail = failure.message if failure else f"{pod.role} {pod.name} exited"
+            draft.delete([pod.name])
+            draft.events.append(
+                Event(type=EventType.WARNING, reason="WorkerReplaced", message=f"{detail}; replacing it alone")
+            )
+
+
+def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list[ObservedPod]) -> None:
     limit = draft.job.spec.run_policy.backoff_limit
     if failure.permanent:
         draft.set(C.FAILED, True, failure.reason, f"{failure.message} (not retried: a restart cannot fix it)")
@@ -156,7 +175,7 @@ def _fail_or_restart(draft: Draft, failure: Failure, current: list[ObservedPod])
         )
         return
     draft.restarts += 1
-    message = f"{failure.message}; restarting every worker (restart {draft.restarts} of at most {limit})"
+    message = f"{failure.message}; restarting {group.whole} (restart {draft.restarts} of at most {limit})"
     draft.set(C.RESTARTING, True, failure.reason, message)
     draft.close(C.RUNNING, "Restarting", message)
     draft.close(C.CREATED, "Restarting", message)
@@ -164,12 +183,17 @@ def _fail_or_restart(draft: Draft, failure: Failure, current: list[ObservedPod])
 
 
 def _start(
-    draft: Draft, observed: Observed, live: list[ObservedPod], catalogue: NodePoolCatalogue, settings: RenderSettings
+    draft: Draft,
+    group: Group,
+    observed: Observed,
+    live: list[ObservedPod],
+    catalogue: NodePoolCatalogue,
+    settings: RenderSettings,
 ) -> None:
-    """Creates what is missing; Created and Running are all-or-nothing over the workers."""
-    job, workers = draft.job, draft.job.spec.workers
-    desired = render_pytorch(job, catalogue, settings, draft.allowed_regions)
-    if service_name(job.metadata.name) not in observed.service_names:
+    """Creates what is missing; Created and Running are all-or-nothing over the group."""
+    job, size = draft.job, len(group.members)
+    desired = render_children(job, catalogue, settings, draft.allowed_regions)
+    if desired.service["metadata"]["name"] not in observed.service_names:
         draft.create.append(desired.service)
     taken = {p.name for p in observed.pods}
     pods = [pod for pod in desired.pods if pod["metadata"]["name"] not in taken]
@@ -180,10 +204,10 @@ def _start(
     if pods and draft.start_time is None:
         draft.start_time = draft.now
     attempt = f"attempt {draft.restarts}"
-    if len(live) == workers:
-        draft.set(C.CREATED, True, "AllWorkersCreated", f"all {workers} workers of {attempt} exist")
-    if len(live) == workers and all(p.phase == "Running" for p in live):
-        message = f"all {workers} workers of {attempt} are running"
+    if len(live) == size:
+        draft.set(C.CREATED, True, "AllWorkersCreated", f"{group.noun} of {attempt} exist")
+    if len(live) == size and all(p.phase == "Running" for p in live):
+        message = f"{group.noun} of {attempt} are running"
         draft.set(C.RUNNING, True, "AllWorkersRunning", message)
         draft.close(C.RESTARTING, "AllWorkersRunning", message)
 
@@ -215,23 +239,25 @@ def _deadline(draft: Draft) -> datetime | None:
     return draft.start_time + timedelta(seconds=seconds)
 
 
-def _rank0_report(pods: list[ObservedPod]) -> TrainerReport | None:
-    rank0 = next((p for p in pods if p.index == 0 and p.terminated is not None), None)
-    return parse_report(rank0.terminated.message) if rank0 and rank0.terminated else None
+def _final_report(group: Group, pods: list[ObservedPod]) -> TrainerReport | None:
+    """The final report of rank 0 (PyTorch) or of the Ray driver (the head): group.reporter."""
+    reporter = next((p for p in pods if p.name == group.reporter and p.terminated is not None), None)
+    return parse_report(reporter.terminated.message) if reporter and reporter.terminated else None
 
 
-def _rank0_image_id(pods: list[ObservedPod]) -> str | None:
-    return next((p.image_id for p in pods if p.index == 0 and p.image_id), None)
+def _reporter_image_id(group: Group, pods: list[ObservedPod]) -> str | None:
+    return next((p.image_id for p in pods if p.name == group.reporter and p.image_id), None)
 
 
-def _success_message(pods: list[ObservedPod]) -> str:
-    report = _rank0_report(pods)
+def _success_message(group: Group, pods: list[ObservedPod]) -> str:
+    report = _final_report(group, pods)
     detail = f": {report.message}" if report and report.message else ""
-    return f"all {len(pods)} workers succeeded{detail}"
+    return f"{group.success_noun} succeeded{detail}"
 
 
 def _metrics(job: TrainingJob, report: TrainerReport | None) -> dict[str, float]:
-    """The trainer's metrics, or, when it never reached the API server, rank 0's final report."""
+    """The trainer's metrics, or, when it never reached the API server, the final report of
+    rank 0 (or of the Ray driver)."""
     if job.status.metrics:
         return job.status.metrics
     return dict(report.metrics) if report else {}

@@ -4,6 +4,7 @@ binds to it as local processes (see the package docstring for the limits)."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 from dataclasses import dataclass
 import logging
 import os
@@ -34,6 +35,18 @@ LOCAL_TAINT = {"key": "kubetrain.io/local", "value": "true", "effect": "NoSchedu
 HEARTBEAT_SECONDS = 10
 LEASE_SECONDS = 40
 LOG_TAIL_BYTES = 4096
+
+
+def _image_env() -> dict[str, str]:
+    """What stands in for the image's own env: this machine's PATH, and the agent's PYTHONPATH,
+    so pods run the trainer of the checkout the cluster was started from."""
+    return {name: os.environ[name] for name in ("PATH", "PYTHONPATH") if name in os.environ}
+
+
+def _has_ray_client() -> bool:
+    """Ray Client needs grpcio (`ray[client]`); the agent's environment, which pods run in, may
+    have only `ray[train]`. Ray checks the same import before it starts a client server."""
+    return importlib.util.find_spec("grpc") is not None
 
 
 def _utcnow() -> dt.datetime:
@@ -246,7 +259,9 @@ class LocalNodeAgent:
         pod_dir.mkdir(parents=True, exist_ok=True)
         now = _utcnow()
         try:
-            launch = plan_launch(pod, pod_dir, "127.0.0.1", self.api_port, self._service_account_dir(pod, pod_dir))
+            launch = plan_launch(
+                pod, pod_dir, "127.0.0.1", self.api_port, self._service_account_dir(pod, pod_dir), _has_ray_client()
+            )
         except LaunchError as exc:
             log.warning("pod %s cannot run here: %s", name, exc)
             self._patch_status(pod, launch_failed_status(pod, now, str(exc)))
@@ -255,7 +270,7 @@ class LocalNodeAgent:
         out = (pod_dir / "output.log").open("ab")
         try:
             proc = subprocess.Popen(
-                launch.argv, cwd=launch.cwd, env={"PATH": os.environ.get("PATH", ""), **launch.env},
+                launch.argv, cwd=launch.cwd, env={**_image_env(), **launch.env},
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )
         except OSError as exc:

@@ -6,6 +6,8 @@ everything else in the pod's environment reaches the process unchanged.
 
 from __future__ import annotations
 
+import os
+import re
 import shlex
 import sys
 import zlib
@@ -14,12 +16,22 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kubetrain.devcluster.localnode.rayports import (
+    is_ray_pod,
+    job_key,
+    ray_env,
+    ray_node_flags,
+    with_node_flags,
+    without_client_server,
+)
+
 # Images have no meaning on the local node; a container without a command runs the trainer,
 # which is what the kubetrain trainer image's ENTRYPOINT does.
 DEFAULT_ENTRYPOINT = ("python", "-m", "kubetrain_trainer")
 PYTHON_NAMES = {"python", "python3", sys.executable}
 RENDEZVOUS_PORT_BASE = 20000
 RENDEZVOUS_PORT_SPAN = 10000
+_VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
 class LaunchError(ValueError):
@@ -41,10 +53,26 @@ class Launch(BaseModel):
 def rendezvous_port(pod: dict[str, Any]) -> int:
     """Every pod of one job and attempt must agree on MASTER_PORT, and concurrent jobs on the
     shared loopback must not; derive it from the owning job's uid and the attempt label."""
-    meta = pod["metadata"]
-    owners = [o.get("uid", "") for o in meta.get("ownerReferences", []) if o.get("controller")]
-    key = f"{owners[0] if owners else meta.get('namespace', '')}/{meta.get('labels', {}).get('kubetrain.io/attempt', '0')}"
-    return RENDEZVOUS_PORT_BASE + zlib.crc32(key.encode()) % RENDEZVOUS_PORT_SPAN
+    return RENDEZVOUS_PORT_BASE + zlib.crc32(job_key(pod).encode()) % RENDEZVOUS_PORT_SPAN
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """The kubelet's $(VAR) expansion of command and args: a defined variable is replaced, an
+    undefined reference stays as written, and $$ is a literal $."""
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+
+    return _VAR_REFERENCE.sub(replace, text)
+
+
+def _this_environment(name: str) -> str:
+    """A bare command installed next to this Python (a console script of its environment, such
+    as `ray`) runs from there, as the image's PATH would find it."""
+    sibling = os.path.join(os.path.dirname(sys.executable), name)
+    return sibling if "/" not in name and os.access(sibling, os.X_OK) else name
 
 
 def _env_value(var: dict[str, Any], pod: dict[str, Any]) -> str | None:
@@ -68,16 +96,19 @@ def _env_value(var: dict[str, Any], pod: dict[str, Any]) -> str | None:
 
 
 def plan_launch(
-    pod: dict[str, Any], pod_dir: Path, api_host: str, api_port: int, sa_dir: Path | None
+    pod: dict[str, Any],
+    pod_dir: Path,
+    api_host: str,
+    api_port: int,
+    sa_dir: Path | None,
+    ray_client: bool = True,
 ) -> Launch:
+    """`ray_client`: whether this machine's Python has Ray Client's package; without it a Ray
+    head starts no client server (rayports.without_client_server)."""
     containers = pod["spec"].get("containers", [])
     if len(containers) != 1:
         raise LaunchError(f"the local node runs exactly one container per pod, got {len(containers)}")
     container = containers[0]
-    command = list(container.get("command") or DEFAULT_ENTRYPOINT)
-    argv = command + [str(a) for a in container.get("args") or []]
-    if argv[0] in PYTHON_NAMES:
-        argv[0] = sys.executable
     env: dict[str, str] = {}
     for var in container.get("env") or []:
         value = _env_value(var, pod)
@@ -100,6 +131,15 @@ def plan_launch(
         env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
         if "PET_MASTER_ADDR" in env:
             env.update({"PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": port})
+    ray = is_ray_pod(env)
+    if ray:
+        env.update(ray_env(pod))
+    # Expanded after the rewrites above, as the kubelet expands the container's final env.
+    command = [expand(str(c), env) for c in container.get("command") or DEFAULT_ENTRYPOINT]
+    argv = command + [expand(str(a), env) for a in container.get("args") or []]
+    argv[0] = sys.executable if argv[0] in PYTHON_NAMES else _this_environment(argv[0])
+    if ray:
+        argv = with_node_flags(argv if ray_client else without_client_server(argv), ray_node_flags(pod))
     return Launch(
         argv=argv,
         env=env,

@@ -1,0 +1,72 @@
+"""The pods one attempt of a job consists of, per runtime, and the rules the planner applies to
+each role: whether a failure restarts the whole group or replaces that pod alone, and which
+role's success is the job's success. One table, so the planner has a single code path."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from kubetrain.api.contract import HEAD_ROLE, WORKER_ROLE
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.spec import Runtime
+from kubetrain.render.names import ray_head_name, worker_name
+
+
+class Member(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    role: str
+    index: int
+    name: str
+
+
+class Group(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    members: list[Member]
+    replaceable_roles: frozenset[str]
+    """A failed pod of these roles is replaced alone: Ray reschedules its work on the new node,
+    while a DDP rendezvous (and a Ray head with its GCS) cannot outlive a lost member."""
+    outcome_role: str
+    """The job succeeds when every member of this role has succeeded."""
+    reporter: str
+    """The member whose termination message carries the final report (rank 0, or the driver)."""
+    noun: str
+    """How messages name every member, e.g. "all 2 workers"."""
+    whole: str
+    """How restart messages name what is restarted."""
+    success_reason: str
+    success_noun: str
+
+    def member(self, role: str | None, index: int | None) -> Member | None:
+        return next((m for m in self.members if m.role == role and m.index == index), None)
+
+    def roles(self) -> list[str]:
+        return list(dict.fromkeys(m.role for m in self.members))
+
+
+def group_of(job: TrainingJob) -> Group:
+    name, workers = job.metadata.name, job.spec.workers
+    worker_members = [Member(role=WORKER_ROLE, index=i, name=worker_name(name, i)) for i in range(workers)]
+    if job.spec.runtime == Runtime.RAY:
+        head = Member(role=HEAD_ROLE, index=0, name=ray_head_name(name))
+        return Group(
+            members=[head, *worker_members],
+            replaceable_roles=frozenset({WORKER_ROLE}),
+            outcome_role=HEAD_ROLE,
+            reporter=head.name,
+            noun=f"the Ray head and all {workers} workers",
+            whole="the Ray head and every worker",
+            success_reason="DriverSucceeded",
+            success_noun="the Ray driver (head)",
+        )
+    return Group(
+        members=worker_members,
+        replaceable_roles=frozenset(),
+        outcome_role=WORKER_ROLE,
+        reporter=worker_members[0].name,
+        noun=f"all {workers} workers",
+        whole="every worker",
+        success_reason="AllWorkersSucceeded",
+        success_noun=f"all {workers} workers",
+    )

@@ -1,0 +1,193 @@
+"""The Ray renderer: head pod + headless head Service + worker pods, sharing placement,
+residency, env, labels and access with the PyTorch path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.render import InvalidSpec, RenderSettings, render_job
+from kubetrain.render.ray import advertised_cpus, render_ray
+from kubetrain.render.quantity import quantity_value
+from tests.unit.test_render_placement import region_of
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ray-train.yaml"
+SETTINGS = RenderSettings(default_image="ghcr.io/kubetrain/trainer:test")
+CATALOGUE = default_catalogue()
+
+
+def job(restarts: int = 0, **spec: Any) -> TrainingJob:
+    raw = yaml.safe_load(EXAMPLE.read_text())
+    raw["metadata"].update(namespace="team-a", uid="uid-1", generation=1)
+    raw["spec"].update(spec)
+    raw["status"] = {"restarts": restarts}
+    return TrainingJob.model_validate(raw)
+
+
+def env(pod: dict[str, Any]) -> dict[str, str]:
+    return {var["name"]: var["value"] for var in pod["spec"]["containers"][0]["env"]}
+
+
+def container(pod: dict[str, Any]) -> dict[str, Any]:
+    [only] = pod["spec"]["containers"]
+    return only
+
+
+def test_render_job_dispatches_ray_to_its_renderer() -> None:
+    objects = render_job(job(), CATALOGUE, SETTINGS)
+    assert [o["kind"] for o in objects.all()] == ["ServiceAccount", "Role", "RoleBinding", "Service", "Pod", "Pod", "Pod"]
+    assert [p["metadata"]["name"] for p in objects.pods] == ["ray-train-head", "ray-train-worker-0", "ray-train-worker-1"]
+    with pytest.raises(InvalidSpec, match="spec.nodePool"):
+        render_job(job(nodePool="nope"), CATALOGUE, SETTINGS)
+
+
+def test_head_service_exposes_gcs_dashboard_and_client_of_the_head_only() -> None:
+    service = render_ray(job(), CATALOGUE, SETTINGS).service
+    assert service["metadata"]["name"] == "ray-train-head"
+    [owner] = service["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("TrainingJob", "ray-train", "uid-1", True)
+    assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+    assert service["spec"]["selector"] == {"kubetrain.io/job-name": "ray-train", "kubetrain.io/role": "head"}
+    assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"gcs": 6379, "dashboard": 8265, "client": 10001}
+
+
+def test_head_runs_the_launcher_and_the_default_driver_without_gpus_on_the_job_pool() -> None:
+    head = render_ray(job(restarts=2), CATALOGUE, SETTINGS).pods[0]
+    assert head["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "kubetrain",
+        "kubetrain.io/job-name": "ray-train",
+        "kubetrain.io/role": "head",
+        "kubetrain.io/replica-index": "0",
+        "kubetrain.io/attempt": "2",
+    }
+    assert head["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    c = container(head)
+    assert c["command"] == ["python", "-m", "kubetrain_trainer.ray_head"]
+    assert c["args"] == [
+        "--port=$(KUBETRAIN_RAY_GCS_PORT)",
+        "--dashboard-host=0.0.0.0",
+        "--dashboard-port=$(KUBETRAIN_RAY_DASHBOARD_PORT)",
+        "--ray-client-server-port=$(KUBETRAIN_RAY_CLIENT_PORT)",
+        "--num-cpus=0",
+        "--num-gpus=0",
+        "--disable-usage-stats",
+        "--",
+        "python",
+        "-m",
+        "kubetrain_trainer.ray_train",
+    ]
+    assert {p["name"]: p["containerPort"] for p in c["ports"]} == {"gcs": 6379, "dashboard": 8265, "client": 10001}
+    assert c["resources"] == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "8Gi"}}, "no GPU"
+    assert c["terminationMessagePath"] == "/dev/termination-log"
+    assert head["spec"]["nodeSelector"] == {"kubetrain.io/node-pool": "a100-eu"}
+    assert any(t["key"] == "nvidia.com/gpu" for t in head["spec"]["tolerations"])
+    assert region_of(head["spec"]["affinity"]) == ["eu-west-1"]
+    assert head["spec"]["serviceAccountName"] == "ray-train-trainer"
+    assert head["spec"]["restartPolicy"] == "Never"
+
+
+def test_head_env_carries_the_scaling_config_and_the_job_contract() -> None:
+    variables = env(render_ray(job(restarts=2, workers=3, nprocPerNode=2), CATALOGUE, SETTINGS).pods[0])
+    assert {k: v for k, v in variables.items() if k.startswith("KUBETRAIN_RAY_")} == {
+        "KUBETRAIN_RAY_HEAD_HOST": "ray-train-head.team-a.svc",
+        "KUBETRAIN_RAY_GCS_PORT": "6379",
+        "KUBETRAIN_RAY_DASHBOARD_PORT": "8265",
+        "KUBETRAIN_RAY_CLIENT_PORT": "10001",
+        "KUBETRAIN_RAY_WORKERS": "3",
+        "KUBETRAIN_RAY_TRAIN_WORKERS": "6",
+        "KUBETRAIN_RAY_CPUS_PER_TRAIN_WORKER": "2",
+        "KUBETRAIN_RAY_GPUS_PER_TRAIN_WORKER": "0.5",
+        "KUBETRAIN_RAY_MAX_FAILURES": "3",
+    }
+    assert variables["KUBETRAIN_ATTEMPT"] == "2" and variables["KUBETRAIN_JOB_NAME"] == "ray-train"
+    assert variables["KUBETRAIN_JOB_UID"] == "uid-1"
+    assert variables["KUBETRAIN_DATASET_URI"] == "file:///var/lib/kubetrain/data/tabular.csv"
+    assert '"type":"tabular-classification"' in variables["KUBETRAIN_TASK"]
+    assert "MASTER_ADDR" not in variables and "WORLD_SIZE" not in variables, "Ray Train sets up torch.distributed"
+
+
+def test_workers_join_the_head_and_advertise_their_cpus_and_gpus() -> None:
+    pods = render_ray(job(restarts=1, resources={"cpu": "4", "memory": "16Gi", "gpus": 2}), CATALOGUE, SETTINGS).pods[1:]
+    assert len(pods) == 2
+    for index, pod in enumerate(pods):
+        labels = pod["metadata"]["labels"]
+        assert (labels["kubetrain.io/role"], labels["kubetrain.io/replica-index"]) == ("worker", str(index))
+        assert labels["kubetrain.io/attempt"] == "1"
+        assert pod["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+        c = container(pod)
+        assert c["command"] == ["ray", "start"]
+        assert c["args"] == [
+            "--address=$(KUBETRAIN_RAY_HEAD_HOST):$(KUBETRAIN_RAY_GCS_PORT)",
+            "--num-cpus=4",
+            "--num-gpus=2",
+            "--block",
+            "--disable-usage-stats",
+        ]
+        assert c["resources"] == {
+            "requests": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"},
+            "limits": {"memory": "16Gi", "nvidia.com/gpu": "2"},
+        }
+        assert "ports" not in c
+        assert pod["spec"]["nodeSelector"] == {"kubetrain.io/node-pool": "a100-eu"}
+        assert pod["spec"]["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+        ]
+        assert region_of(pod["spec"]["affinity"]) == ["eu-west-1"]
+        assert pod["spec"]["serviceAccountName"] == "ray-train-trainer"
+        variables = env(pod)
+        assert variables["KUBETRAIN_RAY_HEAD_HOST"] == "ray-train-head.team-a.svc"
+        assert variables["KUBETRAIN_RAY_GCS_PORT"] == "6379" and variables["KUBETRAIN_ATTEMPT"] == "1"
+
+
+def test_every_ray_pod_runs_without_ray_token_auth_since_no_pod_could_read_the_heads_token() -> None:
+    pods = render_ray(job(), CATALOGUE, SETTINGS).pods
+    assert [env(pod)["RAY_AUTH_MODE"] for pod in pods] == ["disabled"] * 3
+
+
+def test_residency_regions_pin_the_head_and_every_worker() -> None:
+    pods = render_ray(job(nodePool="cpu", resources={"gpus": 0}), CATALOGUE, SETTINGS, ["us-east-1"]).pods
+    assert [region_of(p["spec"]["affinity"]) for p in pods] == [["us-east-1"]] * 3
+    unconstrained = render_ray(job(nodePool="cpu", resources={"gpus": 0}), CATALOGUE, SETTINGS).pods
+    assert [p["spec"].get("affinity") for p in unconstrained] == [None] * 3, "the cpu pool spans regions"
+    with pytest.raises(InvalidSpec, match="residency"):
+        render_ray(job(), CATALOGUE, SETTINGS, ["us-east-1"])
+
+
+def test_a_custom_command_becomes_the_driver_after_the_head_flags() -> None:
+    spec = {"task": None, "command": ["python", "my_driver.py"], "args": ["--lr", "1"]}
+    args = container(render_ray(job(**spec), CATALOGUE, SETTINGS).pods[0])["args"]
+    assert args[args.index("--"):] == ["--", "python", "my_driver.py", "--lr", "1"]
+
+
+def test_cpu_workers_train_without_gpus_and_user_env_reaches_every_pod() -> None:
+    spec = {"nodePool": "cpu", "resources": {"cpu": "500m"}, "env": [{"name": "RAY_DEDUP_LOGS", "value": "0"}]}
+    head, *workers = render_ray(job(**spec), CATALOGUE, SETTINGS).pods
+    assert "tolerations" not in head["spec"]
+    assert env(head)["KUBETRAIN_RAY_GPUS_PER_TRAIN_WORKER"] == "0"
+    assert env(head)["KUBETRAIN_RAY_CPUS_PER_TRAIN_WORKER"] == "1", "at least one CPU per training process"
+    for pod in workers:
+        assert "--num-gpus=0" in container(pod)["args"] and "--num-cpus=1" in container(pod)["args"]
+        assert "resources" not in container(pod) or "nvidia.com/gpu" not in container(pod)["resources"].get("requests", {})
+    assert all(env(p)["RAY_DEDUP_LOGS"] == "0" for p in [head, *workers])
+
+
+@pytest.mark.parametrize(("cpu", "nproc", "expected"), [(None, 1, 1), (None, 4, 4), ("8", 2, 8), ("2500m", 1, 2), ("500m", 2, 2)])
+def test_advertised_cpus_are_the_whole_request_and_at_least_one_per_process(cpu: str | None, nproc: int, expected: int) -> None:
+    resources = {"gpus": 0} if cpu is None else {"gpus": 0, "cpu": cpu}
+    assert advertised_cpus(job(nodePool="cpu", resources=resources, nprocPerNode=nproc).spec) == expected
+
+
+@pytest.mark.parametrize(("text", "value"), [("4", 4.0), ("500m", 0.5), ("2Ki", 2048.0), ("1.5", 1.5), ("1e3", 1000.0)])
+def test_quantities_parse_like_the_api_machinery(text: str, value: float) -> None:
+    assert quantity_value(text) == value
+
+
+def test_ray_start_params_owned_by_the_operator_are_refused() -> None:
+    with pytest.raises(ValueError, match="num-gpus"):
+        job(ray={"rayStartParams": {"num-gpus": "3"}})
+    with pytest.raises(ValueError, match="leading dashes"):
+        job(ray={"rayStartParams": {"--object-store-memory": "1"}})
