@@ -110,6 +110,23 @@ def test_a_dead_worker_is_replaced_alone_without_a_restart() -> None:
     assert recreated["metadata"]["labels"]["kubetrain.io/attempt"] == "0"
 
 
+def test_worker_replacements_are_bounded_per_attempt() -> None:
+    """A worker that can never join would be replaced forever: maxWorkerFailures (3 by default)
+    replacements per attempt, then the attempt fails and counts against backoffLimit."""
+    status = running_status()
+    for replaced in range(1, 4):
+        result = run(ray_job(status), observe(*group(worker_phases=("Running", "Failed"))))
+        assert result.delete_pods == [WORKERS[1]] and result.status.restarts == 0
+        assert result.status.worker_replacements == replaced
+        status = result.status.to_k8s()
+    result = run(ray_job(status), observe(*group(worker_phases=("Running", "Failed"))))
+    restarting = condition(result, "Restarting")
+    assert restarting["status"] == "True" and restarting["reason"] == "WorkerReplacementsExhausted"
+    assert "3 workers already replaced in this attempt (spec.ray.maxWorkerFailures: 3)" in restarting["message"]
+    assert result.status.restarts == 1 and result.status.worker_replacements is None, "counted per attempt"
+    assert sorted(result.delete_pods) == sorted([HEAD, *WORKERS])
+
+
 def test_a_worker_lost_after_creation_is_recreated_not_a_failure() -> None:
     status = running_status()
     result = run(ray_job(status), observe(*group()[:2]))

@@ -94,6 +94,12 @@ class TrainingJobStatus(CamelModel):
     )
     workers: str | None = Field(default=None, description="Ready and total workers, as ready/total, for kubectl get.")
     restarts: int = Field(default=0, ge=0, description="Whole-group restarts so far; also the current attempt number.")
+    worker_replacements: int | None = Field(
+        default=None,
+        ge=1,
+        description="Ray worker pods replaced alone in the current attempt (absent: none); one more than spec.ray.maxWorkerFailures "
+        "fails the attempt, which then counts against runPolicy.backoffLimit.",
+    )
     start_time: datetime | None = Field(
         default=None, description="When the operator started the workers (reset when a suspended job resumes)."
     )

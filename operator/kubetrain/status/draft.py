@@ -64,6 +64,7 @@ class Draft:
     now: datetime
     conditions: list[Condition]
     restarts: int
+    worker_replacements: int
     start_time: datetime | None
     completion_time: datetime | None
     create: list[dict[str, Any]] = field(default_factory=list)
@@ -85,6 +86,7 @@ class Draft:
             now=now,
             conditions=list(status.conditions),
             restarts=status.restarts,
+            worker_replacements=status.worker_replacements or 0,
             start_time=status.start_time,
             completion_time=status.completion_time,
             cost=status.cost,
@@ -117,6 +119,7 @@ class Draft:
             replica_statuses=replicas,
             workers=workers_column(replicas.get(WORKER_ROLE, ReplicaStatus()), self.job.spec.workers),
             restarts=self.restarts,
+            worker_replacements=self.worker_replacements or None,
             start_time=self.start_time,
             completion_time=self.completion_time,
             last_reconcile_time=old.last_reconcile_time,

@@ -128,7 +128,8 @@ def _run(
     if all(name in succeeded for name in deciding):
         draft.set(C.SUCCEEDED, True, group.success_reason, _success_message(group, live))
         return
-    _replace(draft, group, live)
+    if not _replace(draft, group, live, current):
+        return
     _start(draft, group, observed, live, catalogue, settings)
 
 
@@ -148,17 +149,33 @@ def _failures(draft: Draft, group: Group, critical: list[ObservedPod]) -> list[F
     return failures
 
 
-def _replace(draft: Draft, group: Group, live: list[ObservedPod]) -> None:
+def _replace(draft: Draft, group: Group, live: list[ObservedPod], current: list[ObservedPod]) -> bool:
     """A finished pod of a replaceable role is deleted alone and created again, in this attempt,
-    once its name is free; the rest of the group keeps running."""
+    once its name is free; the rest of the group keeps running. A worker that can never join (a
+    bad flag, a crash at start) would be replaced forever, so one replacement more than
+    spec.ray.maxWorkerFailures fails the attempt instead. False: the attempt ended."""
+    limit = draft.job.spec.ray.max_worker_failures
     for pod in live:
-        if pod.role in group.replaceable_roles and pod.finished:
-            failure = failure_of(pod)
-            detail = failure.message if failure else f"{pod.role} {pod.name} exited"
-            draft.delete([pod.name])
-            draft.events.append(
-                Event(type=EventType.WARNING, reason="WorkerReplaced", message=f"{detail}; replacing it alone")
+        if pod.role not in group.replaceable_roles or not pod.finished:
+            continue
+        failure = failure_of(pod)
+        detail = failure.message if failure else f"{pod.role} {pod.name} exited"
+        if draft.worker_replacements >= limit:
+            exhausted = Failure(
+                pod=pod.name,
+                reason="WorkerReplacementsExhausted",
+                message=f"{detail}; {draft.worker_replacements} workers already replaced in this attempt "
+                f"(spec.ray.maxWorkerFailures: {limit})",
             )
+            _fail_or_restart(draft, group, exhausted, current)
+            return False
+        draft.worker_replacements += 1
+        draft.delete([pod.name])
+        draft.events.append(
+            Event(type=EventType.WARNING, reason="WorkerReplaced", message=f"{detail}; replacing it alone "
+                  f"({draft.worker_replacements} of at most {limit} in this attempt)")
+        )
+    return True
 
 
 def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list[ObservedPod]) -> None:
@@ -175,6 +192,7 @@ def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list
         )
         return
     draft.restarts += 1
+    draft.worker_replacements = 0
     message = f"{failure.message}; restarting {group.whole} (restart {draft.restarts} of at most {limit})"
     draft.set(C.RESTARTING, True, failure.reason, message)
     draft.close(C.RUNNING, "Restarting", message)
