@@ -191,3 +191,20 @@ def test_ray_start_params_owned_by_the_operator_are_refused() -> None:
         job(ray={"rayStartParams": {"num-gpus": "3"}})
     with pytest.raises(ValueError, match="leading dashes"):
         job(ray={"rayStartParams": {"--object-store-memory": "1"}})
+
+
+def test_docs_contracts_lists_exactly_the_ray_variables_each_pod_gets() -> None:
+    contracts = (Path(__file__).resolve().parents[2] / "docs" / "contracts.md").read_text()
+    section = contracts.split("## Ray pod environment", 1)[1].split("\n## ", 1)[0]
+    documented: dict[str, set[str]] = {"head": set(), "all": set()}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if len(cells) == 3 and cells[1] in documented:
+            documented[cells[1]] |= {name.strip("` ") for name in cells[0].split(",")}
+    head, *workers = render_ray(job(), CATALOGUE, SETTINGS, None).pods
+
+    def ray_names(pod: dict[str, Any]) -> set[str]:
+        return {name for name in env(pod) if name.startswith(("KUBETRAIN_RAY_", "RAY_"))}
+
+    assert ray_names(workers[0]) == documented["all"]
+    assert ray_names(head) == documented["all"] | documented["head"]
