@@ -284,6 +284,9 @@ def main() -> int:
     cluster = LocalCluster(work / "cluster", pools=[pool], local_node=False, apiserver_args=[
         f"--audit-policy-file={work / 'audit-policy.yaml'}", f"--audit-log-path={audit_log}",
         "--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s",
+        # Never rotated: the log is counted from byte offsets (0 would mean lumberjack's 100 MB,
+        # which N = 1000 outgrows).
+        "--audit-log-maxsize=1000000",
         "--max-requests-inflight=800", "--max-mutating-requests-inflight=400",
     ])
     results: list[Result] = []
