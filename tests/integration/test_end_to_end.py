@@ -5,45 +5,29 @@ the held-out metrics in its status and in `kubectl get tj`."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+import kubernetes
 import pytest
-import yaml
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.jobs import Jobs, example
+from tests.local_training import ACCURACY_BAR, HELD_OUT_METRICS, train_example_to_success
 from tests.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.training]
 
-ACCURACY_BAR = 0.80
-
 
 def test_example_trains_to_success_with_metrics_in_status(
-    cluster: LocalCluster, api: object, namespace: str, operator: OperatorProcess, tmp_path: Path
+    cluster: LocalCluster, api: kubernetes.client.ApiClient, namespace: str, operator: OperatorProcess,
+    tmp_path: Path,
 ) -> None:
-    data = tmp_path / "tabular.csv"
-    subprocess.run(
-        [sys.executable, "-m", "kubetrain_trainer.datagen", "tabular", "--out", str(data), "--rows", "2000", "--seed", "0"],
-        check=True,
+    _, name, status = train_example_to_success(
+        "pytorch-ddp-local.yaml", cluster, api, namespace, operator, tmp_path, timeout=420
     )
-    manifest = example("pytorch-ddp-local.yaml")
-    manifest["spec"]["dataset"]["uri"] = f"file://{data}"
-    manifest["spec"]["output"]["uri"] = f"file://{tmp_path / 'output'}"
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
-
-    jobs = Jobs(api, namespace)  # type: ignore[arg-type]
-    name = manifest["metadata"]["name"]
-    try:
-        status = jobs.wait_phase(name, "Succeeded", timeout=420)
-    except AssertionError:
-        pytest.fail(f"job did not succeed; operator log:\n{operator.log_tail()}\nstatus: {jobs.status(name)}")
 
     metrics = status["metrics"]
     assert metrics["accuracy"] >= ACCURACY_BAR, metrics
-    assert {"loss", "accuracy", "precision", "recall", "f1"} <= set(metrics)
+    assert HELD_OUT_METRICS <= set(metrics)
     assert status["progress"]["percent"] == pytest.approx(100.0)
     assert status["restarts"] == 0
 
