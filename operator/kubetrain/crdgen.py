@@ -79,68 +79,29 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
         "priority": 1,
     },
     {"name": "Pool", "type": "string", "jsonPath": ".spec.nodePool", "description": "Node pool.", "priority": 1},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 
 
-def _root_schema() -> Schema:
-    return {
-        "type": "object",
-        "description": "A distributed training run: worker pods on a node pool, restarted as a group, "
+def generate_crd() -> dict[str, Any]:
+    """The TrainingJob CRD (apiextensions.k8s.io/v1) as a plain dict."""
+    return _crd(
+        CrdNames(kind=KIND, plural=PLURAL, singular=SINGULAR, short_names=SHORT_NAMES),
+        "Namespaced",
+        "A distributed training run: worker pods on a node pool, restarted as a group, "
         "with the trainer's progress and final metrics in status.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string", "description": "kubetrain.io/v1alpha1."},
-            "kind": {"type": "string", "description": "TrainingJob."},
-            "metadata": {"type": "object"},
-            "spec": {
-                **structural(TrainingJobSpec.model_json_schema(by_alias=True)),
-                "description": "What to train, where, and how to run it.",
-            },
-            "status": {
-                **structural(TrainingJobStatus.model_json_schema(by_alias=True)),
-                "description": "What the operator and the trainer observed.",
-            },
+        {
+            "spec": _schema(TrainingJobSpec, "What to train, where, and how to run it."),
+            "status": _schema(TrainingJobStatus, "What the operator and the trainer observed."),
         },
-        "x-kubernetes-validations": [
+        list(PRINTER_COLUMNS),
+        validations=[
             {
                 "rule": f"size(self.metadata.name) <= {MAX_JOB_NAME_LENGTH}",
                 "message": f"metadata.name must be at most {MAX_JOB_NAME_LENGTH} characters: it is the value of "
                 "the kubetrain.io/job-name label of the job's pods; choose a shorter name",
             }
         ],
-    }
-
-
-def generate_crd() -> dict[str, Any]:
-    """The TrainingJob CRD (apiextensions.k8s.io/v1) as a plain dict."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": SINGULAR,
-                "shortNames": list(SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": _root_schema()},
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [dict(column) for column in PRINTER_COLUMNS],
-                }
-            ],
-        },
-    }
+    )
 
 
 class _NoAliasDumper(yaml.SafeDumper):
@@ -163,55 +124,20 @@ POLICY_PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
         "jsonPath": ".spec.allowedRegions",
         "description": "Regions the selected namespaces' workers may run in.",
     },
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
 )
 
 
 def generate_policy_crd() -> dict[str, Any]:
     """The DataResidencyPolicy CRD: cluster-scoped, because it constrains namespaces and must not be
     editable by the namespaces' own users."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{POLICY_PLURAL}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": POLICY_KIND,
-                "listKind": f"{POLICY_KIND}List",
-                "plural": POLICY_PLURAL,
-                "singular": POLICY_SINGULAR,
-                "shortNames": list(POLICY_SHORT_NAMES),
-                "categories": list(CATEGORIES),
-            },
-            "scope": "Cluster",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "description": "Where the TrainingJobs of the selected namespaces may run, read and "
-                            "write; several policies on one namespace combine to their intersection.",
-                            "required": ["spec"],
-                            "properties": {
-                                "apiVersion": {"type": "string", "description": "kubetrain.io/v1alpha1."},
-                                "kind": {"type": "string", "description": "DataResidencyPolicy."},
-                                "metadata": {"type": "object"},
-                                "spec": {
-                                    **structural(DataResidencyPolicySpec.model_json_schema(by_alias=True)),
-                                    "description": "Which namespaces, and what their jobs may use.",
-                                },
-                            },
-                        }
-                    },
-                    "additionalPrinterColumns": [dict(column) for column in POLICY_PRINTER_COLUMNS],
-                }
-            ],
-        },
-    }
+    return _crd(
+        CrdNames(kind=POLICY_KIND, plural=POLICY_PLURAL, singular=POLICY_SINGULAR, short_names=POLICY_SHORT_NAMES),
+        "Cluster",
+        "Where the TrainingJobs of the selected namespaces may run, read and "
+        "write; several policies on one namespace combine to their intersection.",
+        {"spec": _schema(DataResidencyPolicySpec, "Which namespaces, and what their jobs may use.")},
+        list(POLICY_PRINTER_COLUMNS),
+    )
 
 
 def _column(name: str, path: str, description: str, type_: str = "string", priority: int = 0) -> dict[str, Any]:
