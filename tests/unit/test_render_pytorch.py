@@ -18,7 +18,12 @@ CATALOGUE = default_catalogue()
 
 
 def job(restarts: int = 0, **spec: Any) -> TrainingJob:
-    raw = yaml.safe_load(EXAMPLE.read_text())
+    return job_from(EXAMPLE, restarts, **spec)
+
+
+def job_from(example: Path, restarts: int = 0, **spec: Any) -> TrainingJob:
+    """The example as the operator would see it: in a namespace, with a uid, after `restarts`."""
+    raw = yaml.safe_load(example.read_text())
     raw["metadata"].update(namespace="team-a", uid="uid-1", generation=1)
     raw["spec"].update(spec)
     raw["status"] = {"restarts": restarts}

@@ -7,29 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.render import InvalidSpec, RenderSettings, render_job
+from kubetrain.api import TrainingJob
+from kubetrain.render import InvalidSpec, render_job
 from kubetrain.render.ray import advertised_cpus, render_ray
 from kubetrain.render.quantity import quantity_value
 from tests.unit.test_render_placement import region_of
+from tests.unit.test_render_pytorch import CATALOGUE, SETTINGS, env, job_from
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ray-train.yaml"
-SETTINGS = RenderSettings(default_image="ghcr.io/kubetrain/trainer:test")
-CATALOGUE = default_catalogue()
 
 
 def job(restarts: int = 0, **spec: Any) -> TrainingJob:
-    raw = yaml.safe_load(EXAMPLE.read_text())
-    raw["metadata"].update(namespace="team-a", uid="uid-1", generation=1)
-    raw["spec"].update(spec)
-    raw["status"] = {"restarts": restarts}
-    return TrainingJob.model_validate(raw)
-
-
-def env(pod: dict[str, Any]) -> dict[str, str]:
-    return {var["name"]: var["value"] for var in pod["spec"]["containers"][0]["env"]}
+    return job_from(EXAMPLE, restarts, **spec)
 
 
 def container(pod: dict[str, Any]) -> dict[str, Any]:
