@@ -16,15 +16,18 @@ from kubetrain.status.promotion import PromotionFacts, RecordedVersion
 T = TypeVar("T", bound=BaseModel)
 
 
-def fetch_budget(kube: Kube, namespace: str) -> BudgetFacts:
-    """Fresh on every call, like residency facts; the namespace's jobs are listed only when a
-    policy exists, so namespaces without budgets cost one list of policies."""
+def fetch_budget(kube: Kube, namespace: str, namespace_labels: dict[str, str] | None = None) -> BudgetFacts:
+    """Fresh on every call, like residency facts; the namespace's labels (read here unless the
+    caller already has them fresh) and jobs only when a policy exists, so namespaces without
+    budgets cost one list of policies."""
     policies = kube.list_budget_policies()
+    if not policies:
+        return BudgetFacts(namespace=namespace)
     return BudgetFacts(
         namespace=namespace,
-        namespace_labels=kube.namespace_labels(namespace) if policies else {},
+        namespace_labels=kube.namespace_labels(namespace) if namespace_labels is None else namespace_labels,
         policies=policies,
-        jobs=kube.list_jobs(namespace) if policies else [],
+        jobs=kube.list_jobs(namespace),
     )
 
 

@@ -100,7 +100,9 @@ class Reconciler:
         now = dt.datetime.now(dt.timezone.utc)
         needs = Needs.of(raw, now)
         facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency)
-        budget = fetch_budget(self.kube, namespace) if needs.budget else None
+        # The budget is judged before the job starts, when the residency facts were just read
+        # fresh: their namespace labels serve both.
+        budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
         old_status = raw.get("status") or {}
