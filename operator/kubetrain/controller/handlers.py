@@ -3,9 +3,9 @@
 Every TrainingJob event and every event of a pod or service the operator manages that brings
 something new (not the echo of the operator's own write) wakes Reconciler.reconcile(namespace,
 job) shortly after, once for a burst of events. The reconcile reads the latest state, so a
-missed or repeated event never matters, and kopf's initial listing at start-up is the "resume" of every job. Only
-on-event handlers are used: kopf then keeps no progress annotations on the user's object and
-needs no finalizer (children are owned and garbage-collected).
+missed or repeated event never matters, and kopf's initial listing at start-up is the "resume"
+of every job. Only on-event handlers are used: kopf then keeps no progress annotations on the
+user's object and needs no finalizer (children are owned and garbage-collected).
 """
 
 from __future__ import annotations
