@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
+import uuid
 from pathlib import Path
 
-from kubetrain.controller.config import DEFAULT_TRAINER_IMAGE
+import pydantic
+
+from kubetrain.controller.config import DEFAULT_TRAINER_IMAGE, LeaderElectionConfig
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
 
@@ -91,20 +95,49 @@ def _operator_run(args: argparse.Namespace) -> int:
             cert_dir=args.webhook_cert_dir,
             service=service,
         )
+    try:
+        leader_election = _leader_election(args)
+    except ValueError as exc:
+        print(f"kubetrain: {exc}", file=sys.stderr)
+        return 2
     config = OperatorConfig(
         namespaces=args.namespace or [],
         node_pools_file=args.node_pools,
         default_image=args.default_image,
         liveness_port=args.liveness_port,
         metrics_port=args.metrics_port,
-        peering=args.peering or None,
+        leader_election=leader_election,
         log_format=args.log_format,
         log_level=args.log_level,
         default_residency=args.default_residency,
         webhook=webhook,
     )
-    run_operator(config, kubeconfig=args.kubeconfig)
-    return 0
+    return run_operator(config, kubeconfig=args.kubeconfig)
+
+
+def _leader_election(args: argparse.Namespace) -> LeaderElectionConfig | None:
+    if not args.leader_election:
+        return None
+    namespace = args.leader_election_namespace or _pod_namespace()
+    if not namespace:
+        raise ValueError("--leader-election needs --leader-election-namespace (the Lease's namespace) outside a pod")
+    try:
+        return LeaderElectionConfig(
+            namespace=namespace,
+            lease_name=args.leader_election_lease,
+            identity=args.leader_election_identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+            lease_duration_seconds=args.leader_election_lease_duration,
+            renew_deadline_seconds=args.leader_election_renew_deadline,
+            retry_period_seconds=args.leader_election_retry_period,
+        )
+    except pydantic.ValidationError as exc:
+        raise ValueError("; ".join(error["msg"].removeprefix("Value error, ") for error in exc.errors())) from None
+
+
+def _pod_namespace() -> str:
+    """The namespace of the pod this runs in (its service account's), empty outside a pod."""
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.is_file() else ""
 
 
 def _crds_generate(args: argparse.Namespace) -> int:
@@ -173,10 +206,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="Prometheus /metrics port; 0 serves none",
     )
     run.add_argument(
-        "--peering",
-        default=_env("PEERING", ""),
-        help="kopf peering object for several replicas (one is active); default: standalone",
+        "--leader-election",
+        action="store_true",
+        default=_env("LEADER_ELECTION", "") == "true",
+        help="replicas elect one leader through a Lease; the others stand by (needed with more than one replica)",
     )
+    run.add_argument(
+        "--leader-election-namespace",
+        default=_env("LEADER_ELECTION_NAMESPACE", ""),
+        help="namespace of the Lease (default in a pod: its own)",
+    )
+    run.add_argument("--leader-election-lease", default=_env("LEADER_ELECTION_LEASE", "kubetrain-operator"),
+                     help="name of the Lease")
+    run.add_argument(
+        "--leader-election-identity",
+        default=_env("LEADER_ELECTION_IDENTITY", ""),
+        help="this replica's name in the Lease (default: host name and a random suffix)",
+    )
+    run.add_argument("--leader-election-lease-duration", type=float,
+                     default=float(_env("LEADER_ELECTION_LEASE_DURATION", "15")),
+                     help="seconds without renewal before a standby takes over")
+    run.add_argument("--leader-election-renew-deadline", type=float,
+                     default=float(_env("LEADER_ELECTION_RENEW_DEADLINE", "10")),
+                     help="seconds a leader keeps acting without a successful renewal")
+    run.add_argument("--leader-election-retry-period", type=float,
+                     default=float(_env("LEADER_ELECTION_RETRY_PERIOD", "2")),
+                     help="seconds between renewals and between attempts to acquire")
     run.add_argument("--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", "text"))
     run.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=_env("LOG_LEVEL", "INFO")

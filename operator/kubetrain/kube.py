@@ -6,6 +6,7 @@ exactly these verbs and resources. kopf itself also needs list/watch on what it 
 trainingschedules) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
+With leader election, the replicas get, create and update one coordination.k8s.io Lease.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class Kube:
         self.core = kubernetes.client.CoreV1Api(api)
         self.custom = kubernetes.client.CustomObjectsApi(api)
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(api)
+        self.coordination = kubernetes.client.CoordinationV1Api(api)
 
     def _request(self, verb: str, resource: str, request: Callable[[], T], done: tuple[int, ...] = ()) -> T:
         """Runs `request`, counting every failure (connection errors included) except API answers
@@ -206,6 +208,35 @@ class Kube:
             if exc.status == 409:
                 raise Conflict(f"{namespace}/{name} changed during reconcile") from exc
             raise
+
+    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self._request_or_none(
+            "get", "leases", lambda: self.coordination.read_namespaced_lease(name, namespace), done=(404,)
+        )
+        return dict(self.api.sanitize_for_serialization(found)) if found is not None else None
+
+    def create_lease(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+        """None when another replica created it first."""
+        body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        created = self._request_or_none(
+            "create", "leases", lambda: self.coordination.create_namespaced_lease(namespace, body), done=(409,)
+        )
+        return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
+
+    def update_lease(self, namespace: str, name: str, resource_version: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Replaces the Lease's spec only if nobody wrote it since `resource_version` was read;
+        Conflict otherwise (another replica renewed or took it)."""
+        body = {"metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version}, "spec": spec}
+        try:
+            replaced = self._request(
+                "update", "leases", lambda: self.coordination.replace_namespaced_lease(name, namespace, body),
+                done=(409,),
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"Lease {namespace}/{name} changed meanwhile") from exc
+            raise
+        return dict(self.api.sanitize_for_serialization(replaced))
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """On any kubetrain object: a TrainingJob, Model or TrainingSchedule."""

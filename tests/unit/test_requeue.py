@@ -114,3 +114,39 @@ def test_cancel_all_stops_pending_wake_ups(woken: Woken) -> None:
     queue.cancel_all()
     time.sleep(0.3)
     assert woken.calls == []
+
+
+def test_a_paused_requeuer_keeps_its_wake_ups_and_runs_them_on_resume(woken: Woken) -> None:
+    queue = Requeuer(woken, workers=1, paused=True)
+    try:
+        queue.schedule("ns", "due", 0.0)
+        queue.schedule("ns", "deadline", 0.05)
+        time.sleep(0.3)
+        assert woken.calls == [], "a standby's timers fire nothing"
+        assert queue.pending() == 2
+        queue.resume()
+        woken.wait_for(2)
+        assert sorted(woken.calls) == [("ns", "deadline"), ("ns", "due")]
+        queue.pause()
+        queue.schedule("ns", "after-pause", 0.0)
+        time.sleep(0.2)
+        assert len(woken.calls) == 2
+    finally:
+        queue.cancel_all()
+
+
+def test_cancel_all_returns_once_running_wake_ups_ended() -> None:
+    started, release = threading.Event(), threading.Event()
+    finished: list[str] = []
+
+    def slow(namespace: str, name: str) -> None:
+        started.set()
+        release.wait(5)
+        finished.append(name)
+
+    queue = Requeuer(slow, workers=1)
+    queue.schedule("ns", "running", 0.0)
+    assert started.wait(5)
+    threading.Timer(0.2, release.set).start()
+    queue.cancel_all()
+    assert finished == ["running"], "nothing of a stopping leader still acts once cancel_all returns"

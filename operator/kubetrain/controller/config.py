@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from kubetrain.policy.evaluate import DefaultResidency
 
@@ -63,6 +63,39 @@ class WebhookConfig(BaseModel):
     )
 
 
+class LeaderElectionConfig(BaseModel):
+    """Which replica acts: the holder of one coordination.k8s.io Lease (see controller/leadership).
+
+    The defaults are controller-runtime's: a leader that cannot renew for renewDeadline stops
+    acting, and only after leaseDuration without a renewal does a standby take over, so the gap
+    between the two (5 s) is the margin in which no two replicas act at once."""
+
+    model_config = ConfigDict(frozen=True)
+
+    namespace: str = Field(description="Namespace of the Lease (the operator's own).")
+    lease_name: str = Field(default="kubetrain-operator", description="Name of the Lease.")
+    identity: str = Field(min_length=1, description="This replica's name in the Lease (the pod's name).")
+    lease_duration_seconds: float = Field(
+        default=15.0, gt=0, description="How long a standby waits after the last renewal it saw before taking over."
+    )
+    renew_deadline_seconds: float = Field(
+        default=10.0, gt=0, description="How long the leader keeps acting without a successful renewal."
+    )
+    retry_period_seconds: float = Field(
+        default=2.0, gt=0, description="Interval of renewals (leader) and attempts to acquire (standby)."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaderElectionConfig:
+        if not self.retry_period_seconds < self.renew_deadline_seconds < self.lease_duration_seconds:
+            raise ValueError(
+                f"leader election needs retryPeriod < renewDeadline < leaseDuration, got "
+                f"{self.retry_period_seconds:g}s, {self.renew_deadline_seconds:g}s, {self.lease_duration_seconds:g}s: "
+                f"a leader must stop acting before a standby may take over"
+            )
+        return self
+
+
 class OperatorConfig(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -78,10 +111,10 @@ class OperatorConfig(BaseModel):
     metrics_port: int = Field(
         default=8081, ge=0, le=65535, description="Port of the Prometheus /metrics endpoint; 0 serves none."
     )
-    peering: str | None = Field(
+    leader_election: LeaderElectionConfig | None = Field(
         default=None,
-        description="kopf peering object name (ClusterKopfPeering, or KopfPeering per watched namespace): "
-        "replicas then pause all but the highest-priority one. None runs standalone (one replica).",
+        description="Replicas elect one leader that reconciles; the others stand by (and serve admission). "
+        "None: this process acts alone (one replica, or a local run).",
     )
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

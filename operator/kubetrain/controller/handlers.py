@@ -6,6 +6,9 @@ job) shortly after, once for a burst of events. The reconcile reads the latest s
 missed or repeated event never matters, and kopf's initial listing at start-up is the "resume"
 of every job. Only on-event handlers are used: kopf then keeps no progress annotations on the
 user's object and needs no finalizer (children are owned and garbage-collected).
+
+Every replica runs these handlers; on a standby (controller.leadership) the wake-ups they ask for
+wait until it leads, while its cache stays current and its webhooks answer admission.
 """
 
 from __future__ import annotations
@@ -48,10 +51,10 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
     return copy.deepcopy(dict(body))
 
 
-def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.OperatorRegistry:
+def build_registry(
+    reconciler: Reconciler, models: ModelReconciler, schedules: ScheduleReconciler, config: OperatorConfig
+) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    models = ModelReconciler(reconciler.kube)
-    schedules = ScheduleReconciler(reconciler.kube)
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -77,6 +80,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:
         reconciler.shutdown()
+        models.shutdown()
         schedules.shutdown()
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
@@ -106,20 +110,20 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
     @kopf.on.event(GROUP, VERSION, MODEL_PLURAL, registry=registry)
     def model_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
         if type != "DELETED":
-            models.reconcile(namespace, name)
+            models.wake(namespace, name)
 
     @kopf.on.event(GROUP, VERSION, MODEL_VERSION_PLURAL, registry=registry)
     def version_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
         line = labels.get(MODEL_LABEL)
         if line:
-            models.reconcile(namespace, line)
+            models.wake(namespace, line)
 
     @kopf.on.event(GROUP, VERSION, SCHEDULE_PLURAL, registry=registry)
     def schedule_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
         if type == "DELETED":
             schedules.forget(namespace, name)
             return
-        schedules.reconcile(namespace, name)
+        schedules.wake(namespace, name)
 
     if config.webhook is not None:
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -58,6 +58,12 @@ class OperatorMetrics:
             "Failed Kubernetes API requests of the operator, by verb and resource (answers that mean "
             "'already done', such as 404 on delete or 409 on create, are not errors).",
             ["verb", "resource"],
+            registry=self.registry,
+        )
+        self.leader = Gauge(
+            "kubetrain_leader",
+            "1 while this replica reconciles (it holds the leader Lease, or runs without leader election); "
+            "0 while it stands by.",
             registry=self.registry,
         )
 

@@ -1,5 +1,6 @@
 """Reconcile of one Model: read it and its versions, resolve (pure), write status, post events.
-Woken by every event of the Model and of its ModelVersions."""
+Woken by every event of the Model and of its ModelVersions, through a Requeuer so that a standby
+replica's wake-ups wait for it to lead."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import logging
 from pydantic import ValidationError
 
 from kubetrain.api.registry import Model, ModelVersion
-from kubetrain.controller.requeue import JobLocks
+from kubetrain.controller.requeue import JobLocks, Requeuer
 from kubetrain.kube import MODEL_PLURAL, Kube
 from kubetrain.status.model import resolve
 
@@ -17,9 +18,22 @@ log = logging.getLogger("kubetrain.models")
 
 
 class ModelReconciler:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, paused: bool = False) -> None:
         self.kube = kube
         self.locks = JobLocks()
+        self.requeuer = Requeuer(self.reconcile, paused=paused)
+
+    def wake(self, namespace: str, name: str) -> None:
+        self.requeuer.schedule(namespace, name, 0.0)
+
+    def resume(self) -> None:
+        self.requeuer.resume()
+
+    def pause(self) -> None:
+        self.requeuer.pause()
+
+    def shutdown(self) -> None:
+        self.requeuer.cancel_all()
 
     def reconcile(self, namespace: str, name: str) -> None:
         with self.locks(namespace, name):

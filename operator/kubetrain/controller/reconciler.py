@@ -25,9 +25,10 @@ CONFLICT_RETRIES = 3
 
 
 class Reconciler:
-    """Owns the per-job locks and wake-ups of one operator instance."""
+    """Owns the per-job locks and wake-ups of one operator instance. `paused`: a standby replica's
+    (controller.leadership); its watches keep the cache current and its wake-ups wait for resume()."""
 
-    def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics) -> None:
+    def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics, paused: bool = False) -> None:
         self.kube = kube
         self.cache = ClusterCache(kube)
         self.residency = ResidencyReader(kube, inputs.default_residency)
@@ -35,7 +36,7 @@ class Reconciler:
         self.metrics = metrics
         metrics.watch_phases(self.cache.phases)
         self.locks = JobLocks()
-        self.requeuer = Requeuer(self.reconcile)
+        self.requeuer = Requeuer(self.reconcile, paused=paused)
         self._tracked: set[tuple[str, str]] = set()
 
     def tracked(self) -> int:
@@ -56,6 +57,12 @@ class Reconciler:
         self.residency.changed()
         for namespace, name in sorted(self._tracked):
             self.requeuer.schedule(namespace, name, 0.0)
+
+    def resume(self) -> None:
+        self.requeuer.resume()
+
+    def pause(self) -> None:
+        self.requeuer.pause()
 
     def shutdown(self) -> None:
         self.requeuer.cancel_all()

@@ -2,6 +2,10 @@
 one reconcile), and at a future time (deadlines, TTLs, retries after an API error); at most one
 pending per job, the earliest.
 
+A paused Requeuer (an operator replica standing by for the leader) keeps every wake-up it is asked
+for and runs none: on resume, all that fell due meanwhile run at once, so the new leader re-plans
+every job its watches delivered (the planner is idempotent) and its timers pick up where they were.
+
 All jobs share one scheduling thread and a small pool that runs the reconciles: a timer thread per
 job cost an OS thread for every job with a deadline, and a policy change (which wakes every job)
 started as many threads as there were jobs, all reconciling at once.
@@ -26,8 +30,11 @@ WAKE_UP_WORKERS = 16
 
 
 class Requeuer:
-    def __init__(self, callback: Callable[[str, str], None], workers: int = WAKE_UP_WORKERS) -> None:
+    def __init__(
+        self, callback: Callable[[str, str], None], workers: int = WAKE_UP_WORKERS, paused: bool = False
+    ) -> None:
         self._callback = callback
+        self._paused = paused
         self._due: dict[Key, float] = {}
         # (due, tie-breaker, job); entries whose due no longer matches self._due are stale.
         self._heap: list[tuple[float, int, Key]] = []
@@ -65,9 +72,22 @@ class Requeuer:
         with self._changed:
             return len(self._due)
 
+    def pause(self) -> None:
+        """Wake-ups are kept but none runs until resume()."""
+        with self._changed:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._changed:
+            self._paused = False
+            self._changed.notify()
+
     def _run(self) -> None:
         with self._changed:
             while not self._stopped:
+                if self._paused:
+                    self._changed.wait()
+                    continue
                 while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
                     heapq.heappop(self._heap)
                 if not self._heap:
@@ -89,12 +109,14 @@ class Requeuer:
             logging.getLogger("kubetrain.requeue").exception("wake-up of %s/%s failed", *key)
 
     def cancel_all(self) -> None:
+        """Stops for good; returns once the reconciles already running have ended, so that a
+        leader hands over its lease only when nothing of it still acts."""
         with self._changed:
             self._stopped = True
             self._due.clear()
             self._heap.clear()
             self._changed.notify()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class JobLocks:

@@ -1,4 +1,5 @@
-"""Starting the operator: credentials, configuration, the kopf registry, and kopf itself."""
+"""Starting the operator: credentials, configuration, the kopf registry, leader election, and kopf
+itself."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import kubernetes
 
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.handlers import build_registry
+from kubetrain.controller.leadership import LeaderElector
 from kubetrain.controller.logging_setup import configure
 from kubetrain.controller.metrics import OperatorMetrics, serve
+from kubetrain.controller.models import ModelReconciler
 from kubetrain.controller.reconciler import Reconciler
+from kubetrain.controller.schedules import ScheduleReconciler
 from kubetrain.kube import Kube
 from kubetrain.planning import PlanInputs
 
@@ -41,26 +45,56 @@ def run_operator(
     kubeconfig: Path | None = None,
     stop_flag: threading.Event | None = None,
     ready_flag: threading.Event | None = None,
-) -> None:
+) -> int:
+    """Runs until stopped; 0 after a graceful stop, 1 when this replica lost the lead (it must
+    not act any more: its pod restarts as a standby)."""
     configure(config.log_format, config.log_level)
     api = api_client(kubeconfig)
     metrics = OperatorMetrics()
-    reconciler = Reconciler(Kube(api, metrics), PlanInputs.from_config(config), metrics)
-    registry = build_registry(reconciler, config)
+    kube = Kube(api, metrics)
+    standby = config.leader_election is not None
+    reconciler = Reconciler(kube, PlanInputs.from_config(config), metrics, paused=standby)
+    models = ModelReconciler(kube, paused=standby)
+    schedules = ScheduleReconciler(kube, paused=standby)
+    registry = build_registry(reconciler, models, schedules, config)
+    stop = stop_flag or threading.Event()
+    lost = threading.Event()
+
+    def lead() -> None:
+        metrics.leader.set(1)
+        for actor in (reconciler, models, schedules):
+            actor.resume()
+
+    def step_down() -> None:
+        for actor in (reconciler, models, schedules):
+            actor.pause()
+        metrics.leader.set(0)
+        lost.set()
+        stop.set()
+
+    elector = LeaderElector(kube, config.leader_election, lead, step_down) if config.leader_election else None
+    if elector is not None:
+        elector.start()
+    else:
+        metrics.leader.set(1)
     stop_metrics = serve(metrics.registry, config.metrics_port) if config.metrics_port else None
     try:
         asyncio.run(
             kopf.operator(
                 registry=registry,
-                standalone=config.peering is None,
-                peering_name=config.peering,
+                standalone=True,
                 clusterwide=not config.namespaces,
                 namespaces=config.namespaces,
                 liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
-                stop_flag=stop_flag,
+                stop_flag=stop,
                 ready_flag=ready_flag,
             )
         )
     finally:
+        # kopf's cleanup handler has stopped every wake-up and waited for the reconciles running:
+        # only now may the Lease go to a standby.
+        if elector is not None:
+            elector.stop()
         if stop_metrics is not None:
             stop_metrics()
+    return 1 if lost.is_set() else 0

@@ -21,10 +21,19 @@ log = logging.getLogger("kubetrain.schedules")
 
 
 class ScheduleReconciler:
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, paused: bool = False) -> None:
         self.kube = kube
         self.locks = JobLocks()
-        self.requeuer = Requeuer(self.reconcile)
+        self.requeuer = Requeuer(self.reconcile, paused=paused)
+
+    def wake(self, namespace: str, name: str) -> None:
+        self.requeuer.schedule(namespace, name, 0.0)
+
+    def resume(self) -> None:
+        self.requeuer.resume()
+
+    def pause(self) -> None:
+        self.requeuer.pause()
 
     def forget(self, namespace: str, name: str) -> None:
         self.requeuer.cancel(namespace, name)
