@@ -4,6 +4,7 @@ it can be killed and restarted mid-job like a real Deployment's pod."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -101,6 +102,14 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
             return resp.read().decode()
 
+    def leading(self) -> bool:
+        return metric(self.metrics(), "kubetrain_leader") == 1
+
+    def reconciles(self) -> float:
+        """Job reconciles this process ran, whatever their outcome (0 before the first)."""
+        page = self.metrics()
+        return sum(float(v) for v in re.findall(r"(?m)^kubetrain_reconcile_duration_seconds_count\{.*\} (\S+)$", page))
+
     def stop(self, kill: bool = False) -> None:
         if not self.running():
             return
@@ -117,3 +126,12 @@ class OperatorProcess:
 
     def log_tail(self, size: int = 6000) -> str:
         return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
+
+
+def metric(page: str, name: str, **labels: str) -> float:
+    """One sample of a Prometheus text page; fails when the series is absent."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    pattern = r"(?m)^" + re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)$"
+    found = re.search(pattern, page)
+    assert found, f"{name}{{{wanted}}} not in /metrics"
+    return float(found.group(1))

@@ -5,7 +5,6 @@ job end to end (and `kubectl auth can-i` that it is not more)."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from kubetrain.devcluster.cluster import LocalCluster
 from tests.helm import CHART, DATA, Helm, find, value_args
 from tests.helpers import wait_for
 from tests.jobs import GROUP, VERSION, Jobs, example
-from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess
+from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess, metric
 from tests.service_account import service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
@@ -47,12 +46,22 @@ def test_lint_passes_with_default_and_full_values() -> None:
 def test_default_values_render_a_cluster_wide_operator() -> None:
     objects = Helm().template()
     kinds = sorted({o["kind"] for o in objects})
-    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Secret", "Service", "ServiceAccount"]
+    assert kinds == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Secret", "Service",
+                     "ServiceAccount"]
     (deployment,) = find(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["args"][:2] == ["operator", "run"]
-    assert not any(a.startswith(("--namespace", "--peering", "--node-pools")) for a in container["args"])
+    assert not any(a.startswith(("--namespace", "--node-pools")) for a in container["args"])
+    # Leader election with one replica too: a rolling update never has two reconcilers.
+    for expected in ("--leader-election", "--leader-election-namespace=kubetrain", "--leader-election-lease=kt-kubetrain",
+                     "--leader-election-lease-duration=15", "--leader-election-renew-deadline=10",
+                     "--leader-election-retry-period=2"):
+        assert expected in container["args"], (expected, container["args"])
+    (identity,) = container["env"]
+    assert identity == {"name": "KUBETRAIN_LEADER_ELECTION_IDENTITY",
+                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    assert "affinity" not in pod and not find(objects, "PodDisruptionBudget"), "one replica: nothing to spread"
     assert "--webhook-service=kubetrain/kt-kubetrain-webhook" in container["args"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"] == {
@@ -64,14 +73,18 @@ def test_default_values_render_a_cluster_wide_operator() -> None:
     }
     (secret,) = find(objects, "Secret")
     assert set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
-    assert not find(objects, "Role") and not find(objects, "ServiceMonitor")
+    assert [r["metadata"]["name"] for r in find(objects, "Role")] == ["kt-kubetrain-leader-election"]
+    assert not find(objects, "ServiceMonitor")
 
 
-def test_full_values_render_roles_peering_catalogue_and_service_monitor() -> None:
+def test_full_values_render_roles_disruption_budget_catalogue_and_service_monitor() -> None:
     objects = Helm().template(FULL)
-    assert [o["metadata"]["namespace"] for o in find(objects, "Role")] == ["team-a", "team-b"]
-    assert [o["metadata"]["namespace"] for o in find(objects, "KopfPeering")] == ["team-a", "team-b"]
-    assert not find(objects, "ClusterKopfPeering") and not find(objects, "Secret")  # certSecret is given
+    assert [o["metadata"]["namespace"] for o in find(objects, "Role")] == ["team-a", "team-b", "kubetrain"]
+    assert not find(objects, "Secret")  # certSecret is given
+    (budget,) = find(objects, "PodDisruptionBudget")
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {
+        "app.kubernetes.io/name": "kubetrain", "app.kubernetes.io/instance": "kt", "app.kubernetes.io/component": "operator",
+    }}}
     (monitor,) = find(objects, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
@@ -82,12 +95,37 @@ def test_full_values_render_roles_peering_catalogue_and_service_monitor() -> Non
     (deployment,) = find(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 2
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
-    for expected in ("--namespace=team-a", "--namespace=team-b", "--peering=kt-kubetrain", "--log-format=text",
+    for expected in ("--namespace=team-a", "--namespace=team-b", "--leader-election", "--log-format=text",
+                     "--leader-election-lease-duration=20", "--leader-election-renew-deadline=12",
                      "--default-residency=deny-all", "--metrics-port=9102", "--webhook-port=10443",
                      "--default-image=registry.example.com/ml/kubetrain-trainer:0.1.0-rc1"):
         assert expected in args, (expected, args)
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["webhook-certs"]["secret"]["secretName"] == "kubetrain-webhook-tls"
+    # The values' own affinity wins over podAntiAffinity.
+    assert deployment["spec"]["template"]["spec"]["affinity"] == yaml.safe_load(FULL.read_text())["affinity"]
+
+
+@pytest.mark.parametrize(("mode", "key"), [("soft", "preferredDuringSchedulingIgnoredDuringExecution"),
+                                           ("hard", "requiredDuringSchedulingIgnoredDuringExecution")])
+def test_replicas_spread_over_nodes(mode: str, key: str) -> None:
+    (deployment,) = find(Helm().template(sets=("replicas=2", f"podAntiAffinity={mode}")), "Deployment")
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    (term,) = anti[key]
+    term = term.get("podAffinityTerm", term)
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"]["app.kubernetes.io/instance"] == "kt"
+    (none,) = find(Helm().template(sets=("replicas=2", "podAntiAffinity=none")), "Deployment")
+    assert "affinity" not in none["spec"]["template"]["spec"]
+
+
+def test_replicas_without_leader_election_are_refused() -> None:
+    result = Helm().run("template", "kt", str(CHART), "--set=replicas=2", "--set=leaderElection.enabled=false",
+                        check=False)
+    assert result.returncode != 0
+    assert "replicas > 1 needs leaderElection.enabled=true: without it every replica reconciles every job" in result.stderr
+    (deployment,) = find(Helm().template(sets=("leaderElection.enabled=false",)), "Deployment")
+    assert not any(a.startswith("--leader-election") for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"])
 
 
 def test_values_breaking_the_schema_are_refused_naming_each_field() -> None:
@@ -109,12 +147,12 @@ def readme_rbac() -> list[dict[str, str]]:
     return [dict(zip(keys, row)) for row in rows if len(row) == len(keys)]
 
 
-def expected_rules(where: str, namespaces: list[str], webhook: bool, peering: bool) -> set[Rule]:
+def expected_rules(where: str, namespaces: list[str], webhook: bool, leader_election: bool) -> set[Rule]:
     conditions = {"always"}
     if webhook:
         conditions.add("webhook")
-    if peering:
-        conditions.add("peering, listed namespaces" if namespaces else "peering, all namespaces")
+    if leader_election:
+        conditions.add("leader election")
     rules = set()
     for row in readme_rbac():
         if row["where"] != where or row["when"] not in conditions:
@@ -122,6 +160,8 @@ def expected_rules(where: str, namespaces: list[str], webhook: bool, peering: bo
         only: tuple[str, ...] = ()
         if row["only"] == "watched namespaces, when listed":
             only = tuple(namespaces)
+        elif row["only"] == "the release's Lease":
+            only = (FULLNAME,)
         elif row["only"]:
             only = (row["only"],)
         rules |= {(row["group"], row["resource"], verb.strip(), only) for verb in row["verbs"].split(",")}
@@ -139,27 +179,30 @@ def rendered_rules(role: dict[str, Any]) -> set[Rule]:
 
 
 @pytest.mark.parametrize(
-    "sets, namespaces, webhook, peering",
+    "sets, namespaces, webhook, leader_election",
     [
-        ((), [], True, False),
-        (("webhook.enabled=false",), [], False, False),
+        ((), [], True, True),
+        (("webhook.enabled=false", "leaderElection.enabled=false"), [], False, False),
         (("replicas=2",), [], True, True),
         (("watchNamespaces={team-a,team-b}", "replicas=3"), ["team-a", "team-b"], True, True),
     ],
-    ids=["default", "no-webhook", "peering", "namespaces-peering"],
+    ids=["default", "no-webhook-no-election", "replicas", "namespaces-replicas"],
 )
 def test_rendered_rbac_is_exactly_the_readme_table(
-    sets: tuple[str, ...], namespaces: list[str], webhook: bool, peering: bool
+    sets: tuple[str, ...], namespaces: list[str], webhook: bool, leader_election: bool
 ) -> None:
     objects = Helm().template(sets=sets)
     (cluster_role,) = find(objects, "ClusterRole")
-    jobs = expected_rules("jobs", namespaces, webhook, peering)
-    cluster = expected_rules("cluster", namespaces, webhook, peering)
+    jobs = expected_rules("jobs", namespaces, webhook, leader_election)
+    cluster = expected_rules("cluster", namespaces, webhook, leader_election)
+    release = expected_rules("release", namespaces, webhook, leader_election)
     assert rendered_rules(cluster_role) == (cluster if namespaces else cluster | jobs)
+    election_roles = find(objects, "Role", name=f"{FULLNAME}-leader-election", namespace="kubetrain")
+    assert [rendered_rules(role) for role in election_roles] == ([release] if leader_election else [])
     for namespace in namespaces:
         (role,) = find(objects, "Role", namespace=namespace)
         assert rendered_rules(role) == jobs
-    assert len(find(objects, "Role")) == len(namespaces)
+    assert len(find(objects, "Role")) == len(namespaces) + len(election_roles)
     for rule in (r for o in find(objects, "ClusterRole") + find(objects, "Role") for r in o["rules"]):
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
 
@@ -263,14 +306,6 @@ def run_job_to_success(jobs: Jobs, name: str, restart_once: bool) -> None:
     jobs.wait_phase(name, "Succeeded")
 
 
-def metric(page: str, name: str, **labels: str) -> float:
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    pattern = re.escape(name) + (r"\{" + re.escape(wanted) + r"\}" if labels else "") + r" (\S+)"
-    found = re.search(pattern, page)
-    assert found, f"{name}{{{wanted}}} not in /metrics"
-    return float(found.group(1))
-
-
 def assert_no_permission_errors(operator: OperatorProcess) -> None:
     log = operator.log_path.read_text(errors="replace")
     for symptom in ("Forbidden", "Not enough permissions", "Not enough RBAC permissions"):
@@ -288,7 +323,9 @@ def test_install_creates_everything_and_its_rbac_runs_a_job_end_to_end(
         f"service/{FULLNAME}-webhook", f"secret/{FULLNAME}-webhook-cert",
     ])
     cluster.kubectl("get", f"clusterrole/{FULLNAME}", f"clusterrolebinding/{FULLNAME}")
-    assert cluster.kubectl("get", "crd", "trainingjobs.kubetrain.io", "clusterkopfpeerings.kopf.dev").returncode == 0
+    cluster.kubectl("get", f"role/{FULLNAME}-leader-election", f"rolebinding/{FULLNAME}-leader-election",
+                    "-n", release.namespace)
+    cluster.kubectl("get", "crd", "trainingjobs.kubetrain.io")
 
     operator = release.local_operator("cluster-wide")
     operator.start()  # returns once the residency webhook it registered points at it
@@ -304,7 +341,10 @@ def test_install_creates_everything_and_its_rbac_runs_a_job_end_to_end(
         assert metric(page, "kubetrain_trainingjobs", phase="Running") == 0
         assert metric(page, "kubetrain_job_restarts_total", namespace=release.jobs_namespace) == 1
         assert metric(page, "kubetrain_reconcile_duration_seconds_count", outcome="ok") > 0
+        assert metric(page, "kubetrain_leader") == 1
         assert "# TYPE kubetrain_api_errors_total counter" in page
+        lease = kubernetes.client.CoordinationV1Api(api).read_namespaced_lease(FULLNAME, release.namespace)
+        assert lease.spec.holder_identity and lease.spec.lease_duration_seconds == 15
 
         # The webhook it registered with the chart's rights judges jobs (reads policies, namespaces).
         policy = {
@@ -353,7 +393,7 @@ def test_service_account_can_do_nothing_beyond_the_table(release: Release) -> No
     assert not release.can_i("patch", "validatingwebhookconfigurations/some-other-webhook")
 
 
-def test_upgrade_to_listed_namespaces_with_replicas_applies_roles_and_peering(
+def test_upgrade_to_listed_namespaces_with_two_replicas_one_leads_and_the_other_takes_over(
     release: Release, api: kubernetes.client.ApiClient
 ) -> None:
     cluster = release.cluster
@@ -362,9 +402,9 @@ def test_upgrade_to_listed_namespaces_with_replicas_applies_roles_and_peering(
     release.helm.run("upgrade", *release.helm_args(f"watchNamespaces={{{release.jobs_namespace}}}", "replicas=2"))
 
     args = release.deployment_args()
-    assert f"--namespace={release.jobs_namespace}" in args and f"--peering={FULLNAME}" in args
-    cluster.kubectl("get", f"role/{FULLNAME}", f"rolebinding/{FULLNAME}", f"kopfpeering/{FULLNAME}",
-                    "-n", release.jobs_namespace)
+    assert f"--namespace={release.jobs_namespace}" in args and "--leader-election" in args
+    cluster.kubectl("get", f"role/{FULLNAME}", f"rolebinding/{FULLNAME}", "-n", release.jobs_namespace)
+    cluster.kubectl("get", f"poddisruptionbudget/{FULLNAME}", "-n", release.namespace)
     assert cluster.kubectl("get", "secret", f"{FULLNAME}-webhook-cert", "-n", release.namespace,
                            "-o", "jsonpath={.data.ca\\.crt}").stdout == secret_before, "webhook CA kept"
     # Namespaces that are not watched are out of reach now.
@@ -372,26 +412,39 @@ def test_upgrade_to_listed_namespaces_with_replicas_applies_roles_and_peering(
     assert not release.can_i("get", f"namespaces/{release.other_namespace}")
     assert release.can_i("get", f"namespaces/{release.jobs_namespace}")
     assert release.can_i("create", "pods", release.jobs_namespace)
+    # The Lease: the release's own, in its namespace, and no other.
+    assert release.can_i("update", f"leases.coordination.k8s.io/{FULLNAME}", release.namespace)
+    assert not release.can_i("update", "leases.coordination.k8s.io/kube-scheduler", release.namespace)
+    assert not release.can_i("get", f"leases.coordination.k8s.io/{FULLNAME}", release.jobs_namespace)
 
-    operator = release.local_operator("namespaced")
-    operator.start()
+    # Two replicas as the Deployment runs them: the first takes the Lease, the second stands by
+    # (and, registered last, answers admission for both).
+    first, second = release.local_operator("replica-a"), release.local_operator("replica-b")
+    first.start()
+    wait_for(first.leading, timeout=30, what="the first replica to lead")
+    second.start()
     try:
-        run_job_to_success(Jobs(api, release.jobs_namespace), "namespaced", restart_once=False)
-        peering = kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
-            "kopf.dev", "v1", release.jobs_namespace, "kopfpeerings", FULLNAME)
-        assert peering.get("status"), "the operator joined the peering"
-        assert_no_permission_errors(operator)
+        jobs = Jobs(api, release.jobs_namespace)
+        run_job_to_success(jobs, "namespaced", restart_once=False)
+        assert not second.leading() and second.reconciles() == 0
+
+        first.stop(kill=True)
+        wait_for(second.leading, timeout=30, what="the standby to take over")
+        run_job_to_success(jobs, "after-failover", restart_once=True)
+        assert jobs.status("after-failover")["restarts"] == 1
+        for replica in (first, second):
+            assert_no_permission_errors(replica)
     finally:
-        operator.stop()
+        first.stop()
+        second.stop()
 
 
 def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
     cluster = release.cluster
     release.helm.run("uninstall", RELEASE, f"--namespace={release.namespace}", "--wait")
-    left = cluster.kubectl("get", "all,serviceaccount,secret,configmap,role,rolebinding,kopfpeering", "-A",
+    left = cluster.kubectl("get", "all,serviceaccount,secret,configmap,role,rolebinding,poddisruptionbudget", "-A",
                            "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
     assert left == []
     for cluster_scoped in (f"clusterrole/{FULLNAME}", f"clusterrolebinding/{FULLNAME}"):
         assert cluster.kubectl("get", cluster_scoped, check=False).returncode != 0, cluster_scoped
-    cluster.kubectl("get", "crd", "trainingjobs.kubetrain.io", "dataresidencypolicies.kubetrain.io",
-                    "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev")
+    cluster.kubectl("get", "crd", "trainingjobs.kubetrain.io", "dataresidencypolicies.kubetrain.io")

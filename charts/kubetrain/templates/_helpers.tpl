@@ -32,9 +32,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- default (printf "%s-webhook-cert" (include "kubetrain.fullname" .)) .Values.webhook.certSecret -}}
 {{- end -}}
 
-{{/* kopf peering: on with more than one replica, or when asked for. */}}
-{{- define "kubetrain.peering" -}}
-{{- if or .Values.peering.enabled (gt (int .Values.replicas) 1) -}}true{{- end -}}
+{{/* Leader election; more than one replica without it would reconcile every job twice. */}}
+{{- define "kubetrain.leaderElection" -}}
+{{- if .Values.leaderElection.enabled -}}true
+{{- else if gt (int .Values.replicas) 1 -}}
+{{- fail "replicas > 1 needs leaderElection.enabled=true: without it every replica reconciles every job" -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The ValidatingWebhookConfiguration the operator (kopf) manages; see kubetrain/controller/config.py. */}}
