@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import kopf
@@ -40,12 +41,34 @@ def api_client(kubeconfig: Path | None) -> kubernetes.client.ApiClient:
     return client
 
 
-def run_operator(
-    config: OperatorConfig,
-    kubeconfig: Path | None = None,
-    stop_flag: threading.Event | None = None,
-    ready_flag: threading.Event | None = None,
-) -> int:
+class KopfStop:
+    """Stops kopf from another thread (the leader election's). kopf would wait for a
+    threading.Event in an executor thread that keeps asyncio.run from returning, so the flag it
+    gets is an asyncio.Event, set through its own loop."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requested = False
+        self._setter: Callable[[], None] | None = None
+
+    def flag(self) -> asyncio.Event:
+        """Called inside kopf's event loop."""
+        event = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            self._setter = lambda: loop.call_soon_threadsafe(event.set)
+            if self._requested:
+                event.set()
+        return event
+
+    def request(self) -> None:
+        with self._lock:
+            self._requested = True
+            if self._setter is not None:
+                self._setter()
+
+
+def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
     """Runs until stopped; 0 after a graceful stop, 1 when this replica lost the lead (it must
     not act any more: its pod restarts as a standby)."""
     configure(config.log_format, config.log_level)
@@ -57,7 +80,7 @@ def run_operator(
     models = ModelReconciler(kube, paused=standby)
     schedules = ScheduleReconciler(kube, paused=standby)
     registry = build_registry(reconciler, models, schedules, config)
-    stop = stop_flag or threading.Event()
+    stop = KopfStop()
     lost = threading.Event()
 
     def lead() -> None:
@@ -70,7 +93,17 @@ def run_operator(
             actor.pause()
         metrics.leader.set(0)
         lost.set()
-        stop.set()
+        stop.request()
+
+    async def operate() -> None:
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not config.namespaces,
+            namespaces=config.namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
+            stop_flag=stop.flag(),
+        )
 
     elector = LeaderElector(kube, config.leader_election, lead, step_down) if config.leader_election else None
     if elector is not None:
@@ -79,17 +112,7 @@ def run_operator(
         metrics.leader.set(1)
     stop_metrics = serve(metrics.registry, config.metrics_port) if config.metrics_port else None
     try:
-        asyncio.run(
-            kopf.operator(
-                registry=registry,
-                standalone=True,
-                clusterwide=not config.namespaces,
-                namespaces=config.namespaces,
-                liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
-                stop_flag=stop,
-                ready_flag=ready_flag,
-            )
-        )
+        asyncio.run(operate())
     finally:
         # kopf's cleanup handler has stopped every wake-up and waited for the reconciles running:
         # only now may the Lease go to a standby.
