@@ -16,6 +16,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.nodepools import load_catalogue
+from kubetrain.devcluster.binaries import Versions
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.helm import CHART, DATA, Helm, find, value_args
 from tests.helpers import wait_for
@@ -120,8 +121,8 @@ def test_replicas_spread_over_nodes(mode: str, key: str) -> None:
 
 
 def test_replicas_without_leader_election_are_refused() -> None:
-    result = Helm().run("template", "kt", str(CHART), "--set=replicas=2", "--set=leaderElection.enabled=false",
-                        check=False)
+    result = Helm().run("template", "kt", str(CHART), f"--kube-version={Versions.pinned().kubernetes}",
+                        "--set=replicas=2", "--set=leaderElection.enabled=false", check=False)
     assert result.returncode != 0
     assert "replicas > 1 needs leaderElection.enabled=true: without it every replica reconciles every job" in result.stderr
     (deployment,) = find(Helm().template(sets=("leaderElection.enabled=false",)), "Deployment")
