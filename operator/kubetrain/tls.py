@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 VALIDITY = dt.timedelta(days=365)
+CA_VALIDITY = dt.timedelta(days=3650)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
@@ -44,9 +45,11 @@ def issue(
     is_ca: bool = False,
     usages: list[x509.ObjectIdentifier] | None = None,
     hosts: list[str] | None = None,
+    validity: dt.timedelta = VALIDITY,
+    now: dt.datetime | None = None,
 ) -> x509.Certificate:
-    """Valid from five minutes ago (clock skew between processes) for VALIDITY."""
-    now = dt.datetime.now(dt.timezone.utc)
+    """Valid from five minutes ago (clock skew between processes) for `validity`."""
+    now = now or dt.datetime.now(dt.timezone.utc)
     builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -54,7 +57,7 @@ def issue(
         .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + VALIDITY)
+        .not_valid_after(now + validity)
         .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
     )
     if usages:
@@ -64,18 +67,26 @@ def issue(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def self_signed_ca(common_name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def self_signed_ca(
+    common_name: str, validity: dt.timedelta = CA_VALIDITY, now: dt.datetime | None = None
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key = new_key()
     subject = name(common_name)
-    return issue(subject, key.public_key(), subject, key, is_ca=True), key
+    return issue(subject, key.public_key(), subject, key, is_ca=True, validity=validity, now=now), key
+
+
+def key_pem(key: PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def write_key(path: Path, key: PrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
+    path.write_bytes(key_pem(key))
     path.chmod(0o600)
 
 
 def write_cert(path: Path, cert: x509.Certificate) -> None:
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.write_bytes(cert_pem(cert))

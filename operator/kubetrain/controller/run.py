@@ -20,6 +20,8 @@ from kubetrain.controller.metrics import OperatorMetrics, serve
 from kubetrain.controller.models import ModelReconciler
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.schedules import ScheduleReconciler
+from kubetrain.controller.webhook_certs import CertRenewer
+from kubetrain.controller.webhook_server import webhook_hosts
 from kubetrain.kube import Kube
 from kubetrain.planning import PlanInputs
 
@@ -110,10 +112,15 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
         elector.start()
     else:
         metrics.leader.set(1)
+    renewer = CertRenewer(config.webhook.cert_dir, webhook_hosts(config.webhook)) if config.webhook else None
+    if renewer is not None:
+        renewer.start()
     stop_metrics = serve(metrics.registry, config.metrics_port) if config.metrics_port else None
     try:
         asyncio.run(operate())
     finally:
+        if renewer is not None:
+            renewer.stop()
         # kopf's cleanup handler has stopped every wake-up and waited for the reconciles running:
         # only now may the Lease go to a standby.
         if elector is not None:

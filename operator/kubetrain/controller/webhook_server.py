@@ -37,11 +37,21 @@ def service_client_config(config: kopf.WebhookClientConfig, service: WebhookServ
     return reference
 
 
+# How often kopf re-reads the certificate files; when they change (renewed by the operator, or
+# a mounted Secret updated by its issuer) it serves the new ones and registers the new CA bundle.
+CERT_FILE_CHECK_SECONDS = 10.0
+
+
+def webhook_hosts(config: WebhookConfig) -> list[str]:
+    """The names the serving certificate is made for."""
+    hosts = [*config.service.dns_names()] if config.service is not None else []
+    return list(dict.fromkeys([*hosts, config.host, "localhost", "127.0.0.1"]))
+
+
 def webhook_server(config: WebhookConfig) -> kopf.WebhookServer:
     """HTTPS with the cert dir's certificate; its CA goes into the webhook configuration's
     caBundle, so the API server verifies the operator it calls."""
-    hosts = [*config.service.dns_names()] if config.service is not None else []
-    certs = ensure_certs(config.cert_dir, list(dict.fromkeys([*hosts, config.host, "localhost", "127.0.0.1"])))
+    certs = ensure_certs(config.cert_dir, webhook_hosts(config))
     options: dict[str, Any] = {
         "addr": config.address,
         "port": config.port,
@@ -49,6 +59,7 @@ def webhook_server(config: WebhookConfig) -> kopf.WebhookServer:
         "certfile": str(certs.cert),
         "pkeyfile": str(certs.key),
         "cafile": str(certs.ca),
+        "file_check_interval": CERT_FILE_CHECK_SECONDS,
     }
     if config.service is not None:
         return ServiceWebhookServer(config.service, **options)
