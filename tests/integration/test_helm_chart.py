@@ -5,6 +5,7 @@ job end to end (and `kubectl auth can-i` that it is not more)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -438,6 +439,25 @@ def test_upgrade_to_listed_namespaces_with_two_replicas_one_leads_and_the_other_
     finally:
         first.stop()
         second.stop()
+
+
+def test_an_upgrade_renews_the_generated_certificate_in_its_last_year(release: Release) -> None:
+    cluster = release.cluster
+    secret = f"{FULLNAME}-webhook-cert"
+
+    def read(path: str) -> str:
+        return cluster.kubectl("get", "secret", secret, "-n", release.namespace, "-o", f"jsonpath={path}").stdout
+
+    not_after = int(read("{.metadata.annotations.kubetrain\\.io/not-after}"))
+    assert not_after - time.time() > 9 * 365 * 86400, "ten years from install"
+    ca_before = read("{.data.ca\\.crt}")
+    # Half a year left, as nine and a half years after install.
+    soon = str(int(time.time()) + 180 * 86400)
+    cluster.kubectl("annotate", "secret", secret, "-n", release.namespace, f"kubetrain.io/not-after={soon}",
+                    "--overwrite")
+    release.helm.run("upgrade", *release.helm_args(), "--reuse-values")
+    assert read("{.data.ca\\.crt}") != ca_before, "renewed"
+    assert int(read("{.metadata.annotations.kubetrain\\.io/not-after}")) - time.time() > 9 * 365 * 86400
 
 
 def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
