@@ -168,7 +168,8 @@ def test_pod_template_adds_but_never_overrides_operator_fields() -> None:
     assert meta["labels"]["team"] == "vision"
     assert meta["labels"]["kubetrain.io/attempt"] == "0" and meta["labels"]["kubetrain.io/job-name"] == "pytorch-ddp"
     assert meta["annotations"] == {"sidecar.istio.io/inject": "false"}
-    assert spec["serviceAccountName"] == "trainer" and spec["securityContext"] == {"runAsNonRoot": True}
+    assert spec["serviceAccountName"] == "trainer"
+    assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
     assert spec["volumes"] == template["spec"]["volumes"]
     assert spec["restartPolicy"] == "Never" and spec["hostname"] == "pytorch-ddp-worker-0"
     assert spec["nodeSelector"] == {"kubetrain.io/node-pool": "a100-eu", "disk": "ssd"}
@@ -189,6 +190,31 @@ def test_pod_template_adds_but_never_overrides_operator_fields() -> None:
     assert trainer["resources"]["requests"]["nvidia.com/gpu"] == "1"
     assert trainer["resources"]["requests"]["ephemeral-storage"] == "10Gi"
     assert template["spec"]["containers"][0]["env"][0] == {"name": "RANK", "value": "7"}, "the spec is not mutated"
+
+
+def test_pods_meet_pod_security_restricted_unless_the_template_loosens_it() -> None:
+    pod = render_pytorch(job(), CATALOGUE, SETTINGS).pods[0]
+    spec = pod["spec"]
+    (trainer,) = spec["containers"]
+    assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert trainer["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    assert spec["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    assert trainer["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+
+    template = {"spec": {
+        "securityContext": {"runAsUser": 0, "runAsNonRoot": False},
+        "volumes": [{"name": "data", "emptyDir": {}}],
+        "containers": [{"name": "trainer", "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}},
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+    }}
+    loosened = render_pytorch(job(podTemplate=template), CATALOGUE, SETTINGS).pods[0]["spec"]
+    assert loosened["securityContext"] == {"runAsUser": 0, "runAsNonRoot": False,
+                                           "seccompProfile": {"type": "RuntimeDefault"}}
+    assert loosened["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False,
+                                                            "capabilities": {"add": ["SYS_PTRACE"]}}
+    assert loosened["containers"][0]["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"},
+                                                         {"name": "data", "mountPath": "/data"}]
+    assert loosened["volumes"] == [{"name": "data", "emptyDir": {}}, {"name": "dshm", "emptyDir": {"medium": "Memory"}}]
 
 
 def test_render_job_refuses_an_unknown_pool_and_renders_a_valid_job() -> None:

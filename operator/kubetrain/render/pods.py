@@ -1,9 +1,10 @@
 """One trainer pod, whatever the runtime: the container contract (image, env, termination
-message), placement, the trainer's ServiceAccount and the user's pod template, so every runtime's
-pods obey the same residency, node-pool and access rules."""
+message), placement, the trainer's ServiceAccount, pod security and the user's pod template, so
+every runtime's pods obey the same residency, node-pool, access and security rules."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from kubetrain.api.contract import TERMINATION_MESSAGE_PATH, TRAINER_CONTAINER
@@ -13,6 +14,16 @@ from kubetrain.render.objects import child_metadata
 from kubetrain.render.placement import Placement
 from kubetrain.render.podtemplate import merge_pod
 from kubetrain.render.settings import RenderSettings
+
+
+# PodSecurity "restricted" by default, so trainer pods run in namespaces that enforce it. No user
+# id is forced: the image's own (the trainer image runs as uid 1000) must be non-root. A pod
+# template may loosen these where its namespace allows (podtemplate.merge_pod).
+POD_SECURITY_CONTEXT: dict[str, Any] = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+# NCCL and Ray's object store share memory through /dev/shm; a container's default is 64 MiB.
+SHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory"}}
+SHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
 
 
 def pod_image(job: TrainingJob, settings: RenderSettings) -> str:
@@ -40,6 +51,8 @@ def trainer_pod(
         "env": env,
         "terminationMessagePath": TERMINATION_MESSAGE_PATH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": copy.deepcopy(CONTAINER_SECURITY_CONTEXT),
+        "volumeMounts": [dict(SHM_MOUNT)],
     }
     if ports:
         container["ports"] = ports
@@ -53,7 +66,9 @@ def trainer_pod(
         **(network or {}),
         "restartPolicy": "Never",
         "serviceAccountName": pod_service_account(job),
+        "securityContext": copy.deepcopy(POD_SECURITY_CONTEXT),
         "containers": [container],
+        "volumes": [copy.deepcopy(SHM_VOLUME)],
     }
     if placement.node_selector:
         spec["nodeSelector"] = placement.node_selector

@@ -1,9 +1,10 @@
 """Merging the user's spec.podTemplate into an operator-rendered pod.
 
 The user's template is the base and the operator's fields are laid over it, so users can add
-anything a PodSpec allows (volumes, serviceAccountName, securityContext, sidecars, volume mounts
-on the `trainer` container) while the env contract, labels, owner references, placement and
-resources stay the operator's.
+anything a PodSpec allows (volumes, serviceAccountName, sidecars, volume mounts on the `trainer`
+container) while the env contract, labels, owner references, placement and resources stay the
+operator's. The operator's security contexts and its /dev/shm volume are defaults instead: a
+field the user sets wins (the namespace's PodSecurity admission still judges the result).
 """
 
 from __future__ import annotations
@@ -40,8 +41,19 @@ def merge_pod_spec(user: dict[str, Any], owned: dict[str, Any]) -> dict[str, Any
             spec[key] = [t for t in user.get(key) or [] if t not in value] + value
         elif key == "affinity":
             spec[key] = _merge_affinity(user.get(key), value)
+        elif key == "securityContext":
+            spec[key] = {**value, **(user.get(key) or {})}
+        elif key == "volumes":
+            spec[key] = _by_name_user_first(user.get(key) or [], value)
         else:
             spec[key] = value
+    if "volumes" in owned:
+        # An operator volume whose mount the user replaced (their own /dev/shm) is left out.
+        mounted = {m.get("name") for c in spec.get("containers") or [] for m in c.get("volumeMounts") or []}
+        user_names = {v.get("name") for v in user.get("volumes") or []}
+        spec["volumes"] = [v for v in spec["volumes"] if v.get("name") in user_names or v.get("name") in mounted]
+        if not spec["volumes"]:
+            del spec["volumes"]
     return spec
 
 
@@ -71,10 +83,21 @@ def _merge_container(user: dict[str, Any], owned: dict[str, Any]) -> dict[str, A
     }
     if resources:
         container["resources"] = resources
+    if "securityContext" in owned:
+        container["securityContext"] = {**owned["securityContext"], **(user.get("securityContext") or {})}
+    if "volumeMounts" in owned:
+        user_mounts = copy.deepcopy(user.get("volumeMounts") or [])
+        taken = {m.get("mountPath") for m in user_mounts}
+        container["volumeMounts"] = [m for m in owned["volumeMounts"] if m["mountPath"] not in taken] + user_mounts
     if "ports" in user and "ports" in owned:
         owned_ports = {p.get("containerPort") for p in owned["ports"]}
         container["ports"] = owned["ports"] + [p for p in user["ports"] if p.get("containerPort") not in owned_ports]
     return container
+
+
+def _by_name_user_first(user: list[dict[str, Any]], owned: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    names = {item.get("name") for item in user}
+    return copy.deepcopy(user) + [item for item in owned if item["name"] not in names]
 
 
 def _merge_affinity(user: dict[str, Any] | None, owned: dict[str, Any]) -> dict[str, Any]:
