@@ -12,6 +12,7 @@ from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, Trainin
 from kubetrain.api.nodepools import load_catalogue
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.policy.admission import validation_problems
 from kubetrain.policy.budget import BudgetFacts, judge
 from kubetrain.render.settings import RenderSettings
 from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
@@ -124,12 +125,7 @@ class Needs(BaseModel):
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:
     """A spec the API server accepted but the models refuse (rules CEL cannot express) fails the
     job with every offending field named, before any pod exists."""
-    problems = "; ".join(
-        f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" if err["loc"][:1] == ("spec",)
-        else f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-        for err in exc.errors()
-    )
-    message = f"the spec cannot run: {problems}"
+    message = f"the spec cannot run: {validation_problems(exc)}"
     try:
         previous = TrainingJobStatus.model_validate(raw.get("status") or {})
     except ValidationError:

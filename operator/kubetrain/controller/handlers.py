@@ -37,7 +37,14 @@ from kubetrain.kube import (
     SCHEDULE_PLURAL,
     VERSION,
 )
-from kubetrain.policy.admission import admit, admit_budget, parse_job, spec_unchanged, submitter_changed
+from kubetrain.policy.admission import (
+    admit,
+    admit_budget,
+    parse_job,
+    spec_refusal,
+    spec_unchanged,
+    submitter_changed,
+)
 
 
 MANAGED = {"app.kubernetes.io/managed-by": "kubetrain"}
@@ -154,6 +161,15 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
             if refusal is not None:
                 job_logger(namespace, job.metadata.name).info("admission refused: %s", refusal)
                 raise kopf.AdmissionError(refusal, code=403)
+
+        @kopf.on.validate(
+            GROUP, VERSION, PLURAL, id="spec", operations=["CREATE", "UPDATE"], persistent=True, registry=registry
+        )
+        def spec(body: kopf.Body, old: Any, **_: Any) -> None:
+            raw = dict(body)
+            refusal = None if spec_unchanged(raw, old) else spec_refusal(raw)
+            if refusal is not None:
+                raise kopf.AdmissionError(refusal, code=422)
 
         # persistent: kopf leaves the webhook registered when the operator stops, so with
         # failurePolicy Fail no TrainingJob is written unchecked while the operator is down.

@@ -30,6 +30,28 @@ def parse_job(raw: dict[str, Any]) -> TrainingJob | None:
         return None
 
 
+def validation_problems(exc: ValidationError) -> str:
+    """Every problem pydantic found, each naming its field as the manifest spells it."""
+    return "; ".join(
+        f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" if err["loc"][1:] and err["loc"][0] == "spec"
+        else err["msg"].removeprefix("Value error, ") if err["loc"][:1] == ("spec",)
+        else f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+        for err in exc.errors()
+    )
+
+
+def spec_refusal(raw: dict[str, Any]) -> str | None:
+    """The refusal of a job the models refuse (rules CEL cannot express, such as a variable set
+    twice in a template container); None admits. Without the webhook the reconcile fails such a
+    job with InvalidSpec before any pod exists, with the same problems."""
+    try:
+        TrainingJob.model_validate(raw)
+    except ValidationError as exc:
+        meta = raw.get("metadata") or {}
+        return f"TrainingJob {meta.get('namespace')}/{meta.get('name')} is invalid: {validation_problems(exc)}"
+    return None
+
+
 def spec_unchanged(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
     """An UPDATE that leaves the spec alone (labels, finalizers, the garbage collector) is not
     re-judged at admission: refusing it could wedge deletion of a job whose policy tightened.
