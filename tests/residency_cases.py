@@ -65,6 +65,14 @@ def _trainer_env(name: str, value: str) -> dict[str, Any]:
     return _template({"containers": [{"name": "trainer", "env": [{"name": name, "value": value}]}]})
 
 
+def _extra_env(value: str) -> dict[str, Any]:
+    return {"env": [{"name": "EXTRA_DATA", "value": value}]}
+
+
+def _args(*args: str) -> dict[str, Any]:
+    return {"command": ["python", "-m", "kubetrain_trainer"], "args": ["--data", *args]}
+
+
 NO_POOL = {"nodePool": None, "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0}}
 
 # (id, spec overrides merged into BASE_SPEC; None removes a key)
@@ -117,6 +125,16 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("args-us-uri", {"command": ["python", "-m", "kubetrain_trainer"], "args": ["--data", US]}),
     ("template-nfs-volume", _template({"volumes": [{"name": "d", "nfs": {"server": "nfs.us.example", "path": "/"}}]})),
     ("template-pvc-volume", _template({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": US_CLAIM}}]})),
+    # Class 2: other spellings of a store (fsspec's aliases and protocol syntaxes).
+    ("scheme-env-s3a", _extra_env("s3a://us-bucket/datasets/x.csv")),
+    ("scheme-env-s3a-uppercase", _extra_env("S3A://us-bucket/datasets/x.csv")),
+    ("scheme-env-gcs", _extra_env("gcs://us-bucket/datasets/x.csv")),
+    ("scheme-env-https-store", _extra_env("https://us-bucket.s3.us-east-1.amazonaws.com/datasets/x.csv")),
+    ("scheme-args-s3a", _args("s3a://us-bucket/datasets/x.csv")),
+    ("scheme-args-double-colon", _args("s3::us-bucket/datasets/x.csv")),
+    ("scheme-args-chained-cache", _args("simplecache::s3://us-bucket/datasets/x.csv")),
+    ("scheme-args-local-alias", _args("local:///mnt/us-share/x.csv")),
+    ("scheme-args-abfs", _args("abfs://us-container/datasets/x.csv")),
 ]
 
 

@@ -36,6 +36,10 @@ def test_the_base_job_and_allowed_variants_are_admitted() -> None:
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "pvc://eu-claim/datasets/x.csv"}})) is None
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://EU-DATA/datasets/sub/x.csv"}})) is None
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://eu-data/datasets%2Fx.csv"}})) is None
+    # Another spelling of an allowed store is the same allowed store.
+    assert refusal(job_manifest("ok", "team-eu", {"env": [{"name": "MORE", "value": "s3a://eu-data/datasets/y"}]})) is None
+    assert refusal(job_manifest("ok", "team-eu", {"args": ["--note", "tcp://10.0.0.1:80 is a service link"],
+                                                  "command": ["python"]})) is None
 
 
 def _field(case: str) -> str:
@@ -58,6 +62,10 @@ def _field(case: str) -> str:
     }
     if case in fields:
         return fields[case]
+    if case.startswith("scheme-env-"):
+        return "spec.env[0]"
+    if case.startswith("scheme-args-"):
+        return "spec.args[1]"
     if case.startswith("affinity-"):
         return "spec.podTemplate.spec.affinity"
     if case.startswith("env-"):

@@ -14,6 +14,7 @@ from typing import Any
 from kubetrain.api.contract import is_reserved_env_name
 from kubetrain.api.nodepools import POOL_LABEL, REGION_LABEL
 from kubetrain.api.spec import TrainingJobSpec
+from kubetrain.policy.schemes import STORAGE_PROTOCOLS
 
 # Variables storage clients read to redirect requests elsewhere (another endpoint, region,
 # profile or proxy): with them a permitted URI can be served from anywhere.
@@ -22,8 +23,9 @@ _REDIRECT_NAMES = frozenset(
     {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"}
 )
 _REDIRECT_PREFIXES = ("FSSPEC_", "CLOUDSDK_", "BOTO_")
-# Any storage URI inside a value or an argument, whatever its case or surroundings.
-EMBEDDED_URI = re.compile(r"(?i)\b(?:s3|gs|file|pvc)://[^\s,;\"'`]*")
+# Anything shaped like a URI inside a value or an argument, whatever its case or surroundings;
+# fsspec also reads `proto::path` (and chains such as `simplecache::s3://...`).
+_URI_LIKE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)(?:://|::)[^\s,;\"'`]*")
 SAFE_VOLUME_KINDS = frozenset({"name", "emptyDir", "configMap", "secret", "projected", "downwardAPI"})
 CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
@@ -69,8 +71,15 @@ def embedded_uris(spec: TrainingJobSpec) -> Iterator[tuple[str, str]]:
             values = container.get(key)
             texts += [(f"{path}.{key}[{i}]", str(v)) for i, v in enumerate(values if isinstance(values, list) else [])]
     for path, text in texts:
-        for match in EMBEDDED_URI.finditer(text):
-            yield path, match.group(0)
+        for uri in storage_uris(text):
+            yield path, uri
+
+
+def storage_uris(text: str) -> Iterator[str]:
+    """The URIs in `text` whose scheme the trainer's storage layer opens (policy.schemes)."""
+    for match in _URI_LIKE.finditer(text):
+        if match.group(1).lower() in STORAGE_PROTOCOLS:
+            yield match.group(0)
 
 
 def env_from(spec: TrainingJobSpec) -> Iterator[str]:
