@@ -293,7 +293,11 @@ class TrainingJobSpec(CamelModel):
         description="Extra environment variables of the workers, after the operator's own; each name once.",
         json_schema_extra={
             "x-kubernetes-validations": [
-                {"rule": DUPLICATE_ENV_RULE, "messageExpression": DUPLICATE_ENV_MESSAGE_EXPRESSION}
+                {
+                    "rule": DUPLICATE_ENV_RULE,
+                    "message": "spec.env: a variable is set more than once; set each name once",
+                    "messageExpression": DUPLICATE_ENV_MESSAGE_EXPRESSION,
+                }
             ]
         },
     )
