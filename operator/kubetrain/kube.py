@@ -175,6 +175,11 @@ class Kube:
         created = self._request_or_none("create", resource, lambda: creator(namespace, obj), done=(409,))
         return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
 
+    def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> None:
+        """Asks the API server to validate `pod` without creating it (dryRun=All); raises its refusal."""
+        self._request("create", "pods", lambda: self.core.create_namespaced_pod(namespace, pod, dry_run="All"),
+                      done=(400, 403, 422))
+
     def delete_pod(self, namespace: str, name: str) -> None:
         self._request_or_none("delete", "pods", lambda: self.core.delete_namespaced_pod(name, namespace), done=(404,))
 

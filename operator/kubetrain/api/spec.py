@@ -19,7 +19,7 @@ from pydantic import (
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import DISTRIBUTED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env_name
 from kubetrain.api.evaluation import EvaluationSpec, ModelRef
-from kubetrain.api.podspec import duplicate_env
+from kubetrain.api.podspec import duplicate_env, key_errors, label_errors, shape_errors, without_nulls
 from kubetrain.api.task import TaskSpec
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -131,6 +131,14 @@ class PodTemplateMetadata(CamelModel):
     )
     annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations of every worker pod.")
 
+    @model_validator(mode="after")
+    def _valid_keys(self) -> PodTemplateMetadata:
+        problems = label_errors("spec.podTemplate.metadata.labels", self.labels)
+        problems += [e for key in self.annotations for e in key_errors(f"spec.podTemplate.metadata.annotations[{key}]", key)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class PodTemplate(CamelModel):
     metadata: PodTemplateMetadata = Field(
@@ -143,6 +151,14 @@ class PodTemplate(CamelModel):
         "hostname, subdomain, restartPolicy, placement and resources.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
+
+    @field_validator("spec")
+    @classmethod
+    def _pod_spec_shape(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        problems = shape_errors(spec, "V1PodSpec", "spec.podTemplate.spec")
+        if problems:
+            raise ValueError("; ".join(problems) + " (a core/v1 PodSpec, kubectl explain pod.spec)")
+        return dict(without_nulls(spec))
 
 
 class RunPolicy(CamelModel):

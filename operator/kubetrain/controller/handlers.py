@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from kubetrain.controller.config import OperatorConfig
+from kubetrain.controller.dryrun import pod_refusal
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.facts import fetch_budget
@@ -167,7 +168,12 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
         )
         def spec(body: kopf.Body, old: Any, **_: Any) -> None:
             raw = dict(body)
-            refusal = None if spec_unchanged(raw, old) else spec_refusal(raw)
+            if spec_unchanged(raw, old):
+                return
+            refusal = spec_refusal(raw)
+            job = parse_job(raw) if refusal is None else None
+            if job is not None:
+                refusal = pod_refusal(reconciler.kube, job, reconciler.inputs)
             if refusal is not None:
                 raise kopf.AdmissionError(refusal, code=422)
 

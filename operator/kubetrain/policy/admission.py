@@ -31,13 +31,15 @@ def parse_job(raw: dict[str, Any]) -> TrainingJob | None:
 
 
 def validation_problems(exc: ValidationError) -> str:
-    """Every problem pydantic found, each naming its field as the manifest spells it."""
-    return "; ".join(
-        f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" if err["loc"][1:] and err["loc"][0] == "spec"
-        else err["msg"].removeprefix("Value error, ") if err["loc"][:1] == ("spec",)
-        else f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-        for err in exc.errors()
-    )
+    """Every problem pydantic found, each naming its field as the manifest spells it (the
+    models' own messages already start with the field)."""
+    problems = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        if not message.startswith(("spec.", "metadata.")):
+            message = f"{'.'.join(str(p) for p in err['loc'])}: {message}"
+        problems.append(message)
+    return "; ".join(problems)
 
 
 def spec_refusal(raw: dict[str, Any]) -> str | None:
