@@ -9,6 +9,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from tests.helpers import wait_for
 from tests.jobs import GROUP, PLURAL, VERSION, Jobs
 from tests.operator_process import OperatorProcess
 from tests.residency_cases import job_manifest
@@ -47,3 +48,76 @@ def test_duplicate_template_env_is_refused_by_the_webhook_naming_the_variable(jo
     body = str(refused.body)
     assert "spec.podTemplate.spec.containers[0].env[0].name: LR is also set at spec.env[0].name" in body, body
     assert "spec.podTemplate.spec.containers[1].env[1].name: X is also set at" in body, body
+
+
+@pytest.mark.parametrize(("case", "overrides", "named"), [
+    ("node-selector-string", {"podTemplate": {"spec": {"nodeSelector": "x"}}},
+     "spec.podTemplate.spec.nodeSelector: must be a map"),
+    ("selector-terms-map", {"podTemplate": {"spec": {"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": {"matchExpressions": []}}}}}}},
+     "nodeSelectorTerms: must be a list"),
+    ("invalid-label", {"podTemplate": {"metadata": {"labels": {"team": "risk team"}}}},
+     "spec.podTemplate.metadata.labels[team]: value 'risk team' is not a valid label value"),
+    # Shape and syntax are right; the API server's own pod validation (dry-run) refuses it.
+    ("sidecar-without-image", {"podTemplate": {"spec": {"containers": [{"name": "sync"}]}}},
+     "spec.containers[1].image: Required value"),
+    ("invalid-pull-policy", {"podTemplate": {"spec": {"containers": [{"name": "trainer", "imagePullPolicy": "Sometimes"}]}}},
+     "imagePullPolicy: Unsupported value: \\\"Sometimes\\\""),
+], ids=lambda v: v if isinstance(v, str) and " " not in v and ":" not in v else "")
+def test_a_template_that_is_no_valid_pod_template_is_refused_at_admission(
+    jobs: Jobs, case: str, overrides: dict[str, Any], named: str
+) -> None:
+    refused = refusal(jobs, case, overrides)
+    assert refused.status == 422
+    assert named in str(refused.body), refused.body
+    assert not jobs.pods(case, include_terminating=True)
+
+
+def test_a_pod_the_api_server_refuses_at_create_fails_the_job_with_invalid_spec(
+    api: kubernetes.client.ApiClient, jobs: Jobs
+) -> None:
+    # A cluster policy added after admission refuses the job's pods (not dry-runs) as invalid.
+    admission = kubernetes.client.AdmissionregistrationV1Api(api)
+    name = f"{jobs.ns}-no-pods"[:63]
+    admission.create_validating_admission_policy({
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": [""], "apiVersions": ["v1"],
+                                                    "operations": ["CREATE"], "resources": ["pods"]}]},
+            "matchConditions": [{"name": "not-dry-run", "expression": "!request.dryRun"}],
+            "validations": [{"expression": "false", "reason": "Invalid",
+                             "message": "pods here are refused by a test policy"}],
+        },
+    })
+    admission.create_validating_admission_policy_binding({
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"], "matchResources": {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": jobs.ns}}}},
+    })
+    try:
+        probe = {"metadata": {"name": "probe"}, "spec": {"containers": [{"name": "c", "image": "x"}]}}
+
+        def policy_active() -> bool:
+            try:
+                jobs.core.create_namespaced_pod(jobs.ns, probe)
+            except ApiException as exc:
+                return exc.status == 422
+            jobs.core.delete_namespaced_pod("probe", jobs.ns, grace_period_seconds=0)
+            return False
+
+        wait_for(policy_active, timeout=30, what="the test admission policy in force")
+        jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL, job_manifest(
+            "refused-pods", jobs.ns, {"nodePool": "cpu", "resources": {"cpu": "100m", "memory": "64Mi", "gpus": 0}}))
+
+        jobs.wait_phase("refused-pods", "Failed", timeout=30)
+        failed = jobs.condition("refused-pods", "Failed")
+        assert failed is not None and failed["reason"] == "InvalidSpec"
+        assert "the API server refuses the job's" in failed["message"]
+        assert "pods here are refused by a test policy" in failed["message"]
+        wait_for(lambda: any(e.reason == "InvalidSpec" for e in jobs.events("refused-pods")), timeout=10,
+                 what="InvalidSpec event")
+        assert not jobs.pods("refused-pods", include_terminating=True)
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
