@@ -413,10 +413,15 @@ def test_namespace_viewers_editors_and_admins_get_the_kubetrain_kinds(
     manifest = example("pytorch-ddp.yaml")
     manifest["metadata"] = {"name": "by-an-editor", "namespace": ns}
     manifest["spec"]["runPolicy"] = {"suspend": True}
-    result = release.cluster.kubectl("create", "-f", "-", "--as=edit-user", input=yaml.safe_dump(manifest),
-                                     check=False)
-    assert result.returncode == 0, result.stderr
-    assert release.cluster.kubectl("get", "tj", "by-an-editor", "-n", ns, "--as=view-user").returncode == 0
+    operator = release.local_operator("user-roles")  # serves the admission webhooks
+    operator.start()
+    try:
+        result = release.cluster.kubectl("create", "-f", "-", "--as=edit-user", input=yaml.safe_dump(manifest),
+                                         check=False)
+        assert result.returncode == 0, result.stderr
+        assert release.cluster.kubectl("get", "tj", "by-an-editor", "-n", ns, "--as=view-user").returncode == 0
+    finally:
+        operator.stop()
 
 
 def test_upgrade_to_listed_namespaces_with_replicas_applies_roles_and_peering(
