@@ -124,3 +124,40 @@ def test_a_pod_the_api_server_refuses_at_create_fails_the_job_with_invalid_spec(
     finally:
         admission.delete_validating_admission_policy_binding(name)
         admission.delete_validating_admission_policy(name)
+
+
+def _filler(total: int, count: int = 50) -> list[dict[str, str]]:
+    return [{"name": f"FILL_{i}", "value": "x" * (total // count)} for i in range(count)]
+
+
+def test_an_oversize_job_is_refused_with_its_size_and_the_limit(jobs: Jobs) -> None:
+    refused = refusal(jobs, "huge", {"env": _filler(1_400_000)})
+    assert refused.status == 422, refused.body
+    assert "TrainingJob" in str(refused.body) and "is too large: spec is" in str(refused.body), refused.body
+    assert "at most 524288 are allowed" in str(refused.body)
+
+
+def test_a_large_job_can_be_updated_and_with_the_operator_down_labelled_and_deleted(
+    jobs: Jobs, operator: OperatorProcess
+) -> None:
+    # Each version ~700 KB (spec near its limit, a large annotation): an update's review is ~1.4 MB.
+    manifest = job_manifest("large", jobs.ns, {"env": _filler(500_000), **HOLD})
+    manifest["metadata"]["annotations"] = {"notes": "n" * 200_000}
+    jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL, manifest)
+    jobs.patch_spec("large", {"runPolicy": {"suspend": True, "backoffLimit": 4}})  # judged by every webhook
+    assert jobs.get("large")["spec"]["runPolicy"]["backoffLimit"] == 4
+
+    operator.stop()
+    try:
+        # Metadata-only updates never reach the webhooks: labelling and a foreground delete (the
+        # garbage collector removes its finalizer with an update) work while the operator is down.
+        jobs.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, jobs.ns, PLURAL, "large", {"metadata": {"labels": {"reviewed": "yes"}}})
+        with pytest.raises(ApiException) as spec_edit:
+            jobs.patch_spec("large", {"runPolicy": {"suspend": True, "backoffLimit": 5}})
+        assert spec_edit.value.status == 500 and "failed calling webhook" in str(spec_edit.value.body)
+        jobs.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, jobs.ns, PLURAL, "large", body={"propagationPolicy": "Foreground"})
+        wait_for(lambda: not jobs.exists("large"), timeout=30, what="the job deleted")
+    finally:
+        operator.start()

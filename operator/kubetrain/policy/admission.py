@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -42,10 +43,22 @@ def validation_problems(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+MAX_SPEC_BYTES = 512 * 1024
+"""The spec is copied into every pod of the job (env, template), and a pod, like any object, must
+fit the API server's and etcd's limits (about 1.5 MiB): a larger spec would be admitted and then
+fail every pod create, or wedge updates of the job itself."""
+
+
 def spec_refusal(raw: dict[str, Any]) -> str | None:
     """The refusal of a job the models refuse (rules CEL cannot express, such as a variable set
-    twice in a template container); None admits. Without the webhook the reconcile fails such a
-    job with InvalidSpec before any pod exists, with the same problems."""
+    twice in a template container) or whose spec is too large; None admits. Without the webhook
+    the reconcile fails a job the models refuse with InvalidSpec before any pod exists."""
+    size = len(json.dumps(raw.get("spec"), separators=(",", ":")))
+    if size > MAX_SPEC_BYTES:
+        meta = raw.get("metadata") or {}
+        return (f"TrainingJob {meta.get('namespace')}/{meta.get('name')} is too large: spec is {size} bytes "
+                f"(as JSON), at most {MAX_SPEC_BYTES} are allowed because it reaches every pod of the job; keep "
+                "data in the dataset (spec.dataset.uri), not in env values, arguments or the pod template")
     try:
         TrainingJob.model_validate(raw)
     except ValidationError as exc:
