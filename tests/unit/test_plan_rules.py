@@ -61,7 +61,9 @@ def raw_pod(
     reason: str | None = None,
     message: str | None = None,
     pod_reason: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
+    """`workers`: the kubetrain.io/workers label (None: left out, as on pods of older operators)."""
     terminated = None
     if phase in ("Succeeded", "Failed"):
         terminated = {
@@ -69,7 +71,10 @@ def raw_pod(
             "reason": reason or ("Completed" if phase == "Succeeded" else "Error"),
             **({"message": message} if message else {}),
         }
-    meta: dict[str, Any] = {"name": worker_name(NAME, index), "labels": worker_labels(NAME, index, attempt)}
+    labels = worker_labels(NAME, index, attempt, workers or 0)
+    if workers is None:
+        del labels["kubetrain.io/workers"]
+    meta: dict[str, Any] = {"name": worker_name(NAME, index), "labels": labels}
     if deleting:
         meta["deletionTimestamp"] = "2025-01-01T11:59:00Z"
     return {
@@ -381,7 +386,7 @@ def test_a_finished_job_stays_finished_whatever_happens_to_its_pods() -> None:
 
 def test_pods_not_of_the_current_attempt_are_always_deleted() -> None:
     job = make_job(running_status(restarts=2), workers=2)
-    stale = [raw_pod(0, attempt=1) | {"metadata": {"name": "old", "labels": worker_labels(NAME, 0, 1)}}]
+    stale = [raw_pod(0, attempt=1) | {"metadata": {"name": "old", "labels": worker_labels(NAME, 0, 1, 2)}}]
     extra = [raw_pod(5, attempt=2)]
     result = run(job, observe(raw_pod(0, attempt=2), raw_pod(1, attempt=2), *stale, *extra))
     assert sorted(result.delete_pods) == ["old", f"{NAME}-worker-5"] and result.status.restarts == 2

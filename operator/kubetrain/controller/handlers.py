@@ -170,7 +170,7 @@ def build_registry(reconciler: Reconciler, config: OperatorConfig) -> kopf.Opera
             raw = dict(body)
             if spec_unchanged(raw, old):
                 return
-            refusal = spec_refusal(raw)
+            refusal = spec_refusal(raw, old)
             job = parse_job(raw) if refusal is None else None
             if job is not None:
                 refusal = pod_refusal(reconciler.kube, job, reconciler.inputs)

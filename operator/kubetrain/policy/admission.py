@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kubetrain.api.immutable import frozen_changes
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
@@ -49,10 +50,14 @@ fit the API server's and etcd's limits (about 1.5 MiB): a larger spec would be a
 fail every pod create, or wedge updates of the job itself."""
 
 
-def spec_refusal(raw: dict[str, Any]) -> str | None:
+def spec_refusal(raw: dict[str, Any], old: dict[str, Any] | None = None) -> str | None:
     """The refusal of a job the models refuse (rules CEL cannot express, such as a variable set
     twice in a template container) or whose spec is too large; None admits. Without the webhook
     the reconcile fails a job the models refuse with InvalidSpec before any pod exists."""
+    frozen = frozen_changes(raw, old)
+    if frozen:
+        meta = raw.get("metadata") or {}
+        return f"TrainingJob {meta.get('namespace')}/{meta.get('name')} cannot be changed so: {'; '.join(frozen)}"
     size = len(json.dumps(raw.get("spec"), separators=(",", ":")))
     if size > MAX_SPEC_BYTES:
         meta = raw.get("metadata") or {}
