@@ -25,7 +25,7 @@ from kubetrain.status.observed import Observed, ObservedPod
 from kubetrain.status.promotion import PromotionFacts, apply_promotion
 from kubetrain.status.provenance import cost, provenance
 from kubetrain.status.replicas import replica_status
-from kubetrain.status.residency import apply_residency
+from kubetrain.status.residency import apply_residency, recheck
 from kubetrain.status.report import TrainerReport, parse_report
 
 
@@ -62,6 +62,7 @@ def plan(
         _finish(draft, observed)
     elif (deadline := _deadline(draft)) is not None:
         draft.requeue_after = (deadline - draft.now).total_seconds()
+    recheck(draft)
     report = _final_report(group, current)
     metrics = _metrics(job, report)
     draft.provenance = provenance(draft, report, pod_image(job, settings), _reporter_image_id(group, current))
