@@ -20,6 +20,7 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.metrics import OperatorMetrics
 
 GROUP = "kubetrain.io"
@@ -135,6 +136,11 @@ class Kube:
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         found = self._request("get", "namespaces", lambda: self.core.read_namespace(namespace))
         return dict(found.metadata.labels or {})
+
+    def node_region(self, node: str) -> str | None:
+        """The node's topology.kubernetes.io/region label; None when the node is gone or unlabelled."""
+        found = self._request_or_none("get", "nodes", lambda: self.core.read_node(node), done=(404,))
+        return (found.metadata.labels or {}).get(REGION_LABEL) if found is not None else None
 
     def claim_storage_class(self, namespace: str, claim: str) -> str | None:
         """The claim's storageClassName; None when the claim does not exist or has no class."""

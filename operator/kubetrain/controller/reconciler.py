@@ -100,7 +100,7 @@ class Reconciler:
         started = time.monotonic()
         now = dt.datetime.now(dt.timezone.utc)
         needs = Needs.of(raw, now)
-        facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency)
+        facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency, pods=pods)
         # The budget is judged before the job starts, when the residency facts were just read
         # fresh: their namespace labels serve both.
         budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None

@@ -25,6 +25,16 @@ class DefaultResidency(StrEnum):
     DENY_ALL = "deny-all"
 
 
+class PodPlacement(BaseModel):
+    """Where one of the job's pods was scheduled: its node and the node's region label."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pod: str
+    node: str
+    region: str | None = Field(default=None, description="None: the node is gone or has no region label.")
+
+
 class ResidencyFacts(BaseModel):
     """The cluster state one evaluation needs, fetched by the caller."""
 
@@ -37,6 +47,9 @@ class ResidencyFacts(BaseModel):
         default_factory=dict, description="Claim name -> storageClassName (None: missing or classless claim)."
     )
     default: DefaultResidency = DefaultResidency.ALLOW_ALL
+    placements: list[PodPlacement] = Field(
+        default_factory=list, description="The job's scheduled pods and their nodes' regions (none at admission)."
+    )
 
 
 def claims_referenced(job: TrainingJob) -> set[str]:
@@ -159,6 +172,8 @@ def _check(
         check.add("spec.allowedNodePools", "spec.nodePool", spec.node_pool or "(unset)", list(rules.allowed_node_pools))
     if rules.allowed_regions is not None or rules.allowed_node_pools is not None:
         _check_placement_doors(check, job)
+    if rules.allowed_regions is not None:
+        _check_placements(check, facts.placements)
     if rules.allowed_data is not None:
         check.location("spec.allowedData", "spec.dataset.uri", spec.dataset.uri, rules.allowed_data)
         if spec.task is not None and spec.task.finetune is not None:
@@ -191,6 +206,16 @@ def _check_placement_doors(check: _Checker, job: TrainingJob) -> None:
             check.add(rule, path, f"{label} {operator} {values}", [f"{label} In a subset of {allowed}"],
                       "the pod template may only narrow the operator's placement" if label == REGION_LABEL
                       else "choose the pool with spec.nodePool, not the pod template")
+
+
+def _check_placements(check: _Checker, placements: list[PodPlacement]) -> None:
+    """Where the pods really are: a pod scheduled before the namespace came under this policy
+    (or before the policy narrowed its regions) may run anywhere its spec allowed then."""
+    allowed = list(check.policy.spec.allowed_regions or [])
+    for placed in placements:
+        if placed.region not in allowed:
+            check.add("spec.allowedRegions", f"pod {placed.pod}", f"node {placed.node}", allowed,
+                      f"the pod runs in region {placed.region or '(unknown: node gone or unlabelled)'}")
 
 
 def _check_data_doors(check: _Checker, job: TrainingJob, rules: list[LocationRule]) -> None:
