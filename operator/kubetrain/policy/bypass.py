@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubetrain.api.contract import is_reserved_env_name
+from kubetrain.api.podspec import template_containers as containers
 from kubetrain.api.nodepools import POOL_LABEL, REGION_LABEL
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.policy.schemes import STORAGE_PROTOCOLS
@@ -36,7 +37,6 @@ _URI_LIKE = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*)(?:://|::)[^\s,;\"'`]*")
 CONFIG_SEGMENTS = frozenset({".aws", ".boto", "boto.cfg", ".s3cfg", ".config", ".gsutil"})
 _HOME_DIR = re.compile(r"^/(root|home|home/[^/]+)/?$")
 SAFE_VOLUME_KINDS = frozenset({"name", "emptyDir", "configMap", "secret", "projected", "downwardAPI"})
-CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
 
 
 def redirects_storage(name: str) -> bool:
@@ -47,15 +47,6 @@ def redirects_storage(name: str) -> bool:
         or any(word in upper for word in _REDIRECT_WORDS)
         or is_reserved_env_name(upper)
     )
-
-
-def containers(pod_spec: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(path, container) of every container the user's template declares."""
-    for key in CONTAINER_LISTS:
-        items = pod_spec.get(key)
-        for index, container in enumerate(items if isinstance(items, list) else []):
-            if isinstance(container, dict):
-                yield f"spec.podTemplate.spec.{key}[{index}]", container
 
 
 def env_entries(spec: TrainingJobSpec) -> Iterator[tuple[str, str, str | None]]:

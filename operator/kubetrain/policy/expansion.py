@@ -35,6 +35,7 @@ UNSCANNED_CONTRACT = frozenset(
 # fieldRef paths whose values the cluster assigns (IPs, node and account names): never a user's string.
 _CLUSTER_ASSIGNED = ("spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs",
                      "status.podIP", "status.podIPs")
+# A pod is created without ephemeral containers (the API server refuses them on create).
 CONTAINER_LISTS = ("initContainers", "containers")
 
 
