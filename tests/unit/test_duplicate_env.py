@@ -51,8 +51,7 @@ def test_the_same_name_in_different_containers_is_admitted() -> None:
     assert spec_refusal(job_manifest("ok", "team", overrides)) is None
 
 
-def test_the_crd_refuses_duplicates_in_spec_env_with_a_cel_rule() -> None:
+def test_the_crd_keys_spec_env_by_name_so_the_api_server_refuses_duplicates() -> None:
     env = generate_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["env"]
-    [rule] = env["x-kubernetes-validations"]
-    assert rule["rule"] == "self.all(e, self.exists_one(f, f.name == e.name))"
-    assert "is set more than once" in rule["messageExpression"]
+    assert env["x-kubernetes-list-type"] == "map" and env["x-kubernetes-list-map-keys"] == ["name"]
+    assert "name" in env["items"]["required"]

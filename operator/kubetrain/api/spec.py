@@ -53,13 +53,6 @@ def _reserved_env_rule() -> str:
     return f"{prefixes} && !(self.name in [{names}])"
 
 
-DUPLICATE_ENV_RULE = "self.all(e, self.exists_one(f, f.name == e.name))"
-DUPLICATE_ENV_MESSAGE_EXPRESSION = (
-    "'spec.env: ' + self.filter(e, !self.exists_one(f, f.name == e.name)).map(e, e.name)[0] + ' is set more "
-    "than once, and only one of the values would reach the pod; set it once'"
-)
-
-
 def duplicate_env_message(path: str, name: str, first: str) -> str:
     """The refusal of a variable set twice: one of the two values would be dropped silently (the
     kubelet keeps the last; the operator's merge keeps spec.env over the template's)."""
@@ -307,15 +300,9 @@ class TrainingJobSpec(CamelModel):
         default_factory=list,
         max_length=MAX_ENV_VARS,
         description="Extra environment variables of the workers, after the operator's own; each name once.",
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": DUPLICATE_ENV_RULE,
-                    "message": "spec.env: a variable is set more than once; set each name once",
-                    "messageExpression": DUPLICATE_ENV_MESSAGE_EXPRESSION,
-                }
-            ]
-        },
+        # A map keyed by name, like a container's env: the API server refuses a name given twice
+        # ("Duplicate value" naming it), and server-side apply merges entries by name.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, suspension, cleanup.")
     ray: RaySpec = Field(
