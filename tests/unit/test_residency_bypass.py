@@ -139,3 +139,9 @@ def test_refusals_of_unreadable_values_recommend_only_literal_values(case: str) 
     assert message is not None and "literal" in message
     for unverifiable in ("use valueFrom", "with env[].valueFrom", "use envFrom", "configMapKeyRef instead"):
         assert unverifiable not in message
+
+
+def test_a_sub_path_of_a_volume_named_like_a_config_directory_is_not_a_config_mount() -> None:
+    overrides = {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "x"}}], "containers": [
+        {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": "/etc/trainer", "subPath": ".config"}]}]}}}
+    assert refusal(job_manifest("ok", "team-eu", overrides)) is None

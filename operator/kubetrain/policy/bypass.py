@@ -101,7 +101,7 @@ def config_mounts(spec: TrainingJobSpec) -> Iterator[tuple[str, str]]:
         for index, mount in enumerate(mounts if isinstance(mounts, list) else []):
             if not isinstance(mount, dict):
                 continue
-            target = "/".join(p for p in (str(mount.get("mountPath", "")), str(mount.get("subPath") or "")) if p)
+            target = str(mount.get("mountPath", ""))  # subPath picks what of the volume appears there
             if _HOME_DIR.match(target) or CONFIG_SEGMENTS & set(target.split("/")):
                 yield f"{path}.volumeMounts[{index}].mountPath", target
     for index, volume in enumerate(_volumes(spec)):
