@@ -145,3 +145,15 @@ def test_a_sub_path_of_a_volume_named_like_a_config_directory_is_not_a_config_mo
     overrides = {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "x"}}], "containers": [
         {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": "/etc/trainer", "subPath": ".config"}]}]}}}
     assert refusal(job_manifest("ok", "team-eu", overrides)) is None
+
+
+def test_a_dataset_uri_the_kubelet_would_expand_is_judged_after_expansion() -> None:
+    # KUBETRAIN_TASK precedes KUBETRAIN_DATASET_URI in the env, so the kubelet expands it there.
+    # The task's JSON holds the checkpoint URI: its `//` makes an empty segment in the dataset URI.
+    task = {"type": "tabular-classification", "finetune": {"checkpointUri": "s3://eu-data/datasets/ckpt"}}
+    overrides = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_TASK)"}, "task": task}
+    message = refusal(job_manifest("expanded", "team-eu", overrides))
+    assert message is not None and "(KUBETRAIN_DATASET_URI)" in message and "after the kubelet's $(VAR) expansion" in message
+    assert "empty path segment" in message
+    allowed = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_JOB_NAME)/x.csv"}}
+    assert refusal(job_manifest("expanded", "team-eu", allowed)) is None

@@ -12,7 +12,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import REGION_LABEL, NodePoolCatalogue
 from kubetrain.api.policy import DataResidencyPolicy, Enforcement, LocationRule
 from kubetrain.policy import bypass
-from kubetrain.policy.expansion import Received, received
+from kubetrain.policy.expansion import OWN_RULE_URIS, Received, received
 from kubetrain.policy.match import rule_allows, selects
 from kubetrain.policy.uri import UriError, normalise
 from kubetrain.policy.verdict import ALLOW_ALL, Verdict, Violation
@@ -262,6 +262,14 @@ def _check_received(check: _Checker, job: TrainingJob, strings: list[Received], 
             continue
         expanded = item.value.text != item.written
         context = f"after the kubelet's $(VAR) expansion of {item.written!r}: " if expanded else ""
+        if item.variable in OWN_RULE_URIS:
+            # The trainer reads the whole value as the dataset (output) URI: judged by that field's rules.
+            spec = check.policy.spec
+            own = spec.allowed_data if item.variable == "KUBETRAIN_DATASET_URI" else spec.allowed_outputs
+            if own is not None:
+                rule = "spec.allowedData" if item.variable == "KUBETRAIN_DATASET_URI" else "spec.allowedOutputs"
+                check.location(rule, item.path, item.value.text, own, context)
+            continue
         if item.source is not None:
             context = f"its {item.source} value is {item.value.text!r}: "
         for raw in bypass.storage_uris(item.value.text):

@@ -26,12 +26,12 @@ from kubetrain.render.settings import RenderSettings
 
 # The image is the operator's setting, not the user's; it reaches KUBETRAIN_IMAGE only.
 _SETTINGS = RenderSettings(default_image="operator-default-image")
-# Contract variables judged by their own rules (the dataset and output URIs) or that are not
-# data at all (the submitter's user name, the image): their values are not scanned themselves,
-# though a user string that refers to them is judged with their value in place.
-UNSCANNED_CONTRACT = frozenset(
-    {"KUBETRAIN_DATASET_URI", "KUBETRAIN_OUTPUT_URI", "KUBETRAIN_SUBMITTED_BY", "KUBETRAIN_IMAGE"}
-)
+# Contract variables judged by their own rules (the dataset and output URIs, as written) or that
+# are not data at all (the submitter's user name, the image): their values are not scanned, though
+# a user string that refers to them is judged with their value in place. The URIs are reported
+# only when the kubelet would change them (`$(VAR)` inside spec.dataset.uri).
+OWN_RULE_URIS = frozenset({"KUBETRAIN_DATASET_URI", "KUBETRAIN_OUTPUT_URI"})
+UNSCANNED_CONTRACT = OWN_RULE_URIS | {"KUBETRAIN_SUBMITTED_BY", "KUBETRAIN_IMAGE"}
 # fieldRef paths whose values the cluster assigns (IPs, node and account names): never a user's string.
 _CLUSTER_ASSIGNED = ("spec.nodeName", "spec.serviceAccountName", "status.hostIP", "status.hostIPs",
                      "status.podIP", "status.podIPs")
@@ -50,12 +50,14 @@ class Value:
 @dataclass(frozen=True)
 class Received:
     """One string a container receives: where, as written, and after expansion; `source` is the
-    valueFrom kind (secretKeyRef, fieldRef, ...) of an env entry that has one."""
+    valueFrom kind (secretKeyRef, fieldRef, ...) of an env entry that has one, `variable` the
+    name of an env entry."""
 
     path: str
     written: str
     value: Value
     source: str | None = None
+    variable: str | None = None
 
 
 class ContainerEnv:
@@ -139,12 +141,14 @@ def _pod_strings(pod: dict[str, Any]) -> Iterator[Received]:
                 if isinstance(value_source, dict) and value_source:
                     value = value_from(pod, value_source)
                     item = Received(f"{prefix}.env[{e}] ({var['name']})", f"valueFrom {value_source}", value,
-                                    source=next(iter(value_source)))
+                                    source=next(iter(value_source)), variable=var["name"])
                 else:
                     value = expand(str(var.get("value") or ""), env)
-                    item = Received(f"{prefix}.env[{e}] ({var['name']})", str(var.get("value") or ""), value)
+                    item = Received(f"{prefix}.env[{e}] ({var['name']})", str(var.get("value") or ""), value,
+                                    variable=var["name"])
                 env.values[var["name"]] = value
-                if var["name"] not in UNSCANNED_CONTRACT:
+                if var["name"] not in UNSCANNED_CONTRACT or (
+                        var["name"] in OWN_RULE_URIS and value != Value(text=item.written)):
                     yield item
             for field in ("command", "args"):
                 for a, arg in enumerate(container.get(field) or []):
