@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.contract import ROLE_LABEL
@@ -43,6 +44,8 @@ def pod_refusal(kube: Kube, job: TrainingJob, inputs: PlanInputs) -> str | None:
         probe["metadata"].pop("ownerReferences", None)  # the operator's own, and the uid may not exist yet
         try:
             kube.dry_run_pod(job.metadata.namespace, probe)
+        except urllib3.exceptions.HTTPError:
+            return None  # the API server was not reachable: the reconcile reports a refusal later
         except ApiException as exc:
             if exc.status == 422:
                 meta = job.metadata
