@@ -65,6 +65,36 @@ def _trainer_env(name: str, value: str) -> dict[str, Any]:
     return _template({"containers": [{"name": "trainer", "env": [{"name": name, "value": value}]}]})
 
 
+def _extra_env(value: str) -> dict[str, Any]:
+    return {"env": [{"name": "EXTRA_DATA", "value": value}]}
+
+
+def _args(*args: str) -> dict[str, Any]:
+    return {"command": ["python", "-m", "kubetrain_trainer"], "args": ["--data", *args]}
+
+
+def _trainer(**container: Any) -> dict[str, Any]:
+    return _template({"containers": [{"name": "trainer", **container}]})
+
+
+def _pieces(*args: str) -> dict[str, Any]:
+    """A URI in two harmless-looking variables, joined by the kubelet's $(VAR) expansion."""
+    return {**_args(*args), "env": [{"name": "P", "value": "s3:"}, {"name": "R", "value": "//us-bucket/datasets/x"}]}
+
+
+def _value_from(name: str, source: dict[str, Any], **container: Any) -> dict[str, Any]:
+    return _trainer(env=[{"name": name, "valueFrom": source}], **container)
+
+
+CONFIG_MAP_KEY = {"configMapKeyRef": {"name": "settings", "key": "data"}}
+SECRET_KEY = {"secretKeyRef": {"name": "creds", "key": "token"}}
+US_SPILL = '{"type":"smart_open","params":{"uri":"' + US + '"}}'
+
+
+def _ray(params: dict[str, str], **spec: Any) -> dict[str, Any]:
+    return {"runtime": "ray", "ray": {"rayStartParams": params}, **spec}
+
+
 NO_POOL = {"nodePool": None, "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0}}
 
 # (id, spec overrides merged into BASE_SPEC; None removes a key)
@@ -117,6 +147,54 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("args-us-uri", {"command": ["python", "-m", "kubetrain_trainer"], "args": ["--data", US]}),
     ("template-nfs-volume", _template({"volumes": [{"name": "d", "nfs": {"server": "nfs.us.example", "path": "/"}}]})),
     ("template-pvc-volume", _template({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": US_CLAIM}}]})),
+    # Class 2: other spellings of a store (fsspec's aliases and protocol syntaxes).
+    ("scheme-env-s3a", _extra_env("s3a://us-bucket/datasets/x.csv")),
+    ("scheme-env-s3a-uppercase", _extra_env("S3A://us-bucket/datasets/x.csv")),
+    ("scheme-env-gcs", _extra_env("gcs://us-bucket/datasets/x.csv")),
+    ("scheme-env-https-store", _extra_env("https://us-bucket.s3.us-east-1.amazonaws.com/datasets/x.csv")),
+    ("scheme-args-s3a", _args("s3a://us-bucket/datasets/x.csv")),
+    ("scheme-args-double-colon", _args("s3::us-bucket/datasets/x.csv")),
+    ("scheme-args-chained-cache", _args("simplecache::s3://us-bucket/datasets/x.csv")),
+    ("scheme-args-local-alias", _args("local:///mnt/us-share/x.csv")),
+    ("scheme-args-abfs", _args("abfs://us-container/datasets/x.csv")),
+    # Class 1: values assembled by the kubelet's $(VAR) expansion.
+    ("expand-args-two-variables", _pieces("$(P)$(R)")),
+    ("expand-args-inside-a-flag", _pieces("--data=$(P)$(R)")),
+    ("expand-env-chain", {"env": [{"name": "P", "value": "s3:"}, {"name": "DATA", "value": "$(P)//us-bucket/x"}]}),
+    ("expand-template-command", _trainer(command=["sh", "-c", "$(S)us-bucket/x"], env=[{"name": "S", "value": "s3://"}])),
+    ("expand-sidecar-args", _template({"containers": [{"name": "sync", "image": "amazon/aws-cli", "args": [
+        "s3", "sync", "$(A)$(B)", "/data"], "env": [{"name": "A", "value": "s3://"}, {"name": "B", "value": "us-bucket"}]}]})),
+    ("expand-hidden-configmap-piece", {**_args("$(P)//us-bucket/x"),
+                                       **_value_from("P", CONFIG_MAP_KEY)}),
+    ("expand-hidden-secret-piece", {**_args("s3:$(TOKEN)"), **_value_from("TOKEN", SECRET_KEY)}),
+    ("expand-annotation-via-field-ref", {**_args("$(P)//us-bucket/x"),
+                                         "podTemplate": {"metadata": {"annotations": {"s": "s3:"}},
+                                                         "spec": {"containers": [{"name": "trainer", "env": [
+                                                             {"name": "P", "valueFrom": {"fieldRef": {
+                                                                 "fieldPath": "metadata.annotations['s']"}}}]}]}}}),
+    # Class 3: runtime parameters that reach the pods' command lines.
+    ("ray-start-param-spilling", _ray({"object-spilling-config": US_SPILL})),
+    ("ray-start-param-storage-s3a", _ray({"storage": "s3a://us-bucket/ray"})),
+    ("ray-start-param-expanded", _ray({"temp-dir": "$(P)$(R)"}, env=[
+        {"name": "P", "value": "s3:"}, {"name": "R", "value": "//us-bucket/x"}])),
+    ("ray-driver-args", _ray({}, command=["python", "driver.py"], args=["--data", US])),
+    # Class 4: values the operator cannot read, and configuration that redirects storage clients.
+    ("value-from-config-map", _value_from("EXTRA", CONFIG_MAP_KEY)),
+    ("value-from-file-key", _value_from("EXTRA", {"fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}})),
+    ("value-from-annotation", {"podTemplate": {"metadata": {"annotations": {"data": US}}, "spec": {"containers": [
+        {"name": "trainer", "env": [{"name": "EXTRA", "valueFrom": {"fieldRef": {
+            "fieldPath": "metadata.annotations['data']"}}}]}]}}}),
+    ("template-env-from-secret", _trainer(envFrom=[{"secretRef": {"name": "creds"}}])),
+    ("env-home", {"env": [{"name": "HOME", "value": "/mnt/config"}]}),
+    ("env-xdg-config-home", {"env": [{"name": "XDG_CONFIG_HOME", "value": "/mnt/config"}]}),
+    ("env-default-profile", {"env": [{"name": "AWS_DEFAULT_PROFILE", "value": "us"}]}),
+    ("env-gce-metadata-host", {"env": [{"name": "GCE_METADATA_HOST", "value": "metadata.us.example"}]}),
+    ("mount-aws-config", {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "aws"}}],
+                                                   "containers": [{"name": "trainer", "volumeMounts": [
+                                                       {"name": "c", "mountPath": "/home/trainer/.aws"}]}]}}}),
+    ("mount-over-home", _trainer(volumeMounts=[{"name": "c", "mountPath": "/root"}])),
+    ("mount-config-item-path", _template({"volumes": [{"name": "c", "secret": {
+        "secretName": "s", "items": [{"key": "k", "path": ".config/fsspec/conf.json"}]}}]})),
 ]
 
 

@@ -10,6 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from kubetrain.api.contract import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kubetrain.api.immutable import transition_rules
 from kubetrain.api.openapi import Schema, structural
 from kubetrain.api.policy import (
     POLICY_KIND,
@@ -95,6 +96,7 @@ def generate_crd() -> dict[str, Any]:
         },
         list(PRINTER_COLUMNS),
         validations=[
+            *transition_rules(),
             {
                 "rule": f"size(self.metadata.name) <= {MAX_JOB_NAME_LENGTH}",
                 "message": f"metadata.name must be at most {MAX_JOB_NAME_LENGTH} characters: it is the value of "

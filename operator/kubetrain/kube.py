@@ -21,6 +21,7 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.metrics import OperatorMetrics
 
 GROUP = "kubetrain.io"
@@ -138,6 +139,11 @@ class Kube:
         found = self._request("get", "namespaces", lambda: self.core.read_namespace(namespace))
         return dict(found.metadata.labels or {})
 
+    def node_region(self, node: str) -> str | None:
+        """The node's topology.kubernetes.io/region label; None when the node is gone or unlabelled."""
+        found = self._request_or_none("get", "nodes", lambda: self.core.read_node(node), done=(404,))
+        return (found.metadata.labels or {}).get(REGION_LABEL) if found is not None else None
+
     def claim_storage_class(self, namespace: str, claim: str) -> str | None:
         """The claim's storageClassName; None when the claim does not exist or has no class."""
         pvc = self._request_or_none(
@@ -176,6 +182,11 @@ class Kube:
         resource, creator = creators[kind]
         created = self._request_or_none("create", resource, lambda: creator(namespace, obj), done=(409,))
         return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
+
+    def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> None:
+        """Asks the API server to validate `pod` without creating it (dryRun=All); raises its refusal."""
+        self._request("create", "pods", lambda: self.core.create_namespaced_pod(namespace, pod, dry_run="All"),
+                      done=(400, 403, 422))
 
     def delete_pod(self, namespace: str, name: str) -> None:
         self._request_or_none("delete", "pods", lambda: self.core.delete_namespaced_pod(name, namespace), done=(404,))

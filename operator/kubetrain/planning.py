@@ -12,6 +12,7 @@ from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, Trainin
 from kubetrain.api.nodepools import load_catalogue
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.policy.admission import validation_problems
 from kubetrain.policy.budget import BudgetFacts, judge
 from kubetrain.render.settings import RenderSettings
 from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
@@ -70,12 +71,16 @@ def plan_job(
         job = TrainingJob.model_validate(raw)
     except ValidationError as exc:
         return _unparseable(raw, exc, now)
-    verdict = evaluate(job, residency, inputs.catalogue)
-    budget_verdict = judge(job, budget, inputs.catalogue, now) if budget is not None else None
-    result = plan(
-        job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now, verdict, budget_verdict,
-        promotion,
-    )
+    try:
+        verdict = evaluate(job, residency, inputs.catalogue)
+        budget_verdict = judge(job, budget, inputs.catalogue, now) if budget is not None else None
+        result = plan(
+            job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now, verdict, budget_verdict,
+            promotion,
+        )
+    except Exception as exc:  # noqa: BLE001 - any spec the planner cannot handle must end in a status, not a crash loop
+        message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"
+        return invalid_spec(raw, message, now, [p["metadata"]["name"] for p in pods])
     patch = status_patch(raw.get("status"), result.status)
     return Decision(
         create=result.create,
@@ -124,12 +129,13 @@ class Needs(BaseModel):
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:
     """A spec the API server accepted but the models refuse (rules CEL cannot express) fails the
     job with every offending field named, before any pod exists."""
-    problems = "; ".join(
-        f"spec.{'.'.join(str(p) for p in err['loc'][1:])}: {err['msg']}" if err["loc"][:1] == ("spec",)
-        else f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-        for err in exc.errors()
-    )
-    message = f"the spec cannot run: {problems}"
+    return invalid_spec(raw, f"the spec cannot run: {validation_problems(exc)}", now)
+
+
+def invalid_spec(raw: dict[str, Any], message: str, now: dt.datetime, pods: list[str] | None = None) -> Decision:
+    """Failed=True, reason InvalidSpec, with `message`, and a Warning Event; no pod is created and
+    `pods` (what exists of the job's) are deleted. Also what the reconcile writes when the API
+    server refuses a rendered pod as invalid (controller.refused)."""
     try:
         previous = TrainingJobStatus.model_validate(raw.get("status") or {})
     except ValidationError:
@@ -142,4 +148,4 @@ def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) ->
     )
     patch = status_patch(raw.get("status"), status)
     events = [Event(type=EventType.WARNING, reason="InvalidSpec", message=message)] if patch else []
-    return Decision(status_patch=patch, events=events)
+    return Decision(status_patch=patch, events=events, delete_pods=pods or [])

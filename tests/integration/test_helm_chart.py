@@ -194,7 +194,7 @@ def test_rendered_rbac_is_exactly_the_readme_table(
     sets: tuple[str, ...], namespaces: list[str], webhook: bool, leader_election: bool
 ) -> None:
     objects = Helm().template(sets=sets)
-    (cluster_role,) = find(objects, "ClusterRole")
+    (cluster_role,) = find(objects, "ClusterRole", name=FULLNAME)
     jobs = expected_rules("jobs", namespaces, webhook, leader_election)
     cluster = expected_rules("cluster", namespaces, webhook, leader_election)
     release = expected_rules("release", namespaces, webhook, leader_election)
@@ -207,6 +207,27 @@ def test_rendered_rbac_is_exactly_the_readme_table(
     assert len(find(objects, "Role")) == len(namespaces) + len(election_roles)
     for rule in (r for o in find(objects, "ClusterRole") + find(objects, "Role") for r in o["rules"]):
         assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"]
+
+
+USER_ROLES = ("view", "edit", "admin")
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def test_user_roles_aggregate_into_view_edit_and_admin() -> None:
+    objects = Helm().template()
+    roles = {role: find(objects, "ClusterRole", name=f"{FULLNAME}-{role}")[0] for role in USER_ROLES}
+    # Each role's rights reach its built-in role and every larger one (view < edit < admin).
+    for index, role in enumerate(USER_ROLES):
+        labels = roles[role]["metadata"]["labels"]
+        assert {k for k in labels if k.startswith(AGGREGATE)} == {AGGREGATE + r for r in USER_ROLES[index:]}
+    [read] = roles["view"]["rules"]
+    assert set(read["verbs"]) == {"get", "list", "watch"}
+    kinds = {"trainingjobs", "trainingschedules", "models", "modelversions", "dataresidencypolicies",
+             "budgetpolicies"}
+    assert kinds <= set(read["resources"])
+    [write] = roles["edit"]["rules"]
+    assert set(write["resources"]) == {"trainingjobs", "trainingschedules", "models"}
+    assert not any(r.endswith("/status") for r in write["resources"])
 
 
 # -- install, run under the chart's ServiceAccount, upgrade, uninstall -------------------------
@@ -395,6 +416,56 @@ def test_service_account_can_do_nothing_beyond_the_table(release: Release) -> No
     assert not release.can_i("patch", "validatingwebhookconfigurations/some-other-webhook")
 
 
+def test_namespace_viewers_editors_and_admins_get_the_kubetrain_kinds(
+    release: Release, api: kubernetes.client.ApiClient
+) -> None:
+    ns = release.jobs_namespace
+    rbac = kubernetes.client.RbacAuthorizationV1Api(api)
+    for role in USER_ROLES:
+        rbac.create_namespaced_role_binding(ns, {
+            "metadata": {"name": f"{role}-user"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": f"{role}-user"}],
+        })
+
+    def can(user: str, verb: str, resource: str, subresource: str = "") -> bool:
+        extra = [f"--subresource={subresource}"] if subresource else []
+        result = release.cluster.kubectl("auth", "can-i", verb, f"{resource}.kubetrain.io", f"--as={user}",
+                                         f"--namespace={ns}", *extra, check=False)
+        assert result.stdout.strip() in ("yes", "no"), result.stderr
+        return result.stdout.strip() == "yes"
+
+    # The clusterrole-aggregation controller fills the built-in roles shortly after install.
+    wait_for(lambda: can("view-user", "list", "modelversions"), timeout=30, what="aggregated view role")
+    for kind in ("trainingjobs", "trainingschedules", "models", "modelversions"):
+        for verb in ("get", "list", "watch"):
+            assert all(can(f"{role}-user", verb, kind) for role in USER_ROLES), (verb, kind)
+        assert not can("nobody", "get", kind)
+        assert not can("view-user", "create", kind) and not can("view-user", "delete", kind)
+    assert can("view-user", "get", "trainingjobs", "status")
+    for kind in ("trainingjobs", "trainingschedules", "models"):
+        for verb in ("create", "update", "patch", "delete"):
+            assert can("edit-user", verb, kind) and can("admin-user", verb, kind), (verb, kind)
+    # Status is the operator's; ModelVersions are its records: editors write neither, admins may delete records.
+    for role in ("edit-user", "admin-user"):
+        assert not can(role, "patch", "trainingjobs", "status")
+        assert not can(role, "create", "modelversions") and not can(role, "update", "modelversions")
+    assert not can("edit-user", "delete", "modelversions") and can("admin-user", "delete", "modelversions")
+    # A namespace editor can really create a TrainingJob (suspended: no pods needed here).
+    manifest = example("pytorch-ddp.yaml")
+    manifest["metadata"] = {"name": "by-an-editor", "namespace": ns}
+    manifest["spec"]["runPolicy"] = {"suspend": True}
+    operator = release.local_operator("user-roles")  # serves the admission webhooks
+    operator.start()
+    try:
+        result = release.cluster.kubectl("create", "-f", "-", "--as=edit-user", input=yaml.safe_dump(manifest),
+                                         check=False)
+        assert result.returncode == 0, result.stderr
+        assert release.cluster.kubectl("get", "tj", "by-an-editor", "-n", ns, "--as=view-user").returncode == 0
+    finally:
+        operator.stop()
+
+
 def test_upgrade_to_listed_namespaces_with_two_replicas_one_leads_and_the_other_takes_over(
     release: Release, api: kubernetes.client.ApiClient
 ) -> None:
@@ -466,6 +537,7 @@ def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
     left = cluster.kubectl("get", "all,serviceaccount,secret,configmap,role,rolebinding,poddisruptionbudget", "-A",
                            "-l", f"app.kubernetes.io/instance={RELEASE}", "-o", "name").stdout.split()
     assert left == []
-    for cluster_scoped in (f"clusterrole/{FULLNAME}", f"clusterrolebinding/{FULLNAME}"):
+    for cluster_scoped in (f"clusterrole/{FULLNAME}", f"clusterrolebinding/{FULLNAME}",
+                           *(f"clusterrole/{FULLNAME}-{role}" for role in USER_ROLES)):
         assert cluster.kubectl("get", cluster_scoped, check=False).returncode != 0, cluster_scoped
     cluster.kubectl("get", "crd", "trainingjobs.kubetrain.io", "dataresidencypolicies.kubetrain.io")

@@ -204,3 +204,31 @@ def test_audit_mode_admits_and_runs_but_records_the_violation(
         timeout=10,
         what="audit event",
     )
+
+
+def test_a_relabelled_namespace_stops_a_job_running_in_another_region_without_any_pod_event(
+    cluster: LocalCluster, jobs: Jobs, policy: PolicyFactory
+) -> None:
+    eu = eu_policy("eu-only", [])
+    eu["spec"].pop("namespaces")
+    eu["spec"]["namespaceSelector"] = {"matchLabels": {"residency": f"eu-{jobs.ns}"}}
+    policy(eu)
+    # Unselected for now: a preferred affinity is free to take the job's pod to us-east-1.
+    prefer_us = {"podTemplate": {"spec": {"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "preference": {"matchExpressions": [{"key": REGION, "operator": "In", "values": ["us-east-1"]}]}},
+    ]}}}}}
+    name = create_job(jobs, "moved", {**CPU_JOB, **prefer_us})
+    [pod] = jobs.wait_pods(name, 1, phase="Running", timeout=30)
+    node = pod.spec.node_name
+    assert jobs.core.read_node(node).metadata.labels[REGION] == "us-east-1"
+    wait_for(lambda: reason_of(jobs, name, "ResidencyCompliant") == "True/NoPolicy", timeout=20, what="NoPolicy")
+
+    cluster.kubectl("label", "namespace", jobs.ns, f"residency=eu-{jobs.ns}")
+
+    # No pod or policy event follows: the re-check period (30 s, labels cached 30 s) finds it.
+    jobs.wait_phase(name, "Failed", timeout=90)
+    residency = jobs.condition(name, "ResidencyCompliant")
+    assert residency is not None and (residency["status"], residency["reason"]) == ("False", "ResidencyViolation")
+    assert f"pod {pod.metadata.name}: 'node {node}'" in residency["message"], residency["message"]
+    assert "runs in region us-east-1" in residency["message"]
+    wait_for(lambda: not jobs.pods(name, include_terminating=True), timeout=30, what="pods deleted")

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from kubetrain.status.residency import RECHECK_SECONDS
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.render import RenderSettings
 from kubetrain.status import Observed, Plan, plan, status_patch
@@ -171,4 +172,4 @@ def test_suspend_and_resume() -> None:
     cluster.set_phase("Running")
     cluster.converge()
     assert cluster.status["phase"] == "Running" and cluster.status["restarts"] == 0
-    assert cluster.status["observedGeneration"] == 3 and cluster.plan().requeue_after == 600
+    assert cluster.status["observedGeneration"] == 3 and cluster.plan().requeue_after == RECHECK_SECONDS

@@ -33,7 +33,7 @@ def pod(role: str, index: int, phase: str = "Running", attempt: int = 0, **kwarg
     """A raw pod of this job, shaped like test_plan_rules.raw_pod but named and labelled by role."""
     raw = raw_pod(index, phase, attempt, **kwargs)
     raw["metadata"]["name"] = HEAD if role == "head" else worker_name(NAME, index)
-    raw["metadata"]["labels"] = role_labels(NAME, role, index, attempt)
+    raw["metadata"]["labels"] = role_labels(NAME, role, index, attempt, 2)
     return raw
 
 

@@ -16,6 +16,7 @@ from kubetrain.render import RenderSettings
 from kubetrain.render.labels import worker_labels
 from kubetrain.render.names import worker_name
 from kubetrain.status import Observed, Plan, plan
+from kubetrain.status.residency import RECHECK_SECONDS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 CATALOGUE = default_catalogue()
@@ -61,7 +62,9 @@ def raw_pod(
     reason: str | None = None,
     message: str | None = None,
     pod_reason: str | None = None,
+    workers: int | None = None,
 ) -> dict[str, Any]:
+    """`workers`: the kubetrain.io/workers label (None: left out, as on pods of older operators)."""
     terminated = None
     if phase in ("Succeeded", "Failed"):
         terminated = {
@@ -69,7 +72,10 @@ def raw_pod(
             "reason": reason or ("Completed" if phase == "Succeeded" else "Error"),
             **({"message": message} if message else {}),
         }
-    meta: dict[str, Any] = {"name": worker_name(NAME, index), "labels": worker_labels(NAME, index, attempt)}
+    labels = worker_labels(NAME, index, attempt, workers or 0)
+    if workers is None:
+        del labels["kubetrain.io/workers"]
+    meta: dict[str, Any] = {"name": worker_name(NAME, index), "labels": labels}
     if deleting:
         meta["deletionTimestamp"] = "2025-01-01T11:59:00Z"
     return {
@@ -326,7 +332,7 @@ def test_resume_waits_for_the_old_pods_and_starts_again_without_a_restart() -> N
     later = NOW + timedelta(seconds=30)
     result = run(make_job(result.status.to_k8s(), runPolicy={"activeDeadlineSeconds": 60}), observe(), later)
     assert len(created_names(result)) == 2 and result.status.start_time == later, "startTime restarts on resume"
-    assert result.requeue_after == 60
+    assert result.requeue_after == RECHECK_SECONDS  # before the 60 s deadline
 
 
 # --- deadline -------------------------------------------------------------------------------
@@ -341,9 +347,16 @@ def test_active_deadline_fails_the_job_and_stops_its_pods_whatever_the_clean_pol
 
 
 def test_before_the_deadline_the_controller_is_woken_up_on_time() -> None:
-    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": 3700})
+    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": 3620})
     result = run(job, observe(raw_pod(0), raw_pod(1)))
-    assert result.status.phase == "Running" and result.requeue_after == 100
+    assert result.status.phase == "Running" and result.requeue_after == 20
+
+
+@pytest.mark.parametrize("deadline", [None, 3700])
+def test_an_unfinished_job_is_rechecked_within_the_residency_period(deadline: int | None) -> None:
+    """A namespace relabelled into a stricter policy wakes nothing: the re-check period bounds it."""
+    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": deadline})
+    assert run(job, observe(raw_pod(0), raw_pod(1))).requeue_after == RECHECK_SECONDS
 
 
 # --- finished jobs --------------------------------------------------------------------------
@@ -381,7 +394,7 @@ def test_a_finished_job_stays_finished_whatever_happens_to_its_pods() -> None:
 
 def test_pods_not_of_the_current_attempt_are_always_deleted() -> None:
     job = make_job(running_status(restarts=2), workers=2)
-    stale = [raw_pod(0, attempt=1) | {"metadata": {"name": "old", "labels": worker_labels(NAME, 0, 1)}}]
+    stale = [raw_pod(0, attempt=1) | {"metadata": {"name": "old", "labels": worker_labels(NAME, 0, 1, 2)}}]
     extra = [raw_pod(5, attempt=2)]
     result = run(job, observe(raw_pod(0, attempt=2), raw_pod(1, attempt=2), *stale, *extra))
     assert sorted(result.delete_pods) == ["old", f"{NAME}-worker-5"] and result.status.restarts == 2

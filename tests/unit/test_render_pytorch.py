@@ -93,6 +93,7 @@ def test_worker_pods_are_bare_pods_with_identity_ownership_and_placement() -> No
             "kubetrain.io/role": "worker",
             "kubetrain.io/replica-index": str(index),
             "kubetrain.io/attempt": "1",
+            "kubetrain.io/workers": "2",
         }
         assert meta["ownerReferences"] == [
             {

@@ -53,6 +53,7 @@ def test_head_runs_the_launcher_and_the_default_driver_without_gpus_on_the_job_p
         "kubetrain.io/role": "head",
         "kubetrain.io/replica-index": "0",
         "kubetrain.io/attempt": "2",
+        "kubetrain.io/workers": "2",
     }
     assert head["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     c = container(head)

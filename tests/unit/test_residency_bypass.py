@@ -36,6 +36,10 @@ def test_the_base_job_and_allowed_variants_are_admitted() -> None:
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "pvc://eu-claim/datasets/x.csv"}})) is None
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://EU-DATA/datasets/sub/x.csv"}})) is None
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://eu-data/datasets%2Fx.csv"}})) is None
+    # Another spelling of an allowed store is the same allowed store.
+    assert refusal(job_manifest("ok", "team-eu", {"env": [{"name": "MORE", "value": "s3a://eu-data/datasets/y"}]})) is None
+    assert refusal(job_manifest("ok", "team-eu", {"args": ["--note", "tcp://10.0.0.1:80 is a service link"],
+                                                  "command": ["python"]})) is None
 
 
 def _field(case: str) -> str:
@@ -52,12 +56,29 @@ def _field(case: str) -> str:
         "scheduler-name": "spec.podTemplate.spec.schedulerName",
         "env-value-us-uri": "spec.env[0]",
         "args-us-uri": "spec.args[1]",
+        "ray-driver-args": "spec.args[1]",
         "template-env-from": "envFrom",
         "template-nfs-volume": "volumes[0].nfs",
         "template-pvc-volume": "volumes[0].persistentVolumeClaim",
     }
     if case in fields:
         return fields[case]
+    if case.startswith("expand-") or case == "ray-start-param-expanded":
+        return "after the kubelet's $(VAR) expansion"
+    if case.startswith("ray-start-param-"):
+        return "spec.ray.rayStartParams["
+    if case.startswith("value-from-annotation"):
+        return "spec.podTemplate.metadata.annotations[data]"
+    if case.startswith("value-from-"):
+        return "spec.allowedValueSources"
+    if case.startswith("mount-"):
+        return {"mount-config-item-path": "items[0].path"}.get(case, "volumeMounts[0].mountPath")
+    if case == "template-env-from-secret":
+        return "envFrom"
+    if case.startswith("scheme-env-"):
+        return "spec.env[0]"
+    if case.startswith("scheme-args-"):
+        return "spec.args[1]"
     if case.startswith("affinity-"):
         return "spec.podTemplate.spec.affinity"
     if case.startswith("env-"):
@@ -76,3 +97,63 @@ def test_every_bypass_attempt_is_refused(case: str, overrides: dict[str, Any]) -
         return
     assert f"DataResidencyPolicy {POLICY_NAME}" in message and "allowed:" in message, message
     assert f"{_field(case)}" in message, message
+
+
+ALLOWED_VARIANTS: list[tuple[str, dict[str, Any]]] = [
+    ("secret-credentials", {"podTemplate": {"spec": {"containers": [{"name": "trainer", "env": [
+        {"name": "AWS_SECRET_ACCESS_KEY", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "secret"}}}]}]}}}),
+    ("rank-in-args", {"command": ["python", "train.py"], "args": ["--rank=$(RANK)", "--world=$(WORLD_SIZE)"]}),
+    ("pod-ip-field-ref", {"command": ["python"], "args": ["--host=$(IP)"], "podTemplate": {"spec": {"containers": [
+        {"name": "trainer", "env": [{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]}]}}}),
+    ("escaped-reference", {"command": ["python"], "args": ["$$(P)//us-bucket/x"],
+                           "env": [{"name": "P", "value": "s3:"}]}),
+    ("expanded-to-allowed-data", {"command": ["python"], "args": ["$(D)/x.csv"],
+                                  "env": [{"name": "D", "value": "s3a://eu-data/datasets"}]}),
+    ("ray-spilling-in-eu", {"runtime": "ray", "ray": {"rayStartParams": {
+        "object-spilling-config": '{"type":"smart_open","params":{"uri":"s3://eu-data/datasets/spill"}}'}}}),
+    ("config-mount-elsewhere", {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "x"}}],
+                                                         "containers": [{"name": "trainer", "volumeMounts": [
+                                                             {"name": "c", "mountPath": "/etc/trainer"}]}]}}}),
+]
+
+
+@pytest.mark.parametrize(("case", "overrides"), ALLOWED_VARIANTS, ids=[c[0] for c in ALLOWED_VARIANTS])
+def test_what_the_operator_can_judge_and_allow_is_admitted(case: str, overrides: dict[str, Any]) -> None:
+    assert refusal(job_manifest("ok", "team-eu", overrides)) is None
+
+
+def test_a_policy_may_allow_config_map_values() -> None:
+    policy = eu_policy(POLICY_NAME, ["team-eu"])
+    policy["spec"]["allowedValueSources"] = ["secretKeyRef", "configMapKeyRef"]
+    facts = FACTS.model_copy(update={"policies": [policy]})
+    [(_, overrides)] = [c for c in CASES if c[0] == "value-from-config-map"]
+    job = TrainingJob.model_validate(job_manifest("ok", "team-eu", overrides))
+    assert admit(job, facts, CATALOGUE).refusal is None
+
+
+@pytest.mark.parametrize("case", ["template-env-from", "template-env-from-secret", "value-from-config-map",
+                                  "value-from-file-key", "expand-hidden-secret-piece"])
+def test_refusals_of_unreadable_values_recommend_only_literal_values(case: str) -> None:
+    [(_, overrides)] = [c for c in CASES if c[0] == case]
+    message = refusal(job_manifest("bypass", "team-eu", overrides))
+    assert message is not None and "literal" in message
+    for unverifiable in ("use valueFrom", "with env[].valueFrom", "use envFrom", "configMapKeyRef instead"):
+        assert unverifiable not in message
+
+
+def test_a_sub_path_of_a_volume_named_like_a_config_directory_is_not_a_config_mount() -> None:
+    overrides = {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "x"}}], "containers": [
+        {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": "/etc/trainer", "subPath": ".config"}]}]}}}
+    assert refusal(job_manifest("ok", "team-eu", overrides)) is None
+
+
+def test_a_dataset_uri_the_kubelet_would_expand_is_judged_after_expansion() -> None:
+    # KUBETRAIN_TASK precedes KUBETRAIN_DATASET_URI in the env, so the kubelet expands it there.
+    # The task's JSON holds the checkpoint URI: its `//` makes an empty segment in the dataset URI.
+    task = {"type": "tabular-classification", "finetune": {"checkpointUri": "s3://eu-data/datasets/ckpt"}}
+    overrides = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_TASK)"}, "task": task}
+    message = refusal(job_manifest("expanded", "team-eu", overrides))
+    assert message is not None and "(KUBETRAIN_DATASET_URI)" in message and "after the kubelet's $(VAR) expansion" in message
+    assert "empty path segment" in message
+    allowed = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_JOB_NAME)/x.csv"}}
+    assert refusal(job_manifest("expanded", "team-eu", allowed)) is None

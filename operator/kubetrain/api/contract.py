@@ -25,6 +25,7 @@ JOB_NAME_LABEL = "kubetrain.io/job-name"
 ROLE_LABEL = "kubetrain.io/role"
 REPLICA_INDEX_LABEL = "kubetrain.io/replica-index"
 ATTEMPT_LABEL = "kubetrain.io/attempt"
+WORKERS_LABEL = "kubetrain.io/workers"
 WORKER_ROLE = "worker"
 HEAD_ROLE = "head"
 

@@ -131,6 +131,18 @@ class NamespaceScope(CamelModel):
         return self
 
 
+class ValueSource(StrEnum):
+    """env[].valueFrom kinds whose values the operator cannot read. fieldRef and resourceFieldRef
+    are not listed: their values are the pod's own metadata (judged) or cluster-assigned."""
+
+    SECRET_KEY_REF = "secretKeyRef"
+    CONFIG_MAP_KEY_REF = "configMapKeyRef"
+    FILE_KEY_REF = "fileKeyRef"
+
+
+DEFAULT_VALUE_SOURCES = [ValueSource.SECRET_KEY_REF]
+
+
 class DataResidencyPolicySpec(NamespaceScope):
     enforcement: Enforcement = Field(
         default=Enforcement.ENFORCE,
@@ -149,6 +161,12 @@ class DataResidencyPolicySpec(NamespaceScope):
     )
     allowed_outputs: list[LocationRule] | None = Field(
         default=None, description="Where jobs may write: spec.output.uri (model, checkpoints, card)."
+    )
+    allowed_value_sources: list[ValueSource] = Field(
+        default_factory=lambda: list(DEFAULT_VALUE_SOURCES),
+        description="Under data or output rules, the env[].valueFrom kinds whose values the operator cannot read "
+        "that containers may still use (a variable that refers to one with $(VAR) is refused whatever this "
+        "says). Default: secretKeyRef, for credentials; configMapKeyRef and fileKeyRef could hold any location.",
     )
 
 

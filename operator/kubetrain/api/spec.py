@@ -19,6 +19,7 @@ from pydantic import (
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import DISTRIBUTED_ENV_NAMES, RESERVED_ENV_PREFIXES, is_reserved_env_name
 from kubetrain.api.evaluation import EvaluationSpec, ModelRef
+from kubetrain.api.podspec import duplicate_env, key_errors, label_errors, shape_errors, without_nulls
 from kubetrain.api.task import TaskSpec
 
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -50,6 +51,12 @@ def _reserved_env_rule() -> str:
     prefixes = " && ".join(f"!self.name.startsWith('{p}')" for p in RESERVED_ENV_PREFIXES)
     names = ", ".join(f"'{n}'" for n in DISTRIBUTED_ENV_NAMES)
     return f"{prefixes} && !(self.name in [{names}])"
+
+
+def duplicate_env_message(path: str, name: str, first: str) -> str:
+    """The refusal of a variable set twice: one of the two values would be dropped silently (the
+    kubelet keeps the last; the operator's merge keeps spec.env over the template's)."""
+    return f"{path}: {name} is also set at {first}, and only one of the values would reach the pod; set it once"
 
 
 RESERVED_ENV_MESSAGE = (
@@ -117,6 +124,14 @@ class PodTemplateMetadata(CamelModel):
     )
     annotations: dict[str, str] = Field(default_factory=dict, description="Extra annotations of every worker pod.")
 
+    @model_validator(mode="after")
+    def _valid_keys(self) -> PodTemplateMetadata:
+        problems = label_errors("spec.podTemplate.metadata.labels", self.labels)
+        problems += [e for key in self.annotations for e in key_errors(f"spec.podTemplate.metadata.annotations[{key}]", key)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class PodTemplate(CamelModel):
     metadata: PodTemplateMetadata = Field(
@@ -129,6 +144,14 @@ class PodTemplate(CamelModel):
         "hostname, subdomain, restartPolicy, placement and resources.",
         json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
     )
+
+    @field_validator("spec")
+    @classmethod
+    def _pod_spec_shape(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        problems = shape_errors(spec, "V1PodSpec", "spec.podTemplate.spec")
+        if problems:
+            raise ValueError("; ".join(problems) + " (a core/v1 PodSpec, kubectl explain pod.spec)")
+        return dict(without_nulls(spec))
 
 
 class RunPolicy(CamelModel):
@@ -276,7 +299,10 @@ class TrainingJobSpec(CamelModel):
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=MAX_ENV_VARS,
-        description="Extra environment variables of the workers, after the operator's own.",
+        description="Extra environment variables of the workers, after the operator's own; each name once.",
+        # A map keyed by name, like a container's env: the API server refuses a name given twice
+        # ("Duplicate value" naming it), and server-side apply merges entries by name.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
     )
     run_policy: RunPolicy = Field(default_factory=RunPolicy, description="Restarts, deadlines, suspension, cleanup.")
     ray: RaySpec = Field(
@@ -301,4 +327,20 @@ class TrainingJobSpec(CamelModel):
                 "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool such as a100-eu "
                 "or h100-us"
             )
+        problems = [duplicate_env_message(*d) for d in _duplicate_spec_env(self.env)]
+        problems += [duplicate_env_message(*d) for d in duplicate_env(self.pod_template.spec, [v.name for v in self.env])]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+
+def _duplicate_spec_env(env: list[EnvVar]) -> list[tuple[str, str, str]]:
+    first: dict[str, str] = {}
+    duplicates = []
+    for index, var in enumerate(env):
+        path = f"spec.env[{index}].name"
+        if var.name in first:
+            duplicates.append((path, var.name, first[var.name]))
+        else:
+            first[var.name] = path
+    return duplicates

@@ -93,7 +93,13 @@ class TrainingJobStatus(CamelModel):
         default_factory=dict, description="Pod counts of the current attempt, by role (worker)."
     )
     workers: str | None = Field(default=None, description="Ready and total workers, as ready/total, for kubectl get.")
-    restarts: int = Field(default=0, ge=0, description="Whole-group restarts so far; also the current attempt number.")
+    restarts: int = Field(default=0, ge=0, description="Whole-group restarts after failures so far (runPolicy.backoffLimit bounds them).")
+    attempt: int | None = Field(
+        default=None,
+        ge=0,
+        description="The current attempt, its pods' kubetrain.io/attempt label: each whole-group restart and each "
+        "rollout of a spec.workers edit starts the next one (absent: status.restarts, as before rollouts existed).",
+    )
     worker_replacements: int | None = Field(
         default=None,
         ge=1,
@@ -124,3 +130,9 @@ class TrainingJobStatus(CamelModel):
     model_version: str | None = Field(
         default=None, description="The ModelVersion this run was recorded as (it passed its gates)."
     )
+
+    @property
+    def current_attempt(self) -> int:
+        """The attempt the job's pods belong to (status.attempt; status.restarts for a status
+        written before rollouts existed)."""
+        return self.attempt if self.attempt is not None else self.restarts

@@ -21,6 +21,7 @@ from typing import Any
 import kopf
 
 from kubetrain.controller.config import OperatorConfig
+from kubetrain.controller.dryrun import pod_refusal
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.facts import fetch_budget
@@ -40,7 +41,14 @@ from kubetrain.kube import (
     SCHEDULE_PLURAL,
     VERSION,
 )
-from kubetrain.policy.admission import admit, admit_budget, parse_job, spec_unchanged, submitter_changed
+from kubetrain.policy.admission import (
+    admit,
+    admit_budget,
+    parse_job,
+    spec_refusal,
+    spec_unchanged,
+    submitter_changed,
+)
 
 
 MANAGED = {"app.kubernetes.io/managed-by": "kubetrain"}
@@ -158,6 +166,20 @@ def build_registry(
             if refusal is not None:
                 job_logger(namespace, job.metadata.name).info("admission refused: %s", refusal)
                 raise kopf.AdmissionError(refusal, code=403)
+
+        @kopf.on.validate(
+            GROUP, VERSION, PLURAL, id="spec", operations=["CREATE", "UPDATE"], persistent=True, registry=registry
+        )
+        def spec(body: kopf.Body, old: Any, **_: Any) -> None:
+            raw = dict(body)
+            if spec_unchanged(raw, old):
+                return
+            refusal = spec_refusal(raw, old)
+            job = parse_job(raw) if refusal is None else None
+            if job is not None:
+                refusal = pod_refusal(reconciler.kube, job, reconciler.inputs)
+            if refusal is not None:
+                raise kopf.AdmissionError(refusal, code=422)
 
         # persistent: kopf leaves the webhook registered when the operator stops, so with
         # failurePolicy Fail no TrainingJob is written unchecked while the operator is down.

@@ -12,6 +12,7 @@ from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
+from kubetrain.controller.refused import fail_refused_child
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.kube import Conflict, Kube, namespace_terminating
 from kubetrain.controller.facts import fetch_budget, fetch_promotion
@@ -106,16 +107,18 @@ class Reconciler:
         started = time.monotonic()
         now = dt.datetime.now(dt.timezone.utc)
         needs = Needs.of(raw, now)
-        facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency)
+        facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency, pods=pods)
         # The budget is judged before the job starts, when the residency facts were just read
         # fresh: their namespace labels serve both.
         budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
         old_status = raw.get("status") or {}
+        current = raw
         if decision.status_patch:
             written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
             self.cache.wrote(written)
+            current = written or raw
             if written is not None and Needs.of(written, now).beyond(needs):
                 self.wake(namespace, name)  # the echo of this write is skipped as nothing new
             old_restarts = old_status.get("restarts") or 0
@@ -125,7 +128,13 @@ class Reconciler:
             if old_phase != new_phase:
                 log.info("phase %s -> %s", old_phase or "-", new_phase)
         for obj in decision.create:
-            created = self.kube.create(namespace, obj)
+            try:
+                created = self.kube.create(namespace, obj)
+            except ApiException as exc:
+                if exc.status != 422:
+                    raise
+                self.cache.wrote(fail_refused_child(self.kube, current, obj, exc, [p["metadata"]["name"] for p in pods]))
+                return
             if created is not None:
                 self.cache.wrote(created)
                 log.info("created %s %s", obj["kind"], obj["metadata"]["name"])

@@ -10,17 +10,19 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.controller.cache import WatchedList
 from kubetrain.kube import Kube
 from kubetrain.policy import DefaultResidency, ResidencyFacts
-from kubetrain.policy.evaluate import claims_referenced
+from kubetrain.policy.evaluate import PodPlacement, claims_referenced
 
 # How long a started job's reconciles reuse a namespace's labels. No watch keeps namespaces
-# (the operator's RBAC may not list them), so a namespace relabelled under a stricter policy
-# is noticed by its running jobs' reconciles within this time, or at once on a policy change.
-NAMESPACE_LABELS_TTL_SECONDS = 60.0
+# (the operator's RBAC may not list them): every unfinished job is re-judged at least every
+# status.residency.RECHECK_SECONDS, so a namespace relabelled under a stricter policy is noticed
+# by its running jobs within the sum of the two, or at once on a policy change.
+NAMESPACE_LABELS_TTL_SECONDS = 30.0
 
 
 def fetch_facts(
     kube: Kube, job: TrainingJob | None, namespace: str, default: DefaultResidency,
     policies: list[dict[str, Any]] | None = None, namespace_labels: dict[str, str] | None = None,
+    placements: list[PodPlacement] | None = None,
 ) -> ResidencyFacts:
     """What is not given is read from the API: the admission webhook reads everything fresh, as
     it must judge by a policy or label set a moment ago."""
@@ -31,6 +33,7 @@ def fetch_facts(
         policies=kube.list_policies() if policies is None else policies,
         storage_classes={claim: kube.claim_storage_class(namespace, claim) for claim in sorted(claims)},
         default=default,
+        placements=placements or [],
     )
 
 
@@ -45,6 +48,7 @@ class ResidencyReader:
         self.default = default
         self.policies = WatchedList(kube.list_policies)
         self._labels: dict[str, tuple[float, dict[str, str]]] = {}
+        self._regions: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def changed(self) -> None:
@@ -52,14 +56,35 @@ class ResidencyReader:
         with self._lock:
             self._labels.clear()
 
-    def facts(self, job: TrainingJob | None, namespace: str, fresh: bool) -> ResidencyFacts:
+    def facts(
+        self, job: TrainingJob | None, namespace: str, fresh: bool, pods: list[dict[str, Any]] | None = None
+    ) -> ResidencyFacts:
+        """`pods`: the job's pods, judged where they were scheduled (their nodes' regions)."""
         labels = None if fresh else self._recent_labels(namespace)
         if labels is None:
             labels = self.kube.namespace_labels(namespace)
             with self._lock:
                 self._labels[namespace] = (time.monotonic(), labels)
         policies = None if fresh else self.policies.get()
-        return fetch_facts(self.kube, job, namespace, self.default, policies, labels)
+        return fetch_facts(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
+
+    def _placements(self, pods: list[dict[str, Any]]) -> list[PodPlacement]:
+        """Nodes' regions are read once per node: the region label of a node does not change."""
+        placements = []
+        for pod in pods:
+            node = (pod.get("spec") or {}).get("nodeName")
+            if not node or pod["metadata"].get("deletionTimestamp"):
+                continue
+            with self._lock:
+                known = node in self._regions
+                region = self._regions.get(node)
+            if not known:
+                region = self.kube.node_region(node)
+                if region is not None:
+                    with self._lock:
+                        self._regions[node] = region
+            placements.append(PodPlacement(pod=pod["metadata"]["name"], node=node, region=region))
+        return placements
 
     def _recent_labels(self, namespace: str) -> dict[str, str] | None:
         with self._lock:

@@ -11,9 +11,10 @@ import kopf
 
 from kubetrain.controller.config import WebhookConfig, WebhookService
 from kubetrain.controller.webhook_certs import ensure_certs
+from kubetrain.controller.webhook_scope import SizedWebhookServer, install
 
 
-class ServiceWebhookServer(kopf.WebhookServer):
+class ServiceWebhookServer(SizedWebhookServer):
     """kopf's server, registered as `service: {namespace, name, port}`: the API server resolves
     the Service itself instead of a DNS name it may not be able to look up."""
 
@@ -50,7 +51,9 @@ def webhook_hosts(config: WebhookConfig) -> list[str]:
 
 def webhook_server(config: WebhookConfig) -> kopf.WebhookServer:
     """HTTPS with the cert dir's certificate; its CA goes into the webhook configuration's
-    caBundle, so the API server verifies the operator it calls."""
+    caBundle, so the API server verifies the operator it calls. The webhooks are registered
+    scoped to the requests they judge, with a body limit for two whole objects (webhook_scope)."""
+    install()
     certs = ensure_certs(config.cert_dir, webhook_hosts(config))
     options: dict[str, Any] = {
         "addr": config.address,
@@ -63,4 +66,4 @@ def webhook_server(config: WebhookConfig) -> kopf.WebhookServer:
     }
     if config.service is not None:
         return ServiceWebhookServer(config.service, **options)
-    return kopf.WebhookServer(**options)
+    return SizedWebhookServer(**options)

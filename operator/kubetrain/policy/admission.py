@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kubetrain.api.immutable import frozen_changes
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
@@ -28,6 +30,46 @@ def parse_job(raw: dict[str, Any]) -> TrainingJob | None:
         return TrainingJob.model_validate(raw)
     except ValidationError:
         return None
+
+
+def validation_problems(exc: ValidationError) -> str:
+    """Every problem pydantic found, each naming its field as the manifest spells it (the
+    models' own messages already start with the field)."""
+    problems = []
+    for err in exc.errors():
+        message = err["msg"].removeprefix("Value error, ")
+        if not message.startswith(("spec.", "metadata.")):
+            message = f"{'.'.join(str(p) for p in err['loc'])}: {message}"
+        problems.append(message)
+    return "; ".join(problems)
+
+
+MAX_SPEC_BYTES = 512 * 1024
+"""The spec is copied into every pod of the job (env, template), and a pod, like any object, must
+fit the API server's and etcd's limits (about 1.5 MiB): a larger spec would be admitted and then
+fail every pod create, or wedge updates of the job itself."""
+
+
+def spec_refusal(raw: dict[str, Any], old: dict[str, Any] | None = None) -> str | None:
+    """The refusal of a job the models refuse (rules CEL cannot express, such as a variable set
+    twice in a template container) or whose spec is too large; None admits. Without the webhook
+    the reconcile fails a job the models refuse with InvalidSpec before any pod exists."""
+    frozen = frozen_changes(raw, old)
+    if frozen:
+        meta = raw.get("metadata") or {}
+        return f"TrainingJob {meta.get('namespace')}/{meta.get('name')} cannot be changed so: {'; '.join(frozen)}"
+    size = len(json.dumps(raw.get("spec"), separators=(",", ":")))
+    if size > MAX_SPEC_BYTES:
+        meta = raw.get("metadata") or {}
+        return (f"TrainingJob {meta.get('namespace')}/{meta.get('name')} is too large: spec is {size} bytes "
+                f"(as JSON), at most {MAX_SPEC_BYTES} are allowed because it reaches every pod of the job; keep "
+                "data in the dataset (spec.dataset.uri), not in env values, arguments or the pod template")
+    try:
+        TrainingJob.model_validate(raw)
+    except ValidationError as exc:
+        meta = raw.get("metadata") or {}
+        return f"TrainingJob {meta.get('namespace')}/{meta.get('name')} is invalid: {validation_problems(exc)}"
+    return None
 
 
 def spec_unchanged(new: dict[str, Any], old: dict[str, Any] | None) -> bool:

@@ -12,6 +12,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import REGION_LABEL, NodePoolCatalogue
 from kubetrain.api.policy import DataResidencyPolicy, Enforcement, LocationRule
 from kubetrain.policy import bypass
+from kubetrain.policy.expansion import OWN_RULE_URIS, Received, received
 from kubetrain.policy.match import rule_allows, selects
 from kubetrain.policy.uri import UriError, normalise
 from kubetrain.policy.verdict import ALLOW_ALL, Verdict, Violation
@@ -22,6 +23,16 @@ class DefaultResidency(StrEnum):
 
     ALLOW_ALL = "allow-all"
     DENY_ALL = "deny-all"
+
+
+class PodPlacement(BaseModel):
+    """Where one of the job's pods was scheduled: its node and the node's region label."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pod: str
+    node: str
+    region: str | None = Field(default=None, description="None: the node is gone or has no region label.")
 
 
 class ResidencyFacts(BaseModel):
@@ -36,6 +47,9 @@ class ResidencyFacts(BaseModel):
         default_factory=dict, description="Claim name -> storageClassName (None: missing or classless claim)."
     )
     default: DefaultResidency = DefaultResidency.ALLOW_ALL
+    placements: list[PodPlacement] = Field(
+        default_factory=list, description="The job's scheduled pods and their nodes' regions (none at admission)."
+    )
 
 
 def claims_referenced(job: TrainingJob) -> set[str]:
@@ -81,8 +95,9 @@ def evaluate(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalog
                 )
             )
         return Verdict(violations=violations) if violations else ALLOW_ALL
+    strings = list(received(job, catalogue)) if any(_has_data_rules(p) for p in selected) else []
     for policy in selected:
-        violations += _check(policy, job, facts, catalogue)
+        violations += _check(policy, job, facts, catalogue, strings)
     regions = _combined_regions(selected)
     if regions is not None and not regions and not any(v.rule == "spec.allowedRegions" for v in violations):
         violations.append(
@@ -93,6 +108,10 @@ def evaluate(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalog
             )
         )
     return Verdict(policies=[p.metadata.name for p in selected], violations=violations, regions=regions)
+
+
+def _has_data_rules(policy: DataResidencyPolicy) -> bool:
+    return policy.spec.allowed_data is not None or policy.spec.allowed_outputs is not None
 
 
 def _combined_regions(policies: list[DataResidencyPolicy]) -> list[str] | None:
@@ -121,23 +140,25 @@ class _Checker:
                       reason=reason, enforcement=self.policy.spec.enforcement)
         )
 
-    def location(self, rule: str, field: str, raw: str, rules: list[LocationRule]) -> None:
+    def location(self, rule: str, field: str, raw: str, rules: list[LocationRule], context: str = "") -> None:
+        """`context` says where the URI came from when it is not the field's value as written."""
         allowed = [r.describe() for r in rules]
         try:
             uri = normalise(raw)
         except UriError as exc:
-            self.add(rule, field, raw, allowed, f"the URI cannot be checked: {exc}")
+            self.add(rule, field, raw, allowed, f"{context}the URI cannot be checked: {exc}")
             return
         storage_class = self.facts.storage_classes.get(uri.host) if uri.scheme == "pvc" else None
         if not any(rule_allows(r, uri, storage_class) for r in rules):
-            reason = f"read as {uri}"
+            reason = f"{context}read as {uri}"
             if uri.scheme == "pvc":
                 reason += f", claim storage class {storage_class or '(claim missing or classless)'}"
             self.add(rule, field, raw, allowed, reason)
 
 
 def _check(
-    policy: DataResidencyPolicy, job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue
+    policy: DataResidencyPolicy, job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue,
+    strings: list[Received],
 ) -> list[Violation]:
     spec, rules, check = job.spec, policy.spec, _Checker(policy, facts)
     pool = catalogue.pools.get(spec.node_pool) if spec.node_pool else None
@@ -151,6 +172,8 @@ def _check(
         check.add("spec.allowedNodePools", "spec.nodePool", spec.node_pool or "(unset)", list(rules.allowed_node_pools))
     if rules.allowed_regions is not None or rules.allowed_node_pools is not None:
         _check_placement_doors(check, job)
+    if rules.allowed_regions is not None:
+        _check_placements(check, facts.placements)
     if rules.allowed_data is not None:
         check.location("spec.allowedData", "spec.dataset.uri", spec.dataset.uri, rules.allowed_data)
         if spec.task is not None and spec.task.finetune is not None:
@@ -159,7 +182,9 @@ def _check(
     if rules.allowed_outputs is not None:
         check.location("spec.allowedOutputs", "spec.output.uri", spec.output.uri, rules.allowed_outputs)
     if rules.allowed_data is not None or rules.allowed_outputs is not None:
-        _check_data_doors(check, job, (rules.allowed_data or []) + (rules.allowed_outputs or []))
+        locations = (rules.allowed_data or []) + (rules.allowed_outputs or [])
+        _check_data_doors(check, job, locations)
+        _check_received(check, job, strings, locations)
     return check.violations
 
 
@@ -183,6 +208,16 @@ def _check_placement_doors(check: _Checker, job: TrainingJob) -> None:
                       else "choose the pool with spec.nodePool, not the pod template")
 
 
+def _check_placements(check: _Checker, placements: list[PodPlacement]) -> None:
+    """Where the pods really are: a pod scheduled before the namespace came under this policy
+    (or before the policy narrowed its regions) may run anywhere its spec allowed then."""
+    allowed = list(check.policy.spec.allowed_regions or [])
+    for placed in placements:
+        if placed.region not in allowed:
+            check.add("spec.allowedRegions", f"pod {placed.pod}", f"node {placed.node}", allowed,
+                      f"the pod runs in region {placed.region or '(unknown: node gone or unlabelled)'}")
+
+
 def _check_data_doors(check: _Checker, job: TrainingJob, rules: list[LocationRule]) -> None:
     for path, name, _ in bypass.env_entries(job.spec):
         if bypass.redirects_storage(name):
@@ -190,8 +225,12 @@ def _check_data_doors(check: _Checker, job: TrainingJob, rules: list[LocationRul
                       ["variables that do not redirect storage or override the operator's"],
                       "it could redirect storage access past the policy")
     for path in bypass.env_from(job.spec):
-        check.add("spec.allowedData", path, "envFrom", ["env entries listed one by one"],
-                  "imported variables cannot be checked; list them with env[].valueFrom")
+        check.add("spec.allowedData", path, "envFrom", ["env entries with literal values, listed one by one"],
+                  "imported variables (names and values) cannot be checked; write each variable's value in env")
+    for path, target in bypass.config_mounts(job.spec):
+        check.add("spec.allowedData", path, target,
+                  ["paths outside home directories and storage client configuration (.aws, .boto, .config, ...)"],
+                  "files there can redirect storage clients past the policy")
     for path, raw in bypass.embedded_uris(job.spec):
         check.location("spec.allowedData/spec.allowedOutputs", path, raw, rules)
     for path, claim in bypass.pvc_volumes(job.spec):
@@ -201,3 +240,38 @@ def _check_data_doors(check: _Checker, job: TrainingJob, rules: list[LocationRul
         check.add("spec.allowedData", f"{path}.{kind}", kind,
                   ["emptyDir", "configMap", "secret", "projected", "downwardAPI", "persistentVolumeClaim"],
                   "the policy cannot tell where this volume's data lives")
+
+
+def _check_received(check: _Checker, job: TrainingJob, strings: list[Received], rules: list[LocationRule]) -> None:
+    """What the pods' containers receive after the kubelet's $(VAR) expansion (policy.expansion):
+    URIs assembled from pieces, flags from spec.ray.rayStartParams, valueFrom sources. URIs
+    already judged where the spec spells them out are not reported twice."""
+    spelled = {raw for _, raw in bypass.embedded_uris(job.spec)}
+    allowed_sources = [str(s) for s in check.policy.spec.allowed_value_sources]
+    for item in strings:
+        if item.source is not None and item.value.hidden is not None:
+            if item.source not in allowed_sources:
+                check.add("spec.allowedValueSources", item.path, item.written,
+                          allowed_sources + ["literal values"],
+                          f"its value {item.value.hidden}; write the value literally")
+            continue
+        if item.value.hidden is not None:
+            check.add("spec.allowedData", item.path, item.written, ["values the operator can read"],
+                      f"after the kubelet's $(VAR) expansion it depends on what it cannot check: {item.value.hidden}; "
+                      "write the value literally")
+            continue
+        expanded = item.value.text != item.written
+        context = f"after the kubelet's $(VAR) expansion of {item.written!r}: " if expanded else ""
+        if item.variable in OWN_RULE_URIS:
+            # The trainer reads the whole value as the dataset (output) URI: judged by that field's rules.
+            spec = check.policy.spec
+            own = spec.allowed_data if item.variable == "KUBETRAIN_DATASET_URI" else spec.allowed_outputs
+            if own is not None:
+                rule = "spec.allowedData" if item.variable == "KUBETRAIN_DATASET_URI" else "spec.allowedOutputs"
+                check.location(rule, item.path, item.value.text, own, context)
+            continue
+        if item.source is not None:
+            context = f"its {item.source} value is {item.value.text!r}: "
+        for raw in bypass.storage_uris(item.value.text):
+            if expanded or raw not in spelled:
+                check.location("spec.allowedData/spec.allowedOutputs", item.path, raw, rules, context)

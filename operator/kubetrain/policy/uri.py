@@ -1,5 +1,6 @@
 """Storage URIs in one canonical form, so a pattern is matched against what a storage client
-would really open and not against a spelling chosen to slip past it.
+would really open and not against a spelling chosen to slip past it: the scheme is the one the
+trainer's storage layer opens under that spelling (`s3a://` is read as `s3://`, policy.schemes).
 
 Anything with two plausible readings is refused instead of being guessed at: after one
 percent-decoding the URI must be plain printable ASCII with no `.`/`..` or empty segments, no
@@ -14,7 +15,8 @@ import urllib.parse
 
 from pydantic import BaseModel, ConfigDict
 
-SCHEMES = ("s3", "gs", "file", "pvc")
+from kubetrain.policy.schemes import RULE_SCHEMES, canonical
+
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 # S3/GCS bucket names and Kubernetes claim names (DNS-1123 subdomains) share this shape.
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")
@@ -42,9 +44,13 @@ def normalise(raw: str) -> StorageUri:
     match = _SCHEME.match(raw)
     if match is None:
         raise UriError("not a URI of the form scheme://bucket/path")
-    scheme, rest = match.group(1).lower(), match.group(2)
-    if scheme not in SCHEMES:
-        raise UriError(f"scheme {scheme!r} is not one of {', '.join(SCHEMES)}")
+    spelled, rest = match.group(1).lower(), match.group(2)
+    scheme = canonical(spelled)
+    if scheme is None:
+        raise UriError(
+            f"scheme {spelled!r} is not a store a policy can place (only {', '.join(RULE_SCHEMES)} and the "
+            "spellings fsspec opens as the same store, e.g. s3a, gcs, local)"
+        )
     if "%" in rest:
         try:
             decoded = urllib.parse.unquote(rest, errors="strict")

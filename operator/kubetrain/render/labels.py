@@ -10,15 +10,19 @@ from kubetrain.api.contract import (
     REPLICA_INDEX_LABEL,
     ROLE_LABEL,
     WORKER_ROLE,
+    WORKERS_LABEL,
 )
 
 
-def role_labels(job_name: str, role: str, index: int, attempt: int) -> dict[str, str]:
+def role_labels(job_name: str, role: str, index: int, attempt: int, workers: int) -> dict[str, str]:
+    """`workers` is spec.workers the pod was rendered for: a pod of a group of another size is
+    rolled into a new attempt when spec.workers is edited."""
     return {
         **job_labels(job_name),
         ROLE_LABEL: role,
         REPLICA_INDEX_LABEL: str(index),
         ATTEMPT_LABEL: str(attempt),
+        WORKERS_LABEL: str(workers),
     }
 
 
@@ -35,5 +39,5 @@ def worker_selector(job_name: str) -> dict[str, str]:
     return role_selector(job_name, WORKER_ROLE)
 
 
-def worker_labels(job_name: str, index: int, attempt: int) -> dict[str, str]:
-    return role_labels(job_name, WORKER_ROLE, index, attempt)
+def worker_labels(job_name: str, index: int, attempt: int, workers: int) -> dict[str, str]:
+    return role_labels(job_name, WORKER_ROLE, index, attempt, workers)

@@ -29,10 +29,10 @@ def render_pytorch(
     settings: RenderSettings,
     allowed_regions: list[str] | None = None,
 ) -> DesiredObjects:
-    """The children of the job's current attempt (status.restarts). Raises InvalidSpec when the
+    """The children of the job's current attempt (status.attempt). Raises InvalidSpec when the
     spec cannot be placed. `allowed_regions` comes from the residency verdict (render.placement)."""
     placement = place(job.spec, catalogue, allowed_regions)
-    attempt = job.status.restarts
+    attempt = job.status.current_attempt
     return DesiredObjects(
         service=_service(job),
         pods=[_worker(job, index, attempt, placement, settings) for index in range(job.spec.workers)],
@@ -65,7 +65,7 @@ def _worker(
     return trainer_pod(
         job,
         name,
-        worker_labels(job.metadata.name, index, attempt),
+        worker_labels(job.metadata.name, index, attempt, job.spec.workers),
         worker_env(job, index, attempt, pod_image(job, settings)),
         (job.spec.command, job.spec.args),
         [{"name": RENDEZVOUS_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],

@@ -41,11 +41,11 @@ def render_ray(
     settings: RenderSettings,
     allowed_regions: list[str] | None = None,
 ) -> DesiredObjects:
-    """The children of the job's current attempt (status.restarts). Raises InvalidSpec when the
+    """The children of the job's current attempt (status.attempt). Raises InvalidSpec when the
     spec cannot be placed. `allowed_regions` comes from the residency verdict (render.placement):
     the head and every worker get the same required region affinity."""
     placement = place(job.spec, catalogue, allowed_regions)
-    attempt = job.status.restarts
+    attempt = job.status.current_attempt
     return DesiredObjects(
         service=_head_service(job),
         pods=[_head(job, attempt, placement, settings)]
@@ -126,7 +126,7 @@ def _head(job: TrainingJob, attempt: int, placement: Placement, settings: Render
     return trainer_pod(
         job,
         ray_head_name(job.metadata.name),
-        role_labels(job.metadata.name, HEAD_ROLE, 0, attempt),
+        role_labels(job.metadata.name, HEAD_ROLE, 0, attempt, spec.workers),
         contract_env(job, attempt, env, pod_image(job, settings)),
         (RAY_HEAD_LAUNCHER, [*head_flags, "--", *driver]),
         [{"name": n, "containerPort": p, "protocol": "TCP"} for n, p in RAY_PORTS],
@@ -165,7 +165,7 @@ def _worker(
     return trainer_pod(
         job,
         worker_name(job.metadata.name, index),
-        role_labels(job.metadata.name, WORKER_ROLE, index, attempt),
+        role_labels(job.metadata.name, WORKER_ROLE, index, attempt, spec.workers),
         contract_env(job, attempt, _ray_env(job), pod_image(job, settings)),
         (RAY_START, flags),
         [],

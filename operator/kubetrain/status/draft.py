@@ -64,6 +64,7 @@ class Draft:
     now: datetime
     conditions: list[Condition]
     restarts: int
+    attempt: int
     worker_replacements: int
     start_time: datetime | None
     completion_time: datetime | None
@@ -86,6 +87,7 @@ class Draft:
             now=now,
             conditions=list(status.conditions),
             restarts=status.restarts,
+            attempt=status.current_attempt,
             worker_replacements=status.worker_replacements or 0,
             start_time=status.start_time,
             completion_time=status.completion_time,
@@ -119,6 +121,7 @@ class Draft:
             replica_statuses=replicas,
             workers=workers_column(replicas.get(WORKER_ROLE, ReplicaStatus()), self.job.spec.workers),
             restarts=self.restarts,
+            attempt=self.attempt if self.attempt != self.restarts or old.attempt is not None else None,
             worker_replacements=self.worker_replacements or None,
             start_time=self.start_time,
             completion_time=self.completion_time,

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kubetrain.api.contract import ATTEMPT_LABEL, REPLICA_INDEX_LABEL, ROLE_LABEL, TRAINER_CONTAINER
+from kubetrain.api.contract import ATTEMPT_LABEL, REPLICA_INDEX_LABEL, ROLE_LABEL, TRAINER_CONTAINER, WORKERS_LABEL
 
 
 class Termination(BaseModel):
@@ -45,6 +45,11 @@ class ObservedPod(BaseModel):
     @property
     def attempt(self) -> int | None:
         return _int_label(self.labels.get(ATTEMPT_LABEL))
+
+    @property
+    def workers(self) -> int | None:
+        """spec.workers the pod was rendered for (absent on pods of older operators)."""
+        return _int_label(self.labels.get(WORKERS_LABEL))
 
     @property
     def finished(self) -> bool:

@@ -25,7 +25,7 @@ from kubetrain.status.observed import Observed, ObservedPod
 from kubetrain.status.promotion import PromotionFacts, apply_promotion
 from kubetrain.status.provenance import cost, provenance
 from kubetrain.status.replicas import replica_status
-from kubetrain.status.residency import apply_residency
+from kubetrain.status.residency import apply_residency, recheck
 from kubetrain.status.report import TrainerReport, parse_report
 
 
@@ -47,7 +47,7 @@ def plan(
     draft = Draft.start(job, now.replace(microsecond=0))
     draft.allowed_regions = residency.regions
     group = group_of(job)
-    current = _current_attempt(group, observed.pods, draft.restarts)
+    current = _current_attempt(group, observed.pods, draft.attempt)
     if not draft.finished():
         errors = validate_spec(job, catalogue)
         if errors:
@@ -62,13 +62,14 @@ def plan(
         _finish(draft, observed)
     elif (deadline := _deadline(draft)) is not None:
         draft.requeue_after = (deadline - draft.now).total_seconds()
+    recheck(draft)
     report = _final_report(group, current)
     metrics = _metrics(job, report)
     draft.provenance = provenance(draft, report, pod_image(job, settings), _reporter_image_id(group, current))
     draft.cost = cost(draft, catalogue)
     if promotion is not None:
         apply_promotion(draft, promotion, metrics, draft.provenance)
-    final = _current_attempt(group, observed.pods, draft.restarts)
+    final = _current_attempt(group, observed.pods, draft.attempt)
     replicas = {role: replica_status([p for p in final if p.role == role]) for role in group.roles()}
     return draft.to_plan(replicas, metrics)
 
@@ -116,6 +117,11 @@ def _run(
             f"the job ran longer than runPolicy.activeDeadlineSeconds ({policy.active_deadline_seconds}s)",
         )
         draft.delete([p.name for p in current if not p.finished and not p.deleting])
+        return
+    resized = sorted({p.workers for p in observed.pods if p.attempt == draft.attempt and p.workers is not None
+                      and p.workers != job.spec.workers and not p.deleting})
+    if resized:
+        _roll(draft, group, observed, resized[0])
         return
     critical = [p for p in current if p.role not in group.replaceable_roles]
     failure = first_failure(_failures(draft, group, critical))
@@ -192,12 +198,28 @@ def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list
         )
         return
     draft.restarts += 1
+    draft.attempt += 1
     draft.worker_replacements = 0
     message = f"{failure.message}; restarting {group.whole} (restart {draft.restarts} of at most {limit})"
     draft.set(C.RESTARTING, True, failure.reason, message)
     draft.close(C.RUNNING, "Restarting", message)
     draft.close(C.CREATED, "Restarting", message)
     draft.delete([p.name for p in current if not p.deleting])
+
+
+def _roll(draft: Draft, group: Group, observed: Observed, old_workers: int) -> None:
+    """spec.workers was edited: the running group (whose WORLD_SIZE is the old count) is stopped
+    and the next attempt starts with the new count. Not a failure: runPolicy.backoffLimit and
+    status.restarts are untouched; training resumes from the last checkpoint."""
+    draft.attempt += 1
+    draft.worker_replacements = 0
+    message = (f"spec.workers changed from {old_workers} to {draft.job.spec.workers}: restarting {group.whole} "
+               f"as attempt {draft.attempt} (not counted against runPolicy.backoffLimit)")
+    draft.set(C.RESTARTING, True, "WorkersChanged", message)
+    draft.close(C.RUNNING, "WorkersChanged", message)
+    draft.close(C.CREATED, "WorkersChanged", message)
+    draft.delete([p.name for p in observed.pods if not p.deleting])
+    draft.events.append(Event(type=EventType.NORMAL, reason="WorkersChanged", message=message))
 
 
 def _start(
@@ -221,7 +243,7 @@ def _start(
     draft.create.extend(pods)
     if pods and draft.start_time is None:
         draft.start_time = draft.now
-    attempt = f"attempt {draft.restarts}"
+    attempt = f"attempt {draft.attempt}"
     if len(live) == size:
         draft.set(C.CREATED, True, "AllWorkersCreated", f"{group.noun} of {attempt} exist")
     if len(live) == size and all(p.phase == "Running" for p in live):

@@ -11,6 +11,10 @@ from kubetrain.policy.verdict import Verdict
 from kubetrain.status import conditions as cond
 from kubetrain.status.draft import Draft, Event, EventType
 
+RECHECK_SECONDS = 30.0
+"""A job that may run is judged again at least this often: a namespace relabelled into (or out
+of) a policy wakes no watch the operator holds, so this period bounds how long a job runs under
+a verdict that no longer holds (with the namespace labels' cache, controller/residency.py)."""
 VIOLATION = "ResidencyViolation"
 AUDITED = "ResidencyViolationAudited"
 
@@ -29,6 +33,12 @@ def apply_residency(draft: Draft, verdict: Verdict) -> bool:
     else:
         _set(draft, True, "NoPolicy", "no DataResidencyPolicy selects this namespace; the operator default allows it")
     return True
+
+
+def recheck(draft: Draft) -> None:
+    """An unfinished job is planned again within RECHECK_SECONDS at the latest."""
+    if not draft.finished():
+        draft.requeue_after = min(draft.requeue_after or RECHECK_SECONDS, RECHECK_SECONDS)
 
 
 def _set(draft: Draft, status: bool, reason: str, message: str) -> None:

@@ -1,0 +1,67 @@
+"""An edit of spec.workers while the group runs rolls it into a new attempt of the new size: not
+a failure (restarts and backoffLimit untouched), and no pod keeps the old WORLD_SIZE."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubetrain.api.immutable import FROZEN, frozen_changes, transition_rules
+from kubetrain.crdgen import generate_crd
+from tests.unit.test_plan_rules import condition, created_names, make_job, observe, raw_pod, run, running_status
+
+
+def _env(pod: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize(("before", "after"), [(2, 3), (3, 1), (2, 1)])
+def test_a_workers_edit_rolls_the_group_into_a_new_attempt_not_counted_as_a_failure(before: int, after: int) -> None:
+    job = make_job(running_status(restarts=1, attempt=1), workers=after)
+    pods = [raw_pod(i, "Running", attempt=1, workers=before) for i in range(before)]
+
+    rolled = run(job, observe(*pods))
+
+    assert rolled.status.restarts == 1 and rolled.status.attempt == 2
+    assert sorted(rolled.delete_pods) == sorted(p["metadata"]["name"] for p in pods)
+    restarting = condition(rolled, "Restarting")
+    assert restarting is not None and restarting["reason"] == "WorkersChanged"
+    assert f"spec.workers changed from {before} to {after}" in restarting["message"]
+    assert "not counted against runPolicy.backoffLimit" in restarting["message"]
+    assert "WorkersChanged" in [e.reason for e in rolled.events]
+
+    # Once the old pods are gone, the next attempt starts with the new size.
+    started = run(make_job(rolled.status.to_k8s(), workers=after), observe())
+    new_pods = [o for o in started.create if o["kind"] == "Pod"]
+    assert created_names(started) == [f"pytorch-ddp-worker-{i}" for i in range(after)]
+    for pod in new_pods:
+        assert pod["metadata"]["labels"]["kubetrain.io/attempt"] == "2"
+        assert pod["metadata"]["labels"]["kubetrain.io/workers"] == str(after)
+        assert _env(pod)["WORLD_SIZE"] == str(after)
+    assert started.status.restarts == 1
+
+
+def test_pods_of_the_current_size_are_not_rolled() -> None:
+    job = make_job(running_status(), workers=2)
+    result = run(job, observe(*[raw_pod(i, "Running", workers=2) for i in range(2)]))
+    assert result.delete_pods == [] and result.status.phase == "Running" and result.status.attempt is None
+
+
+def test_data_and_build_fields_are_frozen_once_started() -> None:
+    started = {"spec": {"dataset": {"uri": "s3://a/x"}, "workers": 2, "podTemplate": {"spec": {}}},
+               "status": {"startTime": "2025-01-01T11:00:00Z"}}
+    edited = {"spec": {"dataset": {"uri": "s3://b/x"}, "workers": 3, "podTemplate": {"spec": {"volumes": []}}}}
+    messages = frozen_changes(edited, started)
+    assert [m.split(" ")[0] for m in messages] == ["spec.dataset", "spec.podTemplate.spec"]
+    assert "create a new job" in messages[0]
+    assert frozen_changes(edited, {**started, "status": {}}) == []  # not started yet: anything goes
+    assert frozen_changes({"spec": {**started["spec"], "workers": 5}}, started) == []
+
+
+def test_the_crd_carries_one_transition_rule_per_frozen_field() -> None:
+    root = generate_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = [r for r in root["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
+    assert rules == transition_rules()
+    assert len(rules) == len(FROZEN) + 1 and "workers" not in FROZEN and "runPolicy" not in FROZEN
+    assert all(r["message"].startswith("spec.") for r in rules)

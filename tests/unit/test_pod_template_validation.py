@@ -1,0 +1,95 @@
+"""spec.podTemplate is a core/v1 PodTemplateSpec: its shape is checked against the Kubernetes
+client's OpenAPI types and its labels against the API server's syntax, so a template that would
+crash the reconcile or fail every pod create is refused up front, naming the field; and any
+exception left inside a plan fails the job with InvalidSpec instead of a crash loop."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.planning import PlanInputs, plan_job
+from kubetrain.policy import ResidencyFacts
+from kubetrain.policy.admission import spec_refusal
+from kubetrain.render.settings import RenderSettings
+from tests.residency_cases import job_manifest
+
+NOW = dt.datetime(2026, 12, 2, 4, 0, tzinfo=dt.timezone.utc)
+REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+
+
+def _spec(pod_spec: dict[str, Any]) -> dict[str, Any]:
+    return {"podTemplate": {"spec": pod_spec}}
+
+
+INVALID: list[tuple[str, dict[str, Any], str]] = [
+    ("node-selector-string", _spec({"nodeSelector": "x"}), "spec.podTemplate.spec.nodeSelector: must be a map"),
+    ("selector-terms-map", _spec({"affinity": {"nodeAffinity": {REQUIRED: {"nodeSelectorTerms": {"a": 1}}}}}),
+     f"spec.podTemplate.spec.affinity.nodeAffinity.{REQUIRED}.nodeSelectorTerms: must be a list"),
+    ("containers-map", _spec({"containers": {"name": "trainer"}}), "spec.podTemplate.spec.containers: must be a list"),
+    ("null-container", _spec({"containers": [None]}), "spec.podTemplate.spec.containers[0]: must not be null"),
+    ("port-string", _spec({"containers": [{"name": "t", "ports": [{"containerPort": "http"}]}]}),
+     "spec.podTemplate.spec.containers[0].ports[0].containerPort: must be an integer"),
+    ("env-list-of-strings", _spec({"containers": [{"name": "t", "env": ["A=1"]}]}),
+     "spec.podTemplate.spec.containers[0].env[0]: must be an object (EnvVar)"),
+    ("misspelled-field", _spec({"nodeSelecter": {"a": "b"}}), "nodeSelecter: PodSpec has no such field; did you mean "
+     "nodeSelector?"),
+    ("label-value-space", {"podTemplate": {"metadata": {"labels": {"team": "risk team"}}}},
+     "spec.podTemplate.metadata.labels[team]: value 'risk team' is not a valid label value"),
+    ("label-key-two-slashes", {"podTemplate": {"metadata": {"labels": {"a/b/c": "x"}}}},
+     "spec.podTemplate.metadata.labels[a/b/c]: key 'a/b/c' is not a valid key"),
+    ("label-value-too-long", {"podTemplate": {"metadata": {"labels": {"team": "x" * 64}}}}, "is not a valid label value"),
+    ("annotation-key", {"podTemplate": {"metadata": {"annotations": {"-bad": "x"}}}},
+     "spec.podTemplate.metadata.annotations[-bad]: key '-bad' is not a valid key"),
+]
+
+
+@pytest.mark.parametrize(("case", "overrides", "named"), INVALID, ids=[c[0] for c in INVALID])
+def test_a_template_that_is_not_a_pod_template_is_refused_naming_the_field(
+    case: str, overrides: dict[str, Any], named: str
+) -> None:
+    refusal = spec_refusal(job_manifest("bad", "team", overrides))
+    assert refusal is not None and named in refusal, refusal
+
+
+def test_a_valid_template_is_admitted_and_nulls_mean_unset() -> None:
+    overrides = _spec({
+        "nodeSelector": {"disk": "ssd"},
+        "affinity": {"nodeAffinity": {REQUIRED: None}},
+        "containers": [{"name": "trainer", "resources": {"limits": {"cpu": 4}}, "ports": [{"containerPort": 80}]}],
+        "tolerations": [{"key": "a", "operator": "Exists"}],
+    })
+    manifest = job_manifest("ok", "team", {**overrides, "podTemplate": {**overrides["podTemplate"], "metadata": {
+        "labels": {"example.com/team": "risk_1.a"}, "annotations": {"note": "anything at all"}}}})
+    assert spec_refusal(manifest) is None
+    assert TrainingJob.model_validate(manifest).spec.pod_template.spec["affinity"] == {"nodeAffinity": {}}
+
+
+def test_the_model_refusal_fails_the_job_with_invalid_spec_before_any_pod() -> None:
+    raw = job_manifest("bad", "team", _spec({"nodeSelector": "x"}))
+    raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
+    inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
+    decision = plan_job(raw, [], [], inputs, NOW, ResidencyFacts(namespace="team"))
+    assert not decision.create
+    failed = [c for c in decision.status_patch["conditions"] if c["type"] == "Failed"]
+    assert failed[0]["reason"] == "InvalidSpec" and "spec.podTemplate.spec.nodeSelector" in failed[0]["message"]
+
+
+def test_any_exception_while_planning_fails_the_job_with_invalid_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*_: Any, **__: Any) -> Any:
+        raise TypeError("'str' object is not a mapping")
+
+    monkeypatch.setattr("kubetrain.planning.plan", broken)
+    raw = job_manifest("crash", "team", {})
+    raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
+    pod = {"metadata": {"name": "crash-worker-0"}}
+    inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
+    decision = plan_job(raw, [pod], [], inputs, NOW, ResidencyFacts(namespace="team"))
+    failed = [c for c in decision.status_patch["conditions"] if c["type"] == "Failed"]
+    assert failed[0]["reason"] == "InvalidSpec"
+    assert "TypeError: 'str' object is not a mapping" in failed[0]["message"]
+    assert decision.status_patch["phase"] == "Failed" and decision.delete_pods == ["crash-worker-0"]
+    assert [e.reason for e in decision.events] == ["InvalidSpec"]
