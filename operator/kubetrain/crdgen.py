@@ -73,6 +73,13 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
         "description": "Test-split accuracy reported by the trainer at the end.",
     },
     {
+        "name": "Reason",
+        "type": "string",
+        "jsonPath": '.status.conditions[?(@.type=="Running")].reason',
+        "description": "Why the workers run or not (the Running condition's reason), e.g. Unschedulable, "
+        "ImagePullBackOff, CreateRefused.",
+    },
+    {
         "name": "Restarts",
         "type": "integer",
         "jsonPath": ".status.restarts",

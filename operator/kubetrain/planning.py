@@ -22,6 +22,9 @@ from kubetrain.status.draft import Draft
 from kubetrain.status.promotion import PromotionFacts, needs_promotion
 
 
+CREATE_REFUSED = "CreateRefused"
+
+
 class PlanInputs(BaseModel):
     """The cluster-independent facts every plan needs."""
 
@@ -130,6 +133,25 @@ def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) ->
     """A spec the API server accepted but the models refuse (rules CEL cannot express) fails the
     job with every offending field named, before any pod exists."""
     return invalid_spec(raw, f"the spec cannot run: {validation_problems(exc)}", now)
+
+
+def create_refused(raw: dict[str, Any], message: str, now: dt.datetime) -> Decision:
+    """Running=False, reason CreateRefused: the API server refused a child for a reason that may
+    pass (a PodSecurity level, a quota, a policy admission); the reconcile retries with backoff.
+    A Warning Event when the job was not already held so."""
+    try:
+        previous = TrainingJobStatus.model_validate(raw.get("status") or {})
+    except ValidationError:
+        previous = TrainingJobStatus()
+    generation = int(raw.get("metadata", {}).get("generation", 1))
+    held = next((c for c in previous.conditions if c.type == ConditionType.RUNNING), None)
+    conditions = set_condition(previous.conditions, ConditionType.RUNNING, False, CREATE_REFUSED, message, now,
+                               generation)
+    status = previous.model_copy(update={"conditions": conditions, "phase": derive_phase(conditions)})
+    patch = status_patch(raw.get("status"), status)
+    new = held is None or held.reason != CREATE_REFUSED
+    events = [Event(type=EventType.WARNING, reason=CREATE_REFUSED, message=message)] if new else []
+    return Decision(status_patch=patch, events=events)
 
 
 def invalid_spec(raw: dict[str, Any], message: str, now: dt.datetime, pods: list[str] | None = None) -> Decision:

@@ -452,3 +452,54 @@ def test_a_status_that_needs_facts_not_fetched_calls_for_another_reconcile() -> 
     assert Needs(budget=True).beyond(fetched)
     assert not Needs(promotion=True).beyond(Needs(promotion=True)), "already fetched in this reconcile"
     assert not Needs().beyond(fetched)
+
+
+# --- stalls: why the workers are not running ------------------------------------------------
+
+
+def stalled(index: int, waiting: dict[str, str] | None = None, unschedulable: str | None = None) -> dict[str, Any]:
+    pod = raw_pod(index, phase="Pending")
+    status = pod["status"]
+    if waiting is not None:
+        status["containerStatuses"][0]["state"] = {"waiting": waiting}
+    if unschedulable is not None:
+        status["conditions"] = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                 "message": unschedulable}]
+        del status["containerStatuses"]
+    return pod
+
+
+@pytest.mark.parametrize(
+    ("pod", "reason", "message"),
+    [
+        (stalled(1, unschedulable="0/7 nodes are available: 7 Insufficient nvidia.com/gpu."), "Unschedulable",
+         f"pod {NAME}-worker-1: 0/7 nodes are available: 7 Insufficient nvidia.com/gpu."),
+        (stalled(1, {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "nope:1"'}), "ImagePullBackOff",
+         f'pod {NAME}-worker-1: Back-off pulling image "nope:1"'),
+        (stalled(1, {"reason": "CreateContainerConfigError", "message": 'secret "creds" not found'}),
+         "CreateContainerConfigError", f'pod {NAME}-worker-1: secret "creds" not found'),
+    ],
+    ids=["unschedulable", "image-pull", "config-error"],
+)
+def test_a_stalled_pod_says_why_in_running_and_an_event(pod: dict[str, Any], reason: str, message: str) -> None:
+    starting = {"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}
+    result = run(make_job(starting), observe(raw_pod(0), pod))
+    running = condition(result, "Running")
+    assert running is not None and running["status"] == "False"
+    assert (running["reason"], running["message"]) == (reason, message)
+    assert [(e.type, e.reason, e.message) for e in result.events] == [("Warning", reason, message)]
+    assert result.status.phase == "Starting" and result.create == []
+
+    again = run(make_job(result.status.to_k8s()), observe(raw_pod(0), pod))
+    assert again.events == [] and condition(again, "Running") == running, "reported once"
+
+
+def test_the_kubelets_image_pull_back_off_flapping_is_one_stall() -> None:
+    first = run(make_job({"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}),
+                observe(raw_pod(0), stalled(1, {"reason": "ErrImagePull", "message": "pull failed"})))
+    backoff = run(make_job(first.status.to_k8s()),
+                  observe(raw_pod(0), stalled(1, {"reason": "ImagePullBackOff", "message": "Back-off"})))
+    assert backoff.events == [] and condition(backoff, "Running")["reason"] == "ErrImagePull"
+    creating = run(make_job({"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}),
+                   observe(raw_pod(0), stalled(1, {"reason": "ContainerCreating"})))
+    assert condition(creating, "Running") is None and creating.events == [], "a container being created is no stall"

@@ -12,7 +12,7 @@ from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
-from kubetrain.controller.refused import fail_refused_child
+from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child, refused_retry_delay
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.kube import Conflict, Kube, namespace_terminating
 from kubetrain.controller.facts import fetch_budget, fetch_promotion
@@ -39,6 +39,8 @@ class Reconciler:
         self.locks = JobLocks()
         self.requeuer = Requeuer(self.reconcile, paused=paused)
         self._tracked: set[tuple[str, str]] = set()
+        # Creates refused as forbidden in a row, per job: the retries back off exponentially.
+        self._refusals: dict[tuple[str, str], int] = {}
 
     def tracked(self) -> int:
         return len(self._tracked)
@@ -48,6 +50,7 @@ class Reconciler:
         self.locks.forget(namespace, name)
         self.cache.forget(namespace, name)
         self._tracked.discard((namespace, name))
+        self._refusals.pop((namespace, name), None)
 
     def wake(self, namespace: str, name: str) -> None:
         """A watch event of the job or its children: reconcile soon, once for a burst of events."""
@@ -127,10 +130,19 @@ class Reconciler:
             old_phase, new_phase = old_status.get("phase"), decision.status_patch.get("phase", old_status.get("phase"))
             if old_phase != new_phase:
                 log.info("phase %s -> %s", old_phase or "-", new_phase)
+        for event in decision.events:  # before the creates: a refused one ends this reconcile
+            self.kube.post_event(raw, event.type, event.reason, event.message)
         for obj in decision.create:
             try:
                 created = self.kube.create(namespace, obj)
             except ApiException as exc:
+                if exc.status == 403 and not namespace_terminating(exc):
+                    refusals = self._refusals[(namespace, name)] = self._refusals.get((namespace, name), 0) + 1
+                    delay = refused_retry_delay(refusals)
+                    log.warning("%s %s refused (403); retrying in %gs", obj["kind"], obj["metadata"]["name"], delay)
+                    self.cache.wrote(hold_forbidden_child(self.kube, current, obj, exc, delay))
+                    self.requeuer.schedule(namespace, name, delay)
+                    return
                 if exc.status != 422:
                     raise
                 self.cache.wrote(fail_refused_child(self.kube, current, obj, exc, [p["metadata"]["name"] for p in pods]))
@@ -138,11 +150,11 @@ class Reconciler:
             if created is not None:
                 self.cache.wrote(created)
                 log.info("created %s %s", obj["kind"], obj["metadata"]["name"])
+        if decision.create:
+            self._refusals.pop((namespace, name), None)
         for pod in decision.delete_pods:
             self.kube.delete_pod(namespace, pod)
             log.info("deleted pod %s", pod)
-        for event in decision.events:
-            self.kube.post_event(raw, event.type, event.reason, event.message)
         if decision.delete_job:
             log.info("ttlSecondsAfterFinished expired; deleting the job")
             self.kube.delete_job(namespace, name, uid)

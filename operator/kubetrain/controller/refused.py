@@ -1,9 +1,11 @@
-"""A child the API server refuses as invalid (422): the job fails with InvalidSpec and the API
+"""A child the API server refuses. As invalid (422): the job fails with InvalidSpec and the API
 server's own message, instead of the reconcile retrying the same create forever. Such a spec
 passed the models and, with the webhook on, a server-side dry-run at admission; what is left
 are refusals that depend on the cluster later (e.g. a policy admission plugin added since).
+As forbidden (403: PodSecurity, a quota, a policy): Running=False/CreateRefused with the API
+server's message, retried with exponential backoff, since the namespace may change.
 
-Invoked from `kubetrain.controller.reconciler` when a create fails with 422.
+Invoked from `kubetrain.controller.reconciler` when a create fails with 422 or 403.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.kube import Kube
-from kubetrain.planning import invalid_spec
+from kubetrain.planning import Decision, create_refused, invalid_spec
+
+# Retries of a refused create: 5 s, doubling up to 5 minutes.
+REFUSED_RETRY_FIRST_SECONDS = 5.0
+REFUSED_RETRY_MAX_SECONDS = 300.0
+
+
+def refused_retry_delay(refusals: int) -> float:
+    """Seconds before the next try after `refusals` refusals in a row (1 or more)."""
+    return min(REFUSED_RETRY_FIRST_SECONDS * 2 ** (refusals - 1), REFUSED_RETRY_MAX_SECONDS)
 
 
 def api_message(exc: ApiException) -> str:
@@ -33,7 +44,20 @@ def fail_refused_child(kube: Kube, raw: dict[str, Any], obj: dict[str, Any], exc
         f"the API server refuses the job's {obj['kind']} {obj['metadata']['name']}: {api_message(exc)}; "
         "fix spec.podTemplate (or the field named) and re-create the job"
     )
-    decision = invalid_spec(raw, message, dt.datetime.now(dt.timezone.utc).replace(microsecond=0), pods)
+    return _apply(kube, raw, invalid_spec(raw, message, dt.datetime.now(dt.timezone.utc).replace(microsecond=0), pods))
+
+
+def hold_forbidden_child(kube: Kube, raw: dict[str, Any], obj: dict[str, Any], exc: ApiException,
+                         retry_in: float) -> dict[str, Any] | None:
+    """Writes Running=False/CreateRefused naming the refused child; returns the written job."""
+    message = (
+        f"the API server refuses the job's {obj['kind']} {obj['metadata']['name']}: {api_message(exc)}; "
+        f"retrying in {retry_in:g}s (fix the namespace's policy or quota, or spec.podTemplate)"
+    )
+    return _apply(kube, raw, create_refused(raw, message, dt.datetime.now(dt.timezone.utc).replace(microsecond=0)))
+
+
+def _apply(kube: Kube, raw: dict[str, Any], decision: Decision) -> dict[str, Any] | None:
     meta = raw["metadata"]
     written = None
     if decision.status_patch:

@@ -17,6 +17,23 @@ class Termination(BaseModel):
     message: str | None = Field(default=None, description="The termination message (the trainer's final report).")
 
 
+# Container waiting reasons that hold a pod back until someone acts (an image, a Secret or
+# ConfigMap it needs, a refused security context); ContainerCreating and PodInitializing are not.
+STALLED_CONTAINER_REASONS = frozenset({
+    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerConfigError",
+    "CreateContainerError", "RunContainerError",
+})
+
+
+class Waiting(BaseModel):
+    """Why a pod that should be running is not: the scheduler's or the kubelet's own words."""
+
+    model_config = ConfigDict(frozen=True)
+
+    reason: str
+    message: str
+
+
 class ObservedPod(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -33,6 +50,9 @@ class ObservedPod(BaseModel):
         default=None, description="The trainer container's imageID: the image the kubelet actually ran."
     )
     conditions: dict[str, str] = Field(default_factory=dict, description="Pod condition type -> status.")
+    waiting: Waiting | None = Field(
+        default=None, description="Unschedulable, or a stalled trainer container (STALLED_CONTAINER_REASONS)."
+    )
 
     @property
     def role(self) -> str | None:
@@ -78,6 +98,7 @@ class ObservedPod(BaseModel):
             else None,
             conditions={c["type"]: c.get("status", "Unknown") for c in status.get("conditions") or []},
             image_id=(container or {}).get("imageID") or None,
+            waiting=_waiting(status, container),
         )
 
 
@@ -100,6 +121,16 @@ class Observed(BaseModel):
 def _trainer_status(statuses: list[dict[str, Any]]) -> dict[str, Any] | None:
     named = [s for s in statuses if s.get("name") == TRAINER_CONTAINER]
     return (named or statuses or [None])[0]
+
+
+def _waiting(status: dict[str, Any], container: dict[str, Any] | None) -> Waiting | None:
+    scheduled = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
+    if scheduled is not None and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
+        return Waiting(reason="Unschedulable", message=scheduled.get("message") or "no node fits the pod")
+    state = ((container or {}).get("state") or {}).get("waiting") or {}
+    if state.get("reason") in STALLED_CONTAINER_REASONS:
+        return Waiting(reason=state["reason"], message=state.get("message") or state["reason"])
+    return None
 
 
 def _int_label(value: str | None) -> int | None:

@@ -13,6 +13,7 @@ from kubetrain.api.status import ConditionType as C
 from kubetrain.policy.budget import BudgetVerdict
 from kubetrain.policy.verdict import ALLOW_ALL, Verdict
 from kubetrain.render.errors import summarize
+from kubetrain.status import conditions as cond
 from kubetrain.render.job import render_children
 from kubetrain.render.pods import pod_image
 from kubetrain.render.settings import RenderSettings
@@ -250,6 +251,31 @@ def _start(
         message = f"{group.noun} of {attempt} are running"
         draft.set(C.RUNNING, True, "AllWorkersRunning", message)
         draft.close(C.RESTARTING, "AllWorkersRunning", message)
+    else:
+        _report_waiting(draft, live)
+
+
+def _report_waiting(draft: Draft, live: list[ObservedPod]) -> None:
+    """A pod the scheduler cannot place or whose container cannot start holds the whole group:
+    Running=False says which and why (the reason a script matches, `kubectl get tj` shows it),
+    with a Warning Event each time the reason changes."""
+    stalled = next((p for p in live if p.waiting is not None and p.phase == "Pending"), None)
+    if stalled is None or stalled.waiting is None:
+        return
+    reason, message = stalled.waiting.reason, f"pod {stalled.name}: {stalled.waiting.message}"
+    previous = cond.find(draft.conditions, C.RUNNING)
+    if previous is not None and previous.status == "False" and _same_stall(previous.reason, reason):
+        return
+    draft.set(C.RUNNING, False, reason, message)
+    draft.events.append(Event(type=EventType.WARNING, reason=reason, message=message))
+
+
+# The kubelet alternates these while it backs off; to a reader they are one stall.
+_IMAGE_PULL = frozenset({"ErrImagePull", "ImagePullBackOff"})
+
+
+def _same_stall(old: str, new: str) -> bool:
+    return old == new or {old, new} <= _IMAGE_PULL
 
 
 def _finish(draft: Draft, observed: Observed) -> None:
