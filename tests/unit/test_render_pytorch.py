@@ -37,7 +37,10 @@ def env(pod: dict[str, Any]) -> dict[str, str]:
 def test_headless_service_for_rendezvous_dns() -> None:
     service = render_pytorch(job(), CATALOGUE, SETTINGS).service
     assert service["metadata"]["name"] == "pytorch-ddp" and service["metadata"]["namespace"] == "team-a"
-    assert service["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "kubetrain", "kubetrain.io/job-name": "pytorch-ddp"}
+    assert service["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "kubetrain-trainer", "app.kubernetes.io/instance": "pytorch-ddp",
+        "app.kubernetes.io/managed-by": "kubetrain", "kubetrain.io/job-name": "pytorch-ddp",
+    }
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
     assert service["spec"]["selector"] == {"kubetrain.io/job-name": "pytorch-ddp", "kubetrain.io/role": "worker"}
     assert [p["port"] for p in service["spec"]["ports"]] == [29500]
@@ -88,6 +91,9 @@ def test_worker_pods_are_bare_pods_with_identity_ownership_and_placement() -> No
         meta, spec = pod["metadata"], pod["spec"]
         assert pod["kind"] == "Pod" and meta["name"] == f"pytorch-ddp-worker-{index}"
         assert meta["labels"] == {
+            "app.kubernetes.io/name": "kubetrain-trainer",
+            "app.kubernetes.io/instance": "pytorch-ddp",
+            "app.kubernetes.io/component": "worker",
             "app.kubernetes.io/managed-by": "kubetrain",
             "kubetrain.io/job-name": "pytorch-ddp",
             "kubetrain.io/role": "worker",

@@ -11,7 +11,6 @@ import pytest
 from kubetrain.api import TrainingJob
 from kubetrain.render import InvalidSpec, render_job
 from kubetrain.render.ray import advertised_cpus, render_ray
-from kubetrain.render.quantity import quantity_value
 from tests.unit.test_render_placement import region_of
 from tests.unit.test_render_pytorch import CATALOGUE, SETTINGS, env, job_from
 
@@ -48,6 +47,9 @@ def test_head_service_exposes_gcs_dashboard_and_client_of_the_head_only() -> Non
 def test_head_runs_the_launcher_and_the_default_driver_without_gpus_on_the_job_pool() -> None:
     head = render_ray(job(restarts=2), CATALOGUE, SETTINGS).pods[0]
     assert head["metadata"]["labels"] == {
+        "app.kubernetes.io/name": "kubetrain-trainer",
+        "app.kubernetes.io/instance": "ray-train",
+        "app.kubernetes.io/component": "head",
         "app.kubernetes.io/managed-by": "kubetrain",
         "kubetrain.io/job-name": "ray-train",
         "kubetrain.io/role": "head",
@@ -170,11 +172,6 @@ def test_cpu_workers_train_without_gpus_and_user_env_reaches_every_pod() -> None
 def test_advertised_cpus_are_the_whole_request_and_at_least_one_per_process(cpu: str | None, nproc: int, expected: int) -> None:
     resources = {"gpus": 0} if cpu is None else {"gpus": 0, "cpu": cpu}
     assert advertised_cpus(job(nodePool="cpu", resources=resources, nprocPerNode=nproc).spec) == expected
-
-
-@pytest.mark.parametrize(("text", "value"), [("4", 4.0), ("500m", 0.5), ("2Ki", 2048.0), ("1.5", 1.5), ("1e3", 1000.0)])
-def test_quantities_parse_like_the_api_machinery(text: str, value: float) -> None:
-    assert quantity_value(text) == value
 
 
 def test_ray_start_params_owned_by_the_operator_are_refused() -> None:

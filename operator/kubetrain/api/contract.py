@@ -21,6 +21,12 @@ TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "kubetrain"
+# The recommended labels (kubernetes.io/docs: common labels), for dashboards and policies that
+# group by them: the trainer of job <name>, in the role <component>.
+APP_NAME_LABEL = "app.kubernetes.io/name"
+APP_NAME = "kubetrain-trainer"
+APP_INSTANCE_LABEL = "app.kubernetes.io/instance"
+APP_COMPONENT_LABEL = "app.kubernetes.io/component"
 JOB_NAME_LABEL = "kubetrain.io/job-name"
 ROLE_LABEL = "kubetrain.io/role"
 REPLICA_INDEX_LABEL = "kubetrain.io/replica-index"

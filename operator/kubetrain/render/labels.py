@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from kubetrain.api.contract import (
+    APP_COMPONENT_LABEL,
+    APP_INSTANCE_LABEL,
+    APP_NAME,
+    APP_NAME_LABEL,
     ATTEMPT_LABEL,
     JOB_NAME_LABEL,
     MANAGED_BY,
@@ -19,6 +23,7 @@ def role_labels(job_name: str, role: str, index: int, attempt: int, workers: int
     rolled into a new attempt when spec.workers is edited."""
     return {
         **job_labels(job_name),
+        APP_COMPONENT_LABEL: role,
         ROLE_LABEL: role,
         REPLICA_INDEX_LABEL: str(index),
         ATTEMPT_LABEL: str(attempt),
@@ -31,8 +36,13 @@ def role_selector(job_name: str, role: str) -> dict[str, str]:
 
 
 def job_labels(job_name: str) -> dict[str, str]:
-    """On every child; the operator lists its children with exactly these."""
-    return {MANAGED_BY_LABEL: MANAGED_BY, JOB_NAME_LABEL: job_name}
+    """On every child; the operator lists its children by managed-by and job-name."""
+    return {
+        APP_NAME_LABEL: APP_NAME,
+        APP_INSTANCE_LABEL: job_name,
+        MANAGED_BY_LABEL: MANAGED_BY,
+        JOB_NAME_LABEL: job_name,
+    }
 
 
 def worker_selector(job_name: str) -> dict[str, str]:

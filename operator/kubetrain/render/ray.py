@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from kubernetes.utils import parse_quantity
+
 from kubetrain.api.contract import HEAD_ROLE, RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, RAY_GCS_PORT, WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
@@ -26,7 +28,6 @@ from kubetrain.render.names import ray_head_name, worker_name
 from kubetrain.render.objects import DesiredObjects, child_metadata
 from kubetrain.render.placement import Placement, place
 from kubetrain.render.pods import pod_image, trainer_pod
-from kubetrain.render.quantity import quantity_value
 from kubetrain.render.settings import RenderSettings
 
 RAY_PORTS = (("gcs", RAY_GCS_PORT), ("dashboard", RAY_DASHBOARD_PORT), ("client", RAY_CLIENT_PORT))
@@ -62,7 +63,7 @@ def head_host(job: TrainingJob) -> str:
 def advertised_cpus(spec: TrainingJobSpec) -> int:
     """The CPUs a worker pod offers Ray: its CPU request, whole, and at least one per training
     process, so Ray Train fits exactly nprocPerNode training workers on every pod."""
-    requested = math.floor(quantity_value(spec.resources.cpu)) if spec.resources.cpu is not None else 0
+    requested = math.floor(parse_quantity(spec.resources.cpu)) if spec.resources.cpu is not None else 0
     return max(requested, spec.nproc_per_node)
 
 
