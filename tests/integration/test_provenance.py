@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.helpers import wait_for
 from tests.jobs import Jobs, example
+from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry, finish
 
@@ -119,9 +120,10 @@ def test_data_to_model_chain_with_the_real_trainer(
     manifest["spec"]["task"]["epochs"] = 2
     name = jobs.create(manifest)
     try:
-        promoted = jobs.wait_condition(name, "Promoted", timeout=420)
-    except AssertionError:
-        pytest.fail(f"no Promoted condition; status: {jobs.status(name)}")
+        wait_succeeded_while_alive(jobs, name, cluster.state_dir / "localnode" / "pods")
+        promoted = jobs.wait_condition(name, "Promoted")
+    except AssertionError as exc:
+        pytest.fail(f"no Promoted condition: {exc}; status: {jobs.status(name)}")
     assert promoted["status"] == "True", promoted
 
     digest = sha256(data)
