@@ -99,24 +99,29 @@ def test_kubectl_apply_of_us_data_in_an_eu_namespace_is_refused_by_the_api_serve
     cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
 
 
-def test_creates_and_spec_updates_are_refused_while_the_operator_is_down(
+def test_writes_are_refused_while_the_operator_is_down_but_deletes_are_not(
     jobs: Jobs, operator: OperatorProcess
 ) -> None:
     """The webhook registration outlives the operator on purpose (failurePolicy Fail), so no job
-    is written unchecked while it is down."""
+    is written unchecked while it is down: creates and every update, a label change too (the
+    provenance webhook judges all updates). Deletes are not sent to the webhooks."""
     name = create_job(jobs, "before", {**CPU_JOB, "runPolicy": {"suspend": True}})
+    label = {"metadata": {"labels": {"reviewed": "yes"}}}
     operator.stop()
     try:
         with pytest.raises(ApiException) as created:
             create_job(jobs, "while-down", CPU_JOB)
         with pytest.raises(ApiException) as updated:
             jobs.patch_spec(name, {"workers": 2})
+        with pytest.raises(ApiException) as relabelled:
+            jobs.custom.patch_namespaced_custom_object(GROUP, VERSION, jobs.ns, "trainingjobs", name, label)
+        jobs.delete(name)
     finally:
         operator.start()
-    for refused in (created.value, updated.value):
+    for refused in (created.value, updated.value, relabelled.value):
         assert "failed calling webhook" in str(refused.body), refused.body
     assert not jobs.exists("while-down")
-    assert jobs.get(name)["spec"]["workers"] == 1
+    wait_for(lambda: not jobs.exists(name), what="the job deleted while the operator was down")
 
 
 def test_every_bypass_attempt_is_refused_by_the_api_server(
