@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+import kubernetes.watch
 import yaml
 
 from tests.helpers import wait_for
@@ -93,6 +94,18 @@ class Jobs:
         return self.core.list_namespaced_event(
             self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind=TrainingJob"
         ).items
+
+    def watch_until_deleted(self, name: str, resource_version: str, timeout: float = 60) -> dict[str, Any]:
+        """The job as it was when deleted (the DELETED event carries its last state), watched from
+        `resource_version` on, so no update in between can be missed however fast it comes."""
+        stream = kubernetes.watch.Watch().stream(
+            self.custom.list_namespaced_custom_object, GROUP, VERSION, self.ns, PLURAL,
+            field_selector=f"metadata.name={name}", resource_version=resource_version, timeout_seconds=int(timeout),
+        )
+        for event in stream:
+            if event["type"] == "DELETED":
+                return dict(event["object"])
+        raise AssertionError(f"{self.ns}/{name} was not deleted within {timeout}s; status now: {self.status(name)}")
 
     def wait_condition(self, name: str, type_: str, timeout: float = 30) -> dict[str, Any]:
         try:

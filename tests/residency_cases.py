@@ -219,3 +219,49 @@ def job_manifest(name: str, namespace: str, overrides: dict[str, Any]) -> dict[s
     }
 
 CLAIM_CLASSES: dict[str, str | None] = {US_CLAIM: US_CLASS, EU_CLAIM: EU_CLASS, "ghost-claim": None}
+
+
+def refused_field(case: str) -> str:
+    """The job field each refusal must name, so a case refused for an unrelated reason fails."""
+    fields = {
+        "output-in-us": "spec.output.uri",
+        "checkpoint-from-us": "spec.task.finetune.checkpointUri",
+        "us-pool": "spec.nodePool",
+        "pool-alias-by-case": "spec.nodePool",
+        "no-pool-with-pool-allow-list": "spec.nodePool",
+        "pool-alias-in-node-selector": "spec.podTemplate.spec.nodeSelector[kubetrain.io/node-pool]",
+        "region-in-node-selector": "spec.podTemplate.spec.nodeSelector[topology.kubernetes.io/region]",
+        "node-name": "spec.podTemplate.spec.nodeName",
+        "scheduler-name": "spec.podTemplate.spec.schedulerName",
+        "env-value-us-uri": "spec.env[0]",
+        "args-us-uri": "spec.args[1]",
+        "ray-driver-args": "spec.args[1]",
+        "template-env-from": "envFrom",
+        "template-nfs-volume": "volumes[0].nfs",
+        "template-pvc-volume": "volumes[0].persistentVolumeClaim",
+    }
+    if case in fields:
+        return fields[case]
+    if case.startswith("expand-") or case == "ray-start-param-expanded":
+        return "after the kubelet's $(VAR) expansion"
+    if case.startswith("ray-start-param-"):
+        return "spec.ray.rayStartParams["
+    if case.startswith("value-from-annotation"):
+        return "spec.podTemplate.metadata.annotations[data]"
+    if case.startswith("value-from-"):
+        return "spec.allowedValueSources"
+    if case.startswith("mount-"):
+        return {"mount-config-item-path": "items[0].path"}.get(case, "volumeMounts[0].mountPath")
+    if case == "template-env-from-secret":
+        return "envFrom"
+    if case.startswith("scheme-env-"):
+        return "spec.env[0]"
+    if case.startswith("scheme-args-"):
+        return "spec.args[1]"
+    if case.startswith("affinity-"):
+        return "spec.podTemplate.spec.affinity"
+    if case.startswith("env-"):
+        return "spec.env[0].name"
+    if case.startswith("template-"):
+        return "spec.podTemplate.spec.containers[0].env[0].name"
+    return "spec.dataset.uri"

@@ -11,7 +11,12 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.local_training import ACCURACY_BAR, HELD_OUT_METRICS, train_example_to_success
+from tests.local_training import (
+    ACCURACY_BAR,
+    HELD_OUT_METRICS,
+    assert_ranks_trained_in_sync,
+    train_example_to_success,
+)
 from tests.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.training]
@@ -22,7 +27,7 @@ def test_example_trains_to_success_with_metrics_in_status(
     tmp_path: Path,
 ) -> None:
     _, name, status = train_example_to_success(
-        "pytorch-ddp-local.yaml", cluster, api, namespace, operator, tmp_path, timeout=420
+        "pytorch-ddp-local.yaml", cluster, api, namespace, operator, tmp_path
     )
 
     metrics = status["metrics"]
@@ -34,6 +39,7 @@ def test_example_trains_to_success_with_metrics_in_status(
     card = json.loads((tmp_path / "output" / "model-card.json").read_text())
     assert card["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"])
     assert (tmp_path / "output" / "model.safetensors").exists()
+    assert_ranks_trained_in_sync(tmp_path / "output", world_size=2)
 
     listing = cluster.kubectl("get", "tj", name, "-n", namespace).stdout
     assert "Succeeded" in listing

@@ -81,7 +81,8 @@ def test_default_values_render_a_cluster_wide_operator() -> None:
 
 def test_full_values_render_roles_disruption_budget_catalogue_and_service_monitor() -> None:
     objects = Helm().template(FULL)
-    assert [o["metadata"]["namespace"] for o in find(objects, "Role")] == ["team-a", "team-b", "kubetrain"]
+    # Sorted: the order in which helm renders the objects is no promise of the chart.
+    assert sorted(o["metadata"]["namespace"] for o in find(objects, "Role")) == ["kubetrain", "team-a", "team-b"]
     assert not find(objects, "Secret")  # certSecret is given
     (budget,) = find(objects, "PodDisruptionBudget")
     assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {
@@ -291,12 +292,14 @@ class Release:
         return result.stdout.strip() == "yes"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def release(
-    cluster: LocalCluster, api: kubernetes.client.ApiClient, crds: Path, sole_operator: None,
-    tmp_path_factory: pytest.TempPathFactory,
+    cluster: LocalCluster, api: kubernetes.client.ApiClient, crds: Path, sole_operator: None, tmp_path: Path
 ) -> Iterator[Release]:
-    rel = Release(cluster, api, tmp_path_factory.mktemp("helm"))
+    """A release of its own per test (installed with the default values, uninstalled after), so
+    that the tests pass in any order: two tests upgrade or uninstall it. Two releases cannot exist
+    at once: both would own the ClusterRole of the same name."""
+    rel = Release(cluster, api, tmp_path)
     core = kubernetes.client.CoreV1Api(api)
     for namespace in (rel.namespace, rel.jobs_namespace, rel.other_namespace):
         core.create_namespace({"metadata": {"name": namespace}})
@@ -304,7 +307,7 @@ def release(
     try:
         yield rel
     finally:
-        rel.helm.run("uninstall", RELEASE, f"--namespace={rel.namespace}", check=False)
+        rel.helm.run("uninstall", RELEASE, f"--namespace={rel.namespace}", "--wait", check=False)
         for namespace in (rel.namespace, rel.jobs_namespace, rel.other_namespace):
             core.delete_namespace(namespace)
 
@@ -529,6 +532,34 @@ def test_an_upgrade_renews_the_generated_certificate_in_its_last_year(release: R
     release.helm.run("upgrade", *release.helm_args(), "--reuse-values")
     assert read("{.data.ca\\.crt}") != ca_before, "renewed"
     assert int(read("{.metadata.annotations.kubetrain\\.io/not-after}")) - time.time() > 9 * 365 * 86400
+
+
+def test_upgrade_rolls_the_operator_when_the_node_pool_catalogue_changes(release: Release) -> None:
+    """The operator reads its catalogue (a ConfigMap) once at start, so a changed catalogue must
+    change the pod template (a new ReplicaSet), and an unchanged one must not."""
+    apps = kubernetes.client.AppsV1Api(release.api)
+    pools = yaml.safe_load(FULL.read_text())["nodePools"]
+
+    def upgrade_with(gpus_per_node: int) -> set[str]:
+        """The pod-template hashes of the operator's ReplicaSets once the Deployment has seen the upgrade."""
+        values = release.tmp / f"pools-{gpus_per_node}.yaml"
+        a100 = {**pools["a100-eu"], "gpusPerNode": gpus_per_node}
+        values.write_text(yaml.safe_dump({"nodePools": {**pools, "a100-eu": a100}}))
+        release.helm.run("upgrade", *release.helm_args(), f"--values={values}")
+
+        def observed() -> bool:
+            deployment = apps.read_namespaced_deployment(FULLNAME, release.namespace)
+            return deployment.status.observed_generation == deployment.metadata.generation
+
+        wait_for(observed, what="the Deployment controller to see the upgrade")
+        replica_sets = apps.list_namespaced_replica_set(
+            release.namespace, label_selector=f"app.kubernetes.io/instance={RELEASE}").items
+        return {rs.metadata.labels["pod-template-hash"] for rs in replica_sets}
+
+    first = upgrade_with(8)
+    assert upgrade_with(8) == first, "the same catalogue again rolls nothing"
+    rolled = upgrade_with(4)
+    assert first < rolled and len(rolled) == len(first) + 1, "a changed catalogue rolls the operator"
 
 
 def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:

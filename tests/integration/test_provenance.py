@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.helpers import wait_for
 from tests.jobs import Jobs, example
+from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry, finish
 
@@ -76,6 +77,28 @@ def test_submitter_is_recorded_at_create_and_cannot_be_changed(
     assert (provenance["startTime"], provenance["completionTime"]) == (status["startTime"], status["completionTime"])
 
 
+def test_provenance_is_frozen_once_the_job_has_finished(jobs: Jobs) -> None:
+    """The record must not change when its sources do: the pod that held rank 0's report is
+    deleted and the spec edited after the end, and a reconcile of that edit keeps the record."""
+    manifest = copy.deepcopy(example("pytorch-ddp.yaml"))
+    manifest["spec"].update(workers=1, runPolicy={"cleanPodPolicy": "None"})
+    name = jobs.create(manifest)
+    finish(jobs, name, {"accuracy": 0.9}, datasetDigest="sha256:" + "1" * 64, weightsDigest="sha256:" + "2" * 64,
+           codeVersion="0.1.0+frozen")
+    before = jobs.status(name)["provenance"]
+    assert before["datasetDigest"] == "sha256:" + "1" * 64 and before["codeVersion"] == "0.1.0+frozen"
+
+    jobs.core.delete_collection_namespaced_pod(jobs.ns, label_selector=f"kubetrain.io/job-name={name}")
+    wait_for(lambda: not jobs.pods(name, include_terminating=True), what="the finished job's pods deleted")
+    jobs.patch_spec(name, {"dataset": {"uri": "file:///var/lib/kubetrain/data/other.csv"}})
+    generation = jobs.get(name)["metadata"]["generation"]
+    status = wait_for(
+        lambda: (s := jobs.status(name)).get("observedGeneration") == generation and s,
+        what="a reconcile of the edited spec",
+    )
+    assert status["provenance"] == before
+
+
 @pytest.mark.training
 def test_data_to_model_chain_with_the_real_trainer(
     jobs: Jobs, api: kubernetes.client.ApiClient, cluster: LocalCluster, namespace: str, tmp_path: Path
@@ -97,9 +120,10 @@ def test_data_to_model_chain_with_the_real_trainer(
     manifest["spec"]["task"]["epochs"] = 2
     name = jobs.create(manifest)
     try:
-        promoted = jobs.wait_condition(name, "Promoted", timeout=420)
-    except AssertionError:
-        pytest.fail(f"no Promoted condition; status: {jobs.status(name)}")
+        wait_succeeded_while_alive(jobs, name, cluster.state_dir / "localnode" / "pods")
+        promoted = jobs.wait_condition(name, "Promoted")
+    except AssertionError as exc:
+        pytest.fail(f"no Promoted condition: {exc}; status: {jobs.status(name)}")
     assert promoted["status"] == "True", promoted
 
     digest = sha256(data)

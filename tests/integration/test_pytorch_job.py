@@ -4,6 +4,11 @@ operator restarts."""
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -11,9 +16,11 @@ import pytest
 import yaml
 
 from kubetrain.devcluster.cluster import LocalCluster
+from kubetrain.render.names import trainer_access_name
 from tests.helpers import wait_for
-from tests.jobs import EXAMPLES, Jobs, example
+from tests.jobs import EXAMPLES, GROUP, PLURAL, VERSION, Jobs, example
 from tests.operator_process import OperatorProcess
+from tests.service_account import service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
@@ -150,19 +157,27 @@ def test_suspend_deletes_pods_and_resume_starts_again(jobs: Jobs) -> None:
 
 
 def test_active_deadline_fails_the_job(jobs: Jobs) -> None:
-    name, _ = start_running(jobs, runPolicy={"activeDeadlineSeconds": 3})
-    jobs.wait_phase(name, "Failed", timeout=30)
+    """Whether the test sees Running in between does not matter (3 s pass quickly on a loaded
+    machine); the status shows the deadline counted from the start."""
+    name = jobs.create(example("pytorch-ddp.yaml"), runPolicy={"activeDeadlineSeconds": 3})
+    status = jobs.wait_phase(name, "Failed")
     failed = jobs.condition(name, "Failed")
     assert failed and failed["reason"] == "DeadlineExceeded", failed
+    started, ended = (dt.datetime.fromisoformat(status[key]) for key in ("startTime", "completionTime"))
+    assert ended - started >= dt.timedelta(seconds=3), status
     wait_for(lambda: not jobs.pods(name), what="pods deleted after the deadline")
 
 
 def test_finished_job_is_deleted_after_ttl(jobs: Jobs) -> None:
     name, pods = start_running(jobs, runPolicy={"ttlSecondsAfterFinished": 2})
+    watched_from = jobs.get(name)["metadata"]["resourceVersion"]
     for pod in pods:
         jobs.end_pod(pod.metadata.name, "Succeeded", 0)
-    jobs.wait_phase(name, "Succeeded")
-    wait_for(lambda: not jobs.exists(name), timeout=30, what="the job to be deleted after its TTL")
+    last = jobs.watch_until_deleted(name, watched_from)
+    noticed = dt.datetime.now(dt.timezone.utc)
+    assert last["status"]["phase"] == "Succeeded", last["status"]
+    completed = dt.datetime.fromisoformat(last["status"]["completionTime"])
+    assert noticed - completed >= dt.timedelta(seconds=2), "deleted before its TTL"
 
 
 def test_deleting_the_job_cascades_to_pods_and_service(jobs: Jobs) -> None:
@@ -196,16 +211,150 @@ def test_too_many_gpus_per_worker_fails_with_the_fix(jobs: Jobs) -> None:
     assert not jobs.pods(name, include_terminating=True)
 
 
-@pytest.mark.parametrize(
-    ("override", "field"),
-    [({"workers": -1}, "spec.workers"), ({"runtime": "tensorflow"}, "spec.runtime")],
-    ids=["negative-workers", "unknown-runtime"],
-)
-def test_crd_validation_refuses_bad_specs(
-    cluster: LocalCluster, namespace: str, override: dict[str, Any], field: str
+def test_trainer_account_may_report_its_own_jobs_status_and_nothing_else(
+    jobs: Jobs, cluster: LocalCluster, api: kubernetes.client.ApiClient, tmp_path: Path
 ) -> None:
+    """Acting as the job's trainer ServiceAccount with a real token, as a compromised worker could."""
+    name, _ = start_running(jobs)
+    other = jobs.create({**example("pytorch-ddp.yaml"), "metadata": {"name": "other"}}, runPolicy={"suspend": True})
+    account = trainer_access_name(name)
+    kubeconfig = service_account_kubeconfig(cluster, api, jobs.ns, account, tmp_path / "trainer.kubeconfig")
+    with kubernetes.config.new_client_from_config(config_file=str(kubeconfig)) as trainer:
+        custom = kubernetes.client.CustomObjectsApi(trainer)
+        report = {"status": {"progress": {"percent": 12.5}}}
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, jobs.ns, PLURAL, name, report)
+        custom.get_namespaced_custom_object_status(GROUP, VERSION, jobs.ns, PLURAL, name)
+        refused = [
+            lambda: custom.patch_namespaced_custom_object_status(GROUP, VERSION, jobs.ns, PLURAL, other, report),
+            lambda: custom.get_namespaced_custom_object_status(GROUP, VERSION, jobs.ns, PLURAL, other),
+            lambda: custom.patch_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL, name, {"spec": {"workers": 3}}),
+            lambda: custom.list_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL),
+            lambda: kubernetes.client.CoreV1Api(trainer).list_namespaced_secret(jobs.ns),
+            lambda: kubernetes.client.CoreV1Api(trainer).list_namespaced_pod(jobs.ns),
+        ]
+        for attempt in refused:
+            with pytest.raises(kubernetes.client.exceptions.ApiException) as denied:
+                attempt()
+            assert denied.value.status == 403, denied.value.body
+    assert jobs.status(name)["progress"]["percent"] == 12.5
+    assert "progress" not in jobs.status(other)
+
+
+CRD_NAME = "trainingjobs.kubetrain.io"
+SPEC_RULES = "/spec/versions/0/schema/openAPIV3Schema/properties/spec/x-kubernetes-validations"
+
+
+def _task_rule_index(cluster: LocalCluster) -> int:
+    crd = json.loads(cluster.kubectl("get", "crd", CRD_NAME, "-o", "json").stdout)
+    rules = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["x-kubernetes-validations"]
+    return next(i for i, rule in enumerate(rules) if "has(self.task)" in rule["rule"])
+
+
+def _stored(jobs: Jobs, manifest: dict[str, Any]) -> bool:
+    """Creates the job if the API server takes it now; a CRD update reaches its validation a
+    moment after the write."""
+    try:
+        jobs.create(manifest)
+    except kubernetes.client.exceptions.ApiException as exc:
+        if exc.status == 422:
+            return False
+        raise
+    return True
+
+
+def _task_rule_enforced(cluster: LocalCluster, namespace: str) -> bool:
+    """Whether the API server refuses a job without task now (a server-side dry run stores nothing)."""
+    probe = example("pytorch-ddp.yaml")
+    _without_task(probe)
+    probe["metadata"]["name"] = "task-rule-probe"
+    result = cluster.kubectl(
+        "create", "--dry-run=server", "-n", namespace, "-f", "-", input=yaml.safe_dump(probe), check=False
+    )
+    return "spec.task is required" in result.stderr
+
+
+@contextlib.contextmanager
+def crd_lagging_behind_the_operator(cluster: LocalCluster, crds: Path, namespace: str) -> Iterator[None]:
+    """The installed CRD without its task-or-command rule, as a CRD older than the operator would
+    be (Helm installs crds/ but never upgrades them); the repo's CRD is back in force afterwards."""
+    index = _task_rule_index(cluster)
+    patch = [{"op": "remove", "path": f"{SPEC_RULES}/{index}"}]
+    cluster.kubectl("patch", "crd", CRD_NAME, "--type=json", "-p", json.dumps(patch))
+    try:
+        yield
+    finally:
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds / "kubetrain.io_trainingjobs.yaml"))
+        wait_for(lambda: _task_rule_enforced(cluster, namespace), what="the repo's CRD rules in force again")
+
+
+def test_spec_the_models_refuse_is_admitted_then_failed_before_any_pod(
+    jobs: Jobs, cluster: LocalCluster, crds: Path
+) -> None:
+    """The fail-open path: the admission webhooks admit a job the Python models refuse
+    (policy/admission.parse_job), trusting the reconcile to fail it with InvalidSpec before any
+    pod exists."""
     manifest = example("pytorch-ddp.yaml")
-    manifest["spec"].update(override)
+    _without_task(manifest)
+    with crd_lagging_behind_the_operator(cluster, crds, jobs.ns):
+        wait_for(lambda: _stored(jobs, manifest), what="the API server and the webhooks to admit a job without task")
+        name = manifest["metadata"]["name"]
+        jobs.wait_phase(name, "Failed")
+    failed = jobs.condition(name, "Failed")
+    assert failed and failed["reason"] == "InvalidSpec", failed
+    assert "spec.task is required unless spec.command is set" in failed["message"], failed
+    assert not jobs.pods(name, include_terminating=True)
+    # A pod that ever existed would have left the scheduler's event behind.
+    assert not jobs.core.list_namespaced_event(jobs.ns, field_selector="involvedObject.kind=Pod").items
+    assert not jobs.core.list_namespaced_service(jobs.ns, label_selector=f"kubetrain.io/job-name={name}").items
+
+
+def _without_task(manifest: dict[str, Any]) -> None:
+    del manifest["spec"]["task"]
+
+
+def _gpus_without_pool(manifest: dict[str, Any]) -> None:
+    del manifest["spec"]["nodePool"]
+
+
+def _env(name: str) -> Callable[[dict[str, Any]], None]:
+    def mutate(manifest: dict[str, Any]) -> None:
+        manifest["spec"]["env"] = [{"name": "LOG_LEVEL", "value": "debug"}, {"name": name, "value": "x"}]
+
+    return mutate
+
+
+def _long_name(manifest: dict[str, Any]) -> None:
+    manifest["metadata"]["name"] = "n" * 64
+
+
+def _spec(**fields: Any) -> Callable[[dict[str, Any]], None]:
+    return lambda manifest: manifest["spec"].update(fields)
+
+
+# Each refusal the README promises from the API server itself: (change to the example, the field
+# the server names, words of its message).
+REFUSALS: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
+    "negative-workers": (_spec(workers=-1), "spec.workers", "should be greater than or equal to 1"),
+    "unknown-runtime": (_spec(runtime="tensorflow"), "spec.runtime", 'Unsupported value: "tensorflow"'),
+    "gpus-without-node-pool": (_gpus_without_pool, "spec", "spec.nodePool is required when spec.resources.gpus > 0"),
+    "neither-task-nor-command": (_without_task, "spec", "spec.task is required unless spec.command is set"),
+    "reserved-distributed-env": (_env("MASTER_ADDR"), "spec.env[1]", "are set by the operator"),
+    "reserved-env-prefix": (_env("KUBETRAIN_TASK"), "spec.env[1]", "are set by the operator"),
+    # A rule on the whole object: the server names no field ("<nil>"); its message names metadata.name.
+    "name-over-63-characters": (_long_name, "<nil>", "metadata.name must be at most 63 characters"),
+}
+
+
+@pytest.mark.parametrize(("mutate", "field", "message"), REFUSALS.values(), ids=REFUSALS.keys())
+def test_crd_validation_refuses_bad_specs(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess, mutate: Callable[[dict[str, Any]], None],
+    field: str, message: str,
+) -> None:
+    """With the operator's webhooks registered, as users have them (and as an earlier session on a
+    reused cluster leaves them): the schema refuses before any validating webhook is asked."""
+    manifest = example("pytorch-ddp.yaml")
+    mutate(manifest)
     result = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest), check=False)
     assert result.returncode != 0
-    assert field in result.stderr, result.stderr
+    assert f"{field}: " in result.stderr and message in result.stderr, result.stderr
+    assert not cluster.kubectl("get", "tj", "-n", namespace, "-o", "name").stdout, "nothing was stored"

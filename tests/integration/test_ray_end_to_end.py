@@ -10,7 +10,12 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.local_training import ACCURACY_BAR, HELD_OUT_METRICS, train_example_to_success
+from tests.local_training import (
+    ACCURACY_BAR,
+    HELD_OUT_METRICS,
+    assert_ranks_trained_in_sync,
+    train_example_to_success,
+)
 from tests.operator_process import OperatorProcess
 
 pytestmark = [pytest.mark.cluster, pytest.mark.training]
@@ -21,7 +26,7 @@ def test_ray_example_trains_to_success_with_metrics_in_status(
     tmp_path: Path,
 ) -> None:
     jobs, name, status = train_example_to_success(
-        "ray-train-local.yaml", cluster, api, namespace, operator, tmp_path, timeout=480
+        "ray-train-local.yaml", cluster, api, namespace, operator, tmp_path
     )
 
     pods = {p.metadata.labels["kubetrain.io/role"] + p.metadata.labels["kubetrain.io/replica-index"]: p
@@ -33,3 +38,4 @@ def test_ray_example_trains_to_success_with_metrics_in_status(
     assert status["progress"]["percent"] == pytest.approx(100.0), "rank 0 on a Ray worker reported progress"
     assert status["restarts"] == 0
     assert (tmp_path / "output" / "model.safetensors").exists()
+    assert_ranks_trained_in_sync(tmp_path / "output", world_size=2)

@@ -5,6 +5,7 @@ promoted version."""
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import kubernetes
@@ -28,6 +29,9 @@ def schedule(every: str) -> dict[str, Any]:
     body["spec"]["schedule"] = every
     body["spec"]["jobTemplate"]["spec"]["workers"] = 1
     return body
+
+
+INTERVAL_SECONDS = 5
 
 
 def scheduled_jobs(jobs: Jobs) -> list[str]:
@@ -65,3 +69,23 @@ def test_schedule_creates_jobs_and_a_regressing_run_is_not_promoted(
     created = len(scheduled_jobs(jobs))
     events = jobs.core.list_namespaced_event(namespace, field_selector="involvedObject.kind=TrainingSchedule").items
     assert sum(e.reason == "JobCreated" for e in events) == created
+
+
+def test_a_suspended_schedule_creates_no_more_jobs(
+    jobs: Jobs, api: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    registry = Registry(api, namespace)
+    registry.create_schedule(schedule(f"@every {INTERVAL_SECONDS}s"))
+    wait_for(lambda: scheduled_jobs(jobs), timeout=4 * INTERVAL_SECONDS, what="first scheduled job")
+    registry.patch_schedule("fraud-nightly", {"suspend": True})
+
+    def suspended() -> bool:
+        status = registry.custom.get_namespaced_custom_object(
+            "kubetrain.io", "v1alpha1", namespace, "trainingschedules", "fraud-nightly"
+        ).get("status") or {}
+        return "nextScheduleTime" not in status
+
+    wait_for(suspended, what="the operator to see the suspension")
+    created = scheduled_jobs(jobs)
+    time.sleep(3 * INTERVAL_SECONDS)  # what must not happen has no event to wait on: three intervals
+    assert scheduled_jobs(jobs) == created

@@ -33,6 +33,17 @@ def test_two_workers_beat_the_accuracy_bar_and_report_it(trained_tabular: Traine
     assert {(e["job"], e["rank"]) for e in pods[1].events()} == {("training-tests/tabular", 1)}
 
 
+def test_ranks_end_with_identical_parameters(trained_tabular: Trained) -> None:
+    """Accuracy comes from rank 0 alone: two ranks training independently would pass every other
+    test. Each rank logs its own parameters digest; DDP must leave them equal, and the card holds
+    the gathered list."""
+    [digest_0] = [e["sha256"] for e in trained_tabular.pods[0].events("parameters_digest")]
+    [digest_1] = [e["sha256"] for e in trained_tabular.pods[1].events("parameters_digest")]
+    assert digest_0 == digest_1, "the ranks' parameters diverged: gradients were not synchronised"
+    card = json.loads((trained_tabular.output / "model-card.json").read_text())
+    assert card["training"]["parameterDigests"] == [digest_0, digest_1]
+
+
 def test_artifacts_weights_card_and_checkpoint(trained_tabular: Trained, datasets: dict[str, Path]) -> None:
     output = trained_tabular.output
     weights = load_file(output / "model.safetensors")
@@ -129,3 +140,5 @@ def test_several_processes_per_pod(datasets: dict[str, Path], tmp_path: Path) ->
     assert report is not None and report["outcome"] == "Succeeded"
     card = json.loads((tmp_path / "output" / "model-card.json").read_text())
     assert card["training"]["worldSize"] == 2
+    first, second = card["training"]["parameterDigests"]
+    assert first == second, "the two local ranks' parameters diverged"

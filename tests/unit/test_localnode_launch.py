@@ -79,8 +79,16 @@ def test_rendezvous_is_rewritten_to_loopback_with_a_per_job_port(tmp_path: Path)
     assert RENDEZVOUS_PORT_BASE <= int(port) < RENDEZVOUS_PORT_BASE + RENDEZVOUS_PORT_SPAN
 
 
+def worker(index: int, owner_uid: str = "a", attempt: str = "0") -> dict[str, Any]:
+    """Worker `index` of a job: its own name, hostname and uid, the job's owner and attempt."""
+    raw = pod(owner_uid, attempt)
+    raw["metadata"].update(name=f"j-worker-{index}", uid=f"pod-uid-{index}")
+    raw["spec"]["hostname"] = f"j-worker-{index}"
+    return raw
+
+
 def test_rendezvous_port_is_shared_by_a_job_attempt_and_differs_across_jobs_and_attempts() -> None:
-    assert rendezvous_port(pod("a")) == rendezvous_port(pod("a"))
+    assert rendezvous_port(worker(0)) == rendezvous_port(worker(1)), "both workers must meet on one port"
     assert rendezvous_port(pod("a")) != rendezvous_port(pod("b"))
     assert rendezvous_port(pod("a", "0")) != rendezvous_port(pod("a", "1"))
 

@@ -1,9 +1,13 @@
-"""The Requeuer with real threads and short delays; waits are on events, never on sleeps alone."""
+"""The Requeuer with real threads; waits are on events, never on sleeps alone. Where a test relies
+on two wake-ups' order, or on doing something before a wake-up is due, they are MARGIN apart: far
+more than the scheduling jitter of a loaded 2-core machine. Order tests use one worker, so wake-ups
+run in the order they fall due."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -36,46 +40,57 @@ def woken() -> Woken:
     return Woken()
 
 
+MARGIN = 1.0
+
+
 @pytest.fixture
-def requeuer(woken: Woken) -> Requeuer:
+def requeuer(woken: Woken) -> Iterator[Requeuer]:
     queue = Requeuer(woken, workers=2)
     yield queue
     queue.cancel_all()
 
 
-def test_wake_ups_come_in_due_order(requeuer: Requeuer, woken: Woken) -> None:
-    requeuer.schedule("ns", "late", 0.3)
-    requeuer.schedule("ns", "early", 0.05)
+@pytest.fixture
+def serial(woken: Woken) -> Iterator[Requeuer]:
+    """One worker: a wake-up that falls due earlier has run before a later one starts."""
+    queue = Requeuer(woken, workers=1)
+    yield queue
+    queue.cancel_all()
+
+
+def test_wake_ups_come_in_due_order(serial: Requeuer, woken: Woken) -> None:
+    serial.schedule("ns", "late", MARGIN)
+    serial.schedule("ns", "early", 0.0)
     woken.wait_for(2)
     assert woken.calls == [("ns", "early"), ("ns", "late")]
-    assert requeuer.pending() == 0
+    assert serial.pending() == 0
 
 
-def test_the_earliest_wake_up_wins(requeuer: Requeuer, woken: Woken) -> None:
-    requeuer.schedule("ns", "job", 30)
-    requeuer.schedule("ns", "job", 0.05)  # an event while a deadline is pending
-    requeuer.schedule("ns", "job", 20)  # the reconcile's next deadline does not delay it
+def test_the_earliest_wake_up_wins(serial: Requeuer, woken: Woken) -> None:
+    serial.schedule("ns", "job", 30)
+    serial.schedule("ns", "job", 0.0)  # an event while a deadline is pending
+    serial.schedule("ns", "job", 20)  # the reconcile's next deadline does not delay it
     woken.wait_for(1)
-    requeuer.schedule("ns", "marker", 0.2)
+    serial.schedule("ns", "marker", 0.0)
     woken.wait_for(2)
     assert woken.calls == [("ns", "job"), ("ns", "marker")], "one wake-up, the earliest"
-    assert requeuer.pending() == 0
+    assert serial.pending() == 0
 
 
-def test_events_in_a_burst_coalesce(requeuer: Requeuer, woken: Woken) -> None:
+def test_events_in_a_burst_coalesce(serial: Requeuer, woken: Woken) -> None:
     for _ in range(10):
-        requeuer.schedule("ns", "job", 0.1)
-    woken.wait_for(1)
-    time.sleep(0.2)
-    assert woken.calls == [("ns", "job")]
+        serial.schedule("ns", "job", MARGIN)
+    assert serial.pending() == 1
+    serial.schedule("ns", "marker", 2 * MARGIN)
+    woken.wait_for(2)
+    assert woken.calls == [("ns", "job"), ("ns", "marker")]
 
 
-def test_cancel(requeuer: Requeuer, woken: Woken) -> None:
-    requeuer.schedule("ns", "cancelled", 0.05)
-    requeuer.cancel("ns", "cancelled")
-    requeuer.schedule("ns", "marker", 0.2)
+def test_cancel(serial: Requeuer, woken: Woken) -> None:
+    serial.schedule("ns", "cancelled", MARGIN)
+    serial.cancel("ns", "cancelled")
+    serial.schedule("ns", "marker", 1.5 * MARGIN)  # due after the cancelled one would have been
     woken.wait_for(1)
-    time.sleep(0.1)
     assert woken.calls == [("ns", "marker")]
 
 
@@ -110,9 +125,9 @@ def test_a_failing_wake_up_does_not_stop_the_others(caplog: pytest.LogCaptureFix
 
 def test_cancel_all_stops_pending_wake_ups(woken: Woken) -> None:
     queue = Requeuer(woken, workers=1)
-    queue.schedule("ns", "job", 0.1)
+    queue.schedule("ns", "job", MARGIN)
     queue.cancel_all()
-    time.sleep(0.3)
+    time.sleep(1.5 * MARGIN)  # past the time it was due: nothing to wait on for what must not happen
     assert woken.calls == []
 
 

@@ -58,6 +58,15 @@ def broadcast_from_chief(value: T) -> T:
     return pickle.loads(box[0])
 
 
+def all_gather(value: T) -> list[T]:
+    """Every rank's value, in rank order, on every rank ([value] for one process)."""
+    if not active():
+        return [value]
+    gathered: list[T | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, value)
+    return [item for item in gathered if item is not None]
+
+
 def barrier() -> None:
     if active():
         dist.barrier()

@@ -25,6 +25,17 @@ def weights_bytes(model: nn.Module) -> bytes:
     return save_safetensors(state)
 
 
+def parameters_digest(model: nn.Module) -> str:
+    """sha256 over the state dict as trained (names and raw bytes, in name order). DDP keeps every
+    rank's parameters identical, so the ranks' digests agree; a rank that trained on its own
+    (no gradient synchronisation) shows up as a different digest in the model card."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def load_weights(model: nn.Module, uri: str) -> None:
     """Loads an exported model into `model`; a mismatch is a configuration error (the fine-tune's
     model section must describe the checkpoint's architecture)."""

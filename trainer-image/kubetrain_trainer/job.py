@@ -58,6 +58,7 @@ def _model_card(
     metrics: dict[str, float],
     device: torch.device,
     started: str,
+    digests: list[str],
 ) -> dict[str, Any]:
     params = sum(p.numel() for p in built.module.parameters())
     trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
@@ -79,6 +80,7 @@ def _model_card(
             "totalSteps": result.total_steps,
             "resumedFromStep": result.resumed_from_step,
             "worldSize": env.topology.world_size,
+            "parameterDigests": digests,
             "device": device.type,
             "mixedPrecision": "bf16" if device.type == "cuda" else None,
             "finalTrainLoss": result.train_loss,
@@ -117,17 +119,29 @@ def train(env: JobEnvironment, started: str) -> str | None:
         progress_gate=_progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
     )
     result = loop.run()
+    digests = _rank_digests(built.module)
     if not topology.is_chief:
         return None
     metrics = {k: round(v, 6) for k, v in evaluate(built.module, *prepared.test, prepared.num_classes, device).items()}
     logs.info("evaluated", **metrics)
-    card = export.write(env.output_uri, built.module, _model_card(env, task, dataset, prepared, built, result, metrics, device, started))
+    card = export.write(
+        env.output_uri, built.module,
+        _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests),
+    )
     logs.info("exported", weights=card["weights"]["uri"], sha256=card["weights"]["sha256"])
     if reporter is not None:
         reporter.finish({"progress": {**result.final_progress, "updateTime": rfc3339()}, "metrics": metrics})
     message = f"test accuracy {metrics['accuracy']:.4f} after {result.steps} steps"
     weights_uri = storage.join(env.output_uri, export.WEIGHTS)
     return termination.report("Succeeded", "Completed", message, metrics, weights_uri, _provenance(card, env))
+
+
+def _rank_digests(module: nn.Module) -> list[str]:
+    """Every rank's parameters digest after training, in rank order (a collective: all ranks call
+    it). Each rank also logs its own, so a check need not trust the gather."""
+    digest = export.parameters_digest(module)
+    logs.info("parameters_digest", sha256=digest)
+    return distributed.all_gather(digest)
 
 
 def _provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, str]:
