@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-
 from kubetrain_trainer import storage
 
 
