@@ -90,7 +90,12 @@ def test_provenance_is_frozen_once_the_job_has_finished(jobs: Jobs) -> None:
 
     jobs.core.delete_collection_namespaced_pod(jobs.ns, label_selector=f"kubetrain.io/job-name={name}")
     wait_for(lambda: not jobs.pods(name, include_terminating=True), what="the finished job's pods deleted")
-    jobs.patch_spec(name, {"dataset": {"uri": "file:///var/lib/kubetrain/data/other.csv"}})
+    # What the pods read is frozen once the job started (api/immutable.py); what may still change
+    # (runPolicy, evaluation) is reconciled without touching the record.
+    with pytest.raises(ApiException) as refused:
+        jobs.patch_spec(name, {"dataset": {"uri": "file:///var/lib/kubetrain/data/other.csv"}})
+    assert refused.value.status == 422 and "spec.dataset cannot change once the job has started" in refused.value.body
+    jobs.patch_spec(name, {"runPolicy": {"cleanPodPolicy": "None", "ttlSecondsAfterFinished": 86400}})
     generation = jobs.get(name)["metadata"]["generation"]
     status = wait_for(
         lambda: (s := jobs.status(name)).get("observedGeneration") == generation and s,
