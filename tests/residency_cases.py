@@ -180,7 +180,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("ray-driver-args", _ray({}, command=["python", "driver.py"], args=["--data", US])),
     # Class 4: values the operator cannot read, and configuration that redirects storage clients.
     ("value-from-config-map", _value_from("EXTRA", CONFIG_MAP_KEY)),
-    ("value-from-file-key", _value_from("EXTRA", {"fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}})),
+    ("value-from-file-key", _template({"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "trainer", "env": [
+        {"name": "EXTRA", "valueFrom": {"fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}}}]}]})),
     ("value-from-annotation", {"podTemplate": {"metadata": {"annotations": {"data": US}}, "spec": {"containers": [
         {"name": "trainer", "env": [{"name": "EXTRA", "valueFrom": {"fieldRef": {
             "fieldPath": "metadata.annotations['data']"}}}]}]}}}),
@@ -192,7 +193,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("mount-aws-config", {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "aws"}}],
                                                    "containers": [{"name": "trainer", "volumeMounts": [
                                                        {"name": "c", "mountPath": "/home/trainer/.aws"}]}]}}}),
-    ("mount-over-home", _trainer(volumeMounts=[{"name": "c", "mountPath": "/root"}])),
+    ("mount-over-home", _template({"volumes": [{"name": "c", "emptyDir": {}}], "containers": [
+        {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": "/root"}]}]})),
     ("mount-config-item-path", _template({"volumes": [{"name": "c", "secret": {
         "secretName": "s", "items": [{"key": "k", "path": ".config/fsspec/conf.json"}]}}]})),
 ]

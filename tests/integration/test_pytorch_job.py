@@ -19,7 +19,7 @@ from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.render.names import trainer_access_name
 from tests.helpers import wait_for
 from tests.jobs import EXAMPLES, GROUP, PLURAL, VERSION, Jobs, example
-from tests.operator_process import OperatorProcess
+from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess
 from tests.service_account import service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
@@ -250,18 +250,6 @@ def _task_rule_index(cluster: LocalCluster) -> int:
     return next(i for i, rule in enumerate(rules) if "has(self.task)" in rule["rule"])
 
 
-def _stored(jobs: Jobs, manifest: dict[str, Any]) -> bool:
-    """Creates the job if the API server takes it now; a CRD update reaches its validation a
-    moment after the write."""
-    try:
-        jobs.create(manifest)
-    except kubernetes.client.exceptions.ApiException as exc:
-        if exc.status == 422:
-            return False
-        raise
-    return True
-
-
 def _task_rule_enforced(cluster: LocalCluster, namespace: str) -> bool:
     """Whether the API server refuses a job without task now (a server-side dry run stores nothing)."""
     probe = example("pytorch-ddp.yaml")
@@ -287,17 +275,25 @@ def crd_lagging_behind_the_operator(cluster: LocalCluster, crds: Path, namespace
         wait_for(lambda: _task_rule_enforced(cluster, namespace), what="the repo's CRD rules in force again")
 
 
-def test_spec_the_models_refuse_is_admitted_then_failed_before_any_pod(
-    jobs: Jobs, cluster: LocalCluster, crds: Path
+def test_spec_the_models_refuse_is_refused_at_admission_or_failed_before_any_pod(
+    jobs: Jobs, cluster: LocalCluster, crds: Path, operator: OperatorProcess
 ) -> None:
-    """The fail-open path: the admission webhooks admit a job the Python models refuse
-    (policy/admission.parse_job), trusting the reconcile to fail it with InvalidSpec before any
-    pod exists."""
+    """A spec the API server's schema takes but the Python models refuse (here: a CRD older than
+    the operator). With the webhooks registered, the `spec` webhook refuses it naming the rule;
+    where it was written unchecked (webhooks not registered: an operator run without --webhook,
+    or a registration removed), the reconcile fails it with InvalidSpec before any pod exists."""
     manifest = example("pytorch-ddp.yaml")
     _without_task(manifest)
+    name = manifest["metadata"]["name"]
     with crd_lagging_behind_the_operator(cluster, crds, jobs.ns):
-        wait_for(lambda: _stored(jobs, manifest), what="the API server and the webhooks to admit a job without task")
-        name = manifest["metadata"]["name"]
+        refused = wait_for(lambda: _refused_by_the_spec_webhook(jobs, manifest), what="the spec webhook's refusal")
+        assert "spec.task is required unless spec.command is set" in refused, refused
+        cluster.kubectl("delete", "validatingwebhookconfiguration", WEBHOOK_CONFIGURATION)
+        try:
+            jobs.create(manifest)
+        finally:
+            operator.stop()
+            operator.start()  # registers the webhooks again
         jobs.wait_phase(name, "Failed")
     failed = jobs.condition(name, "Failed")
     assert failed and failed["reason"] == "InvalidSpec", failed
@@ -306,6 +302,17 @@ def test_spec_the_models_refuse_is_admitted_then_failed_before_any_pod(
     # A pod that ever existed would have left the scheduler's event behind.
     assert not jobs.core.list_namespaced_event(jobs.ns, field_selector="involvedObject.kind=Pod").items
     assert not jobs.core.list_namespaced_service(jobs.ns, label_selector=f"kubetrain.io/job-name={name}").items
+
+
+def _refused_by_the_spec_webhook(jobs: Jobs, manifest: dict[str, Any]) -> str | None:
+    """The spec webhook's refusal, once the CRD without the rule is in force (until then the
+    schema refuses the job itself)."""
+    try:
+        jobs.create(manifest)
+    except kubernetes.client.exceptions.ApiException as exc:
+        body = str(exc.body)
+        return body if f"spec.{WEBHOOK_CONFIGURATION}" in body else None
+    raise AssertionError("a job without task was admitted with the webhooks registered")
 
 
 def _without_task(manifest: dict[str, Any]) -> None:
