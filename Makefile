@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 KUBETRAIN := .venv/bin/kubetrain
 
-.PHONY: demo test unit bootstrap binaries dev-up dev-down crds
+.PHONY: demo test unit bootstrap binaries dev-up dev-down crds lock
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -27,3 +27,8 @@ dev-up: binaries
 
 dev-down: bootstrap
 	@$(KUBETRAIN) dev down
+
+## lock: re-resolve constraints.txt (every Python package, pinned) after changing pyproject.toml
+lock: bootstrap
+	@.venv/bin/uv pip compile pyproject.toml --extra trainer --extra ray --extra dev --python .venv/bin/python \
+		--quiet --output-file constraints.txt --custom-compile-command "make lock"
