@@ -6,19 +6,25 @@ import datetime as dt
 import time
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.controller.backoff import Backoff
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import JobLocks, Requeuer
-from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child, refused_retry_delay
+from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.kube import Conflict, Kube, namespace_terminating
 from kubetrain.controller.facts import fetch_budget, fetch_promotion
 from kubetrain.planning import Needs, PlanInputs, plan_job
 
-RETRY_AFTER_ERROR_SECONDS = 5.0
+# A failed reconcile (an API error, the API server unreachable) is retried after 1 s, doubling up
+# to 5 minutes, +/- 20 %.
+ERROR_RETRY = (1.0, 300.0, 0.2)
+# A create refused as forbidden: after 5 s, doubling up to 5 minutes.
+REFUSED_RETRY = (5.0, 300.0)
 # Watch events of one job within this delay are answered by one reconcile: a job's pods are
 # scheduled and start within moments of each other, and one status write can report them all.
 EVENT_COALESCE_SECONDS = 0.2
@@ -39,8 +45,8 @@ class Reconciler:
         self.locks = JobLocks()
         self.requeuer = Requeuer(self.reconcile, paused=paused)
         self._tracked: set[tuple[str, str]] = set()
-        # Creates refused as forbidden in a row, per job: the retries back off exponentially.
-        self._refusals: dict[tuple[str, str], int] = {}
+        self.errors = Backoff(*ERROR_RETRY)
+        self.refusals = Backoff(*REFUSED_RETRY)
 
     def tracked(self) -> int:
         return len(self._tracked)
@@ -50,7 +56,8 @@ class Reconciler:
         self.locks.forget(namespace, name)
         self.cache.forget(namespace, name)
         self._tracked.discard((namespace, name))
-        self._refusals.pop((namespace, name), None)
+        self.errors.succeeded((namespace, name))
+        self.refusals.succeeded((namespace, name))
 
     def wake(self, namespace: str, name: str) -> None:
         """A watch event of the job or its children: reconcile soon, once for a burst of events."""
@@ -79,6 +86,7 @@ class Reconciler:
                 try:
                     self._reconcile_once(namespace, name)
                     self._timed(started, "ok")
+                    self.errors.succeeded((namespace, name))
                     return
                 except Conflict:
                     self._timed(started, "conflict")
@@ -89,9 +97,17 @@ class Reconciler:
                     if namespace_terminating(exc):
                         log.debug("namespace is being deleted, and the job with it; not retrying")
                         return
-                    log.warning("API error %s %s; retrying in %ss", exc.status, exc.reason, RETRY_AFTER_ERROR_SECONDS)
+                    failure = f"API error {exc.status} {exc.reason}"
                     break
-            self.requeuer.schedule(namespace, name, RETRY_AFTER_ERROR_SECONDS)
+                except urllib3.exceptions.HTTPError as exc:
+                    self._timed(started, "error")
+                    failure = f"API server unreachable ({exc})"
+                    break
+            else:
+                failure = f"the job changed during {CONFLICT_RETRIES} reconciles in a row"
+            delay = self.errors.failed((namespace, name))
+            log.warning("%s; retrying in %.1fs", failure, delay)
+            self.requeuer.schedule(namespace, name, delay)
 
     def _timed(self, started: float, outcome: str) -> None:
         self.metrics.reconcile_duration.labels(outcome).observe(time.monotonic() - started)
@@ -137,8 +153,7 @@ class Reconciler:
                 created = self.kube.create(namespace, obj)
             except ApiException as exc:
                 if exc.status == 403 and not namespace_terminating(exc):
-                    refusals = self._refusals[(namespace, name)] = self._refusals.get((namespace, name), 0) + 1
-                    delay = refused_retry_delay(refusals)
+                    delay = self.refusals.failed((namespace, name))
                     log.warning("%s %s refused (403); retrying in %gs", obj["kind"], obj["metadata"]["name"], delay)
                     self.cache.wrote(hold_forbidden_child(self.kube, current, obj, exc, delay))
                     self.requeuer.schedule(namespace, name, delay)
@@ -151,7 +166,7 @@ class Reconciler:
                 self.cache.wrote(created)
                 log.info("created %s %s", obj["kind"], obj["metadata"]["name"])
         if decision.create:
-            self._refusals.pop((namespace, name), None)
+            self.refusals.succeeded((namespace, name))
         for pod in decision.delete_pods:
             self.kube.delete_pod(namespace, pod)
             log.info("deleted pod %s", pod)

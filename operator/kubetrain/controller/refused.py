@@ -19,15 +19,6 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain.kube import Kube
 from kubetrain.planning import Decision, create_refused, invalid_spec
 
-# Retries of a refused create: 5 s, doubling up to 5 minutes.
-REFUSED_RETRY_FIRST_SECONDS = 5.0
-REFUSED_RETRY_MAX_SECONDS = 300.0
-
-
-def refused_retry_delay(refusals: int) -> float:
-    """Seconds before the next try after `refusals` refusals in a row (1 or more)."""
-    return min(REFUSED_RETRY_FIRST_SECONDS * 2 ** (refusals - 1), REFUSED_RETRY_MAX_SECONDS)
-
 
 def api_message(exc: ApiException) -> str:
     """The Status message of an API error body, or its reason."""
