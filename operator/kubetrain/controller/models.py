@@ -10,30 +10,17 @@ import logging
 from pydantic import ValidationError
 
 from kubetrain.api.registry import Model, ModelVersion
-from kubetrain.controller.requeue import JobLocks, Requeuer
+from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.kube import MODEL_PLURAL, Kube
 from kubetrain.status.model import resolve
 
 log = logging.getLogger("kubetrain.models")
 
 
-class ModelReconciler:
+class ModelReconciler(QueuedReconciler):
     def __init__(self, kube: Kube, paused: bool = False) -> None:
+        super().__init__(paused)
         self.kube = kube
-        self.locks = JobLocks()
-        self.requeuer = Requeuer(self.reconcile, paused=paused)
-
-    def wake(self, namespace: str, name: str) -> None:
-        self.requeuer.schedule(namespace, name, 0.0)
-
-    def resume(self) -> None:
-        self.requeuer.resume()
-
-    def pause(self) -> None:
-        self.requeuer.pause()
-
-    def shutdown(self) -> None:
-        self.requeuer.cancel_all()
 
     def reconcile(self, namespace: str, name: str) -> None:
         with self.locks(namespace, name):

@@ -13,7 +13,7 @@ from kubetrain.controller.backoff import Backoff
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
-from kubetrain.controller.requeue import JobLocks, Requeuer
+from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.kube import Conflict, Kube, namespace_terminating
@@ -31,19 +31,20 @@ EVENT_COALESCE_SECONDS = 0.2
 CONFLICT_RETRIES = 3
 
 
-class Reconciler:
+class Reconciler(QueuedReconciler):
     """Owns the per-job locks and wake-ups of one operator instance. `paused`: a standby replica's
     (controller.leadership); its watches keep the cache current and its wake-ups wait for resume()."""
 
+    wake_delay = EVENT_COALESCE_SECONDS
+
     def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics, paused: bool = False) -> None:
+        super().__init__(paused)
         self.kube = kube
         self.cache = ClusterCache(kube)
         self.residency = ResidencyReader(kube, inputs.default_residency)
         self.inputs = inputs
         self.metrics = metrics
         metrics.watch_phases(self.cache.phases)
-        self.locks = JobLocks()
-        self.requeuer = Requeuer(self.reconcile, paused=paused)
         self._tracked: set[tuple[str, str]] = set()
         self.errors = Backoff(*ERROR_RETRY)
         self.refusals = Backoff(*REFUSED_RETRY)
@@ -59,24 +60,11 @@ class Reconciler:
         self.errors.succeeded((namespace, name))
         self.refusals.succeeded((namespace, name))
 
-    def wake(self, namespace: str, name: str) -> None:
-        """A watch event of the job or its children: reconcile soon, once for a burst of events."""
-        self.requeuer.schedule(namespace, name, EVENT_COALESCE_SECONDS)
-
     def policies_changed(self) -> None:
         """A DataResidencyPolicy changed after admission: every job is judged again by a fresh list."""
         self.residency.changed()
         for namespace, name in sorted(self._tracked):
             self.requeuer.schedule(namespace, name, 0.0)
-
-    def resume(self) -> None:
-        self.requeuer.resume()
-
-    def pause(self) -> None:
-        self.requeuer.pause()
-
-    def shutdown(self) -> None:
-        self.requeuer.cancel_all()
 
     def reconcile(self, namespace: str, name: str) -> None:
         log = job_logger(namespace, name)

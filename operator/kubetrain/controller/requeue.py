@@ -14,6 +14,7 @@ Kept per operator instance, never module-global.
 
 from __future__ import annotations
 
+import abc
 import heapq
 import itertools
 import logging
@@ -134,3 +135,30 @@ class JobLocks:
     def forget(self, namespace: str, name: str) -> None:
         with self._guard:
             self._locks.pop((namespace, name), None)
+
+
+class QueuedReconciler(abc.ABC):
+    """A reconciler of one kind (TrainingJob, Model, TrainingSchedule): its reconciles run one per
+    object at a time (locks) and through its own Requeuer, which a standby replica keeps paused."""
+
+    wake_delay = 0.0
+    """Seconds from a watch event to its reconcile."""
+
+    def __init__(self, paused: bool = False) -> None:
+        self.locks = JobLocks()
+        self.requeuer = Requeuer(self.reconcile, paused=paused)
+
+    @abc.abstractmethod
+    def reconcile(self, namespace: str, name: str) -> None: ...
+
+    def wake(self, namespace: str, name: str) -> None:
+        self.requeuer.schedule(namespace, name, self.wake_delay)
+
+    def resume(self) -> None:
+        self.requeuer.resume()
+
+    def pause(self) -> None:
+        self.requeuer.pause()
+
+    def shutdown(self) -> None:
+        self.requeuer.cancel_all()

@@ -12,7 +12,7 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from kubetrain.api.schedule import TrainingSchedule
-from kubetrain.controller.requeue import JobLocks, Requeuer
+from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.kube import SCHEDULE_PLURAL, Kube
 from kubetrain.scheduling import plan_schedule
 from kubetrain.status.draft import Event, EventType
@@ -20,27 +20,14 @@ from kubetrain.status.draft import Event, EventType
 log = logging.getLogger("kubetrain.schedules")
 
 
-class ScheduleReconciler:
+class ScheduleReconciler(QueuedReconciler):
     def __init__(self, kube: Kube, paused: bool = False) -> None:
+        super().__init__(paused)
         self.kube = kube
-        self.locks = JobLocks()
-        self.requeuer = Requeuer(self.reconcile, paused=paused)
-
-    def wake(self, namespace: str, name: str) -> None:
-        self.requeuer.schedule(namespace, name, 0.0)
-
-    def resume(self) -> None:
-        self.requeuer.resume()
-
-    def pause(self) -> None:
-        self.requeuer.pause()
 
     def forget(self, namespace: str, name: str) -> None:
         self.requeuer.cancel(namespace, name)
         self.locks.forget(namespace, name)
-
-    def shutdown(self) -> None:
-        self.requeuer.cancel_all()
 
     def reconcile(self, namespace: str, name: str) -> None:
         with self.locks(namespace, name):
