@@ -359,6 +359,15 @@ def test_an_unfinished_job_is_rechecked_within_the_residency_period(deadline: in
     assert run(job, observe(raw_pod(0), raw_pod(1))).requeue_after == RECHECK_SECONDS
 
 
+def test_a_job_without_pods_is_not_rechecked() -> None:
+    """Suspended (or not started): nothing runs to stop, and its pods are created only after a
+    judgment on fresh facts; a periodic re-check would only cost API requests per queued job."""
+    suspended = run(make_job(running_status(), runPolicy={"suspend": True}), observe(raw_pod(0), raw_pod(1)))
+    assert suspended.status.start_time is None and suspended.delete_pods
+    held = run(make_job(suspended.status.to_k8s(), runPolicy={"suspend": True}), observe())
+    assert held.requeue_after is None and held.create == []
+
+
 # --- finished jobs --------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ from kubetrain.policy import DefaultResidency, ResidencyFacts
 from kubetrain.policy.evaluate import PodPlacement, claims_referenced
 
 # How long a started job's reconciles reuse a namespace's labels. No watch keeps namespaces
-# (the operator's RBAC may not list them): every unfinished job is re-judged at least every
+# (the operator's RBAC may not list them): every job whose pods exist is re-judged at least every
 # status.residency.RECHECK_SECONDS, so a namespace relabelled under a stricter policy is noticed
 # by its running jobs within the sum of the two, or at once on a policy change.
 NAMESPACE_LABELS_TTL_SECONDS = 30.0

@@ -36,9 +36,13 @@ def apply_residency(draft: Draft, verdict: Verdict) -> bool:
 
 
 def recheck(draft: Draft) -> None:
-    """An unfinished job is planned again within RECHECK_SECONDS at the latest."""
-    if not draft.finished():
-        draft.requeue_after = min(draft.requeue_after or RECHECK_SECONDS, RECHECK_SECONDS)
+    """A job whose pods exist (started, not finished, not suspended) is planned again within
+    RECHECK_SECONDS at the latest. One without pods has nothing running to stop, and its pods are
+    created only after a judgment on facts read fresh then: re-checking it would only cost a
+    policy LIST and a namespace GET every period for each queued or suspended job."""
+    if not draft.finished() and draft.start_time is not None:
+        draft.requeue_after = RECHECK_SECONDS if draft.requeue_after is None else min(draft.requeue_after,
+                                                                                      RECHECK_SECONDS)
 
 
 def _set(draft: Draft, status: bool, reason: str, message: str) -> None:
