@@ -36,9 +36,10 @@ _REDIRECT_PREFIXES = ("FSSPEC_", "CLOUDSDK_", "BOTO_")
 # with a redirected name they let a client accept another server as the store.
 _TRUST_WORDS = frozenset({"CA", "CERT", "CERTS", "CAINFO", "CAPATH", "SSL", "TLS"})
 # Every `://` and `::` (fsspec reads `proto::path` and chains such as `simplecache::s3://...`),
-# overlapping, so one scheme or chain never hides the next; the URI runs to the next separator.
+# overlapping, so one scheme or chain never hides the next; the URI runs to
+# whitespace, a quote or a list separator.
 _SEPARATOR = re.compile(r"(?=(://|::))")
-_URI_TAIL = re.compile(r"[^\s,;\"'`]*")
+_URI_END = re.compile(r"[\s,;\"'`]")
 _LONGEST_PROTOCOL = max(len(p) for p in STORAGE_PROTOCOLS)
 # JSON string escapes (and \xNN): a value may hold a JSON document, itself holding JSON in a string.
 _ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|[\"\\/bfnrt])")
@@ -126,14 +127,25 @@ def embedded_uris(spec: TrainingJobSpec) -> Iterator[tuple[str, str, str]]:
 def storage_uris(text: str) -> Iterator[str]:
     """The URIs whose scheme the trainer's storage layer opens (policy.schemes) in `text` and in
     every decoding of it: at each `://` and `::`, every protocol name that ends there (`1s3://`,
-    `a_s3://` and `zzz::s3://` each hold an s3 URI)."""
+    `a_s3://` and `zzz::s3://` each hold an s3 URI). A URI runs to the next one's protocol name,
+    which is judged on its own (as strictly: `..`, `.` and empty segments are refused there too),
+    so the scan stays linear in the text."""
     found: dict[str, None] = {}
     for reading in readings(text):
+        schemes: list[tuple[int, list[int]]] = []  # (separator position, starts of the protocols ending there)
         for separator in _SEPARATOR.finditer(reading):
             end = separator.start()
-            for start in range(max(0, end - _LONGEST_PROTOCOL), end):
-                if reading[start:end].lower() in STORAGE_PROTOCOLS:
-                    found[reading[start:end] + _URI_TAIL.match(reading, end).group(0)] = None
+            starts = [s for s in range(max(0, end - _LONGEST_PROTOCOL), end)
+                      if reading[s:end].lower() in STORAGE_PROTOCOLS]
+            if starts:
+                schemes.append((end, starts))
+        cut = len(reading)
+        uris: list[list[str]] = []
+        for end, starts in reversed(schemes):
+            stop = _URI_END.search(reading, end, cut)
+            uris.append([reading[s:stop.start() if stop else cut] for s in starts])
+            cut = starts[0]
+        found.update(dict.fromkeys(uri for group in reversed(uris) for uri in group))
     yield from found
 
 
