@@ -189,6 +189,11 @@ CASES: list[tuple[str, dict[str, Any]]] = [
                                                          "spec": {"containers": [{"name": "trainer", "env": [
                                                              {"name": "P", "valueFrom": {"fieldRef": {
                                                                  "fieldPath": "metadata.annotations['s']"}}}]}]}}}),
+    ("expand-liveness-probe-command", _trainer(livenessProbe=_exec("sh", "-c", "test -e $(P)$(R)"), env=[
+        {"name": "P", "value": "s3:"}, {"name": "R", "value": "//us-bucket/x"}])),
+    ("expand-startup-probe-native-sidecar", _template({"initContainers": [{
+        "name": "sync", "image": SYNC_IMAGE, "restartPolicy": "Always", "env": [{"name": "S", "value": "gs://"}],
+        "startupProbe": _exec("aws", "s3", "ls", "$(S)us-bucket/x")}]})),
     # Class 3: runtime parameters that reach the pods' command lines.
     ("ray-start-param-spilling", _ray({"object-spilling-config": US_SPILL})),
     ("ray-start-param-storage-s3a", _ray({"storage": "s3a://us-bucket/ray"})),
