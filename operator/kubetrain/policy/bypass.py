@@ -113,7 +113,7 @@ def embedded_uris(spec: TrainingJobSpec) -> Iterator[tuple[str, str, str]]:
     annotations (a downward-API volume or fieldRef hands those to the container) and every string
     of the pod template, as written; policy.expansion judges what the containers receive after
     expansion."""
-    texts = [(f"spec.env[{i}]", var.value) for i, var in enumerate(spec.env) if var.value]
+    texts: list[tuple[str, str]] = [(f"spec.env[{i}]", var.value) for i, var in enumerate(spec.env) if var.value]
     texts += [(f"spec.command[{i}]", arg) for i, arg in enumerate(spec.command or [])]
     texts += [(f"spec.args[{i}]", arg) for i, arg in enumerate(spec.args or [])]
     texts += [(f"spec.ray.rayStartParams[{k}]", v) for k, v in spec.ray.ray_start_params.items()]
@@ -216,7 +216,7 @@ def _config_items(path: str, source: Any) -> Iterator[tuple[str, str]]:
     items = source.get("items") if isinstance(source, dict) else None
     for index, item in enumerate(items if isinstance(items, list) else []):
         file_path = str(item.get("path", "")) if isinstance(item, dict) else ""
-        if CONFIG_SEGMENTS & set(posixpath.normpath(file_path).split("/")):
+        if CONFIG_SEGMENTS & set(file_path.split("/")):
             yield f"{path}.items[{index}].path", file_path
 
 
