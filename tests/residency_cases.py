@@ -237,6 +237,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("escaped-env-unicode-slash", _extra_env("s3:\\u002f\\u002fus-bucket/x")),
     ("escaped-env-unicode-colon", _extra_env("s3\\u003a//us-bucket/x")),
     ("escaped-env-percent", _extra_env("s3%3A%2F%2Fus-bucket%2Fx")),
+    ("escaped-env-shell-hex", _extra_env("$'s3:\\x2f\\x2fus-bucket/x'")),
+    ("escaped-env-printf-octal", _extra_env("s3\\072//us-bucket/x")),
     ("escaped-env-json-in-json", _extra_env('{"cfg":"{\\"uri\\":\\"s3:\\\\/\\\\/us-bucket\\\\/x\\"}"}')),
     ("ray-start-param-escaped-spilling", _ray({"object-spilling-config": US_SPILL.replace("/", "\\/")})),
     ("ray-start-param-unicode-system-config", _ray({"system-config": '{"object_spilling_config":"' + US_SPILL.replace(

@@ -49,6 +49,8 @@ def test_uris_are_found_under_every_storage_protocol_and_syntax() -> None:
     ("--cfg={\"uri\":\"gs:\\/\\/us\\/x\"}", "gs://us/x"),
     ("s3:\\u002F\\u002fus/x", "s3://us/x"),
     ("s3%3a%2F%2Fus%2Fx", "s3://us/x"),
+    ("printf 's3\\072\\057\\057us/x'", "s3://us/x"),
+    ("$'s3:\\x2f\\U0000002Fus/x' \\UFFFFFFFF", "s3://us/x"),
     ("s3%253A%252F%252Fus", "s3://us"),
     ("\"{\\\"u\\\":\\\"s3:\\\\/\\\\/us\\\"}\"", "s3://us"),
 ])

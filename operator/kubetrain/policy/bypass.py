@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
+import sys
 import urllib.parse
 from collections.abc import Iterator
 from typing import Any
@@ -41,8 +42,9 @@ _TRUST_WORDS = frozenset({"CA", "CERT", "CERTS", "CAINFO", "CAPATH", "SSL", "TLS
 _SEPARATOR = re.compile(r"(?=(://|::))")
 _URI_END = re.compile(r"[\s,;\"'`]")
 _LONGEST_PROTOCOL = max(len(p) for p in STORAGE_PROTOCOLS)
-# JSON string escapes (and \xNN): a value may hold a JSON document, itself holding JSON in a string.
-_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|[\"\\/bfnrt])")
+# JSON string escapes (and the \xNN, \UNNNNNNNN and octal \NNN of shells, printf and Python): a
+# value may hold a JSON document, itself holding JSON in a string.
+_ESCAPE = re.compile(r"\\(u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|x[0-9a-fA-F]{2}|[0-3][0-7]{2}|[\"\\/bfnrt])")
 _SIMPLE_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 # Layers of escapes and percent-encoding undone before scanning (each layer one round of both).
 _DECODING_ROUNDS = 8
@@ -164,7 +166,10 @@ def readings(text: str) -> list[str]:
 
 def _unescape(match: re.Match[str]) -> str:
     code = match.group(1)
-    return chr(int(code[1:], 16)) if code[0] in "ux" else _SIMPLE_ESCAPES.get(code, code)
+    if code[0] in "uUx" or code[0].isdigit():
+        value = int(code[1:], 16) if code[0] in "uUx" else int(code, 8)
+        return chr(value) if value <= sys.maxunicode else match.group(0)
+    return _SIMPLE_ESCAPES.get(code, code)
 
 
 def env_from(spec: TrainingJobSpec) -> Iterator[str]:
