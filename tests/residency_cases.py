@@ -214,7 +214,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("mount-aws-config", {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "aws"}}],
                                                    "containers": [{"name": "trainer", "volumeMounts": [
                                                        {"name": "c", "mountPath": "/home/trainer/.aws"}]}]}}}),
-    ("mount-over-home", _trainer(volumeMounts=[{"name": "c", "mountPath": "/root"}])),
+    ("mount-over-home", _mount("/root")),
     ("mount-config-item-path", _template({"volumes": [{"name": "c", "secret": {
         "secretName": "s", "items": [{"key": "k", "path": ".config/fsspec/conf.json"}]}}]})),
     # Class 5: every string of every container, whatever its field (hooks, probes, sidecars).
