@@ -202,7 +202,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("ray-driver-args", _ray({}, command=["python", "driver.py"], args=["--data", US])),
     # Class 4: values the operator cannot read, and configuration that redirects storage clients.
     ("value-from-config-map", _value_from("EXTRA", CONFIG_MAP_KEY)),
-    ("value-from-file-key", _value_from("EXTRA", {"fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}})),
+    ("value-from-file-key", {"podTemplate": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}], "containers": [
+        {"name": "trainer", "env": [{"name": "EXTRA", "valueFrom": {
+            "fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}}}]}]}}}),
     ("value-from-annotation", {"podTemplate": {"metadata": {"annotations": {"data": US}}, "spec": {"containers": [
         {"name": "trainer", "env": [{"name": "EXTRA", "valueFrom": {"fieldRef": {
             "fieldPath": "metadata.annotations['data']"}}}]}]}}}),
