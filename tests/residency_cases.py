@@ -95,6 +95,23 @@ def _ray(params: dict[str, str], **spec: Any) -> dict[str, Any]:
     return {"runtime": "ray", "ray": {"rayStartParams": params}, **spec}
 
 
+def _mount(path: str) -> dict[str, Any]:
+    return {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "aws"}}], "containers": [
+        {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": path}]}]}}}
+
+
+def _item_volume(volume: dict[str, Any]) -> dict[str, Any]:
+    return _template({"volumes": [{"name": "c", **volume}]})
+
+
+DOWNWARD_ITEM = {"path": ".aws/config", "fieldRef": {"fieldPath": "metadata.annotations['aws']"}}
+SYNC_IMAGE = "amazon/aws-cli"
+
+
+def _exec(*command: str) -> dict[str, Any]:
+    return {"exec": {"command": list(command)}}
+
+
 NO_POOL = {"nodePool": None, "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0}}
 
 # (id, spec overrides merged into BASE_SPEC; None removes a key)
@@ -172,6 +189,11 @@ CASES: list[tuple[str, dict[str, Any]]] = [
                                                          "spec": {"containers": [{"name": "trainer", "env": [
                                                              {"name": "P", "valueFrom": {"fieldRef": {
                                                                  "fieldPath": "metadata.annotations['s']"}}}]}]}}}),
+    ("expand-liveness-probe-command", _trainer(livenessProbe=_exec("sh", "-c", "test -e $(P)$(R)"), env=[
+        {"name": "P", "value": "s3:"}, {"name": "R", "value": "//us-bucket/x"}])),
+    ("expand-startup-probe-native-sidecar", _template({"initContainers": [{
+        "name": "sync", "image": SYNC_IMAGE, "restartPolicy": "Always", "env": [{"name": "S", "value": "gs://"}],
+        "startupProbe": _exec("aws", "s3", "ls", "$(S)us-bucket/x")}]})),
     # Class 3: runtime parameters that reach the pods' command lines.
     ("ray-start-param-spilling", _ray({"object-spilling-config": US_SPILL})),
     ("ray-start-param-storage-s3a", _ray({"storage": "s3a://us-bucket/ray"})),
@@ -180,8 +202,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("ray-driver-args", _ray({}, command=["python", "driver.py"], args=["--data", US])),
     # Class 4: values the operator cannot read, and configuration that redirects storage clients.
     ("value-from-config-map", _value_from("EXTRA", CONFIG_MAP_KEY)),
-    ("value-from-file-key", _template({"volumes": [{"name": "v", "emptyDir": {}}], "containers": [{"name": "trainer", "env": [
-        {"name": "EXTRA", "valueFrom": {"fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}}}]}]})),
+    ("value-from-file-key", {"podTemplate": {"spec": {"volumes": [{"name": "v", "emptyDir": {}}], "containers": [
+        {"name": "trainer", "env": [{"name": "EXTRA", "valueFrom": {
+            "fileKeyRef": {"volumeName": "v", "path": "p", "key": "k"}}}]}]}}}),
     ("value-from-annotation", {"podTemplate": {"metadata": {"annotations": {"data": US}}, "spec": {"containers": [
         {"name": "trainer", "env": [{"name": "EXTRA", "valueFrom": {"fieldRef": {
             "fieldPath": "metadata.annotations['data']"}}}]}]}}}),
@@ -193,10 +216,63 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("mount-aws-config", {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "aws"}}],
                                                    "containers": [{"name": "trainer", "volumeMounts": [
                                                        {"name": "c", "mountPath": "/home/trainer/.aws"}]}]}}}),
-    ("mount-over-home", _template({"volumes": [{"name": "c", "emptyDir": {}}], "containers": [
-        {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": "/root"}]}]})),
+    ("mount-over-home", _mount("/root")),
     ("mount-config-item-path", _template({"volumes": [{"name": "c", "secret": {
         "secretName": "s", "items": [{"key": "k", "path": ".config/fsspec/conf.json"}]}}]})),
+    # Class 5: every string of every container, whatever its field (hooks, probes, sidecars).
+    ("hook-post-start-exec", _trainer(lifecycle={"postStart": _exec("sh", "-c", f"aws s3 cp {US} /tmp/x")})),
+    ("hook-pre-stop-sidecar", _template({"containers": [{"name": "sync", "image": SYNC_IMAGE, "lifecycle": {
+        "preStop": _exec("aws", "s3", "sync", "/out", "s3://us-bucket/out")}}]})),
+    ("probe-liveness-exec", _trainer(livenessProbe=_exec("python", "-c", "import fsspec; fsspec.open('gs://us-bucket/x')"))),
+    ("probe-readiness-exec", _trainer(readinessProbe=_exec("sh", "-c", "test -n s3a://us-bucket/x"))),
+    ("probe-startup-native-sidecar", _template({"initContainers": [{
+        "name": "sync", "image": SYNC_IMAGE, "restartPolicy": "Always",
+        "startupProbe": _exec("aws", "s3", "ls", "s3://us-bucket/x")}]})),
+    ("probe-http-get-host", _trainer(readinessProbe={"httpGet": {
+        "host": "s3.us-east-1.amazonaws.com", "path": "/us-bucket/x", "port": 443, "scheme": "HTTPS"}})),
+    ("probe-http-get-host-header", _trainer(livenessProbe={"httpGet": {
+        "port": 8080, "path": "/", "httpHeaders": [{"name": "Host", "value": "us-bucket.s3.amazonaws.com"}]}})),
+    ("probe-tcp-socket-host", _trainer(livenessProbe={"tcpSocket": {"host": "203.0.113.7", "port": 443}})),
+    ("field-working-dir", _trainer(workingDir="/mnt/s3://us-bucket/x")),
+    # Class 6: URIs behind JSON string escapes and percent-encoding.
+    ("escaped-env-json-slash", _extra_env('{"uri":"s3:\\/\\/us-bucket\\/spill"}')),
+    ("escaped-env-unicode-slash", _extra_env("s3:\\u002f\\u002fus-bucket/x")),
+    ("escaped-env-unicode-colon", _extra_env("s3\\u003a//us-bucket/x")),
+    ("escaped-env-percent", _extra_env("s3%3A%2F%2Fus-bucket%2Fx")),
+    ("escaped-env-shell-hex", _extra_env("$'s3:\\x2f\\x2fus-bucket/x'")),
+    ("escaped-env-printf-octal", _extra_env("s3\\072//us-bucket/x")),
+    ("escaped-env-json-in-json", _extra_env('{"cfg":"{\\"uri\\":\\"s3:\\\\/\\\\/us-bucket\\\\/x\\"}"}')),
+    ("ray-start-param-escaped-spilling", _ray({"object-spilling-config": US_SPILL.replace("/", "\\/")})),
+    ("ray-start-param-unicode-system-config", _ray({"system-config": '{"object_spilling_config":"' + US_SPILL.replace(
+        '"', '\\"').replace("/", "\\\\u002f") + '"}'})),
+    # Class 7: redirected name resolution and trusted certificates.
+    ("env-aws-ca-bundle", {"env": [{"name": "AWS_CA_BUNDLE", "value": "/etc/trainer/ca.pem"}]}),
+    ("env-ssl-cert-file", {"env": [{"name": "SSL_CERT_FILE", "value": "/etc/trainer/ca.pem"}]}),
+    ("env-ssl-cert-dir", {"env": [{"name": "SSL_CERT_DIR", "value": "/etc/trainer"}]}),
+    ("env-requests-ca-bundle", {"env": [{"name": "REQUESTS_CA_BUNDLE", "value": "/etc/trainer/ca.pem"}]}),
+    ("env-curl-ca-bundle", {"env": [{"name": "curl_ca_bundle", "value": "/etc/trainer/ca.pem"}]}),
+    ("env-node-extra-ca-certs", {"env": [{"name": "NODE_EXTRA_CA_CERTS", "value": "/etc/trainer/ca.pem"}]}),
+    ("dns-host-aliases", _template({"hostAliases": [{"ip": "203.0.113.7", "hostnames": ["s3.eu-west-1.amazonaws.com"]}]})),
+    ("dns-policy-none", _template({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["203.0.113.53"]}})),
+    ("dns-config-nameservers", _template({"dnsConfig": {"nameservers": ["203.0.113.53"]}})),
+    ("dns-config-searches", _template({"dnsConfig": {"searches": ["us.example"]}})),
+    ("mount-etc-hosts", _mount("/etc/hosts")),
+    ("mount-etc-ssl-certs", _mount("/etc/ssl/certs")),
+    ("mount-over-etc", _mount("/etc")),
+    # Class 8: mount paths spelled another way, and downward-API files placed as configuration.
+    ("mount-double-slash-home", _mount("//home/trainer")),
+    ("mount-dot-segment-home", _mount("/home/./trainer")),
+    ("mount-doubled-slash-trailing-home", _mount("/home//trainer/")),
+    ("mount-root-dot", _mount("/root/.")),
+    ("mount-dotdot-home", _mount("/data/../root")),
+    ("mount-downward-api-item-path", _item_volume({"downwardAPI": {"items": [DOWNWARD_ITEM]}})),
+    ("mount-projected-downward-api-item-path", _item_volume({"projected": {"sources": [
+        {"downwardAPI": {"items": [DOWNWARD_ITEM]}}]}})),
+    # Class 9: the scanner finds a scheme wherever it ends, whatever precedes it.
+    ("scheme-args-digit-before-scheme", _args("1s3://us-bucket/x")),
+    ("scheme-args-underscore-before-scheme", _args("a_s3://us-bucket/x")),
+    ("scheme-args-unknown-chain", _args("zzz::s3://us-bucket/x")),
+    ("scheme-env-letters-before-scheme", _extra_env("xgcs://us-bucket/x")),
 ]
 
 
@@ -241,6 +317,17 @@ def refused_field(case: str) -> str:
         "template-env-from": "envFrom",
         "template-nfs-volume": "volumes[0].nfs",
         "template-pvc-volume": "volumes[0].persistentVolumeClaim",
+        "hook-post-start-exec": "spec.podTemplate.spec.containers[0].lifecycle.postStart.exec.command[2]",
+        "hook-pre-stop-sidecar": "spec.podTemplate.spec.containers[0].lifecycle.preStop.exec.command[4]",
+        "probe-liveness-exec": "spec.podTemplate.spec.containers[0].livenessProbe.exec.command[2]",
+        "probe-readiness-exec": "spec.podTemplate.spec.containers[0].readinessProbe.exec.command[2]",
+        "probe-startup-native-sidecar": "spec.podTemplate.spec.initContainers[0].startupProbe.exec.command[3]",
+        "probe-http-get-host": "spec.podTemplate.spec.containers[0].readinessProbe.httpGet.host",
+        "probe-http-get-host-header": "spec.podTemplate.spec.containers[0].livenessProbe.httpGet.httpHeaders[0].name",
+        "probe-tcp-socket-host": "spec.podTemplate.spec.containers[0].livenessProbe.tcpSocket.host",
+        "field-working-dir": "spec.podTemplate.spec.containers[0].workingDir",
+        "dns-host-aliases": "spec.podTemplate.spec.hostAliases",
+        "dns-policy-none": "spec.podTemplate.spec.dnsPolicy",
     }
     if case in fields:
         return fields[case]
@@ -253,7 +340,11 @@ def refused_field(case: str) -> str:
     if case.startswith("value-from-"):
         return "spec.allowedValueSources"
     if case.startswith("mount-"):
-        return {"mount-config-item-path": "items[0].path"}.get(case, "volumeMounts[0].mountPath")
+        return "items[0].path" if case.endswith("item-path") else "volumeMounts[0].mountPath"
+    if case.startswith("dns-config-"):
+        return "spec.podTemplate.spec.dnsConfig"
+    if case.startswith("escaped-env-"):
+        return "spec.env[0]"
     if case == "template-env-from-secret":
         return "envFrom"
     if case.startswith("scheme-env-"):

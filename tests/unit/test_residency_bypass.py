@@ -68,6 +68,16 @@ ALLOWED_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("config-mount-elsewhere", {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "x"}}],
                                                          "containers": [{"name": "trainer", "volumeMounts": [
                                                              {"name": "c", "mountPath": "/etc/trainer"}]}]}}}),
+    ("escaped-spilling-in-eu", {"runtime": "ray", "ray": {"rayStartParams": {
+        "object-spilling-config": '{"type":"smart_open","params":{"uri":"s3:\\/\\/eu-data\\/datasets\\/spill"}}'}}}),
+    ("probes-and-hooks-on-the-pod", {"podTemplate": {"spec": {"containers": [{
+        "name": "trainer", "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+        "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}},
+        "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "cp -r /out s3://eu-models/run-1/final"]}}}}]}}}),
+    ("mount-under-home", {"podTemplate": {"spec": {"volumes": [{"name": "c", "emptyDir": {}}], "containers": [
+        {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": "/home/trainer/data"}]}]}}}),
+    ("dns-policy-cluster-first", {"podTemplate": {"spec": {"dnsPolicy": "ClusterFirst"}}}),
+    ("ipv6-and-scopes-are-not-schemes", {"command": ["python"], "args": ["--bind=[fe80::1]:80", "std::vector"]}),
 ]
 
 

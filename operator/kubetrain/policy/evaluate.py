@@ -55,7 +55,7 @@ class ResidencyFacts(BaseModel):
 def claims_referenced(job: TrainingJob) -> set[str]:
     """Claims whose storage class the evaluation needs (pvc:// URIs and template PVC volumes)."""
     spec = job.spec
-    raws = [spec.dataset.uri, spec.output.uri] + [uri for _, uri in bypass.embedded_uris(spec)]
+    raws = [spec.dataset.uri, spec.output.uri] + [uri for _, _, uri in bypass.embedded_uris(spec)]
     if spec.task is not None and spec.task.finetune is not None:
         raws.append(spec.task.finetune.checkpoint_uri)
     claims = {claim for _, claim in bypass.pvc_volumes(spec) if claim}
@@ -220,19 +220,30 @@ def _check_placements(check: _Checker, placements: list[PodPlacement]) -> None:
 
 def _check_data_doors(check: _Checker, job: TrainingJob, rules: list[LocationRule]) -> None:
     for path, name, _ in bypass.env_entries(job.spec):
-        if bypass.redirects_storage(name):
+        if bypass.redirects_trust(name):
+            check.add("spec.allowedData", f"{path}.name", name, ["variables that do not choose TLS certificates"],
+                      "it changes which certificates TLS clients trust, and the operator cannot judge where such "
+                      "a redirect sends data; remove it (the image's CA bundle is used)")
+        elif bypass.redirects_storage(name):
             check.add("spec.allowedData", f"{path}.name", name,
                       ["variables that do not redirect storage or override the operator's"],
                       "it could redirect storage access past the policy")
+    for path, value in bypass.name_redirects(job.spec):
+        check.add("spec.allowedData", path, value, ["unset (the cluster's DNS, probes and hooks on the pod itself)"],
+                  "it redirects names or requests to hosts of its own, and the operator cannot judge where such "
+                  "a redirect sends data; remove it")
     for path in bypass.env_from(job.spec):
         check.add("spec.allowedData", path, "envFrom", ["env entries with literal values, listed one by one"],
                   "imported variables (names and values) cannot be checked; write each variable's value in env")
     for path, target in bypass.config_mounts(job.spec):
         check.add("spec.allowedData", path, target,
-                  ["paths outside home directories and storage client configuration (.aws, .boto, .config, ...)"],
-                  "files there can redirect storage clients past the policy")
-    for path, raw in bypass.embedded_uris(job.spec):
-        check.location("spec.allowedData/spec.allowedOutputs", path, raw, rules)
+                  ["paths outside home directories, storage client configuration (.aws, .boto, .config, ...), "
+                   "name resolution and CA certificates (/etc/hosts, /etc/resolv.conf, /etc/ssl, ...)"],
+                  "files there can redirect storage clients past the policy; put the files elsewhere, e.g. a mount "
+                  "at /etc/trainer")
+    for path, text, raw in bypass.embedded_uris(job.spec):
+        context = "" if raw in text else f"decoded from the escapes in {text!r}: "
+        check.location("spec.allowedData/spec.allowedOutputs", path, raw, rules, context)
     for path, claim in bypass.pvc_volumes(job.spec):
         check.location("spec.allowedData/spec.allowedOutputs", f"{path}.persistentVolumeClaim.claimName",
                        f"pvc://{claim}/", rules)
@@ -246,7 +257,7 @@ def _check_received(check: _Checker, job: TrainingJob, strings: list[Received], 
     """What the pods' containers receive after the kubelet's $(VAR) expansion (policy.expansion):
     URIs assembled from pieces, flags from spec.ray.rayStartParams, valueFrom sources. URIs
     already judged where the spec spells them out are not reported twice."""
-    spelled = {raw for _, raw in bypass.embedded_uris(job.spec)}
+    spelled = {raw for _, _, raw in bypass.embedded_uris(job.spec)}
     allowed_sources = [str(s) for s in check.policy.spec.allowed_value_sources]
     for item in strings:
         if item.source is not None and item.value.hidden is not None:

@@ -1,8 +1,9 @@
 """What the containers of a job's pods will actually receive: the pods are rendered as the
 operator would create them (the user's template merged in, spec.ray.rayStartParams turned into
 flags, the operator's env contract), then every env value, command and argument is expanded
-with the kubelet's `$(VAR)` rules. A value whose expansion depends on something the operator
-cannot see (a configMapKeyRef, a secretKeyRef, an envFrom import) is reported as unjudgeable.
+with the kubelet's `$(VAR)` rules, and every probe's exec command with the prober's. A value
+whose expansion depends on something the operator cannot see (a configMapKeyRef, a
+secretKeyRef, an envFrom import) is reported as unjudgeable.
 
 The kubelet's rules (k8s.io/kubernetes third_party/forked/golang/expansion, kubelet
 makeEnvironmentVariables): env entries are expanded in order, each seeing only the entries
@@ -37,6 +38,7 @@ _CLUSTER_ASSIGNED = ("spec.nodeName", "spec.serviceAccountName", "status.hostIP"
                      "status.podIP", "status.podIPs")
 # A pod is created without ephemeral containers (the API server refuses them on create).
 CONTAINER_LISTS = ("initContainers", "containers")
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,23 @@ def _pod_strings(pod: dict[str, Any]) -> Iterator[Received]:
             for field in ("command", "args"):
                 for a, arg in enumerate(container.get(field) or []):
                     yield Received(f"{prefix}.{field}[{a}]", str(arg), expand(str(arg), env))
+            yield from _probe_commands(prefix, container)
+
+
+def _probe_commands(prefix: str, container: dict[str, Any]) -> Iterator[Received]:
+    """A probe's exec command, expanded as the prober does (kubelet
+    ExpandContainerCommandOnlyStatic): against each env entry's `value` as written, later entries
+    winning, a valueFrom entry empty. Lifecycle hooks' commands are run as written."""
+    static = ContainerEnv()
+    for var in container.get("env") or []:
+        if isinstance(var, dict) and isinstance(var.get("name"), str):
+            static.values[var["name"]] = Value(text=str(var.get("value") or ""))
+    for probe in PROBES:
+        handler = container.get(probe)
+        action = handler.get("exec") if isinstance(handler, dict) else None
+        command = action.get("command") if isinstance(action, dict) else None
+        for c, arg in enumerate(command if isinstance(command, list) else []):
+            yield Received(f"{prefix}.{probe}.exec.command[{c}]", str(arg), expand(str(arg), static))
 
 
 def value_from(pod: dict[str, Any], source: dict[str, Any]) -> Value:
