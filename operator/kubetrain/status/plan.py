@@ -91,7 +91,8 @@ def _suspend(draft: Draft, observed: Observed) -> None:
     draft.set(C.SUSPENDED, True, "Suspended", message)
     for type_ in (C.CREATED, C.RUNNING, C.RESTARTING):
         draft.close(type_, "Suspended", message)
-    # Like a Kubernetes Job: the activeDeadlineSeconds clock starts again on resume.
+    # Like a Kubernetes Job: the activeDeadlineSeconds clock starts again on resume. firstStartTime
+    # stays: the spec the pods read remains frozen (api/immutable.py).
     draft.start_time = None
     draft.delete([p.name for p in observed.pods if not p.deleting])
 
@@ -244,6 +245,8 @@ def _start(
     draft.create.extend(pods)
     if pods and draft.start_time is None:
         draft.start_time = draft.now
+    if pods and draft.first_start_time is None:
+        draft.first_start_time = draft.now
     attempt = f"attempt {draft.attempt}"
     if len(live) == size:
         draft.set(C.CREATED, True, "AllWorkersCreated", f"{group.noun} of {attempt} exist")
