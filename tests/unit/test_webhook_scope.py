@@ -13,9 +13,9 @@ def test_validating_handlers_that_judge_updates_get_match_conditions() -> None:
     hooks = scoped([{"name": f"{id_}.kubetrain-residency.kubetrain.io"} for id_ in
                     ("spec", "residency", "provenance", "budget", "submitted-by")])
     conditions = {h["name"].split(".")[0]: h.get("matchConditions") for h in hooks}
-    assert conditions["spec"] == conditions["residency"] == [SPEC_CHANGED]
+    assert conditions["spec"] == conditions["residency"] == conditions["budget"] == [SPEC_CHANGED]
     assert "kubetrain.io/submitted-by" in conditions["provenance"][0]["expression"]
-    assert conditions["budget"] is None and conditions["submitted-by"] is None  # CREATE only
+    assert conditions["submitted-by"] is None  # CREATE only
 
 
 def test_the_body_limit_holds_an_update_of_two_maximal_objects() -> None:
