@@ -79,22 +79,18 @@ def plan_job(
     except ValidationError as exc:
         return _unparseable(raw, exc, now)
     try:
+        observed = Observed.from_k8s(pods, services)
+    except Exception as exc:  # noqa: BLE001 - a child the operator cannot read is not the spec's fault
+        return _planning_error(raw, exc, now)
+    try:
         verdict = evaluate(job, residency, inputs.catalogue)
         budget_verdict = judge(job, budget, inputs.catalogue, now) if budget is not None else None
-        result = plan(
-            job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now, verdict, budget_verdict,
-            promotion,
-        )
+        result = plan(job, observed, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion)
     except (InvalidSpec, ValidationError) as exc:  # the spec (or its pod template) cannot be rendered
         message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"
         return invalid_spec(raw, message, now, [p["metadata"]["name"] for p in pods])
-    except Exception as exc:  # noqa: BLE001 - an operator bug or an odd child: retried, never blamed on the spec
-        meta = raw.get("metadata") or {}
-        logging.getLogger("kubetrain.planning").exception("planning %s/%s failed", meta.get("namespace"),
-                                                          meta.get("name"))
-        message = (f"the operator could not plan this job ({type(exc).__name__}: {exc}); retrying every "
-                   f"{RETRY_PLANNING_SECONDS:g}s, the pods are left as they are")
-        return held(raw, PLANNING_ERROR, message, now).model_copy(update={"requeue_after": RETRY_PLANNING_SECONDS})
+    except Exception as exc:  # noqa: BLE001 - an operator bug: retried, never blamed on the spec
+        return _planning_error(raw, exc, now)
     patch = status_patch(raw.get("status"), result.status)
     return Decision(
         create=result.create,
@@ -138,6 +134,16 @@ class Needs(BaseModel):
         """Whether these needs (of the status just written) call for facts the reconcile that wrote
         it did not fetch: the job then needs one more reconcile (e.g. promotion after Succeeded)."""
         return (self.budget and not fetched.budget) or (self.promotion and not fetched.promotion)
+
+
+def _planning_error(raw: dict[str, Any], exc: Exception, now: dt.datetime) -> Decision:
+    """Logged with the job's name; the job is held (Running=False, PlanningError) and planned again
+    in RETRY_PLANNING_SECONDS, its pods left as they are."""
+    meta = raw.get("metadata") or {}
+    logging.getLogger("kubetrain.planning").exception("planning %s/%s failed", meta.get("namespace"), meta.get("name"))
+    message = (f"the operator could not plan this job ({type(exc).__name__}: {exc}); retrying every "
+               f"{RETRY_PLANNING_SECONDS:g}s, the pods are left as they are")
+    return held(raw, PLANNING_ERROR, message, now).model_copy(update={"requeue_after": RETRY_PLANNING_SECONDS})
 
 
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:

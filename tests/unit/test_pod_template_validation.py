@@ -125,3 +125,14 @@ def test_a_pod_whose_exit_code_is_null_is_planned_not_failed() -> None:
     decision = plan_job(raw, [pod], [], inputs, NOW, ResidencyFacts(namespace="team"))
     reasons = {c["type"]: c["reason"] for c in decision.status_patch.get("conditions", [])}
     assert reasons.get("Failed") != "InvalidSpec" and "PlanningError" not in reasons.values(), reasons
+
+
+def test_a_child_the_operator_cannot_read_holds_the_job_and_keeps_its_pods() -> None:
+    """A model error while reading a pod is the pod's, not the spec's: no InvalidSpec, no delete."""
+    raw = job_manifest("oddpod", "team", {})
+    raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
+    pod = {"metadata": {"name": "oddpod-worker-0", "labels": {"kubetrain.io/role": ["not", "a", "string"]}}}
+    inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
+    decision = plan_job(raw, [pod], [], inputs, NOW, ResidencyFacts(namespace="team"))
+    reasons = {c["type"]: c["reason"] for c in decision.status_patch["conditions"]}
+    assert reasons == {"Running": "PlanningError"} and decision.delete_pods == []

@@ -43,7 +43,8 @@ def apply_budget(draft: Draft, verdict: BudgetVerdict | None) -> bool:
 
 def refuse_growth(draft: Draft, verdict: BudgetVerdict | None, old_workers: int) -> bool:
     """A spec.workers raise of a started job that no longer fits fails it (reason of the verdict,
-    its pods stopped) instead of rolling; True when so. None: not judged (no raise)."""
+    its pods stopped) instead of rolling; True when so. `verdict` None: the budget was not
+    fetched (the reconcile fetches it after every edit of a started job, status observedGeneration)."""
     if verdict is None or verdict.allowed or draft.job.spec.workers <= old_workers:
         return False
     message = (f"spec.workers raised from {old_workers} to {draft.job.spec.workers}: {verdict.message} "
