@@ -1,9 +1,10 @@
 """Which parts of a TrainingJob's spec are fixed once its pods first started (status.firstStartTime
-set; it is never cleared, unlike startTime, which a suspension resets): what the pods read and how they are built. Changing them under running pods would make
-status and provenance describe data the pods never read, and the next attempt resume the old
-checkpoint on the new data. spec.workers may change (the group rolls into a new attempt, not
-counted as a failure, status/plan.py), and so may runPolicy (suspend, deadlines, cleanup) and
-evaluation (judged once the job has succeeded).
+set; it is never cleared, unlike startTime, which a suspension resets): what the pods read and
+how they are built. Changing them under running pods would make status and provenance describe
+data the pods never read, and the next attempt resume the old checkpoint on the new data.
+spec.workers may change (the group rolls into a new attempt, not counted as a failure,
+status/plan.py), and so may runPolicy (suspend, deadlines, cleanup) and evaluation (judged once
+the job has succeeded).
 
 Enforced by CEL transition rules on the CRD's root (they see the old status), generated from
 FROZEN; spec.podTemplate.spec, whose free-form schema CEL cannot compare, by the `spec` webhook
@@ -21,8 +22,8 @@ STARTED = "has(oldSelf.status) && (has(oldSelf.status.firstStartTime) || has(old
 
 
 def frozen_message(field: str) -> str:
-    return (f"spec.{field} cannot change once the job has started (status.firstStartTime is set, even while suspended): its pods already read "
-            "it; create a new job for new data or settings (spec.workers, runPolicy and evaluation may change)")
+    return (f"spec.{field} cannot change once the job has started (status.firstStartTime is set, even while "
+            "suspended): its pods already read it; create a new job for new data or settings (spec.workers, runPolicy and evaluation may change)")
 
 
 def transition_rules() -> list[dict[str, str]]:

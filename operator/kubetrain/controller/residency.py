@@ -95,7 +95,8 @@ class ResidencyReader:
         return placements
 
     def _node_region(self, node: str) -> tuple[bool, str | None]:
-        """(whether the node exists, its region label), an existing node's kept for NODE_REGION_TTL_SECONDS."""
+        """(whether the node exists, its region label); an existing node's is kept for
+        NODE_REGION_TTL_SECONDS."""
         with self._lock:
             known = self._regions.get(node)
         if known is not None and time.monotonic() - known[0] <= NODE_REGION_TTL_SECONDS:
