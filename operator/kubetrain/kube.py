@@ -21,7 +21,6 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.metrics import OperatorMetrics
 
 GROUP = "kubetrain.io"
@@ -139,10 +138,10 @@ class Kube:
         found = self._request("get", "namespaces", lambda: self.core.read_namespace(namespace))
         return dict(found.metadata.labels or {})
 
-    def node_region(self, node: str) -> str | None:
-        """The node's topology.kubernetes.io/region label; None when the node is gone or unlabelled."""
+    def node_labels(self, node: str) -> dict[str, str] | None:
+        """The node's labels; None when the node is gone (a reclaimed spot node, a drained one)."""
         found = self._request_or_none("get", "nodes", lambda: self.core.read_node(node), done=(404,))
-        return (found.metadata.labels or {}).get(REGION_LABEL) if found is not None else None
+        return dict(found.metadata.labels or {}) if found is not None else None
 
     def claim_storage_class(self, namespace: str, claim: str) -> str | None:
         """The claim's storageClassName; None when the claim does not exist or has no class."""

@@ -4,6 +4,7 @@ and the planner, so handlers never touch pydantic models and the planner never s
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -14,6 +15,7 @@ from kubetrain.controller.config import OperatorConfig
 from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.policy.admission import validation_problems
 from kubetrain.policy.budget import BudgetFacts, judge
+from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
 from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
 from kubetrain.status.budget import needs_budget
@@ -23,6 +25,8 @@ from kubetrain.status.promotion import PromotionFacts, needs_promotion
 
 
 CREATE_REFUSED = "CreateRefused"
+PLANNING_ERROR = "PlanningError"
+RETRY_PLANNING_SECONDS = 30.0
 
 
 class PlanInputs(BaseModel):
@@ -75,15 +79,18 @@ def plan_job(
     except ValidationError as exc:
         return _unparseable(raw, exc, now)
     try:
+        observed = Observed.from_k8s(pods, services)
+    except Exception as exc:  # noqa: BLE001 - a child the operator cannot read is not the spec's fault
+        return _planning_error(raw, exc, now)
+    try:
         verdict = evaluate(job, residency, inputs.catalogue)
         budget_verdict = judge(job, budget, inputs.catalogue, now) if budget is not None else None
-        result = plan(
-            job, Observed.from_k8s(pods, services), inputs.catalogue, inputs.render, now, verdict, budget_verdict,
-            promotion,
-        )
-    except Exception as exc:  # noqa: BLE001 - any spec the planner cannot handle must end in a status, not a crash loop
+        result = plan(job, observed, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion)
+    except (InvalidSpec, ValidationError) as exc:  # the spec (or its pod template) cannot be rendered
         message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"
         return invalid_spec(raw, message, now, [p["metadata"]["name"] for p in pods])
+    except Exception as exc:  # noqa: BLE001 - an operator bug: retried, never blamed on the spec
+        return _planning_error(raw, exc, now)
     patch = status_patch(raw.get("status"), result.status)
     return Decision(
         create=result.create,
@@ -129,6 +136,16 @@ class Needs(BaseModel):
         return (self.budget and not fetched.budget) or (self.promotion and not fetched.promotion)
 
 
+def _planning_error(raw: dict[str, Any], exc: Exception, now: dt.datetime) -> Decision:
+    """Logged with the job's name; the job is held (Running=False, PlanningError) and planned again
+    in RETRY_PLANNING_SECONDS, its pods left as they are."""
+    meta = raw.get("metadata") or {}
+    logging.getLogger("kubetrain.planning").exception("planning %s/%s failed", meta.get("namespace"), meta.get("name"))
+    message = (f"the operator could not plan this job ({type(exc).__name__}: {exc}); retrying every "
+               f"{RETRY_PLANNING_SECONDS:g}s, the pods are left as they are")
+    return held(raw, PLANNING_ERROR, message, now).model_copy(update={"requeue_after": RETRY_PLANNING_SECONDS})
+
+
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:
     """A spec the API server accepted but the models refuse (rules CEL cannot express) fails the
     job with every offending field named, before any pod exists."""
@@ -137,20 +154,24 @@ def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) ->
 
 def create_refused(raw: dict[str, Any], message: str, now: dt.datetime) -> Decision:
     """Running=False, reason CreateRefused: the API server refused a child for a reason that may
-    pass (a PodSecurity level, a quota, a policy admission); the reconcile retries with backoff.
-    A Warning Event when the job was not already held so."""
+    pass (a PodSecurity level, a quota, a policy admission); the reconcile retries with backoff."""
+    return held(raw, CREATE_REFUSED, message, now)
+
+
+def held(raw: dict[str, Any], reason: str, message: str, now: dt.datetime) -> Decision:
+    """Running=False with `reason`: something that may pass holds the job, which is retried. A
+    Warning Event when the job was not already held so."""
     try:
         previous = TrainingJobStatus.model_validate(raw.get("status") or {})
     except ValidationError:
         previous = TrainingJobStatus()
     generation = int(raw.get("metadata", {}).get("generation", 1))
-    held = next((c for c in previous.conditions if c.type == ConditionType.RUNNING), None)
-    conditions = set_condition(previous.conditions, ConditionType.RUNNING, False, CREATE_REFUSED, message, now,
-                               generation)
+    before = next((c for c in previous.conditions if c.type == ConditionType.RUNNING), None)
+    conditions = set_condition(previous.conditions, ConditionType.RUNNING, False, reason, message, now, generation)
     status = previous.model_copy(update={"conditions": conditions, "phase": derive_phase(conditions)})
     patch = status_patch(raw.get("status"), status)
-    new = held is None or held.reason != CREATE_REFUSED
-    events = [Event(type=EventType.WARNING, reason=CREATE_REFUSED, message=message)] if new else []
+    new = before is None or before.reason != reason
+    events = [Event(type=EventType.WARNING, reason=reason, message=message)] if new else []
     return Decision(status_patch=patch, events=events)
 
 

@@ -1,6 +1,7 @@
 """GPU budgets on the real control plane: the cost estimate in status, refusal at admission
-(the webhook's message names what is left), refusal before start in the reconcile, and
-accounting of what finished jobs really used."""
+(the webhook's message names what is left), refusal before start in the reconcile, an
+edit of a running job that raises its cost refused at admission, and accounting of what finished
+jobs really used."""
 
 from __future__ import annotations
 
@@ -110,3 +111,23 @@ def test_finished_jobs_count_what_they_used(jobs: Jobs, budget: str) -> None:
     assert f"{BUDGET - used:.4g} of 1.5 GPU-hours left" in message, message
     fits = jobs.create(gpu_job("fits"))
     assert jobs.wait_condition(fits, "BudgetAvailable")["status"] == "True"
+
+
+@pytest.mark.parametrize(("spec", "named"), [
+    ({"workers": 2}, "1.5 of 1.5 GPU-hours left this day"),
+    ({"runPolicy": {"activeDeadlineSeconds": 7200}}, "1.5 of 1.5 GPU-hours left this day"),
+    ({"runPolicy": {"activeDeadlineSeconds": None}}, "spec.runPolicy.activeDeadlineSeconds is required"),
+], ids=["workers", "longer-deadline", "no-deadline"])
+def test_an_edit_of_a_running_job_that_raises_its_cost_past_the_budget_is_refused(
+    jobs: Jobs, budget: str, spec: dict[str, Any], named: str
+) -> None:
+    name = jobs.create(gpu_job("grows"))
+    jobs.wait_pods(name, 1, phase="Running")
+
+    with pytest.raises(ApiException) as refused:
+        jobs.patch_spec(name, spec)
+
+    assert refused.value.status == 403 and "refused by the GPU budget" in str(refused.value.body), refused.value.body
+    assert named in str(refused.value.body), refused.value.body
+    assert jobs.get(name)["spec"]["workers"] == 1
+    jobs.patch_spec(name, {"runPolicy": {"activeDeadlineSeconds": 1800}})  # lowering the cost always passes

@@ -5,6 +5,8 @@ allowed region."""
 from __future__ import annotations
 
 import copy
+import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +16,7 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.devcluster.cluster import LocalCluster
+from kubetrain.devcluster.nodepools import default_pools, node_manifests
 from tests.helpers import wait_for
 from tests.jobs import GROUP, VERSION, Jobs
 from tests.operator_process import OperatorProcess
@@ -270,3 +273,28 @@ def test_a_relabelled_namespace_stops_a_job_running_in_another_region_without_an
     assert f"pod {pod.metadata.name}: 'node {node}'" in residency["message"], residency["message"]
     assert "runs in region us-east-1" in residency["message"]
     wait_for(lambda: not jobs.pods(name, include_terminating=True), timeout=30, what="pods deleted")
+
+
+def test_a_compliant_job_whose_node_vanishes_is_not_failed_for_residency(
+    cluster: LocalCluster, jobs: Jobs, policy: PolicyFactory, operator: OperatorProcess
+) -> None:
+    """A reclaimed spot node: its Node object is deleted under the running pod, and an operator
+    (re)started then has never seen the node. Its region can no longer be read, which is no
+    violation (only an existing node without a region label is); the pod is lost, not misplaced."""
+    policy(eu_policy("eu-only", [jobs.ns]))
+    name = create_job(jobs, "reclaimed", CPU_JOB)
+    [pod] = jobs.wait_pods(name, 1, phase="Running", timeout=30)
+    wait_for(lambda: reason_of(jobs, name, "ResidencyCompliant") == "True/Compliant", timeout=20, what="Compliant")
+    node = pod.spec.node_name
+    [manifest] = [n for p in default_pools() for n in node_manifests(p) if n["metadata"]["name"] == node]
+    operator.stop()
+    jobs.core.delete_node(node)
+    try:
+        operator.start()  # judges the job at once, its pod still bound to the deleted node
+        time.sleep(10)
+        assert reason_of(jobs, name, "ResidencyCompliant") == "True/Compliant"
+        assert jobs.status(name).get("phase") != "Failed", jobs.status(name)
+    finally:
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+        wait_for(lambda: any(c.type == "Ready" and c.status == "True"
+                             for c in jobs.core.read_node(node).status.conditions or []), timeout=60, what="node back")

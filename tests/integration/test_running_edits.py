@@ -1,6 +1,7 @@
 """Edits of a started TrainingJob on the real control plane: data and build fields are refused by
-the CRD's CEL transition rules (the template's PodSpec by the spec webhook), and a spec.workers
-edit rolls the group into a new attempt of the new size without using a restart."""
+the CRD's CEL transition rules (the template's PodSpec by the spec webhook), also while the job
+is suspended, and a spec.workers edit rolls the group into a new attempt of the new size without
+using a restart."""
 
 from __future__ import annotations
 
@@ -70,3 +71,25 @@ def test_a_workers_edit_rolls_the_group_into_new_attempts_without_using_restarts
     assert status["restarts"] == 0 and status["attempt"] == 2
     wait_for(lambda: jobs.status(name).get("workers") == "1/1", timeout=20, what="workers 1/1")
     assert any(e.reason == "WorkersChanged" for e in jobs.events(name))
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"dataset": {"uri": "file:///var/lib/kubetrain/data/other.csv"}}, "spec.dataset"),
+    ({"podTemplate": {"spec": {"volumes": [{"name": "scratch", "emptyDir": {}}]}}}, "spec.podTemplate.spec"),
+], ids=["dataset", "template-spec"])
+def test_a_suspended_job_stays_frozen(jobs: Jobs, spec: dict[str, Any], field: str) -> None:
+    """Suspension clears startTime (the deadline clock) but not firstStartTime: suspend, edit,
+    resume cannot swap the data under the job's checkpoints."""
+    name = jobs.create(example("pytorch-ddp.yaml"))
+    jobs.wait_pods(name, 2, phase="Running")
+    first = wait_for(lambda: jobs.status(name).get("firstStartTime"), timeout=20, what="firstStartTime")
+    jobs.patch_spec(name, {"runPolicy": {"suspend": True}})
+    status = jobs.wait_phase(name, "Suspended")
+    assert "startTime" not in status and status["firstStartTime"] == first
+
+    with pytest.raises(ApiException) as refused:
+        jobs.patch_spec(name, spec)
+
+    assert refused.value.status == 422
+    assert f"{field} cannot change once the job has started" in str(refused.value.body), refused.value.body
+    assert jobs.get(name)["spec"]["dataset"]["uri"] == "file:///var/lib/kubetrain/data/tabular.csv"

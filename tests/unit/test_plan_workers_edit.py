@@ -3,12 +3,14 @@ a failure (restarts and backoffLimit untouched), and no pod keeps the old WORLD_
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from kubetrain.api.immutable import FROZEN, frozen_changes, transition_rules
-from kubetrain.crdgen import generate_crd
+from kubetrain.api.immutable import FROZEN, frozen_changes
+from kubetrain.api.spec import TrainingJobSpec
 from tests.unit.test_plan_rules import condition, created_names, make_job, observe, raw_pod, run, running_status
 
 
@@ -59,9 +61,39 @@ def test_data_and_build_fields_are_frozen_once_started() -> None:
     assert frozen_changes({"spec": {**started["spec"], "workers": 5}}, started) == []
 
 
-def test_the_crd_carries_one_transition_rule_per_frozen_field() -> None:
-    root = generate_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    rules = [r for r in root["x-kubernetes-validations"] if "oldSelf" in r["rule"]]
-    assert rules == transition_rules()
-    assert len(rules) == len(FROZEN) + 1 and "workers" not in FROZEN and "runPolicy" not in FROZEN
-    assert all(r["message"].startswith("spec.") for r in rules)
+def test_a_suspended_job_stays_frozen() -> None:
+    """Suspension clears startTime (the deadline clock restarts on resume) but not firstStartTime:
+    suspend, edit, resume must not unfreeze what the pods read."""
+    job = make_job(running_status(), workers=2, runPolicy={"suspend": True})
+    suspended = run(job, observe(*[raw_pod(i, "Running", workers=2) for i in range(2)])).status.to_k8s()
+    assert "startTime" not in suspended and suspended["firstStartTime"] == running_status()["startTime"]
+    started = {"spec": {"dataset": {"uri": "s3://a/x"}}, "status": suspended}
+    [message] = frozen_changes({"spec": {"dataset": {"uri": "s3://b/x"}}}, started)
+    assert message.startswith("spec.dataset cannot change once the job has started")
+
+
+def test_the_first_start_is_recorded_once_and_never_moves() -> None:
+    first = run(make_job({}, workers=2), observe()).status
+    assert first.first_start_time == first.start_time is not None
+    resumed = run(make_job({"firstStartTime": "2024-06-01T00:00:00Z"}, workers=2), observe()).status
+    assert resumed.start_time is not None and resumed.first_start_time.isoformat().startswith("2024-06-01")
+
+
+# What the pods read or how they are built, spelled out: every other spec field may change.
+MUTABLE = {"workers", "runPolicy", "evaluation", "podTemplate"}
+CRD = Path(__file__).resolve().parents[2] / "crds" / "kubetrain.io_trainingjobs.yaml"
+
+
+def test_every_spec_field_but_the_mutable_ones_is_frozen() -> None:
+    fields = {f.alias or n for n, f in TrainingJobSpec.model_fields.items()}
+    assert set(FROZEN) == fields - MUTABLE
+
+
+def test_the_installed_crd_carries_a_transition_rule_per_frozen_field_keyed_on_the_first_start() -> None:
+    """The committed CRD (what the cluster gets), not the generator's output; the API server
+    evaluates these rules in tests/integration/test_running_edits.py."""
+    root = yaml.safe_load(CRD.read_text())["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = {r["message"].split(" ")[0]: r["rule"] for r in root["x-kubernetes-validations"] if "oldSelf" in r["rule"]}
+    assert set(rules) == {f"spec.{f}" for f in FROZEN} | {"spec.podTemplate.metadata"}
+    for field, rule in rules.items():
+        assert "has(oldSelf.status.firstStartTime)" in rule and f"self.{field}" in rule, rule

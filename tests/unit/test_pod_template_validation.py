@@ -1,7 +1,7 @@
 """spec.podTemplate is a core/v1 PodTemplateSpec: its shape is checked against the Kubernetes
 client's OpenAPI types and its labels against the API server's syntax, so a template that would
-crash the reconcile or fail every pod create is refused up front, naming the field; and any
-exception left inside a plan fails the job with InvalidSpec instead of a crash loop."""
+crash the reconcile or fail every pod create is refused up front, naming the field; an
+error of the spec left inside a plan fails the job with InvalidSpec, any other is retried with the pods kept."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.planning import PlanInputs, plan_job
 from kubetrain.policy import ResidencyFacts
 from kubetrain.policy.admission import spec_refusal
+from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
 from tests.residency_cases import job_manifest
 
@@ -78,7 +79,7 @@ def test_the_model_refusal_fails_the_job_with_invalid_spec_before_any_pod() -> N
     assert failed[0]["reason"] == "InvalidSpec" and "spec.podTemplate.spec.nodeSelector" in failed[0]["message"]
 
 
-def test_any_exception_while_planning_fails_the_job_with_invalid_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_exception_that_is_not_the_spec_holds_the_job_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*_: Any, **__: Any) -> Any:
         raise TypeError("'str' object is not a mapping")
 
@@ -88,8 +89,50 @@ def test_any_exception_while_planning_fails_the_job_with_invalid_spec(monkeypatc
     pod = {"metadata": {"name": "crash-worker-0"}}
     inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
     decision = plan_job(raw, [pod], [], inputs, NOW, ResidencyFacts(namespace="team"))
+    running = [c for c in decision.status_patch["conditions"] if c["type"] == "Running"]
+    assert running[0]["reason"] == "PlanningError" and running[0]["status"] == "False"
+    assert "TypeError: 'str' object is not a mapping" in running[0]["message"]
+    assert not any(c["type"] == "Failed" for c in decision.status_patch["conditions"])
+    assert decision.delete_pods == [] and decision.requeue_after == 30.0
+    assert [e.reason for e in decision.events] == ["PlanningError"]
+
+
+def test_a_render_refusal_while_planning_still_fails_the_job_with_invalid_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*_: Any, **__: Any) -> Any:
+        raise InvalidSpec("spec.nodePool", "x", "a pool", "choose one")
+
+    monkeypatch.setattr("kubetrain.planning.plan", refused)
+    raw = job_manifest("refused", "team", {})
+    raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
+    inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
+    decision = plan_job(raw, [{"metadata": {"name": "refused-worker-0"}}], [], inputs, NOW,
+                        ResidencyFacts(namespace="team"))
     failed = [c for c in decision.status_patch["conditions"] if c["type"] == "Failed"]
-    assert failed[0]["reason"] == "InvalidSpec"
-    assert "TypeError: 'str' object is not a mapping" in failed[0]["message"]
-    assert decision.status_patch["phase"] == "Failed" and decision.delete_pods == ["crash-worker-0"]
-    assert [e.reason for e in decision.events] == ["InvalidSpec"]
+    assert failed[0]["reason"] == "InvalidSpec" and "spec.nodePool" in failed[0]["message"]
+    assert decision.delete_pods == ["refused-worker-0"]
+
+
+def test_a_pod_whose_exit_code_is_null_is_planned_not_failed() -> None:
+    raw = job_manifest("nullcode", "team", {})
+    raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
+    pod = {
+        "metadata": {"name": "nullcode-worker-0", "labels": {"kubetrain.io/role": "worker",
+                                                             "kubetrain.io/replica-index": "0"}},
+        "status": {"phase": "Failed", "containerStatuses": [
+            {"name": "trainer", "state": {"terminated": {"exitCode": None, "reason": "Error"}}}]},
+    }
+    inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
+    decision = plan_job(raw, [pod], [], inputs, NOW, ResidencyFacts(namespace="team"))
+    reasons = {c["type"]: c["reason"] for c in decision.status_patch.get("conditions", [])}
+    assert reasons.get("Failed") != "InvalidSpec" and "PlanningError" not in reasons.values(), reasons
+
+
+def test_a_child_the_operator_cannot_read_holds_the_job_and_keeps_its_pods() -> None:
+    """A model error while reading a pod is the pod's, not the spec's: no InvalidSpec, no delete."""
+    raw = job_manifest("oddpod", "team", {})
+    raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
+    pod = {"metadata": {"name": "oddpod-worker-0", "labels": {"kubetrain.io/role": ["not", "a", "string"]}}}
+    inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
+    decision = plan_job(raw, [pod], [], inputs, NOW, ResidencyFacts(namespace="team"))
+    reasons = {c["type"]: c["reason"] for c in decision.status_patch["conditions"]}
+    assert reasons == {"Running": "PlanningError"} and decision.delete_pods == []

@@ -109,6 +109,11 @@ class TrainingJobStatus(CamelModel):
     start_time: datetime | None = Field(
         default=None, description="When the operator started the workers (reset when a suspended job resumes)."
     )
+    first_start_time: datetime | None = Field(
+        default=None,
+        description="When the operator first started the workers; set once and never cleared (suspension clears "
+        "startTime, not this): the spec fields the pods read are frozen from then on.",
+    )
     completion_time: datetime | None = Field(
         default=None, description="When the job finished, successfully or not."
     )

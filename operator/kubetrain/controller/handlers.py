@@ -153,16 +153,20 @@ def build_registry(
             if refusal is not None:
                 raise kopf.AdmissionError(refusal, code=403)
 
+        # UPDATE too: raising spec.workers or activeDeadlineSeconds of an admitted job must fit as well.
         @kopf.on.validate(
-            GROUP, VERSION, PLURAL, id="budget", operations=["CREATE"], persistent=True, registry=registry
+            GROUP, VERSION, PLURAL, id="budget", operations=["CREATE", "UPDATE"], persistent=True, registry=registry
         )
-        def budget(body: kopf.Body, **_: Any) -> None:
-            job = parse_job(dict(body))
-            if job is None:
+        def budget(body: kopf.Body, old: Any, **_: Any) -> None:
+            raw = dict(body)
+            job = parse_job(raw)
+            before = parse_job(dict(old)) if old else None
+            if job is None or spec_unchanged(raw, old):
                 return
             namespace = job.metadata.namespace
             facts = fetch_budget(reconciler.kube, namespace)
-            refusal = admit_budget(job, facts, reconciler.inputs.catalogue, dt.datetime.now(dt.timezone.utc))
+            now = dt.datetime.now(dt.timezone.utc)
+            refusal = admit_budget(job, facts, reconciler.inputs.catalogue, now, before)
             if refusal is not None:
                 job_logger(namespace, job.metadata.name).info("admission refused: %s", refusal)
                 raise kopf.AdmissionError(refusal, code=403)

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.cache import WatchedList
 from kubetrain.kube import Kube
 from kubetrain.policy import DefaultResidency, ResidencyFacts
@@ -17,6 +18,20 @@ from kubetrain.policy.evaluate import PodPlacement, claims_referenced
 # status.residency.RECHECK_SECONDS, so a namespace relabelled under a stricter policy is noticed
 # by its running jobs within the sum of the two, or at once on a policy change.
 NAMESPACE_LABELS_TTL_SECONDS = 30.0
+# How long a node's region label is reused. A node name may come back as a new node (a cloud
+# reusing a reclaimed spot node's name), in another region, so the label is read again after this.
+NODE_REGION_TTL_SECONDS = 300.0
+
+
+def occupying(pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(pod, node) of the pods that hold a node now: scheduled, not finished, not being deleted."""
+    return [
+        (pod["metadata"]["name"], node)
+        for pod in pods
+        if (node := (pod.get("spec") or {}).get("nodeName"))
+        and not pod["metadata"].get("deletionTimestamp")
+        and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    ]
 
 
 def fetch_facts(
@@ -48,7 +63,7 @@ class ResidencyReader:
         self.default = default
         self.policies = WatchedList(kube.list_policies)
         self._labels: dict[str, tuple[float, dict[str, str]]] = {}
-        self._regions: dict[str, str] = {}
+        self._regions: dict[str, tuple[float, str | None]] = {}
         self._lock = threading.Lock()
 
     def changed(self) -> None:
@@ -69,22 +84,30 @@ class ResidencyReader:
         return fetch_facts(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
 
     def _placements(self, pods: list[dict[str, Any]]) -> list[PodPlacement]:
-        """Nodes' regions are read once per node: the region label of a node does not change."""
+        """A pod whose node is gone (a reclaimed spot node) is not judged: it no longer runs
+        anywhere, and the planner sees it fail or vanish. A node that exists without a region
+        label is judged (region None), and refused."""
         placements = []
-        for pod in pods:
-            node = (pod.get("spec") or {}).get("nodeName")
-            if not node or pod["metadata"].get("deletionTimestamp"):
-                continue
-            with self._lock:
-                known = node in self._regions
-                region = self._regions.get(node)
-            if not known:
-                region = self.kube.node_region(node)
-                if region is not None:
-                    with self._lock:
-                        self._regions[node] = region
-            placements.append(PodPlacement(pod=pod["metadata"]["name"], node=node, region=region))
+        for pod, node in occupying(pods):
+            exists, region = self._node_region(node)
+            if exists:
+                placements.append(PodPlacement(pod=pod, node=node, region=region))
         return placements
+
+    def _node_region(self, node: str) -> tuple[bool, str | None]:
+        """(whether the node exists, its region label); an existing node's is kept for
+        NODE_REGION_TTL_SECONDS."""
+        with self._lock:
+            known = self._regions.get(node)
+        if known is not None and time.monotonic() - known[0] <= NODE_REGION_TTL_SECONDS:
+            return True, known[1]
+        labels = self.kube.node_labels(node)
+        with self._lock:
+            if labels is None:
+                self._regions.pop(node, None)
+                return False, None
+            self._regions[node] = (time.monotonic(), labels.get(REGION_LABEL))
+        return True, labels.get(REGION_LABEL)
 
     def _recent_labels(self, namespace: str) -> dict[str, str] | None:
         with self._lock:

@@ -4,8 +4,8 @@ kopf registers each validating handler for whole operations (CREATE, UPDATE). Ev
 then reach the operator, a label or a finalizer change included, and with `failurePolicy: Fail`
 an operator that is down (or a request too large for it) would refuse it: deletion could wedge
 on its finalizer. So each handler's webhook carries CEL `matchConditions` (Kubernetes >= 1.30)
-that send it only the updates it judges: spec changes for `spec` and `residency`, a change of
-the submitter annotation for `provenance`. Everything else never leaves the API server.
+that send it only the updates it judges: spec changes for `spec`, `residency` and `budget`, a
+change of the submitter annotation for `provenance`. Everything else never leaves the API server.
 
 An UPDATE's AdmissionReview carries the old and the new object; the API server accepts objects
 up to its 3 MiB request limit, so the server reads bodies up to two of those plus the envelope.
@@ -39,6 +39,7 @@ SUBMITTER_CHANGED = {"name": "submitter-changed", "expression": f"{_annotation('
 MATCH_CONDITIONS: dict[str, list[dict[str, str]]] = {
     "spec": [SPEC_CHANGED],
     "residency": [SPEC_CHANGED],
+    "budget": [SPEC_CHANGED],
     "provenance": [SUBMITTER_CHANGED],
 }
 

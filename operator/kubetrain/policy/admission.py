@@ -12,7 +12,7 @@ from kubetrain.api.immutable import frozen_changes
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
-from kubetrain.policy.budget import BudgetFacts, judge
+from kubetrain.policy.budget import BudgetFacts, cost_bound_raised, judge
 from kubetrain.policy.evaluate import ResidencyFacts, evaluate
 
 
@@ -91,9 +91,15 @@ def admit(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue)
     return Admission(warnings=[f"data residency (Audit): {v.message()}" for v in verdict.audited])
 
 
-def admit_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> str | None:
-    """The refusal message when the job does not fit its namespace's budget; None admits. The
-    reconcile judges again before the job starts (the budget may be spent in between)."""
+def admit_budget(
+    job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime, old: TrainingJob | None = None
+) -> str | None:
+    """The refusal message when the job does not fit its namespace's budget; None admits. An
+    update (`old`) is judged only when it raises the most the job can cost. The reconcile judges
+    again before the job starts and when a spec.workers raise rolls it (the budget may be spent
+    in between)."""
+    if old is not None and not cost_bound_raised(old, job):
+        return None
     verdict = judge(job, facts, catalogue, now)
     if verdict.allowed:
         return None

@@ -4,6 +4,7 @@ selecting the namespace leave. The webhook and the reconcile fetch the facts and
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +45,16 @@ class BudgetVerdict(BaseModel):
 
 def gpus(spec: TrainingJobSpec) -> int:
     return spec.workers * spec.resources.gpus
+
+
+def cost_bound_raised(old: TrainingJob, new: TrainingJob) -> bool:
+    """Whether an update raises the most the job can cost: more GPUs in all (spec.workers or
+    resources.gpus) or a longer or removed runPolicy.activeDeadlineSeconds."""
+    def bound(spec: TrainingJobSpec) -> float:
+        deadline = spec.run_policy.active_deadline_seconds
+        return math.inf if deadline is None else float(deadline)
+
+    return gpus(new.spec) > 0 and (gpus(new.spec) > gpus(old.spec) or bound(new.spec) > bound(old.spec))
 
 
 def estimate(spec: TrainingJobSpec, catalogue: NodePoolCatalogue) -> Cost:

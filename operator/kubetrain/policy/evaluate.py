@@ -32,7 +32,7 @@ class PodPlacement(BaseModel):
 
     pod: str
     node: str
-    region: str | None = Field(default=None, description="None: the node is gone or has no region label.")
+    region: str | None = Field(default=None, description="None: the node has no region label.")
 
 
 class ResidencyFacts(BaseModel):
@@ -48,7 +48,8 @@ class ResidencyFacts(BaseModel):
     )
     default: DefaultResidency = DefaultResidency.ALLOW_ALL
     placements: list[PodPlacement] = Field(
-        default_factory=list, description="The job's scheduled pods and their nodes' regions (none at admission)."
+        default_factory=list,
+        description="The job's running pods on nodes that exist, and those nodes' regions (none at admission).",
     )
 
 
@@ -215,7 +216,7 @@ def _check_placements(check: _Checker, placements: list[PodPlacement]) -> None:
     for placed in placements:
         if placed.region not in allowed:
             check.add("spec.allowedRegions", f"pod {placed.pod}", f"node {placed.node}", allowed,
-                      f"the pod runs in region {placed.region or '(unknown: node gone or unlabelled)'}")
+                      f"the pod runs in region {placed.region or '(none: the node has no region label)'}")
 
 
 def _check_data_doors(check: _Checker, job: TrainingJob, rules: list[LocationRule]) -> None:

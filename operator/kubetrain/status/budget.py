@@ -1,7 +1,8 @@
 """The budget verdict -> the BudgetAvailable condition, its Event, and whether the job may start.
-Judged only before the job first starts: a run that was admitted keeps its budget, whatever
-other jobs or policies do later. A refused job fails (reason BudgetExceeded or DeadlineRequired)
-before any pod exists; re-create it when it fits."""
+Judged before the job first starts: a run that was admitted keeps its budget, whatever other
+jobs or policies do later. A refused job fails (reason BudgetExceeded or DeadlineRequired)
+before any pod exists; re-create it when it fits. Judged again when an edit of spec.workers
+rolls a started job into a larger attempt (status/plan.py _roll)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,22 @@ from kubetrain.status.draft import Draft, Event, EventType
 
 
 def needs_budget(draft: Draft) -> bool:
+    """Whether the reconcile must fetch the budget facts: before the job starts, and after an edit
+    of a started job's spec (a spec.workers raise is judged when the group rolls)."""
+    if draft.finished():
+        return False
+    edited = draft.job.status.observed_generation != draft.job.metadata.generation
+    return _before_start(draft) or (draft.first_start_time is not None and edited)
+
+
+def _before_start(draft: Draft) -> bool:
     return not draft.finished() and draft.start_time is None and not draft.is_true(C.BUDGET_AVAILABLE)
 
 
 def apply_budget(draft: Draft, verdict: BudgetVerdict | None) -> bool:
     """Sets the condition; returns False when the job must not start (Failed is set then).
     None: not judged in this reconcile (the job already has its budget)."""
-    if verdict is None or not needs_budget(draft):
+    if verdict is None or not _before_start(draft):
         return True
     old = cond.find(draft.conditions, C.BUDGET_AVAILABLE)
     draft.set(C.BUDGET_AVAILABLE, verdict.allowed, verdict.reason, verdict.message)
@@ -29,3 +39,17 @@ def apply_budget(draft: Draft, verdict: BudgetVerdict | None) -> bool:
         return True
     draft.set(C.FAILED, True, verdict.reason, f"{verdict.message} (no worker was started)")
     return False
+
+
+def refuse_growth(draft: Draft, verdict: BudgetVerdict | None, old_workers: int) -> bool:
+    """A spec.workers raise of a started job that no longer fits fails it (reason of the verdict,
+    its pods stopped) instead of rolling; True when so. `verdict` None: the budget was not
+    fetched (the reconcile fetches it after every edit of a started job, status observedGeneration)."""
+    if verdict is None or verdict.allowed or draft.job.spec.workers <= old_workers:
+        return False
+    message = (f"spec.workers raised from {old_workers} to {draft.job.spec.workers}: {verdict.message} "
+               "(the job is stopped)")
+    draft.set(C.BUDGET_AVAILABLE, False, verdict.reason, verdict.message)
+    draft.set(C.FAILED, True, verdict.reason, message)
+    draft.events.append(Event(type=EventType.WARNING, reason=verdict.reason, message=message))
+    return True

@@ -67,6 +67,7 @@ class Draft:
     attempt: int
     worker_replacements: int
     start_time: datetime | None
+    first_start_time: datetime | None
     completion_time: datetime | None
     create: list[dict[str, Any]] = field(default_factory=list)
     delete_pods: list[str] = field(default_factory=list)
@@ -90,6 +91,8 @@ class Draft:
             attempt=status.current_attempt,
             worker_replacements=status.worker_replacements or 0,
             start_time=status.start_time,
+            # A status written before firstStartTime existed: its startTime is the best record.
+            first_start_time=status.first_start_time or status.start_time,
             completion_time=status.completion_time,
             cost=status.cost,
             provenance=status.provenance,
@@ -124,6 +127,7 @@ class Draft:
             attempt=self.attempt if self.attempt != self.restarts or old.attempt is not None else None,
             worker_replacements=self.worker_replacements or None,
             start_time=self.start_time,
+            first_start_time=self.first_start_time,
             completion_time=self.completion_time,
             last_reconcile_time=old.last_reconcile_time,
             observed_generation=self.job.metadata.generation,

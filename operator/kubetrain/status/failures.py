@@ -59,7 +59,8 @@ def _failed(pod: ObservedPod) -> Failure:
             permanent=report.permanent,
         )
     if terminated is not None:
-        detail = f"exit code {terminated.exit_code}" + (f" ({terminated.reason})" if terminated.reason else "")
+        code = "unknown" if terminated.exit_code is None else terminated.exit_code
+        detail = f"exit code {code}" + (f" ({terminated.reason})" if terminated.reason else "")
         return Failure(pod=pod.name, reason="WorkerFailed", message=f"{_who(pod)} {pod.name} failed: {detail}")
     detail = pod.reason or "no container status"
     return Failure(pod=pod.name, reason="WorkerFailed", message=f"{_who(pod)} {pod.name} failed: {detail}")

@@ -12,7 +12,7 @@ from kubetrain.api.contract import ATTEMPT_LABEL, REPLICA_INDEX_LABEL, ROLE_LABE
 class Termination(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    exit_code: int
+    exit_code: int | None = Field(default=None, description="None: the kubelet did not record one.")
     reason: str | None = None
     message: str | None = Field(default=None, description="The termination message (the trainer's final report).")
 
@@ -90,7 +90,7 @@ class ObservedPod(BaseModel):
             message=status.get("message"),
             node_name=spec.get("nodeName"),
             terminated=Termination(
-                exit_code=int(terminated.get("exitCode", 0)),
+                exit_code=_int_or_none(terminated.get("exitCode")),
                 reason=terminated.get("reason"),
                 message=terminated.get("message"),
             )
@@ -135,3 +135,7 @@ def _waiting(status: dict[str, Any], container: dict[str, Any] | None) -> Waitin
 
 def _int_label(value: str | None) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) else None

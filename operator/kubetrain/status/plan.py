@@ -19,7 +19,7 @@ from kubetrain.render.pods import pod_image
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
 from kubetrain.status.draft import Draft, Event, EventType, Plan
-from kubetrain.status.budget import apply_budget
+from kubetrain.status.budget import apply_budget, refuse_growth
 from kubetrain.status.failures import Failure, failure_of, first_failure, missing
 from kubetrain.status.group import Group, group_of
 from kubetrain.status.observed import Observed, ObservedPod
@@ -42,7 +42,8 @@ def plan(
 ) -> Plan:
     """`residency` is the verdict of the namespace's DataResidencyPolicies on this job, evaluated
     by the caller from fresh policies on every reconcile (they change after admission). `budget`
-    (judged before the job first starts) and `promotion` (after it succeeded) are given by the
+    (judged before the job first starts, and after an edit of a started job: a spec.workers raise
+    that no longer fits fails it instead of rolling) and `promotion` (after it succeeded) are given by the
     caller only when needed; None leaves that part of the status as it is."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
@@ -58,7 +59,7 @@ def plan(
         elif job.spec.run_policy.suspend:
             _suspend(draft, observed)
         elif apply_budget(draft, budget):
-            _run(draft, group, observed, current, catalogue, settings)
+            _run(draft, group, observed, current, catalogue, settings, budget)
     if draft.finished():
         _finish(draft, observed)
     elif (deadline := _deadline(draft)) is not None:
@@ -91,7 +92,8 @@ def _suspend(draft: Draft, observed: Observed) -> None:
     draft.set(C.SUSPENDED, True, "Suspended", message)
     for type_ in (C.CREATED, C.RUNNING, C.RESTARTING):
         draft.close(type_, "Suspended", message)
-    # Like a Kubernetes Job: the activeDeadlineSeconds clock starts again on resume.
+    # Like a Kubernetes Job: the activeDeadlineSeconds clock starts again on resume. firstStartTime
+    # stays: the spec the pods read remains frozen (api/immutable.py).
     draft.start_time = None
     draft.delete([p.name for p in observed.pods if not p.deleting])
 
@@ -103,6 +105,7 @@ def _run(
     current: list[ObservedPod],
     catalogue: NodePoolCatalogue,
     settings: RenderSettings,
+    budget: BudgetVerdict | None,
 ) -> None:
     job, policy = draft.job, draft.job.spec.run_policy
     if draft.is_true(C.SUSPENDED):
@@ -121,6 +124,9 @@ def _run(
         return
     resized = sorted({p.workers for p in observed.pods if p.attempt == draft.attempt and p.workers is not None
                       and p.workers != job.spec.workers and not p.deleting})
+    if resized and refuse_growth(draft, budget, resized[0]):
+        draft.delete([p.name for p in current if not p.finished and not p.deleting])
+        return
     if resized:
         _roll(draft, group, observed, resized[0])
         return
@@ -244,6 +250,8 @@ def _start(
     draft.create.extend(pods)
     if pods and draft.start_time is None:
         draft.start_time = draft.now
+    if pods and draft.first_start_time is None:
+        draft.first_start_time = draft.now
     attempt = f"attempt {draft.attempt}"
     if len(live) == size:
         draft.set(C.CREATED, True, "AllWorkersCreated", f"{group.noun} of {attempt} exist")
