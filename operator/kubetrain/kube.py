@@ -219,27 +219,32 @@ class Kube:
                 raise Conflict(f"{namespace}/{name} changed during reconcile") from exc
             raise
 
-    def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+    def get_lease(self, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
         found = self._request_or_none(
-            "get", "leases", lambda: self.coordination.read_namespaced_lease(name, namespace), done=(404,)
+            "get", "leases",
+            lambda: self.coordination.read_namespaced_lease(name, namespace, _request_timeout=timeout), done=(404,),
         )
         return dict(self.api.sanitize_for_serialization(found)) if found is not None else None
 
-    def create_lease(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any] | None:
+    def create_lease(self, namespace: str, name: str, spec: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """None when another replica created it first."""
         body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
         created = self._request_or_none(
-            "create", "leases", lambda: self.coordination.create_namespaced_lease(namespace, body), done=(409,)
+            "create", "leases",
+            lambda: self.coordination.create_namespaced_lease(namespace, body, _request_timeout=timeout), done=(409,),
         )
         return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
 
-    def update_lease(self, namespace: str, name: str, resource_version: str, spec: dict[str, Any]) -> dict[str, Any]:
+    def update_lease(
+        self, namespace: str, name: str, resource_version: str, spec: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
         """Replaces the Lease's spec only if nobody wrote it since `resource_version` was read;
         Conflict otherwise (another replica renewed or took it)."""
         body = {"metadata": {"name": name, "namespace": namespace, "resourceVersion": resource_version}, "spec": spec}
         try:
             replaced = self._request(
-                "update", "leases", lambda: self.coordination.replace_namespaced_lease(name, namespace, body),
+                "update", "leases",
+                lambda: self.coordination.replace_namespaced_lease(name, namespace, body, _request_timeout=timeout),
                 done=(409,),
             )
         except ApiException as exc:

@@ -152,13 +152,16 @@ def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) ->
     return invalid_spec(raw, f"the spec cannot run: {validation_problems(exc)}", now)
 
 
-def create_refused(raw: dict[str, Any], message: str, now: dt.datetime) -> Decision:
+def create_refused(raw: dict[str, Any], message: str, now: dt.datetime, never_ran: bool) -> Decision:
     """Running=False, reason CreateRefused: the API server refused a child for a reason that may
-    pass (a PodSecurity level, a quota, a policy admission); the reconcile retries with backoff."""
-    return held(raw, CREATE_REFUSED, message, now)
+    pass (a PodSecurity level, a quota, a policy admission); the reconcile retries with backoff.
+    `never_ran`: no pod of the job ever existed, so it has not started: the start the plan wrote
+    is taken back (the deadline clock does not run, and the spec, which the message asks to fix,
+    is not frozen)."""
+    return held(raw, CREATE_REFUSED, message, now, unstart=never_ran)
 
 
-def held(raw: dict[str, Any], reason: str, message: str, now: dt.datetime) -> Decision:
+def held(raw: dict[str, Any], reason: str, message: str, now: dt.datetime, unstart: bool = False) -> Decision:
     """Running=False with `reason`: something that may pass holds the job, which is retried. A
     Warning Event when the job was not already held so."""
     try:
@@ -168,7 +171,10 @@ def held(raw: dict[str, Any], reason: str, message: str, now: dt.datetime) -> De
     generation = int(raw.get("metadata", {}).get("generation", 1))
     before = next((c for c in previous.conditions if c.type == ConditionType.RUNNING), None)
     conditions = set_condition(previous.conditions, ConditionType.RUNNING, False, reason, message, now, generation)
-    status = previous.model_copy(update={"conditions": conditions, "phase": derive_phase(conditions)})
+    update: dict[str, Any] = {"conditions": conditions, "phase": derive_phase(conditions)}
+    if unstart:
+        update.update(start_time=None, first_start_time=None)
+    status = previous.model_copy(update=update)
     patch = status_patch(raw.get("status"), status)
     new = before is None or before.reason != reason
     events = [Event(type=EventType.WARNING, reason=reason, message=message)] if new else []

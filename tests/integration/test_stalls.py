@@ -52,6 +52,8 @@ def test_a_refused_create_is_reported_and_retried_with_backoff_until_allowed(
     assert "violates PodSecurity" in str(running["message"]) and f"Pod {name}-worker-0" in str(running["message"])
     assert "CreateRefused" in shown(cluster, jobs.ns, name)[1].split()
     assert jobs.pods(name) == []
+    status = jobs.status(name)
+    assert "startTime" not in status and "firstStartTime" not in status, "no pod ran: not started, not frozen"
     # Retried, backing off (5 s, then 10 s), with one Warning Event for the stall.
     wait_for(lambda: "retrying in 10s" in str(jobs.condition(name, "Running")["message"]), timeout=30,
              what="a second, longer retry")

@@ -21,3 +21,9 @@ def test_jitter_spreads_each_delay_within_its_fraction() -> None:
         assert 0.8 * expected <= backoff.failed(JOB) <= 1.2 * expected
     delays = {Backoff(10.0, 300.0, jitter=0.2).failed(JOB) for _ in range(20)}
     assert len(delays) > 1, "jobs that failed together do not retry together"
+
+
+def test_a_job_refused_for_days_keeps_its_capped_delay() -> None:
+    backoff = Backoff(5.0, 300.0)
+    delays = [backoff.failed(JOB) for _ in range(2000)]
+    assert delays[-1] == 300.0, "no overflow after thousands of failures"

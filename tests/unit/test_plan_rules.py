@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.planning import Needs
+from kubetrain.planning import Needs, create_refused
 from kubetrain.render import RenderSettings
 from kubetrain.render.labels import worker_labels
 from kubetrain.render.names import worker_name
@@ -512,3 +512,15 @@ def test_the_kubelets_image_pull_back_off_flapping_is_one_stall() -> None:
     creating = run(make_job({"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}),
                    observe(raw_pod(0), stalled(1, {"reason": "ContainerCreating"})))
     assert condition(creating, "Running") is None and creating.events == [], "a container being created is no stall"
+
+
+def test_a_job_whose_first_pods_are_refused_has_not_started() -> None:
+    """A create refused as forbidden before any pod existed takes back the start the plan wrote:
+    no deadline clock runs and the spec the message asks to fix is not frozen."""
+    started = {"phase": "Pending", "startTime": T0, "firstStartTime": T0, "conditions": []}
+    raw = make_job(started).model_dump(mode="json", by_alias=True, exclude_none=True)
+    refused = create_refused(raw, "the API server refuses the job's Pod x: forbidden", NOW, never_ran=True)
+    assert refused.status_patch["startTime"] is None and refused.status_patch["firstStartTime"] is None
+    assert [e.reason for e in refused.events] == ["CreateRefused"]
+    kept = create_refused(raw, "the API server refuses the job's Pod x: forbidden", NOW, never_ran=False)
+    assert "startTime" not in kept.status_patch and "firstStartTime" not in kept.status_patch

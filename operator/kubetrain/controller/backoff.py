@@ -28,7 +28,7 @@ class Backoff:
         then spread by +/- jitter (a fraction)."""
         with self._lock:
             failures = self._failures[key] = self._failures.get(key, 0) + 1
-        delay = min(self.first * 2 ** (failures - 1), self.cap)
+        delay = min(self.first * 2.0 ** min(failures - 1, 64), self.cap)  # no overflow, however long
         return delay * random.uniform(1 - self.jitter, 1 + self.jitter) if self.jitter else delay
 
     def succeeded(self, key: Key) -> None:

@@ -138,11 +138,13 @@ class LeaderElector:
                 self._attempt()
             except (ApiException, urllib3.exceptions.HTTPError, Conflict) as exc:
                 log.debug("leader election: Lease not written: %s", exc)
+            except Exception:  # the thread must live on: a dead one would neither renew nor step down
+                log.exception("leader election: unexpected error; trying again")
             if self.leading and time.monotonic() - self._last_renewal > self.config.renew_deadline_seconds:
                 self._lose(f"no renewal succeeded for {self.config.renew_deadline_seconds:g}s")
                 return
             if self._lost_to_another():
-                holder = (self._observed or {}).get("spec", {}).get("holderIdentity")
+                holder = ((self._observed or {}).get("spec") or {}).get("holderIdentity")
                 self._lose(f"the Lease is held by {holder or 'nobody'}")
                 return
             # A little jitter, so standbys started together do not all write at the same moment.
@@ -150,9 +152,10 @@ class LeaderElector:
 
     def _attempt(self) -> None:
         namespace, name = self.config.namespace, self.config.lease_name
-        lease = self.kube.get_lease(namespace, name)
+        timeout = self.config.renew_deadline_seconds / 2  # a hung request must not outlast the deadline
+        lease = self.kube.get_lease(namespace, name, timeout)
         self._observe(lease)
-        spec = lease["spec"] if lease is not None else None
+        spec = (lease.get("spec") or {}) if lease is not None else None
         step = next_step(spec, self.config.identity, time.monotonic() - self._observed_since,
                          self.config.lease_duration_seconds)
         if step is Step.FOLLOW or (step is Step.ACQUIRE and self.leading):
@@ -160,11 +163,12 @@ class LeaderElector:
         desired = held_spec(step, spec, self.config.identity, self.config.lease_duration_seconds,
                             dt.datetime.now(dt.timezone.utc))
         if lease is None:
-            written = self.kube.create_lease(namespace, name, desired)
+            written = self.kube.create_lease(namespace, name, desired, timeout)
             if written is None:
                 return  # another replica created it first; it is read again next time
         else:
-            written = self.kube.update_lease(namespace, name, lease["metadata"]["resourceVersion"], desired)
+            version = lease["metadata"]["resourceVersion"]
+            written = self.kube.update_lease(namespace, name, version, desired, timeout)
         self._observe(written)
         self._last_renewal = time.monotonic()
         if not self.leading:
@@ -176,12 +180,12 @@ class LeaderElector:
         version = (lease or {}).get("metadata", {}).get("resourceVersion")
         if self._observed is None or version != self._observed.get("metadata", {}).get("resourceVersion"):
             if lease is not None and not self.leading:
-                log.debug("leader election: Lease held by %s", lease["spec"].get("holderIdentity") or "nobody")
+                log.debug("leader election: Lease held by %s", (lease.get("spec") or {}).get("holderIdentity") or "nobody")
             self._observed_since = time.monotonic()
         self._observed = lease
 
     def _lost_to_another(self) -> bool:
-        holder = (self._observed or {}).get("spec", {}).get("holderIdentity")
+        holder = ((self._observed or {}).get("spec") or {}).get("holderIdentity")
         return self.leading and self._observed is not None and holder != self.config.identity
 
     def _lose(self, why: str) -> None:
@@ -195,6 +199,7 @@ class LeaderElector:
             self.kube.update_lease(
                 self.config.namespace, self.config.lease_name, observed["metadata"]["resourceVersion"],
                 released_spec(observed.get("spec") or {}, dt.datetime.now(dt.timezone.utc)),
+                self.config.renew_deadline_seconds / 2,
             )
         except (ApiException, urllib3.exceptions.HTTPError, Conflict, KeyError) as exc:
             log.warning("leader election: Lease not released (%s); a standby takes over when it expires", exc)

@@ -136,6 +136,7 @@ class Reconciler(QueuedReconciler):
                 log.info("phase %s -> %s", old_phase or "-", new_phase)
         for event in decision.events:  # before the creates: a refused one ends this reconcile
             self.kube.post_event(raw, event.type, event.reason, event.message)
+        ran = bool(pods) or (old_status.get("attempt") or old_status.get("restarts") or 0) > 0
         for obj in decision.create:
             try:
                 created = self.kube.create(namespace, obj)
@@ -143,8 +144,12 @@ class Reconciler(QueuedReconciler):
                 if exc.status == 403 and not namespace_terminating(exc):
                     delay = self.refusals.failed((namespace, name))
                     log.warning("%s %s refused (403); retrying in %gs", obj["kind"], obj["metadata"]["name"], delay)
-                    self.cache.wrote(hold_forbidden_child(self.kube, current, obj, exc, delay))
-                    self.requeuer.schedule(namespace, name, delay)
+                    self.cache.wrote(hold_forbidden_child(self.kube, current, obj, exc, delay, never_ran=not ran))
+                    # Pods to stop are stopped, and the plan's own wake-up (a deadline) stays.
+                    for pod in decision.delete_pods:
+                        self.kube.delete_pod(namespace, pod)
+                    wanted = decision.requeue_after
+                    self.requeuer.schedule(namespace, name, delay if wanted is None else min(delay, wanted))
                     return
                 if exc.status != 422:
                     raise
@@ -152,6 +157,7 @@ class Reconciler(QueuedReconciler):
                 return
             if created is not None:
                 self.cache.wrote(created)
+                ran = ran or obj["kind"] == "Pod"
                 log.info("created %s %s", obj["kind"], obj["metadata"]["name"])
         if decision.create:
             self.refusals.succeeded((namespace, name))

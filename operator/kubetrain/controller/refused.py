@@ -39,13 +39,14 @@ def fail_refused_child(kube: Kube, raw: dict[str, Any], obj: dict[str, Any], exc
 
 
 def hold_forbidden_child(kube: Kube, raw: dict[str, Any], obj: dict[str, Any], exc: ApiException,
-                         retry_in: float) -> dict[str, Any] | None:
+                         retry_in: float, never_ran: bool) -> dict[str, Any] | None:
     """Writes Running=False/CreateRefused naming the refused child; returns the written job."""
     message = (
         f"the API server refuses the job's {obj['kind']} {obj['metadata']['name']}: {api_message(exc)}; "
         f"retrying in {retry_in:g}s (fix the namespace's policy or quota, or spec.podTemplate)"
     )
-    return _apply(kube, raw, create_refused(raw, message, dt.datetime.now(dt.timezone.utc).replace(microsecond=0)))
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    return _apply(kube, raw, create_refused(raw, message, now, never_ran))
 
 
 def _apply(kube: Kube, raw: dict[str, Any], decision: Decision) -> dict[str, Any] | None:

@@ -156,6 +156,6 @@ class CertRenewer:
         while not self._stop.wait(self.interval):
             try:
                 ensure_certs(self.directory, self.hosts)
-            except (OSError, ValueError) as exc:
+            except Exception as exc:  # a thread nobody joins: an error must not end the renewals
                 log.error("webhook certificate in %s not renewed: %s; retrying in %gs", self.directory, exc,
                           self.interval)
