@@ -110,6 +110,10 @@ class Draft:
         generation = self.job.metadata.generation
         self.conditions = cond.set_false_if_true(self.conditions, type_, reason, message, self.now, generation)
 
+    def requeue_within(self, seconds: float) -> None:
+        """Plan again within `seconds` at the latest; an earlier wake-up already asked for stays."""
+        self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
+
     def delete(self, names: list[str]) -> None:
         self.delete_pods.extend(n for n in names if n not in self.delete_pods)
 

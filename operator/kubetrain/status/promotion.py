@@ -80,8 +80,7 @@ def apply_promotion(draft: Draft, facts: PromotionFacts, metrics: dict[str, floa
     if not facts.model_exists:
         draft.create.append(_model(job.metadata.namespace, model.name))
     draft.create.append(_version(draft, model.name, facts.next_version, metrics, verdict.passed, provenance))
-    draft.requeue_after = RECHECK_SECONDS if draft.requeue_after is None else min(draft.requeue_after,
-                                                                                  RECHECK_SECONDS)
+    draft.requeue_within(RECHECK_SECONDS)
 
 
 def _settle(draft: Draft, model: str, facts: PromotionFacts) -> None:

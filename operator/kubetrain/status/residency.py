@@ -41,8 +41,7 @@ def recheck(draft: Draft) -> None:
     created only after a judgment on facts read fresh then: re-checking it would only cost a
     policy LIST and a namespace GET every period for each queued or suspended job."""
     if not draft.finished() and draft.start_time is not None:
-        draft.requeue_after = RECHECK_SECONDS if draft.requeue_after is None else min(draft.requeue_after,
-                                                                                      RECHECK_SECONDS)
+        draft.requeue_within(RECHECK_SECONDS)
 
 
 def _set(draft: Draft, status: bool, reason: str, message: str) -> None:
