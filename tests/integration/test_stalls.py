@@ -36,7 +36,9 @@ def test_an_unschedulable_pod_says_why(jobs: Jobs, cluster: LocalCluster) -> Non
     running = wait_for(lambda: held(jobs, name, "Unschedulable"), timeout=30, what="Running=False/Unschedulable")
     assert str(running["message"]).startswith(f"pod {name}-worker-")
     assert "didn't match Pod's node affinity/selector" in str(running["message"]), running
-    warnings = [e for e in jobs.events(name) if e.reason == "Unschedulable"]
+    # The Event is posted just after the status write that carries the condition.
+    warnings = wait_for(lambda: [e for e in jobs.events(name) if e.reason == "Unschedulable"], timeout=10,
+                        what="the Unschedulable Event")
     assert len(warnings) == 1 and warnings[0].type == "Warning"
     header, row = shown(cluster, jobs.ns, name)
     assert "REASON" in header.split() and "Unschedulable" in row.split()
