@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 KUBETRAIN := .venv/bin/kubetrain
 
-.PHONY: demo test unit bootstrap binaries dev-up dev-down crds lock
+.PHONY: demo test unit bootstrap binaries dev-up dev-down crds lock kind-demo images
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -21,6 +21,15 @@ test: binaries
 
 unit: bootstrap
 	@$(PY) -m pytest tests/unit tests/training -q
+
+## kind-demo: kubetrain on a kind cluster (needs docker, kind, kubectl, helm and internet)
+kind-demo:
+	@bash scripts/kind-demo.sh
+
+## images: build the operator and the CPU trainer image here (no registry: a debootstrap base)
+images: bootstrap
+	@$(PY) -c "from pathlib import Path; from kubetrain.devcluster import images; \
+		print(images.operator_image(Path('.')).tag, images.trainer_cpu_image(Path('.')).tag)"
 
 dev-up: binaries
 	@$(KUBETRAIN) dev up

@@ -26,7 +26,7 @@ def _default_dev_dir() -> Path:
 
 
 def _dev_up(args: argparse.Namespace) -> int:
-    cluster = LocalCluster(args.state_dir)
+    cluster = LocalCluster(args.state_dir, real_node=args.real_node)
     cluster.start(log=lambda line: print(f"kubetrain: {line}", file=sys.stderr))
     print(cluster.kubeconfig)
     return 0
@@ -177,9 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: $KUBETRAIN_DEV_DIR or ./.kubetrain/dev)",
     )
     dev_sub = dev.add_subparsers(dest="dev_command", required=True)
-    dev_sub.add_parser("up", help="start the cluster (idempotent); prints the kubeconfig path").set_defaults(
-        func=_dev_up
+    up = dev_sub.add_parser("up", help="start the cluster (idempotent); prints the kubeconfig path")
+    up.add_argument(
+        "--real-node",
+        action="store_true",
+        help="add a real node (containerd, kubelet, kube-proxy, CoreDNS) whose pods run in containers; "
+        "needs root and installs Debian's docker.io, containerd and CNI plugins when missing",
     )
+    up.set_defaults(func=_dev_up)
     dev_sub.add_parser("down", help="stop the cluster").set_defaults(func=_dev_down)
     dev_sub.add_parser("pools", help="show the node pools").set_defaults(func=_dev_pools)
 

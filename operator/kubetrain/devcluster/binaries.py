@@ -26,6 +26,7 @@ class Versions(BaseModel):
     etcd: str
     kwok: str
     helm: str
+    coredns: str
 
     @classmethod
     def pinned(cls) -> "Versions":
@@ -48,9 +49,12 @@ class Binaries(BaseModel):
     kube_controller_manager: Path
     kube_scheduler: Path
     kubectl: Path
+    kubelet: Path
+    kube_proxy: Path
     etcd: Path
     kwok: Path
     helm: Path
+    coredns: Path
 
     def missing(self) -> list[Path]:
         return [p for p in self.model_dump().values() if not os.access(p, os.X_OK)]
@@ -70,9 +74,12 @@ def expected_binaries(versions: Versions | None = None) -> Binaries:
         kube_controller_manager=k8s / "kube-controller-manager",
         kube_scheduler=k8s / "kube-scheduler",
         kubectl=k8s / "kubectl",
+        kubelet=k8s / "kubelet",
+        kube_proxy=k8s / "kube-proxy",
         etcd=bin_dir / f"etcd-{v.etcd}" / "etcd",
         kwok=bin_dir / f"kwok-{v.kwok}" / "kwok",
         helm=bin_dir / f"helm-{v.helm}" / "helm",
+        coredns=bin_dir / f"coredns-{v.coredns}" / "coredns",
     )
 
 

@@ -2,7 +2,7 @@
 # Builds the local control plane's binaries from the Go module proxy and caches them by version
 # under ${KUBETRAIN_CACHE:-~/.cache/kubetrain}/bin/<component>-<version>/. A component whose
 # binaries are already cached is skipped, so only a machine's first run pays for the build.
-# Usage: build_binaries.sh [all|kubernetes|etcd|kwok|helm]
+# Usage: build_binaries.sh [all|kubernetes|etcd|kwok|helm|coredns]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
@@ -15,7 +15,7 @@ have_all() { local dir=$1; shift; for b in "$@"; do [ -x "$dir/$b" ] || return 1
 
 build_kubernetes() {
   local v=$KUBERNETES_VERSION out="$cache/bin/kubernetes-$KUBERNETES_VERSION"
-  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  local bins=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
   have_all "$out" "${bins[@]}" && { log "kubernetes $v cached in $out"; return; }
   local minor=${v#v1.}; minor=${minor%%.*}
   local staging_v="v0.${v#v1.}"
@@ -39,6 +39,8 @@ import (
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
   (cd "$work" && go mod tidy -e >/dev/null 2>&1 || true; cd "$work" && GOFLAGS="$GOFLAGS -mod=mod" go mod download k8s.io/kubernetes)
@@ -97,6 +99,7 @@ main() {
     all|etcd) build_etcd ;;&
     all|kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok ;;&
     all|helm) build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm ;;&
+    all|coredns) build_go_install coredns "$COREDNS_VERSION" github.com/coredns/coredns coredns ;;&
     *) ;;
   esac
 }

@@ -1,5 +1,7 @@
 """One local Kubernetes control plane: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and a KWOK controller that runs the fake GPU node pools.
+kube-scheduler and a KWOK controller that runs the fake GPU node pools; optionally a real node
+(containerd, kubelet, kube-proxy, CoreDNS: kubetrain.devcluster.realnode) whose pods run in
+containers.
 
 Everything listens on free 127.0.0.1 ports and lives under one state directory, so two clusters
 can run side by side and `stop` leaves nothing behind. The state file lets a later process (the
@@ -24,10 +26,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from kubetrain.devcluster import processes
-from kubetrain.devcluster.binaries import Binaries, ensure_binaries
+from kubetrain.devcluster import host, images, processes, realnode
+from kubetrain.devcluster.binaries import Binaries, Versions, cache_dir, ensure_binaries
 from kubetrain.devcluster.nodepools import DevNodePool, default_pools, node_manifests
 from kubetrain.devcluster.pki import Pki, write_pki
+from kubetrain.devcluster.realnode import RealNodePaths
 
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"
@@ -40,8 +43,14 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "localnode",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
 )
+REAL_NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy")
 LOCAL_NODE_NAME = "local-0"
+# The binaries' PATH needs: containerd runs runc, kubelet runs mount, kube-proxy iptables.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class ClusterError(RuntimeError):
@@ -54,6 +63,7 @@ class ClusterState(BaseModel):
     ports: dict[str, int]
     pids: dict[str, int]
     executables: dict[str, str]
+    real_node: bool = False
 
 
 class LocalCluster:
@@ -65,12 +75,20 @@ class LocalCluster:
         pools: list[DevNodePool] | None = None,
         local_node: bool = True,
         apiserver_args: list[str] | None = None,
+        real_node: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.apiserver_args = list(apiserver_args or [])
         self.pools = pools if pools is not None else default_pools()
         self.local_node = local_node
-        self.components = [c for c in COMPONENTS if local_node or c != "localnode"]
+        self.real_node = real_node
+        self.components = [
+            c
+            for c in COMPONENTS
+            if (local_node or c != "localnode") and (real_node or c not in REAL_NODE_COMPONENTS)
+        ]
+        self._host_address = "127.0.0.1"
+        self._node_images: list[images.BuiltImage] = []
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -87,6 +105,10 @@ class LocalCluster:
 
     def log_path(self, component: str) -> Path:
         return self.state_dir / "logs" / f"{component}.log"
+
+    @property
+    def real_node_paths(self) -> RealNodePaths:
+        return RealNodePaths(state=self.state_dir / "realnode", images_root=cache_dir() / "containerd")
 
     # -- state ---------------------------------------------------------------------------------
     def state(self) -> ClusterState | None:
@@ -119,25 +141,38 @@ class LocalCluster:
         self.stop()
         binaries = ensure_binaries()
         started = time.monotonic()
-        pki = write_pki(self.state_dir / "pki", SERVICE_IP)
-        ports = {
-            name: processes.free_port()
-            for name in ("etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok")
-        }
+        names = ["etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok"]
+        if self.real_node:
+            self._prepare_host(log)
+            names += ["kubelet", "kubelet_healthz", "proxy_metrics", "proxy_healthz"]
+        ports = {name: processes.free_port() for name in names}
+        pki = write_pki(
+            self.state_dir / "pki",
+            SERVICE_IP,
+            extra_hosts=(self._host_address,) if self.real_node else (),
+            nodes=(realnode.NODE_NAME,) if self.real_node else (),
+        )
         self._write_kubeconfig(pki, ports["apiserver"])
-        state = ClusterState(ports=ports, pids={}, executables={})
+        if self.real_node:
+            self._write_real_node_configs(pki, ports)
+        state = ClusterState(ports=ports, pids={}, executables={}, real_node=self.real_node)
         try:
             for component in self.components:
                 argv = self._argv(component, binaries, pki, ports)
-                state.pids[component] = processes.spawn(argv, self.log_path(component))
+                env = {"PATH": SYSTEM_PATH} if component in REAL_NODE_COMPONENTS else None
+                state.pids[component] = processes.spawn(argv, self.log_path(component), env=env)
                 state.executables[component] = argv[0]
                 self._state_file.write_text(state.model_dump_json(indent=2))
                 if component == "etcd":
                     self._wait(f"http://127.0.0.1:{ports['etcd']}/health", "etcd", timeout, state)
                 elif component == "kube-apiserver":
                     self._wait(f"{self.server}/readyz", component, timeout, state)
+                elif component == "containerd":
+                    self._wait_for_containerd(binaries, timeout, state)
             self._create_nodes()
             self._wait_until_usable(timeout, state)
+            if self.real_node:
+                self._start_cluster_dns(binaries, timeout)
         except BaseException:
             self.stop()
             raise
@@ -152,10 +187,76 @@ class LocalCluster:
         if state is None:
             return
         for component in reversed(COMPONENTS):
+            if component == "containerd" and state.real_node:
+                realnode.stop_containers(self.real_node_paths)
             pid = state.pids.get(component)
             if pid is not None and processes.alive(pid, state.executables.get(component)):
                 processes.terminate(pid)
+        if state.real_node:
+            paths = self.real_node_paths
+            realnode.stop_containers(paths)
+            subprocess.run(
+                [str(ensure_binaries().kube_proxy), "--cleanup"], capture_output=True, env={"PATH": SYSTEM_PATH}
+            )
+            realnode.unmount_under(paths.state, paths.images_root)
         self._state_file.unlink(missing_ok=True)
+
+    # -- the real node -------------------------------------------------------------------------
+    def load_image(self, image: images.BuiltImage) -> None:
+        """Makes a locally built image available to the real node's pods."""
+        if not self.real_node:
+            raise ClusterError("images can only be loaded into a cluster started with a real node")
+        images.load_into_node(self.real_node_paths, image)
+
+    def _prepare_host(self, log: Callable[[str], None]) -> None:
+        host.require_root()
+        host.ensure_packages(self.log_path("apt-get"))
+        host.ensure_docker(self.log_path("dockerd"))
+        host.enable_forwarding()
+        self._host_address = host.host_address()
+        log(f"real node: host address {self._host_address}; building its images if needed")
+        self._node_images = [images.pause_image()]
+
+    def _write_real_node_configs(self, pki: Pki, ports: dict[str, int]) -> None:
+        paths = self.real_node_paths
+        node_cert, node_key = pki.node_credentials(realnode.NODE_NAME)
+        kubeconfig = yaml.safe_load(self.kubeconfig.read_text())
+        kubeconfig["users"][0]["user"] = {
+            "client-certificate": str(node_cert),
+            "client-key": str(node_key),
+        }
+        realnode.write_configs(
+            paths,
+            address=self._host_address,
+            kubelet_port=ports["kubelet"],
+            kubelet_healthz_port=ports["kubelet_healthz"],
+            proxy_ports=(ports["proxy_metrics"], ports["proxy_healthz"]),
+            ca_file=pki.ca_cert,
+            kubelet_kubeconfig=kubeconfig,
+            admin_kubeconfig=self.kubeconfig,
+        )
+        realnode.allow_forwarding_through_bridge()
+
+    def _wait_for_containerd(self, binaries: Binaries, timeout: float, state: ClusterState) -> None:
+        """containerd answers, and has the sandbox image before kubelet asks for a pod."""
+        paths = self.real_node_paths
+        deadline = time.monotonic() + timeout
+        while realnode.ctr(paths, "version", check=False).returncode != 0:
+            self._check_alive(state)
+            if time.monotonic() > deadline:
+                raise ClusterError(f"containerd did not answer within {timeout:.0f}s; see {self.log_path('containerd')}")
+            time.sleep(0.2)
+        for image in self._node_images:
+            images.load_into_node(paths, image)
+
+    def _start_cluster_dns(self, binaries: Binaries, timeout: float) -> None:
+        coredns = images.coredns_image(binaries.coredns, Versions.pinned().coredns)
+        self.load_image(coredns)
+        manifests = {"apiVersion": "v1", "kind": "List", "items": realnode.coredns_manifests(coredns.tag)}
+        self.kubectl("apply", "-f", "-", input=json.dumps(manifests))
+        self.kubectl(
+            "-n", "kube-system", "rollout", "status", "deployment/coredns", f"--timeout={int(timeout)}s"
+        )
 
     # -- helpers -------------------------------------------------------------------------------
     def kubectl(
@@ -192,6 +293,26 @@ class LocalCluster:
                 "--log-level=warn",
             ]
         if component == "kube-apiserver":
+            if self.real_node:
+                # Pods in containers reach the API server through the `kubernetes` Service,
+                # whose endpoint is the host's own address; kubelets are reached the same way.
+                network = [
+                    "--bind-address=0.0.0.0",
+                    f"--advertise-address={self._host_address}",
+                    f"--kubelet-client-certificate={pki.admin_cert}",
+                    f"--kubelet-client-key={pki.admin_key}",
+                    "--kubelet-preferred-address-types=InternalIP",
+                    # Webhook calls go to a Service's endpoints directly, not through its ClusterIP.
+                    "--enable-aggregator-routing=true",
+                ]
+            else:
+                network = [
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    # The endpoint reconciler refuses loopback addresses; pods reach the API server
+                    # through KUBERNETES_SERVICE_HOST (set by the local node), never the Service.
+                    "--endpoint-reconciler-type=none",
+                ]
             return [
                 str(b.kube_apiserver),
                 f"--etcd-servers=http://127.0.0.1:{ports['etcd']}",
@@ -200,11 +321,7 @@ class LocalCluster:
                 f"--tls-private-key-file={pki.serving_key}",
                 f"--client-ca-file={pki.ca_cert}",
                 f"--secure-port={ports['apiserver']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                # The endpoint reconciler refuses loopback addresses; pods reach the API server
-                # through KUBERNETES_SERVICE_HOST (set by the local node), never the Service.
-                "--endpoint-reconciler-type=none",
+                *network,
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--authorization-mode=Node,RBAC",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -268,6 +385,13 @@ class LocalCluster:
                 f"--api-port={ports['apiserver']}",
                 f"--ca-file={pki.ca_cert}",
             ]
+        paths = self.real_node_paths
+        if component == "containerd":
+            return realnode.containerd_argv(paths)
+        if component == "kubelet":
+            return realnode.kubelet_argv(b.kubelet, paths, self._host_address)
+        if component == "kube-proxy":
+            return realnode.kube_proxy_argv(b.kube_proxy, paths)
         raise ValueError(f"unknown component {component}")
 
     def _write_kubeconfig(self, pki: Pki, apiserver_port: int) -> None:
@@ -347,7 +471,7 @@ class LocalCluster:
         """Pods can be created once the default ServiceAccount exists, and placed once every
         node is Ready."""
         deadline = time.monotonic() + timeout
-        want_nodes = sum(len(p.regions) for p in self.pools) + int(self.local_node)
+        want_nodes = sum(len(p.regions) for p in self.pools) + int(self.local_node) + int(self.real_node)
         while time.monotonic() < deadline:
             self._check_alive(state)
             sa = self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False)

@@ -30,6 +30,12 @@ class Pki(BaseModel):
     sa_private_key: Path
     sa_public_key: Path
 
+    def node_credentials(self, node: str) -> tuple[Path, Path]:
+        """The client certificate and key of kubelet `node` (user system:node:NAME, group
+        system:nodes: what the Node authorizer expects)."""
+        directory = self.ca_cert.parent
+        return directory / f"node-{node}.crt", directory / f"node-{node}.key"
+
     @classmethod
     def in_directory(cls, directory: Path) -> Pki:
         """Where write_pki puts (and readers find) each file."""
@@ -45,11 +51,15 @@ class Pki(BaseModel):
         )
 
 
-def write_pki(directory: Path, service_ip: str) -> Pki:
+def write_pki(
+    directory: Path, service_ip: str, extra_hosts: tuple[str, ...] = (), nodes: tuple[str, ...] = ()
+) -> Pki:
     """Creates every credential the cluster needs under `directory`.
 
     `service_ip` is the first address of the service range: pods reach the API server as
-    `kubernetes.default.svc`, so its serving certificate must name that address too.
+    `kubernetes.default.svc`, so its serving certificate must name that address too;
+    `extra_hosts` are further addresses it serves on (the host's own, for a real node's pods).
+    `nodes` are the real kubelets that get client certificates.
     """
     directory.mkdir(parents=True, exist_ok=True)
     pki = Pki.in_directory(directory)
@@ -58,7 +68,7 @@ def write_pki(directory: Path, service_ip: str) -> Pki:
     tls.write_cert(pki.ca_cert, ca_cert)
 
     hosts = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-             "kubernetes.default.svc.cluster.local", "127.0.0.1", service_ip]
+             "kubernetes.default.svc.cluster.local", "127.0.0.1", service_ip, *extra_hosts]
     serving_key = tls.new_key()
     tls.write_key(pki.serving_key, serving_key)
     tls.write_cert(pki.serving_cert, tls.issue(tls.name("kube-apiserver"), serving_key.public_key(), ca_cert.subject,
@@ -68,6 +78,13 @@ def write_pki(directory: Path, service_ip: str) -> Pki:
     tls.write_key(pki.admin_key, admin_key)
     tls.write_cert(pki.admin_cert, tls.issue(tls.name("kubetrain-admin", "system:masters"), admin_key.public_key(),
                                              ca_cert.subject, ca_key, usages=[ExtendedKeyUsageOID.CLIENT_AUTH]))
+
+    for node in nodes:
+        cert_path, key_path = pki.node_credentials(node)
+        node_key = tls.new_key()
+        tls.write_key(key_path, node_key)
+        tls.write_cert(cert_path, tls.issue(tls.name(f"system:node:{node}", "system:nodes"), node_key.public_key(),
+                                            ca_cert.subject, ca_key, usages=[ExtendedKeyUsageOID.CLIENT_AUTH]))
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     tls.write_key(pki.sa_private_key, sa_key)

@@ -1,0 +1,76 @@
+"""Fixtures for the real-container tests: a cluster of its own with a real node (containerd,
+kubelet, kube-proxy, CoreDNS), the project's images built with the Docker Engine and loaded into
+the node, and the Helm chart installed with the kind values file, as a user does on kind.
+
+The cluster is package-scoped: it lives while these tests run and stops before the rest of the
+suite, since only one real node can run on a host at a time.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import kubernetes
+import pytest
+
+from kubetrain.devcluster import images
+from kubetrain.devcluster.cluster import LocalCluster
+from tests.helm import CHART, Helm
+
+REPO = Path(__file__).resolve().parents[2]
+KIND_VALUES = CHART / "values-kind.yaml"
+RELEASE_NAMESPACE = "kubetrain-system"
+
+
+@pytest.fixture(scope="package")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), pools=[], local_node=False, real_node=True)
+    try:
+        cluster.start(timeout=300)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="package")
+def real_api(real_cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
+    client = kubernetes.config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="package")
+def project_images(real_cluster: LocalCluster) -> dict[str, str]:
+    """The operator image and the CPU trainer image, built (cached by content) and loaded."""
+    built = {"operator": images.operator_image(REPO), "trainer": images.trainer_cpu_image(REPO)}
+    for image in built.values():
+        real_cluster.load_image(image)
+    return {role: image.tag for role, image in built.items()}
+
+
+@pytest.fixture(scope="package")
+def helm_operator(real_cluster: LocalCluster, project_images: dict[str, str]) -> Iterator[Helm]:
+    """`helm install` of the chart with values-kind.yaml: the operator runs as a Pod."""
+    helm = Helm(real_cluster.kubeconfig)
+    helm.run("install", "kubetrain", str(CHART), f"--namespace={RELEASE_NAMESPACE}", "--create-namespace",
+             f"--values={KIND_VALUES}", "--wait", "--timeout=5m")
+    try:
+        yield helm
+    finally:
+        helm.run("uninstall", "kubetrain", f"--namespace={RELEASE_NAMESPACE}", "--wait", check=False)
+
+
+@pytest.fixture
+def real_namespace(real_api: kubernetes.client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
+    core = kubernetes.client.CoreV1Api(real_api)
+    name = "c-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:5]
+    core.create_namespace({"metadata": {"name": name}})
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)

@@ -1,0 +1,129 @@
+"""The production path on a real node: the Helm-installed operator Pod admits and reconciles
+jobs whose workers run the trainer image in containers, rendezvous through the headless
+Service's DNS name, and write their model to a volume; what a real kubelet reports (an image
+that cannot be pulled) shows in the job's status."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from kubetrain.devcluster import realnode
+from kubetrain.devcluster.cluster import LocalCluster
+from tests.containers.conftest import REPO
+from tests.helm import Helm
+from tests.helpers import wait_for
+from tests.jobs import Jobs
+
+pytestmark = pytest.mark.containers
+
+FIRST_JOB = REPO / "examples" / "first-job.yaml"
+
+
+def first_job_objects() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(FIRST_JOB.read_text()) if doc]
+
+
+def provide_output_volume(core: kubernetes.client.CoreV1Api, namespace: str, directory: Path) -> None:
+    """What kind's default StorageClass does for the example's claim: a host directory bound to
+    it, writable by the trainer's non-root user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o777)
+    core.create_persistent_volume({
+        "metadata": {"name": f"output-{namespace}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "hostPath": {"path": str(directory), "type": "Directory"},
+            "claimRef": {"namespace": namespace, "name": "kubetrain-output"},
+        },
+    })
+
+
+@pytest.fixture
+def output_dir(real_api: kubernetes.client.ApiClient, real_namespace: str, tmp_path: Path) -> Path:
+    core = kubernetes.client.CoreV1Api(real_api)
+    provide_output_volume(core, real_namespace, tmp_path / "output")
+    yield tmp_path / "output"
+    core.delete_persistent_volume(f"output-{real_namespace}")
+
+
+def test_first_job_trains_in_containers_under_restricted_pod_security(
+    real_cluster: LocalCluster, real_api: kubernetes.client.ApiClient, helm_operator: Helm,
+    real_namespace: str, output_dir: Path,
+) -> None:
+    core = kubernetes.client.CoreV1Api(real_api)
+    core.patch_namespace(real_namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    real_cluster.kubectl("apply", "-n", real_namespace, "-f", str(FIRST_JOB))
+    jobs = Jobs(real_api, real_namespace)
+
+    pods = jobs.wait_pods("first-job", 2, phase="Running", timeout=300)
+    subnet = ipaddress.ip_network(realnode.POD_SUBNET)
+    assert all(ipaddress.ip_address(p.status.pod_ip) in subnet for p in pods), "pods got IPs on the node's bridge"
+    env = {e.name: e.value for e in pods[0].spec.containers[0].env}
+    assert env["MASTER_ADDR"] == f"first-job-worker-0.{pods[0].spec.subdomain}", "rendezvous by DNS name"
+    worker0 = next(p.metadata.name for p in pods if p.metadata.name.endswith("-worker-0"))
+    logs = wait_for(lambda: real_cluster.kubectl("logs", "-n", real_namespace, worker0, check=False).stdout,
+                    timeout=60, what="kubectl logs of worker 0")
+    assert logs.strip(), "kubectl logs reads the container's output through the kubelet"
+
+    status = jobs.wait_phase("first-job", "Succeeded", timeout=900)
+    assert status["metrics"]["accuracy"] > 0.6, status
+    assert (output_dir / "first-job").is_dir() and any((output_dir / "first-job").rglob("*.safetensors")), \
+        sorted(str(p) for p in output_dir.rglob("*"))
+    card = next((output_dir / "first-job").rglob("MODEL_CARD.md"), None) or next((output_dir / "first-job").rglob("*card*"), None)
+    assert card is not None, sorted(str(p) for p in output_dir.rglob("*"))
+
+
+def test_the_operator_pod_serves_the_admission_webhook(
+    real_cluster: LocalCluster, real_api: kubernetes.client.ApiClient, helm_operator: Helm, real_namespace: str,
+) -> None:
+    """A job a namespace's residency policy forbids is refused by the webhook that the operator
+    Pod serves through its Service, before any pod exists."""
+    policy = {
+        "apiVersion": "kubetrain.io/v1alpha1", "kind": "DataResidencyPolicy",
+        "metadata": {"name": f"only-gpu-{real_namespace}"},
+        "spec": {"namespaces": [real_namespace], "enforcement": "Enforce", "allowedNodePools": ["a100-eu"]},
+    }
+    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    try:
+        job = next(o for o in first_job_objects() if o["kind"] == "TrainingJob")
+        refused = wait_for(
+            lambda: (r := real_cluster.kubectl("apply", "-n", real_namespace, "-f", "-", input=json.dumps(job),
+                                               check=False)).returncode != 0 and r,
+            timeout=30, what="the webhook's refusal")
+        assert "admission webhook" in refused.stderr and "cpu" in refused.stderr, refused.stderr
+        assert Jobs(real_api, real_namespace).exists("first-job") is False
+    finally:
+        real_cluster.kubectl("delete", "drp", policy["metadata"]["name"], "--ignore-not-found")
+
+
+def test_an_image_that_cannot_be_pulled_shows_in_the_status(
+    real_cluster: LocalCluster, real_api: kubernetes.client.ApiClient, helm_operator: Helm, real_namespace: str,
+) -> None:
+    job = next(o for o in first_job_objects() if o["kind"] == "TrainingJob")
+    job["metadata"]["name"] = "no-image"
+    job["spec"]["image"] = "kubetrain.local/does-not-exist:1"
+    job["spec"].pop("podTemplate")
+    real_cluster.kubectl("apply", "-n", real_namespace, "-f", "-", input=json.dumps(job))
+    jobs = Jobs(real_api, real_namespace)
+
+    def pull_failed() -> dict[str, Any] | None:
+        running = jobs.condition("no-image", "Running")
+        ok = running and running["status"] == "False" and running["reason"] in ("ErrImagePull", "ImagePullBackOff")
+        return running if ok else None
+
+    running = wait_for(pull_failed, timeout=90, what="Running=False/ErrImagePull")
+    assert "kubetrain.local/does-not-exist:1" in str(running["message"]), running
+    warnings = wait_for(lambda: [e for e in jobs.events("no-image") if e.reason in ("ErrImagePull", "ImagePullBackOff")],
+                        timeout=30, what="the image pull Warning Event")
+    assert warnings[0].type == "Warning"
+    row = real_cluster.kubectl("get", "tj", "no-image", "-n", real_namespace).stdout.splitlines()[1]
+    assert {"ErrImagePull", "ImagePullBackOff"} & set(row.split()), row
