@@ -7,13 +7,17 @@
 ARG BASE=python:3.11-slim
 FROM ${BASE} AS build
 WORKDIR /src
-COPY pyproject.toml README.md constraints.txt ./
+# Dependencies first, in a layer of their own: a change to the code alone rebuilds only the last
+# layer. A virtualenv keeps the install off the base's system Python (Debian marks it externally
+# managed) and makes one directory to copy; constraints.txt pins what the tests ran against.
+COPY pyproject.toml constraints.txt ./
+RUN python3 -m venv /opt/kubetrain \
+ && python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > requirements.txt \
+ && /opt/kubetrain/bin/pip install --no-cache-dir --disable-pip-version-check -c constraints.txt -r requirements.txt
+COPY README.md ./
 COPY operator ./operator
 COPY trainer-image ./trainer-image
-# A virtualenv keeps the install off the base's system Python (Debian marks it externally
-# managed) and makes one directory to copy; constraints.txt pins what the tests ran against.
-RUN python3 -m venv /opt/kubetrain \
- && /opt/kubetrain/bin/pip install --no-cache-dir --disable-pip-version-check -c constraints.txt .
+RUN /opt/kubetrain/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps .
 
 FROM ${BASE}
 COPY --from=build /opt/kubetrain /opt/kubetrain

@@ -29,7 +29,7 @@ kind-demo:
 ## images: build the operator and the CPU trainer image here (no registry: a debootstrap base)
 images: bootstrap
 	@$(PY) -c "from pathlib import Path; from kubetrain.devcluster import images; \
-		print(images.operator_image(Path('.')).tag, images.trainer_cpu_image(Path('.')).tag)"
+		print(images.ensure_built(images.operator_image(Path('.'))), images.ensure_built(images.trainer_cpu_image(Path('.'))))"
 
 dev-up: binaries
 	@$(KUBETRAIN) dev up

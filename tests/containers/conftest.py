@@ -47,10 +47,10 @@ def real_api(real_cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient
 @pytest.fixture(scope="package")
 def project_images(real_cluster: LocalCluster) -> dict[str, str]:
     """The operator image and the CPU trainer image, built (cached by content) and loaded."""
-    built = {"operator": images.operator_image(REPO), "trainer": images.trainer_cpu_image(REPO)}
-    for image in built.values():
-        real_cluster.load_image(image)
-    return {role: image.tag for role, image in built.items()}
+    recipes = {"operator": images.operator_image(REPO), "trainer": images.trainer_cpu_image(REPO)}
+    for recipe in recipes.values():
+        real_cluster.load_image(recipe)
+    return {role: recipe.tag for role, recipe in recipes.items()}
 
 
 @pytest.fixture(scope="package")

@@ -88,7 +88,7 @@ class LocalCluster:
             if (local_node or c != "localnode") and (real_node or c not in REAL_NODE_COMPONENTS)
         ]
         self._host_address = "127.0.0.1"
-        self._node_images: list[images.BuiltImage] = []
+        self._node_images: list[images.Recipe] = []
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -202,7 +202,7 @@ class LocalCluster:
         self._state_file.unlink(missing_ok=True)
 
     # -- the real node -------------------------------------------------------------------------
-    def load_image(self, image: images.BuiltImage) -> None:
+    def load_image(self, image: images.Recipe) -> None:
         """Makes a locally built image available to the real node's pods."""
         if not self.real_node:
             raise ClusterError("images can only be loaded into a cluster started with a real node")

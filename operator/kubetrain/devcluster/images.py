@@ -4,8 +4,9 @@ node's containerd.
 No registry is reachable from these machines, so every base is made locally: a Debian root
 filesystem from `debootstrap` with python3 (the operator's and the CPU trainer's base), and
 `FROM scratch` images for the pause process and CoreDNS (static binaries). Each image is tagged
-with a hash of everything it is built from, so a warm run finds it and builds nothing; loading
-into containerd is skipped the same way.
+with a hash of everything it is built from (files, build arguments, the base's own hash), so a
+warm run finds it and builds nothing; the node's containerd records the same hash, so an image
+it already holds is neither built nor loaded again, even when Docker's own store was emptied.
 """
 
 from __future__ import annotations
@@ -15,10 +16,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict
 
 from kubetrain.devcluster import realnode
 from kubetrain.devcluster.binaries import cache_dir
@@ -57,11 +57,14 @@ class ImageBuildError(RuntimeError):
     """A build failed; the message names the image and the log with the builder's output."""
 
 
-class BuiltImage(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class Recipe:
+    """How to make one image: its tag, the hash of what it is made from, and the builder, which
+    must label the image with that hash (HASH_LABEL)."""
 
     tag: str
-    image_id: str
+    content_hash: str
+    make: Callable[[], None]
 
 
 def log_dir() -> Path:
@@ -70,7 +73,7 @@ def log_dir() -> Path:
 
 def content_hash(files: Iterable[Path], root: Path, extra: Iterable[str] = ()) -> str:
     """A hash of file names (relative to `root`), their bytes, and `extra` strings (build
-    arguments, the base image's id)."""
+    arguments, the base image's hash)."""
     digest = hashlib.sha256()
     for path in sorted(files):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
@@ -90,61 +93,72 @@ def _tree(root: Path, *parts: str) -> list[Path]:
     return found
 
 
-def _docker(*args: str, log: Path | None = None, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    if log is None:
-        return subprocess.run(["docker", *args], capture_output=True, input=input)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        return subprocess.run(["docker", *args], stdout=out, stderr=subprocess.STDOUT, input=input)
-
-
-def image_id(tag: str) -> str | None:
-    result = _docker("image", "inspect", "--format={{.Id}}", tag)
-    return result.stdout.decode().strip() if result.returncode == 0 else None
+def _log_for(tag: str) -> Path:
+    return log_dir() / f"{tag.replace('/', '_').replace(':', '_')}.log"
 
 
 def _labelled_hash(tag: str) -> str | None:
-    result = _docker("image", "inspect", f"--format={{{{index .Config.Labels \"{HASH_LABEL}\"}}}}", tag)
-    return result.stdout.decode().strip() if result.returncode == 0 else None
+    result = subprocess.run(
+        ["docker", "image", "inspect", f"--format={{{{index .Config.Labels \"{HASH_LABEL}\"}}}}", tag],
+        capture_output=True, text=True,
+    )
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def _say(message: str) -> None:
     print(f"kubetrain images: {message}", file=sys.stderr, flush=True)
 
 
-def build(tag: str, context: Path, files: list[Path], build_args: dict[str, str], dockerfile: Path | None = None) -> BuiltImage:
-    """`docker build`, unless an image with this tag was built from the same content."""
-    base = build_args.get("BASE")
-    extra = [f"{k}={v}" for k, v in sorted(build_args.items())] + ([image_id(base) or base] if base else [])
-    wanted = content_hash(files, context, extra)
-    if _labelled_hash(tag) == wanted:
-        return BuiltImage(tag=tag, image_id=image_id(tag) or "")
-    log = log_dir() / f"{tag.replace('/', '_').replace(':', '_')}.log"
-    _say(f"building {tag} (log: {log})")
-    argv = ["build", "--label", f"{HASH_LABEL}={wanted}", "-t", tag]
+def ensure_built(recipe: Recipe) -> str:
+    """The image's tag, after building it unless Docker holds it built from the same content."""
+    if _labelled_hash(recipe.tag) != recipe.content_hash:
+        _say(f"building {recipe.tag} (log: {_log_for(recipe.tag)})")
+        recipe.make()
+        if _labelled_hash(recipe.tag) != recipe.content_hash:
+            raise ImageBuildError(f"{recipe.tag} was built without its content hash; see {_log_for(recipe.tag)}")
+    return recipe.tag
+
+
+def _docker_build(tag: str, context: Path, build_args: dict[str, str], wanted: str) -> None:
+    argv = ["docker", "build", "--label", f"{HASH_LABEL}={wanted}", "-t", tag]
     for key, value in build_args.items():
         argv += ["--build-arg", f"{key}={value}"]
-    if dockerfile is not None:
-        argv += ["-f", str(dockerfile)]
-    if _docker(*argv, str(context), log=log).returncode != 0:
-        raise ImageBuildError(f"docker build of {tag} failed; see {log}")
-    return BuiltImage(tag=tag, image_id=image_id(tag) or "")
+    log = _log_for(tag)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        if subprocess.run([*argv, str(context)], stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+            raise ImageBuildError(f"docker build of {tag} failed; see {log}")
 
 
-def debian_python_base() -> BuiltImage:
+def dockerfile_recipe(tag: str, context: Path, files: list[Path], build_args: dict[str, str],
+                      bases: tuple[Recipe, ...] = ()) -> Recipe:
+    """`docker build` of `context` (its Dockerfile), after the base images it names."""
+    extra = [f"{k}={v}" for k, v in sorted(build_args.items())] + [b.content_hash for b in bases]
+    wanted = content_hash(files, context, extra)
+
+    def make() -> None:
+        for base in bases:
+            ensure_built(base)
+        _docker_build(tag, context, build_args, wanted)
+
+    return Recipe(tag=tag, content_hash=wanted, make=make)
+
+
+def debian_python_base() -> Recipe:
     """Debian with python3 and its venv module: the stand-in for `python:3.11-slim`, made with
     debootstrap from Debian's archive because no registry can be pulled from."""
     trusted = [HOST_CA_BUNDLE] if HOST_CA_BUNDLE.is_file() else []
-    wanted = content_hash(trusted, Path("/"), [DEBIAN_SUITE, DEBIAN_MIRROR, "python3,python3-venv,ca-certificates"])
-    if _labelled_hash(BASE_IMAGE) == wanted:
-        return BuiltImage(tag=BASE_IMAGE, image_id=image_id(BASE_IMAGE) or "")
-    log = log_dir() / "debian-python.log"
-    _say(f"making {BASE_IMAGE} with debootstrap (a few minutes, once per machine; log: {log})")
-    with tempfile.TemporaryDirectory(prefix="kubetrain-rootfs-") as tmp:
-        rootfs = Path(tmp) / "rootfs"
-        argv = ["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-                DEBIAN_SUITE, str(rootfs), DEBIAN_MIRROR]
-        with log.open("ab") as out:
+    packages = "python3,python3-venv,ca-certificates"
+    wanted = content_hash(trusted, Path("/"), [DEBIAN_SUITE, DEBIAN_MIRROR, packages])
+
+    def make() -> None:
+        log = _log_for(BASE_IMAGE)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        _say("debootstrap takes a few minutes, once per machine")
+        with tempfile.TemporaryDirectory(prefix="kubetrain-rootfs-") as tmp, log.open("ab") as out:
+            rootfs = Path(tmp) / "rootfs"
+            argv = ["debootstrap", "--variant=minbase", f"--include={packages}", DEBIAN_SUITE, str(rootfs),
+                    DEBIAN_MIRROR]
             if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 raise ImageBuildError(f"debootstrap failed; see {log}")
             for package in (rootfs / "var" / "cache" / "apt" / "archives").glob("*.deb"):
@@ -161,65 +175,75 @@ def debian_python_base() -> BuiltImage:
                 stdin=tar.stdout, stdout=out, stderr=subprocess.STDOUT,
             )
             tar.wait()
-        if imported.returncode != 0 or tar.returncode != 0:
-            raise ImageBuildError(f"docker import of the Debian root filesystem failed; see {log}")
-    return BuiltImage(tag=BASE_IMAGE, image_id=image_id(BASE_IMAGE) or "")
+            if imported.returncode != 0 or tar.returncode != 0:
+                raise ImageBuildError(f"docker import of the Debian root filesystem failed; see {log}")
+
+    return Recipe(tag=BASE_IMAGE, content_hash=wanted, make=make)
 
 
-def _scratch_image(tag: str, binary: Path, name: str, entrypoint: list[str]) -> BuiltImage:
-    with tempfile.TemporaryDirectory(prefix="kubetrain-image-") as tmp:
-        context = Path(tmp)
-        shutil.copy2(binary, context / name)
-        entry = ", ".join(f'"{part}"' for part in entrypoint)
-        (context / "Dockerfile").write_text(f"FROM scratch\nCOPY {name} /{name}\nENTRYPOINT [{entry}]\n")
-        return build(tag, context, [context / name, context / "Dockerfile"], {})
+def _scratch_recipe(tag: str, name: str, produce: Callable[[Path], None], inputs: list[str]) -> Recipe:
+    """A `FROM scratch` image holding one static binary, which `produce` writes to its path."""
+    dockerfile = f'FROM scratch\nCOPY {name} /{name}\nENTRYPOINT ["/{name}"]\n'
+    wanted = content_hash([], Path("/"), [dockerfile, *inputs])
+
+    def make() -> None:
+        with tempfile.TemporaryDirectory(prefix="kubetrain-image-") as tmp:
+            context = Path(tmp)
+            produce(context / name)
+            (context / "Dockerfile").write_text(dockerfile)
+            _docker_build(tag, context, {}, wanted)
+
+    return Recipe(tag=tag, content_hash=wanted, make=make)
 
 
-def pause_image() -> BuiltImage:
+def pause_image() -> Recipe:
     """The pod sandbox image containerd's CRI names; a static build of a few lines of C."""
-    with tempfile.TemporaryDirectory(prefix="kubetrain-pause-") as tmp:
-        source = Path(tmp) / "pause.c"
+
+    def compile_pause(binary: Path) -> None:
+        source = binary.with_suffix(".c")
         source.write_text(PAUSE_C)
-        binary = Path(tmp) / "pause"
-        compiled = subprocess.run(["gcc", "-static", "-O2", "-o", str(binary), str(source)], capture_output=True, text=True)
+        compiled = subprocess.run(["gcc", "-static", "-O2", "-s", "-o", str(binary), str(source)],
+                                  capture_output=True, text=True)
         if compiled.returncode != 0:
             raise ImageBuildError(f"compiling pause failed: {compiled.stderr.strip()}")
-        subprocess.run(["strip", str(binary)], capture_output=True)
-        return _scratch_image(realnode.PAUSE_IMAGE, binary, "pause", ["/pause"])
+
+    return _scratch_recipe(realnode.PAUSE_IMAGE, "pause", compile_pause, [PAUSE_C])
 
 
-def coredns_image(coredns: Path, version: str) -> BuiltImage:
-    return _scratch_image(f"{realnode.COREDNS_IMAGE}:{version}", coredns, "coredns", ["/coredns"])
+def coredns_image(coredns: Path, version: str) -> Recipe:
+    return _scratch_recipe(f"{realnode.COREDNS_IMAGE}:{version}", "coredns",
+                           lambda target: shutil.copy2(coredns, target), [version])
 
 
-def operator_image(repo: Path) -> BuiltImage:
+def operator_image(repo: Path) -> Recipe:
     """The repository's top-level Dockerfile on the locally made Debian base."""
     base = debian_python_base()
     files = _tree(repo, "Dockerfile", ".dockerignore", "pyproject.toml", "README.md", "constraints.txt",
                   "operator", "trainer-image/pyproject.toml", "trainer-image/kubetrain_trainer")
-    return build(OPERATOR_IMAGE, repo, files, {"BASE": base.tag})
+    return dockerfile_recipe(OPERATOR_IMAGE, repo, files, {"BASE": base.tag}, (base,))
 
 
-def trainer_cpu_image(repo: Path) -> BuiltImage:
+def trainer_cpu_image(repo: Path) -> Recipe:
     """trainer-image/Dockerfile's CPU variant on the locally made Debian base."""
     base = debian_python_base()
     context = repo / "trainer-image"
     files = _tree(context, "Dockerfile", ".dockerignore", "pyproject.toml", "kubetrain_trainer")
-    return build(TRAINER_CPU_IMAGE, context, files,
-                 {"BASE": base.tag, "TORCH": TEST_TORCH, "TORCH_INDEX": TEST_TORCH_INDEX})
+    return dockerfile_recipe(TRAINER_CPU_IMAGE, context, files,
+                             {"BASE": base.tag, "TORCH": TEST_TORCH, "TORCH_INDEX": TEST_TORCH_INDEX}, (base,))
 
 
-def load_into_node(paths: RealNodePaths, image: BuiltImage) -> None:
-    """Copies a Docker image into the node's containerd (what `kind load docker-image` does),
-    unless this very image was loaded before."""
-    marker = paths.images_root / "kubetrain-loaded" / image.tag.replace("/", "_").replace(":", "_")
-    if marker.exists() and marker.read_text() == image.image_id:
+def load_into_node(paths: RealNodePaths, recipe: Recipe) -> None:
+    """Copies the image into the node's containerd (what `kind load docker-image` does), building
+    it first if needed, unless containerd already holds it made from the same content."""
+    marker = paths.images_root / "kubetrain-loaded" / recipe.tag.replace("/", "_").replace(":", "_")
+    if marker.exists() and marker.read_text() == recipe.content_hash:
         return
-    _say(f"loading {image.tag} into the node's containerd")
+    ensure_built(recipe)
+    _say(f"loading {recipe.tag} into the node's containerd")
     with tempfile.TemporaryFile() as archive:
-        saved = subprocess.run(["docker", "save", image.tag], stdout=archive, stderr=subprocess.PIPE)
+        saved = subprocess.run(["docker", "save", recipe.tag], stdout=archive, stderr=subprocess.PIPE)
         if saved.returncode != 0:
-            raise ImageBuildError(f"docker save {image.tag} failed: {saved.stderr.decode().strip()}")
+            raise ImageBuildError(f"docker save {recipe.tag} failed: {saved.stderr.decode().strip()}")
         archive.seek(0)
         imported = subprocess.run(
             ["/usr/bin/ctr", f"--address={paths.containerd_socket}", f"--namespace={realnode.K8S_NAMESPACE}",
@@ -227,6 +251,6 @@ def load_into_node(paths: RealNodePaths, image: BuiltImage) -> None:
             stdin=archive, capture_output=True,
         )
     if imported.returncode != 0:
-        raise ImageBuildError(f"importing {image.tag} into containerd failed: {imported.stderr.decode().strip()}")
+        raise ImageBuildError(f"importing {recipe.tag} into containerd failed: {imported.stderr.decode().strip()}")
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(image.image_id)
+    marker.write_text(recipe.content_hash)
