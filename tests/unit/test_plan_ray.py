@@ -12,7 +12,7 @@ import yaml
 from kubetrain.api import TrainingJob
 from kubetrain.render.labels import role_labels
 from kubetrain.render.names import ray_head_name, worker_name
-from kubetrain.status import Observed, Plan
+from kubetrain.plan import Observed, Plan
 from tests.unit.test_plan_rules import condition, cond, created_names, raw_pod, run, running_status
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ray-train.yaml"

@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.policy import ResidencyFacts
+from kubetrain.policy.residency import ResidencyFacts
 from kubetrain.policy.admission import admit
 from tests.residency_cases import CASES, CLAIM_CLASSES, POLICY_NAME, eu_policy, job_manifest, refused_field
 

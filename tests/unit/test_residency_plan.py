@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from kubetrain.api import TrainingJob
-from kubetrain.api.policy import Enforcement
-from kubetrain.policy import Verdict, Violation
+from kubetrain.api.residency import Enforcement
+from kubetrain.policy.residency import Verdict, Violation
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.placement import place
 from kubetrain.render.podtemplate import merge_pod_spec
-from kubetrain.status import Plan, plan
+from kubetrain.plan import Plan, plan
 from tests.unit.test_plan_rules import CATALOGUE, NOW, SETTINGS, condition, make_job, observe, raw_pod, running_status
 from tests.unit.test_render_placement import region_of, spec
 

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import GROUP, VERSION
-from kubetrain.api.policy import NamespaceScope, PolicyMetadata
+from kubetrain.api.residency import NamespaceScope, PolicyMetadata
 
 BUDGET_KIND = "BudgetPolicy"
 BUDGET_PLURAL = "budgetpolicies"

@@ -24,14 +24,14 @@ from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.dryrun import pod_refusal
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.reconciler import Reconciler
-from kubetrain.controller.facts import fetch_budget
-from kubetrain.controller.models import ModelReconciler
+from kubetrain.controller.budget import fetch_budget
+from kubetrain.controller.model import ModelReconciler
 from kubetrain.controller.residency import fetch_facts
-from kubetrain.controller.schedules import ScheduleReconciler
+from kubetrain.controller.schedule import ScheduleReconciler
 from kubetrain.controller.webhook_server import webhook_server
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
 from kubetrain.api.registry import MODEL_LABEL
-from kubetrain.kube import (
+from kubetrain.controller.kube import (
     GROUP,
     JOB_LABEL,
     MODEL_PLURAL,

@@ -16,9 +16,10 @@ from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child
 from kubetrain.controller.residency import ResidencyReader
-from kubetrain.kube import Conflict, Kube, namespace_terminating
-from kubetrain.controller.facts import fetch_budget, fetch_promotion
-from kubetrain.planning import Needs, PlanInputs, plan_job
+from kubetrain.controller.kube import Conflict, Kube, namespace_terminating
+from kubetrain.controller.budget import fetch_budget
+from kubetrain.controller.promotion import fetch_promotion
+from kubetrain.plan.decision import Needs, PlanInputs, plan_job
 
 # A failed reconcile (an API error, the API server unreachable) is retried after 1 s, doubling up
 # to 5 minutes, +/- 20 %.

@@ -13,7 +13,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
 from kubetrain.policy.budget import BudgetFacts, cost_bound_raised, judge
-from kubetrain.policy.evaluate import ResidencyFacts, evaluate
+from kubetrain.policy.residency.evaluate import ResidencyFacts, evaluate
 
 
 class Admission(BaseModel):

@@ -15,7 +15,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import ConditionStatus, ConditionType, TrainingJobStatus
-from kubetrain.policy.match import selects
+from kubetrain.policy.residency.match import selects
 
 HOUR = 3600.0
 WITHIN = "WithinBudget"

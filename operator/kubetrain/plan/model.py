@@ -10,8 +10,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.registry import Model, ModelStatus, ModelVersion
-from kubetrain.status import conditions as cond
-from kubetrain.status.draft import Event, EventType
+from kubetrain.plan import conditions as cond
+from kubetrain.plan.draft import Event, EventType
 
 RESOLVED = "Resolved"
 

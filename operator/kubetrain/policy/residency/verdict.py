@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kubetrain.api.policy import Enforcement
+from kubetrain.api.residency import Enforcement
 
 
 class Violation(BaseModel):

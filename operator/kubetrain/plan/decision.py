@@ -9,19 +9,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus, default_catalogue
-from kubetrain.api.nodepools import load_catalogue
-from kubetrain.controller.config import OperatorConfig
-from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus
+from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.policy.admission import validation_problems
 from kubetrain.policy.budget import BudgetFacts, judge
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
-from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
-from kubetrain.status.budget import needs_budget
-from kubetrain.status.conditions import set_condition
-from kubetrain.status.draft import Draft
-from kubetrain.status.promotion import PromotionFacts, needs_promotion
+from kubetrain.plan import Event, EventType, Observed, derive_phase, plan, status_patch
+from kubetrain.plan.budget import needs_budget
+from kubetrain.plan.conditions import set_condition
+from kubetrain.plan.draft import Draft
+from kubetrain.plan.promotion import PromotionFacts, needs_promotion
 
 
 CREATE_REFUSED = "CreateRefused"
@@ -37,16 +35,6 @@ class PlanInputs(BaseModel):
     catalogue: NodePoolCatalogue
     render: RenderSettings
     default_residency: DefaultResidency = DefaultResidency.ALLOW_ALL
-
-    @classmethod
-    def from_config(cls, config: OperatorConfig) -> PlanInputs:
-        document = config.catalogue_yaml()
-        catalogue = default_catalogue() if document is None else load_catalogue(document)
-        return cls(
-            catalogue=catalogue,
-            render=RenderSettings(default_image=config.default_image),
-            default_residency=config.default_residency,
-        )
 
 
 class Decision(BaseModel):

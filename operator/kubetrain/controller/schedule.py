@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from kubetrain.api.schedule import TrainingSchedule
 from kubetrain.controller.requeue import QueuedReconciler
-from kubetrain.kube import SCHEDULE_PLURAL, Kube
-from kubetrain.scheduling import plan_schedule
-from kubetrain.status.draft import Event, EventType
+from kubetrain.controller.kube import SCHEDULE_PLURAL, Kube
+from kubetrain.plan.schedule import plan_schedule
+from kubetrain.plan.draft import Event, EventType
 
 log = logging.getLogger("kubetrain.schedules")
 

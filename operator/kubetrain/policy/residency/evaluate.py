@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import REGION_LABEL, NodePoolCatalogue
-from kubetrain.api.policy import DataResidencyPolicy, Enforcement, LocationRule
-from kubetrain.policy import bypass
-from kubetrain.policy.expansion import OWN_RULE_URIS, Received, received
-from kubetrain.policy.match import rule_allows, selects
-from kubetrain.policy.uri import UriError, normalise
-from kubetrain.policy.verdict import ALLOW_ALL, Verdict, Violation
+from kubetrain.api.residency import DataResidencyPolicy, Enforcement, LocationRule
+from kubetrain.policy.residency import bypass
+from kubetrain.policy.residency.expansion import OWN_RULE_URIS, Received, received
+from kubetrain.policy.residency.match import rule_allows, selects
+from kubetrain.policy.residency.uri import UriError, normalise
+from kubetrain.policy.residency.verdict import ALLOW_ALL, Verdict, Violation
 
 
 class DefaultResidency(StrEnum):

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from kubetrain.api.registry import Model, ModelVersion
 from kubetrain.controller.requeue import QueuedReconciler
-from kubetrain.kube import MODEL_PLURAL, Kube
-from kubetrain.status.model import resolve
+from kubetrain.controller.kube import MODEL_PLURAL, Kube
+from kubetrain.plan.model import resolve
 
 log = logging.getLogger("kubetrain.models")
 

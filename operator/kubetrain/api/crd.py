@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 from kubetrain.api.contract import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from kubetrain.api.immutable import transition_rules
 from kubetrain.api.openapi import Schema, structural
-from kubetrain.api.policy import (
+from kubetrain.api.residency import (
     POLICY_KIND,
     POLICY_PLURAL,
     POLICY_SHORT_NAMES,

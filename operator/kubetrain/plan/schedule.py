@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.contract import API_VERSION, KIND, MANAGED_BY, MANAGED_BY_LABEL
 from kubetrain.api.schedule import SCHEDULE_LABEL, TrainingSchedule, TrainingScheduleStatus
-from kubetrain.status.draft import Event, EventType
+from kubetrain.plan.draft import Event, EventType
 
 EVERY = re.compile(r"^@every\s+(\d+)\s*([smh])$")
 MIN_INTERVAL = timedelta(seconds=5)
