@@ -16,7 +16,6 @@ from kubetrain.controller.config import DEFAULT_TRAINER_IMAGE, LeaderElectionCon
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
 
-
 # The CRDs for `kubectl apply` and the same files in the Helm chart, which installs them first.
 CRD_DIRS = (Path("crds"), Path("charts/kubetrain/crds"))
 

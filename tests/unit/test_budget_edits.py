@@ -8,9 +8,9 @@ from typing import Any
 
 from kubetrain.api import TrainingJob
 from kubetrain.plan.decision import Needs
+from kubetrain.plan.job import plan
 from kubetrain.policy.admission import admit_budget
 from kubetrain.policy.budget import EXCEEDED, BudgetVerdict
-from kubetrain.plan.job import plan
 from tests.unit.test_budget import CATALOGUE, NOW, facts, job, policy
 from tests.unit.test_plan_rules import NOW as PLAN_NOW
 from tests.unit.test_plan_rules import SETTINGS, make_job, observe, raw_pod, running_status

@@ -12,8 +12,8 @@ import pytest
 
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan.decision import PlanInputs, plan_job
-from kubetrain.policy.residency import ResidencyFacts
 from kubetrain.policy.admission import spec_refusal
+from kubetrain.policy.residency import ResidencyFacts
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
 from tests.residency_cases import job_manifest

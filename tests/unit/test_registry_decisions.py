@@ -10,9 +10,9 @@ import pytest
 
 from kubetrain.api.evaluation import Gate
 from kubetrain.api.registry import Model, ModelVersion, digest_label
-from kubetrain.policy.promotion import Promoted, judge
 from kubetrain.plan.model import resolve
 from kubetrain.plan.provenance import image_digest
+from kubetrain.policy.promotion import Promoted, judge
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 HEX = "0123456789abcdef" * 4

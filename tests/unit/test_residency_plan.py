@@ -9,11 +9,11 @@ import pytest
 
 from kubetrain.api import TrainingJob
 from kubetrain.api.residency import Enforcement
+from kubetrain.plan import Plan, plan
 from kubetrain.policy.residency import Verdict, Violation
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.placement import place
 from kubetrain.render.podtemplate import merge_pod_spec
-from kubetrain.plan import Plan, plan
 from tests.unit.test_plan_rules import CATALOGUE, NOW, SETTINGS, condition, make_job, observe, raw_pod, running_status
 from tests.unit.test_render_placement import region_of, spec
 

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.api.residency import DataResidencyPolicy, LabelSelector, LocationRule
-from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.policy.admission import admit, spec_unchanged
+from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.policy.residency.evaluate import claims_referenced
 from kubetrain.policy.residency.match import rule_allows, selector_matches
 from kubetrain.policy.residency.uri import UriError, normalise

@@ -138,7 +138,8 @@ class OperatorConfig(BaseModel):
     def catalogue_yaml(self) -> object | None:
         if self.node_pools_file is None:
             return None
-        return yaml.safe_load(self.node_pools_file.read_text())
+        document: object = yaml.safe_load(self.node_pools_file.read_text())
+        return document
 
     def plan_inputs(self) -> PlanInputs:
         """The planner's cluster-independent inputs, as this configuration sets them."""

@@ -10,8 +10,8 @@ import logging
 from pydantic import ValidationError
 
 from kubetrain.api.registry import Model, ModelVersion
-from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.controller.kube import MODEL_PLURAL, Kube
+from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.plan.model import resolve
 
 log = logging.getLogger("kubetrain.models")

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ValidationError
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.registry import SOURCE_JOB_UID_LABEL, Model, ModelVersion
 from kubetrain.controller.kube import MODEL_PLURAL, Kube
-from kubetrain.policy.promotion import Promoted
 from kubetrain.plan.promotion import PromotionFacts, RecordedVersion
+from kubetrain.policy.promotion import Promoted
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -14,6 +14,7 @@ import kubernetes
 
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.handlers import build_registry
+from kubetrain.controller.kube import Kube
 from kubetrain.controller.leadership import LeaderElector
 from kubetrain.controller.logging_setup import configure
 from kubetrain.controller.metrics import OperatorMetrics, serve
@@ -22,8 +23,6 @@ from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.schedule import ScheduleReconciler
 from kubetrain.controller.webhook_certs import CertRenewer
 from kubetrain.controller.webhook_server import webhook_hosts
-from kubetrain.controller.kube import Kube
-
 
 USER_AGENT = "kubetrain-operator"
 
@@ -50,7 +49,7 @@ class KopfStop:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requested = False
-        self._setter: Callable[[], None] | None = None
+        self._setter: Callable[[], object] | None = None
 
     def flag(self) -> asyncio.Event:
         """Called inside kopf's event loop."""

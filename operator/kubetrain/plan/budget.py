@@ -7,9 +7,9 @@ rolls a started job into a larger attempt (plan/job.py _roll)."""
 from __future__ import annotations
 
 from kubetrain.api.status import ConditionType as C
-from kubetrain.policy.budget import BudgetVerdict
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.policy.budget import BudgetVerdict
 
 
 def needs_budget(draft: Draft) -> bool:

@@ -10,17 +10,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus
-from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
-from kubetrain.policy.admission import validation_problems
-from kubetrain.policy.budget import BudgetFacts, judge
-from kubetrain.render.errors import InvalidSpec
-from kubetrain.render.settings import RenderSettings
 from kubetrain.plan import Event, EventType, Observed, derive_phase, plan, status_patch
 from kubetrain.plan.budget import needs_budget
 from kubetrain.plan.conditions import set_condition
 from kubetrain.plan.draft import Draft
 from kubetrain.plan.promotion import PromotionFacts, needs_promotion
-
+from kubetrain.policy.admission import validation_problems
+from kubetrain.policy.budget import BudgetFacts, judge
+from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.render.errors import InvalidSpec
+from kubetrain.render.settings import RenderSettings
 
 CREATE_REFUSED = "CreateRefused"
 PLANNING_ERROR = "PlanningError"

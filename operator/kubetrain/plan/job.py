@@ -10,24 +10,24 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import CleanPodPolicy
 from kubetrain.api.status import ConditionType as C
-from kubetrain.policy.budget import BudgetVerdict
-from kubetrain.policy.residency.verdict import ALLOW_ALL, Verdict
-from kubetrain.render.errors import summarize
 from kubetrain.plan import conditions as cond
-from kubetrain.render.job import render_children
-from kubetrain.render.pods import pod_image
-from kubetrain.render.settings import RenderSettings
-from kubetrain.render.validate import validate_spec
-from kubetrain.plan.draft import Draft, Event, EventType, Plan
 from kubetrain.plan.budget import apply_budget, refuse_growth
+from kubetrain.plan.draft import Draft, Event, EventType, Plan
 from kubetrain.plan.failures import Failure, failure_of, first_failure, missing
 from kubetrain.plan.group import Group, group_of
 from kubetrain.plan.observed import Observed, ObservedPod
 from kubetrain.plan.promotion import PromotionFacts, apply_promotion
 from kubetrain.plan.provenance import cost, provenance
 from kubetrain.plan.replicas import replica_status
-from kubetrain.plan.residency import apply_residency, recheck
 from kubetrain.plan.report import TrainerReport, parse_report
+from kubetrain.plan.residency import apply_residency, recheck
+from kubetrain.policy.budget import BudgetVerdict
+from kubetrain.policy.residency.verdict import ALLOW_ALL, Verdict
+from kubetrain.render.errors import summarize
+from kubetrain.render.job import render_children
+from kubetrain.render.pods import pod_image
+from kubetrain.render.settings import RenderSettings
+from kubetrain.render.validate import validate_spec
 
 
 def plan(

@@ -25,9 +25,9 @@ from kubetrain.api.registry import (
     version_name,
 )
 from kubetrain.api.status import ConditionType as C
-from kubetrain.policy.promotion import Promoted, judge
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.policy.promotion import Promoted, judge
 
 GATE_FAILED = "GateFailed"
 PROMOTED = "Promoted"

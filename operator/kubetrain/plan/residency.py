@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from kubetrain.api.status import ConditionStatus
 from kubetrain.api.status import ConditionType as C
-from kubetrain.policy.residency.verdict import Verdict
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.policy.residency.verdict import Verdict
 
 RECHECK_SECONDS = 30.0
 """A job that may run is judged again at least this often: a namespace relabelled into (or out

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubetrain.api.contract import is_reserved_env_name
-from kubetrain.api.podspec import template_containers as containers
 from kubetrain.api.nodepools import POOL_LABEL, REGION_LABEL
+from kubetrain.api.podspec import template_containers as containers
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.policy.residency.schemes import STORAGE_PROTOCOLS
 
