@@ -38,7 +38,7 @@ from kubetrain.controller.kube import (
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.model import ModelReconciler
 from kubetrain.controller.reconciler import Reconciler
-from kubetrain.controller.residency import fetch_facts
+from kubetrain.controller.residency import fetch_residency
 from kubetrain.controller.schedule import ScheduleReconciler
 from kubetrain.controller.webhook_server import webhook_server
 from kubetrain.policy.admission import (
@@ -198,7 +198,7 @@ def build_registry(
             if job is None:
                 return
             namespace = job.metadata.namespace
-            facts = fetch_facts(reconciler.kube, job, namespace, reconciler.inputs.default_residency)
+            facts = fetch_residency(reconciler.kube, job, namespace, reconciler.inputs.default_residency)
             decision = admit(job, facts, reconciler.inputs.catalogue)
             warnings.extend(decision.warnings)
             if decision.refusal is not None:

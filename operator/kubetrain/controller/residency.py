@@ -34,7 +34,7 @@ def occupying(pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
     ]
 
 
-def fetch_facts(
+def fetch_residency(
     kube: Kube, job: TrainingJob | None, namespace: str, default: DefaultResidency,
     policies: list[dict[str, Any]] | None = None, namespace_labels: dict[str, str] | None = None,
     placements: list[PodPlacement] | None = None,
@@ -81,7 +81,7 @@ class ResidencyReader:
             with self._lock:
                 self._labels[namespace] = (time.monotonic(), labels)
         policies = None if fresh else self.policies.get()
-        return fetch_facts(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
+        return fetch_residency(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
 
     def _placements(self, pods: list[dict[str, Any]]) -> list[PodPlacement]:
         """A pod whose node is gone (a reclaimed spot node) is not judged: it no longer runs

@@ -16,7 +16,7 @@ from kubetrain.plan.conditions import set_condition
 from kubetrain.plan.draft import Draft
 from kubetrain.plan.promotion import PromotionFacts, needs_promotion
 from kubetrain.policy.admission import validation_problems
-from kubetrain.policy.budget import BudgetFacts, judge
+from kubetrain.policy.budget import BudgetFacts, judge_budget
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
@@ -71,7 +71,7 @@ def plan_job(
         return _planning_error(raw, exc, now)
     try:
         verdict = evaluate(job, residency, inputs.catalogue)
-        budget_verdict = judge(job, budget, inputs.catalogue, now) if budget is not None else None
+        budget_verdict = judge_budget(job, budget, inputs.catalogue, now) if budget is not None else None
         result = plan(job, observed, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion)
     except (InvalidSpec, ValidationError) as exc:  # the spec (or its pod template) cannot be rendered
         message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"

@@ -22,7 +22,7 @@ from kubetrain.plan.replicas import replica_status
 from kubetrain.plan.report import TrainerReport, parse_report
 from kubetrain.plan.residency import apply_residency, recheck
 from kubetrain.policy.budget import BudgetVerdict
-from kubetrain.policy.residency.verdict import ALLOW_ALL, Verdict
+from kubetrain.policy.residency.verdict import ALLOW_ALL, ResidencyVerdict
 from kubetrain.render.errors import summarize
 from kubetrain.render.job import render_children
 from kubetrain.render.pods import pod_image
@@ -36,7 +36,7 @@ def plan(
     catalogue: NodePoolCatalogue,
     settings: RenderSettings,
     now: datetime,
-    residency: Verdict = ALLOW_ALL,
+    residency: ResidencyVerdict = ALLOW_ALL,
     budget: BudgetVerdict | None = None,
     promotion: PromotionFacts | None = None,
 ) -> Plan:
