@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 KUBETRAIN := .venv/bin/kubetrain
 
-.PHONY: demo test unit bootstrap binaries dev-up dev-down crds lock kind-demo images
+.PHONY: demo test unit lint bootstrap binaries dev-up dev-down crds lock kind-demo images
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -15,9 +15,15 @@ binaries: bootstrap
 demo: binaries
 	@bash scripts/demo.sh
 
-## test: the whole test suite (unit + real control plane + real training)
-test: binaries
+## test: lint, then the whole test suite (unit + real control plane + real training)
+test: lint binaries
 	@$(PY) -m pytest tests
+
+## lint: import sorting and lint (ruff), types (mypy, strict), and the layers (import-linter contracts)
+lint: bootstrap
+	@.venv/bin/ruff check operator trainer-image tests bench
+	@.venv/bin/mypy
+	@.venv/bin/lint-imports
 
 unit: bootstrap
 	@$(PY) -m pytest tests/unit tests/training -q

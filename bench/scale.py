@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import kubernetes
-
 from control_plane import PODS_PER_NODE, ROOT, Kubetrain, kubetrain_job, proc_usage
+
 from kubetrain.devcluster.binaries import ensure_binaries
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import DevNodePool

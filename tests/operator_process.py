@@ -15,7 +15,6 @@ import kubernetes
 from kubetrain.devcluster.processes import free_port
 from tests.helpers import wait_for
 
-
 WEBHOOK_CONFIGURATION = "kubetrain-residency.kubetrain.io"
 
 

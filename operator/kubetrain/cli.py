@@ -16,7 +16,6 @@ from kubetrain.controller.config import DEFAULT_TRAINER_IMAGE, LeaderElectionCon
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
 
-
 # The CRDs for `kubectl apply` and the same files in the Helm chart, which installs them first.
 CRD_DIRS = (Path("crds"), Path("charts/kubetrain/crds"))
 
@@ -141,7 +140,7 @@ def _pod_namespace() -> str:
 
 
 def _crds_generate(args: argparse.Namespace) -> int:
-    from kubetrain.crdgen import write_crds
+    from kubetrain.api.crd import write_crds
 
     for directory in args.dir or CRD_DIRS:
         for path in write_crds(directory):
@@ -150,7 +149,7 @@ def _crds_generate(args: argparse.Namespace) -> int:
 
 
 def _crds_check(args: argparse.Namespace) -> int:
-    from kubetrain.crdgen import check_crds
+    from kubetrain.api.crd import check_crds
 
     drift = [line for directory in args.dir or CRD_DIRS for line in check_crds(directory)]
     for line in drift:

@@ -19,7 +19,7 @@ from kubetrain.policy.budget import (
     BudgetFacts,
     charged,
     estimate,
-    judge,
+    judge_budget,
     period_start,
     used_gpu_hours,
 )
@@ -134,7 +134,7 @@ def test_usage_before_the_current_period_is_not_counted(period: str, finished_da
     earlier period."""
     midnight = NOW.replace(hour=0, minute=0) - timedelta(days=finished_days_ago)
     used = job("earlier", workers=2, gpus=2, conditions=("Succeeded",), start=midnight, end=midnight + timedelta(hours=1))
-    verdict = judge(TrainingJob.model_validate(job(gpus=2)), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW)
+    verdict = judge_budget(TrainingJob.model_validate(job(gpus=2)), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW)
     assert verdict.allowed is allowed, verdict.message
     assert verdict.reason == (WITHIN if allowed else EXCEEDED)
     if not allowed:
@@ -144,26 +144,26 @@ def test_usage_before_the_current_period_is_not_counted(period: str, finished_da
 
 def test_a_policy_the_operator_cannot_read_refuses_gpu_jobs_but_not_cpu_jobs() -> None:
     broken = policy(5, "Fortnight", name="typo")
-    refused = judge(TrainingJob.model_validate(job()), facts(broken), CATALOGUE, NOW)
+    refused = judge_budget(TrainingJob.model_validate(job()), facts(broken), CATALOGUE, NOW)
     assert not refused.allowed and refused.reason == EXCEEDED
     assert "BudgetPolicy typo cannot be read" in refused.message and "ask the admin" in refused.message
-    cpu_only = judge(TrainingJob.model_validate(job(gpus=0, deadline=None)), facts(broken), CATALOGUE, NOW)
+    cpu_only = judge_budget(TrainingJob.model_validate(job(gpus=0, deadline=None)), facts(broken), CATALOGUE, NOW)
     assert cpu_only.allowed
 
 
 def test_gpu_job_without_deadline_is_refused_only_where_a_budget_applies() -> None:
     unbounded = TrainingJob.model_validate(job(deadline=None))
-    verdict = judge(unbounded, facts(policy(100, "Month")), CATALOGUE, NOW)
+    verdict = judge_budget(unbounded, facts(policy(100, "Month")), CATALOGUE, NOW)
     assert (verdict.allowed, verdict.reason) == (False, NO_DEADLINE)
     assert "spec.runPolicy.activeDeadlineSeconds is required" in verdict.message
     elsewhere = policy(100, "Month")
     elsewhere["spec"]["namespaces"] = ["other-team"]
-    assert judge(unbounded, facts(elsewhere), CATALOGUE, NOW).reason == NO_BUDGET
+    assert judge_budget(unbounded, facts(elsewhere), CATALOGUE, NOW).reason == NO_BUDGET
 
 
 def test_the_job_itself_is_not_counted_against_its_own_budget() -> None:
     """The reconcile re-judges a job already in the namespace's list: its own reservation must
     not crowd it out."""
     admitted = job("me", gpus=2, conditions=("BudgetAvailable",))
-    verdict = judge(TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW)
+    verdict = judge_budget(TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW)
     assert verdict.allowed, verdict.message

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from kubetrain.api import TrainingJob
-from kubetrain.planning import Needs
+from kubetrain.plan.decision import Needs
+from kubetrain.plan.job import plan
 from kubetrain.policy.admission import admit_budget
 from kubetrain.policy.budget import EXCEEDED, BudgetVerdict
-from kubetrain.status.plan import plan
 from tests.unit.test_budget import CATALOGUE, NOW, facts, job, policy
 from tests.unit.test_plan_rules import NOW as PLAN_NOW
 from tests.unit.test_plan_rules import SETTINGS, make_job, observe, raw_pod, running_status

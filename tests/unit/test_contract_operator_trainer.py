@@ -60,7 +60,7 @@ def test_rendered_task_parses_in_the_trainer(task_type: str) -> None:
 
 
 def test_trainer_report_provenance_reaches_the_operator() -> None:
-    from kubetrain.status.report import parse_report
+    from kubetrain.plan.report import parse_report
     from kubetrain_trainer.termination import report
 
     provenance = {

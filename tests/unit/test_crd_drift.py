@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from kubetrain.api.crd import check_crds, rendered_crds, write_crds
 from kubetrain.cli import CRD_DIRS
-from kubetrain.crdgen import check_crds, rendered_crds, write_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 

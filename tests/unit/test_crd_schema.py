@@ -8,8 +8,8 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
+from kubetrain.api.crd import generate_crd
 from kubetrain.api.openapi import structural
-from kubetrain.crdgen import generate_crd
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "pytorch-ddp.yaml"

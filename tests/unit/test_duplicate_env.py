@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from kubetrain.api import TrainingJob
-from kubetrain.crdgen import generate_crd
+from kubetrain.api.crd import generate_crd
 from kubetrain.policy.admission import spec_refusal
 from tests.residency_cases import job_manifest
 

@@ -6,7 +6,7 @@ import json
 
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.kube import namespace_terminating
+from kubetrain.controller.kube import namespace_terminating
 
 
 def refusal(status: int, body: dict[str, object]) -> ApiException:

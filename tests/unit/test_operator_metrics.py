@@ -13,8 +13,8 @@ from prometheus_client import generate_latest
 
 from kubetrain.api.status import Phase
 from kubetrain.controller.cache import ClusterCache
+from kubetrain.controller.kube import Kube
 from kubetrain.controller.metrics import OperatorMetrics
-from kubetrain.kube import Kube
 
 
 def job(name: str, phase: str | None) -> dict[str, Any]:

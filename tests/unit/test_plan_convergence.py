@@ -11,10 +11,10 @@ from typing import Any
 
 import yaml
 
-from kubetrain.status.residency import RECHECK_SECONDS
 from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.plan import Observed, Plan, plan, status_patch
+from kubetrain.plan.residency import RECHECK_SECONDS
 from kubetrain.render import RenderSettings
-from kubetrain.status import Observed, Plan, plan, status_patch
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 CATALOGUE = default_catalogue()

@@ -10,10 +10,10 @@ from typing import Any
 import yaml
 
 from kubetrain.api import TrainingJob
+from kubetrain.plan import Observed
 from kubetrain.render.labels import role_labels
 from kubetrain.render.names import ray_head_name, worker_name
-from kubetrain.status import Observed, Plan
-from tests.unit.test_plan_rules import condition, cond, created_names, raw_pod, run, running_status
+from tests.unit.test_plan_rules import cond, condition, created_names, raw_pod, run, running_status
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ray-train.yaml"
 NAME = "ray-train"

@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.planning import Needs, create_refused
+from kubetrain.plan import Observed, Plan, plan
+from kubetrain.plan.decision import Needs, create_refused
+from kubetrain.plan.residency import RECHECK_SECONDS
 from kubetrain.render import RenderSettings
 from kubetrain.render.labels import worker_labels
 from kubetrain.render.names import worker_name
-from kubetrain.status import Observed, Plan, plan
-from kubetrain.status.residency import RECHECK_SECONDS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 CATALOGUE = default_catalogue()

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from kubetrain.api import Condition, ConditionStatus, ConditionType, Phase, TrainingJobStatus
-from kubetrain.status import Observed, derive_phase, status_patch
-from kubetrain.status.conditions import set_condition, set_false_if_true
-from kubetrain.status.report import parse_report
+from kubetrain.plan import Observed, derive_phase, status_patch
+from kubetrain.plan.conditions import set_condition, set_false_if_true
+from kubetrain.plan.report import parse_report
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 T1 = T0 + timedelta(minutes=5)

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.planning import PlanInputs, plan_job
-from kubetrain.policy import ResidencyFacts
+from kubetrain.plan.decision import PlanInputs, plan_job
 from kubetrain.policy.admission import spec_refusal
+from kubetrain.policy.residency import ResidencyFacts
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
 from tests.residency_cases import job_manifest
@@ -83,7 +83,7 @@ def test_an_exception_that_is_not_the_spec_holds_the_job_and_retries(monkeypatch
     def broken(*_: Any, **__: Any) -> Any:
         raise TypeError("'str' object is not a mapping")
 
-    monkeypatch.setattr("kubetrain.planning.plan", broken)
+    monkeypatch.setattr("kubetrain.plan.decision.plan", broken)
     raw = job_manifest("crash", "team", {})
     raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
     pod = {"metadata": {"name": "crash-worker-0"}}
@@ -101,7 +101,7 @@ def test_a_render_refusal_while_planning_still_fails_the_job_with_invalid_spec(m
     def refused(*_: Any, **__: Any) -> Any:
         raise InvalidSpec("spec.nodePool", "x", "a pool", "choose one")
 
-    monkeypatch.setattr("kubetrain.planning.plan", refused)
+    monkeypatch.setattr("kubetrain.plan.decision.plan", refused)
     raw = job_manifest("refused", "team", {})
     raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
     inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))

@@ -10,9 +10,9 @@ import pytest
 
 from kubetrain.api.evaluation import Gate
 from kubetrain.api.registry import Model, ModelVersion, digest_label
-from kubetrain.policy.gates import Promoted, judge
-from kubetrain.status.model import resolve
-from kubetrain.status.provenance import image_digest
+from kubetrain.plan.model import resolve
+from kubetrain.plan.provenance import image_digest
+from kubetrain.policy.promotion import Promoted, judge_gates
 
 NOW = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 HEX = "0123456789abcdef" * 4
@@ -23,14 +23,14 @@ def gate(**fields: object) -> Gate:
 
 
 def test_thresholds_pass_and_fail_with_the_numbers() -> None:
-    verdict = judge([gate(metric="f1", op=">=", value=0.9), gate(metric="loss", op="<=", value=0.3)],
+    verdict = judge_gates([gate(metric="f1", op=">=", value=0.9), gate(metric="loss", op="<=", value=0.3)],
                     {"f1": 0.95, "loss": 0.4}, None)
     assert verdict.passed == ["f1 0.95 >= 0.9"]
     assert verdict.failed == ["loss 0.4 <= 0.3"] and not verdict.ok
 
 
 def test_an_unreported_metric_fails_its_gate() -> None:
-    verdict = judge([gate(metric="f1", op=">=", value=0.9)], {"accuracy": 0.99}, None)
+    verdict = judge_gates([gate(metric="f1", op=">=", value=0.9)], {"accuracy": 0.99}, None)
     assert verdict.failed == ["f1: not reported by the run (reported: accuracy)"]
 
 
@@ -40,13 +40,13 @@ def test_an_unreported_metric_fails_its_gate() -> None:
 )
 def test_regression_is_bounded_in_the_metric_s_better_direction(metric: str, value: float, ok: bool) -> None:
     promoted = Promoted(name="fraud-v1", metrics={"f1": 0.9, "loss": 0.2})
-    verdict = judge([gate(metric=metric, maxRegression=0.02)], {metric: value}, promoted)
+    verdict = judge_gates([gate(metric=metric, maxRegression=0.02)], {metric: value}, promoted)
     assert verdict.ok is ok, verdict
     assert "promoted fraud-v1" in (verdict.passed + verdict.failed)[0]
 
 
 def test_regression_bound_does_not_apply_without_a_promoted_version() -> None:
-    verdict = judge([gate(metric="f1", maxRegression=0.01)], {"f1": 0.1}, None)
+    verdict = judge_gates([gate(metric="f1", maxRegression=0.01)], {"f1": 0.1}, None)
     assert verdict.ok and "not applicable (no version is promoted)" in verdict.passed[0]
 
 

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.render import InvalidSpec, RenderSettings, render_job, render_pytorch, validate_spec
+from kubetrain.render import InvalidSpec, RenderSettings, render_job, render_pytorch
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 SETTINGS = RenderSettings(default_image="ghcr.io/kubetrain/trainer:test")

@@ -10,8 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.policy import ResidencyFacts
 from kubetrain.policy.admission import admit
+from kubetrain.policy.residency import ResidencyFacts
 from tests.residency_cases import CASES, CLAIM_CLASSES, POLICY_NAME, eu_policy, job_manifest, refused_field
 
 CATALOGUE = default_catalogue()

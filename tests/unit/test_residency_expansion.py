@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubetrain.policy.expansion import ContainerEnv, Value, expand, value_from
+from kubetrain.policy.residency.expansion import ContainerEnv, Value, expand, value_from
 
 
 def env(**values: str) -> ContainerEnv:

@@ -12,8 +12,8 @@ import pytest
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.residency import NODE_REGION_TTL_SECONDS, ResidencyReader
-from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
-from kubetrain.policy.evaluate import PodPlacement
+from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.policy.residency.evaluate import PodPlacement
 from tests.residency_cases import POLICY_NAME, eu_policy, job_manifest
 
 CATALOGUE = default_catalogue()

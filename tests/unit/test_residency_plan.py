@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 from kubetrain.api import TrainingJob
-from kubetrain.api.policy import Enforcement
-from kubetrain.policy import Verdict, Violation
+from kubetrain.api.residency import Enforcement
+from kubetrain.plan import Plan, plan
+from kubetrain.policy.residency import ResidencyVerdict, Violation
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.placement import place
 from kubetrain.render.podtemplate import merge_pod_spec
-from kubetrain.status import Plan, plan
 from tests.unit.test_plan_rules import CATALOGUE, NOW, SETTINGS, condition, make_job, observe, raw_pod, running_status
 from tests.unit.test_render_placement import region_of, spec
 
@@ -25,7 +25,7 @@ def violation(enforcement: Enforcement) -> Violation:
                      value="s3://us/x", allowed=["s3://eu-*/**"], enforcement=enforcement)
 
 
-def run(job: TrainingJob, verdict: Verdict, *pods: dict[str, Any]) -> Plan:
+def run(job: TrainingJob, verdict: ResidencyVerdict, *pods: dict[str, Any]) -> Plan:
     return plan(job, observe(*pods), CATALOGUE, SETTINGS, NOW, verdict)
 
 
@@ -69,7 +69,7 @@ def test_user_affinity_can_only_narrow_the_region() -> None:
 
 
 def test_enforced_violation_fails_a_pending_job_before_any_pod() -> None:
-    result = run(make_job(), Verdict(policies=["eu-only"], violations=[violation(Enforcement.ENFORCE)]))
+    result = run(make_job(), ResidencyVerdict(policies=["eu-only"], violations=[violation(Enforcement.ENFORCE)]))
     assert result.create == []
     assert condition(result, "Failed")["reason"] == "ResidencyViolation"
     residency = condition(result, "ResidencyCompliant")
@@ -81,7 +81,7 @@ def test_enforced_violation_fails_a_pending_job_before_any_pod() -> None:
 
 def test_enforced_violation_stops_a_running_job_and_deletes_its_pods() -> None:
     job = make_job(status=running_status())
-    result = run(job, Verdict(policies=["eu-only"], violations=[violation(Enforcement.ENFORCE)]),
+    result = run(job, ResidencyVerdict(policies=["eu-only"], violations=[violation(Enforcement.ENFORCE)]),
                  raw_pod(0), raw_pod(1))
     assert sorted(result.delete_pods) == ["pytorch-ddp-worker-0", "pytorch-ddp-worker-1"]
     assert result.create == [] and result.status.phase == "Failed"
@@ -89,7 +89,7 @@ def test_enforced_violation_stops_a_running_job_and_deletes_its_pods() -> None:
 
 
 def test_audited_violation_runs_and_warns_once() -> None:
-    verdict = Verdict(policies=["eu-only"], violations=[violation(Enforcement.AUDIT)])
+    verdict = ResidencyVerdict(policies=["eu-only"], violations=[violation(Enforcement.AUDIT)])
     first = run(make_job(), verdict)
     assert len(pod_regions(first)) == 2
     residency = condition(first, "ResidencyCompliant")
@@ -101,7 +101,7 @@ def test_audited_violation_runs_and_warns_once() -> None:
 
 def test_compliant_job_gets_its_pods_pinned_to_the_allowed_regions() -> None:
     job = make_job(nodePool="cpu", resources={"cpu": "1", "gpus": 0})
-    result = run(job, Verdict(policies=["eu-only"], regions=["eu-west-1"]))
+    result = run(job, ResidencyVerdict(policies=["eu-only"], regions=["eu-west-1"]))
     assert pod_regions(result) == [["eu-west-1"], ["eu-west-1"]]
     residency = condition(result, "ResidencyCompliant")
     assert (residency["status"], residency["reason"]) == ("True", "Compliant")
@@ -109,5 +109,5 @@ def test_compliant_job_gets_its_pods_pinned_to_the_allowed_regions() -> None:
 
 
 def test_without_policies_the_condition_says_so() -> None:
-    residency = condition(run(make_job(), Verdict()), "ResidencyCompliant")
+    residency = condition(run(make_job(), ResidencyVerdict()), "ResidencyCompliant")
     assert (residency["status"], residency["reason"]) == ("True", "NoPolicy")

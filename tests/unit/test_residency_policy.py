@@ -9,12 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from kubetrain.api import TrainingJob, default_catalogue
-from kubetrain.api.policy import DataResidencyPolicy, LabelSelector, LocationRule
-from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.api.residency import DataResidencyPolicy, LabelSelector, LocationRule
 from kubetrain.policy.admission import admit, spec_unchanged
-from kubetrain.policy.evaluate import claims_referenced
-from kubetrain.policy.match import rule_allows, selector_matches
-from kubetrain.policy.uri import UriError, normalise
+from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.policy.residency.evaluate import claims_referenced
+from kubetrain.policy.residency.match import rule_allows, selector_matches
+from kubetrain.policy.residency.uri import UriError, normalise
 from tests.residency_cases import eu_policy, job_manifest
 
 CATALOGUE = default_catalogue()

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from fsspec.registry import known_implementations
 
-from kubetrain.policy.bypass import storage_uris
-from kubetrain.policy.schemes import ALIASES, STORAGE_PROTOCOLS, canonical
-from kubetrain.policy.uri import UriError, normalise
+from kubetrain.policy.residency.bypass import storage_uris
+from kubetrain.policy.residency.schemes import ALIASES, STORAGE_PROTOCOLS, canonical
+from kubetrain.policy.residency.uri import UriError, normalise
 
 
 @pytest.mark.parametrize("scheme", ["s3", "gs", "file"])

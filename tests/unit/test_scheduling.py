@@ -1,4 +1,4 @@
-"""TrainingSchedule planning, the pure part (scheduling.py): cron expressions and macros besides
+"""TrainingSchedule planning, the pure part (plan/schedule.py): cron expressions and macros besides
 @every, missed runs, and suspension. The cluster test (tests/integration/test_scheduled_retraining.py)
 runs an @every schedule end to end."""
 
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from kubetrain.api.schedule import TrainingSchedule
-from kubetrain.scheduling import Cadence, ScheduleError, plan_schedule
+from kubetrain.plan.schedule import Cadence, ScheduleError, plan_schedule
 from tests.residency_cases import BASE_SPEC
 
 CREATED = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc)  # a Tuesday

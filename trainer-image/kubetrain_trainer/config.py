@@ -13,7 +13,6 @@ from pydantic.alias_generators import to_camel
 
 from kubetrain_trainer.errors import InvalidConfig
 
-
 # The model family, which also fixes the data format (see kubetrain_trainer.data).
 Family = Literal["tabular", "image", "text"]
 

@@ -10,6 +10,7 @@ import json
 import zipfile
 from collections import Counter
 from dataclasses import dataclass
+
 import numpy as np
 
 from kubetrain_trainer import storage
@@ -135,8 +136,8 @@ def _text(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
     text = _decode(raw, uri)
     if uri.lower().endswith(".csv"):
         header, rows = _csv_rows(text, uri, (TEXT, LABEL))
-        t, l = header.index(TEXT), header.index(LABEL)
-        pairs = [(row[t], row[l].strip()) for row in rows]
+        t, lab = header.index(TEXT), header.index(LABEL)
+        pairs = [(row[t], row[lab].strip()) for row in rows]
     else:
         pairs = []
         for line_no, line in enumerate(text.splitlines(), start=1):

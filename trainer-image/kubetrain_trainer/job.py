@@ -11,7 +11,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from kubetrain_trainer import __version__, data, distributed, export, logs, lora, models, preprocess, storage, termination
+from kubetrain_trainer import (
+    __version__,
+    data,
+    distributed,
+    export,
+    logs,
+    lora,
+    models,
+    preprocess,
+    storage,
+    termination,
+)
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import TaskConfig, parse_task
 from kubetrain_trainer.environment import JobEnvironment

@@ -65,8 +65,10 @@ class TrainingLoop:
         self.checkpointer = checkpointer
         self.progress_gate = progress_gate
         self.optimizer = make_optimizer(model, task, device)
-        self.sampler = DistributedSampler(
-            range(len(data.train[1])), num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed
+        # The sampler only takes len() of its dataset: the indices stand in for the examples.
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            range(len(data.train[1])),  # type: ignore[arg-type]
+            num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed,
         )
         self.steps_per_epoch = math.ceil(len(self.sampler) / task.batch_size)
         self.total_steps = self.steps_per_epoch * task.epochs

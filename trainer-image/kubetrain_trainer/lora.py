@@ -7,6 +7,7 @@ model class as a from-scratch run, with no adapter code needed at inference.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ def apply(model: nn.Module, config: LoraConfig) -> list[str]:
     model.requires_grad_(False)
     targets = _targets(model, config.target_modules)
     for path in targets:
-        _replace(model, path, LoRALinear(model.get_submodule(path), config.rank, config.alpha))
+        _replace(model, path, LoRALinear(cast(nn.Linear, model.get_submodule(path)), config.rank, config.alpha))
     return targets
 
 
@@ -68,5 +69,5 @@ def merge(model: nn.Module) -> nn.Module:
     """Folds every adapter into its base weight, in place."""
     adapted = [name for name, module in model.named_modules() if isinstance(module, LoRALinear)]
     for path in adapted:
-        _replace(model, path, model.get_submodule(path).merged())
+        _replace(model, path, cast(LoRALinear, model.get_submodule(path)).merged())
     return model

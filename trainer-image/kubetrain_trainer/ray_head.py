@@ -8,6 +8,7 @@ head whose Ray processes die first fails the pod, which restarts the whole group
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -60,7 +61,7 @@ def _alive_workers(host: str, port: int) -> int | None:
     if not _gcs_listening(host, port):
         return None
     try:
-        ray.init(address=f"{host}:{port}", logging_level="ERROR", log_to_driver=False)
+        ray.init(address=f"{host}:{port}", logging_level=logging.ERROR, log_to_driver=False)
     except ConnectionError:
         return None
     try:

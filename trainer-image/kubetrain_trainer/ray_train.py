@@ -9,6 +9,7 @@ message, so the operator reads a Ray job's outcome and metrics exactly as a PyTo
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Mapping
@@ -136,7 +137,7 @@ def run(env: JobEnvironment, scaling: RayScaling) -> str:
     """Trains on the Ray cluster and returns the final report; raises what training raised."""
     parse_task(env.task_json)  # a bad spec.task fails here, before any Ray worker starts
     env.require_uris()
-    ray.init(address=scaling.address, logging_level="WARNING", log_to_driver=True)
+    ray.init(address=scaling.address, logging_level=logging.WARNING, log_to_driver=True)
     try:
         box = ReportBox.remote()  # type: ignore[attr-defined]
         job_env = {name: os.environ[name] for name in JOB_ENV_NAMES if name in os.environ}

@@ -4,15 +4,15 @@ may use per calendar period (UTC), and `status.cost`, the operator's estimate an
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
-from kubetrain.api.contract import GROUP, VERSION
-from kubetrain.api.policy import NamespaceScope, PolicyMetadata
+from kubetrain.api.contract import API_VERSION
+from kubetrain.api.residency import NamespaceScope, PolicyMetadata
 
-BUDGET_KIND = "BudgetPolicy"
+BUDGET_KIND: Final = "BudgetPolicy"
 BUDGET_PLURAL = "budgetpolicies"
 BUDGET_SINGULAR = "budgetpolicy"
 BUDGET_SHORT_NAMES = ("bp",)
@@ -39,7 +39,7 @@ class BudgetPolicySpec(NamespaceScope):
 class BudgetPolicy(CamelModel):
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=f"{GROUP}/{VERSION}", description="API version.")
+    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["BudgetPolicy"] = Field(default=BUDGET_KIND, description="BudgetPolicy.")
     metadata: PolicyMetadata = Field(description="Standard object metadata.")
     spec: BudgetPolicySpec = Field(description="Which namespaces, and their GPU-hours per period.")

@@ -6,10 +6,13 @@ renderer (which sets them) and the planner (which reads the labels back) cannot 
 
 from __future__ import annotations
 
-GROUP = "kubetrain.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "TrainingJob"
+from typing import Final
+
+GROUP: Final = "kubetrain.io"
+VERSION: Final = "v1alpha1"
+# GROUP/VERSION, written out so that its type is the literal the models' apiVersion fields declare.
+API_VERSION: Final = "kubetrain.io/v1alpha1"
+KIND: Final = "TrainingJob"
 PLURAL = "trainingjobs"
 SINGULAR = "trainingjob"
 SHORT_NAMES = ("tj",)

@@ -3,7 +3,7 @@ set; it is never cleared, unlike startTime, which a suspension resets): what the
 how they are built. Changing them under running pods would make status and provenance describe
 data the pods never read, and the next attempt resume the old checkpoint on the new data.
 spec.workers may change (the group rolls into a new attempt, not counted as a failure,
-status/plan.py), and so may runPolicy (suspend, deadlines, cleanup) and evaluation (judged once
+plan/job.py), and so may runPolicy (suspend, deadlines, cleanup) and evaluation (judged once
 the job has succeeded).
 
 Enforced by CEL transition rules on the CRD's root (they see the old status), generated from

@@ -11,20 +11,20 @@ version of a line is recorded and no Model exists yet.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
-from kubetrain.api.contract import GROUP, VERSION
+from kubetrain.api.contract import API_VERSION
 from kubetrain.api.provenance import Provenance
 from kubetrain.api.status import Condition
 
-MODEL_VERSION_KIND = "ModelVersion"
+MODEL_VERSION_KIND: Final = "ModelVersion"
 MODEL_VERSION_PLURAL = "modelversions"
 MODEL_VERSION_SINGULAR = "modelversion"
 MODEL_VERSION_SHORT_NAMES = ("mv",)
-MODEL_KIND = "Model"
+MODEL_KIND: Final = "Model"
 MODEL_PLURAL = "models"
 MODEL_SINGULAR = "model"
 MODEL_SHORT_NAMES = ("mdl",)
@@ -71,7 +71,7 @@ class ModelVersionSpec(CamelModel):
 class ModelVersion(CamelModel):
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=f"{GROUP}/{VERSION}", description="API version.")
+    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["ModelVersion"] = Field(default=MODEL_VERSION_KIND, description="ModelVersion.")
     metadata: RecordMetadata = Field(description="Standard object metadata.")
     spec: ModelVersionSpec = Field(description="The recorded version.")
@@ -106,7 +106,7 @@ class ModelStatus(CamelModel):
 class Model(CamelModel):
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=f"{GROUP}/{VERSION}", description="API version.")
+    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["Model"] = Field(default=MODEL_KIND, description="Model.")
     metadata: RecordMetadata = Field(description="Standard object metadata.")
     spec: ModelSpec = Field(default_factory=ModelSpec, description="The user's choices for the line.")

@@ -5,16 +5,16 @@ per run, whether the new weights become a version and get promoted."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
-from kubetrain.api.contract import GROUP, VERSION
+from kubetrain.api.contract import API_VERSION
 from kubetrain.api.registry import RecordMetadata
 from kubetrain.api.spec import PodTemplateMetadata, TrainingJobSpec
 
-SCHEDULE_KIND = "TrainingSchedule"
+SCHEDULE_KIND: Final = "TrainingSchedule"
 SCHEDULE_PLURAL = "trainingschedules"
 SCHEDULE_SINGULAR = "trainingschedule"
 SCHEDULE_SHORT_NAMES = ("tsch",)
@@ -55,7 +55,7 @@ class ScheduleMetadata(RecordMetadata):
 class TrainingSchedule(CamelModel):
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=f"{GROUP}/{VERSION}", description="API version.")
+    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["TrainingSchedule"] = Field(default=SCHEDULE_KIND, description="TrainingSchedule.")
     metadata: ScheduleMetadata = Field(description="Standard object metadata.")
     spec: TrainingScheduleSpec = Field(description="When, and what to train.")

@@ -35,6 +35,26 @@ class ConditionType(StrEnum):
     PROMOTED = "Promoted"
 
 
+class Reason(StrEnum):
+    """The reasons the TrainingJob planner writes on conditions and Events, declared once. Reasons it
+    passes through from elsewhere (a pod's waiting reason such as ImagePullBackOff, a failure the
+    trainer reports, a policy's verdict) are plain strings."""
+
+    INVALID_SPEC = "InvalidSpec"
+    SUSPENDED = "Suspended"
+    RESUMED = "Resumed"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    WORKER_REPLACED = "WorkerReplaced"
+    WORKER_REPLACEMENTS_EXHAUSTED = "WorkerReplacementsExhausted"
+    BACKOFF_LIMIT_EXCEEDED = "BackoffLimitExceeded"
+    RESTARTING = "Restarting"
+    WORKERS_CHANGED = "WorkersChanged"
+    ALL_WORKERS_CREATED = "AllWorkersCreated"
+    ALL_WORKERS_RUNNING = "AllWorkersRunning"
+    CREATE_REFUSED = "CreateRefused"
+    PLANNING_ERROR = "PlanningError"
+
+
 class ConditionStatus(StrEnum):
     TRUE = "True"
     FALSE = "False"

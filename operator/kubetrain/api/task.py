@@ -17,7 +17,7 @@ class TaskType(StrEnum):
     TEXT_CLASSIFICATION = "text-classification"
 
 
-class ModelSpec(CamelModel):
+class ArchitectureSpec(CamelModel):
     """Architecture knobs. Unset fields keep the trainer's own defaults, so only the knobs a user
     really chose travel in KUBETRAIN_TASK; each model family reads only its own."""
 
@@ -96,7 +96,7 @@ class TaskSpec(CamelModel):
     progress_interval_seconds: int = Field(
         default=10, ge=1, description="Least seconds between two status.progress updates by the trainer."
     )
-    model: ModelSpec = Field(default_factory=ModelSpec, description="Architecture knobs of the model family.")
+    model: ArchitectureSpec = Field(default_factory=ArchitectureSpec, description="Architecture knobs of the model family.")
     finetune: FinetuneSpec | None = Field(
         default=None, description="Start from an exported checkpoint instead of random weights."
     )

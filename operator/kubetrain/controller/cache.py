@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubetrain.api.status import Phase
-from kubetrain.kube import JOB_LABEL, Kube
+from kubetrain.controller.kube import JOB_LABEL, Kube
 
 Key = tuple[str, str]
 

@@ -9,7 +9,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from kubetrain.policy.evaluate import DefaultResidency
+from kubetrain.api.nodepools import default_catalogue, load_catalogue
+from kubetrain.plan.decision import PlanInputs
+from kubetrain.policy.residency.evaluate import DefaultResidency
+from kubetrain.render.settings import RenderSettings
 
 DEFAULT_TRAINER_IMAGE = "ghcr.io/kubetrain/trainer:0.1.0"
 WEBHOOK_CONFIGURATION = "kubetrain-residency.kubetrain.io"
@@ -135,4 +138,15 @@ class OperatorConfig(BaseModel):
     def catalogue_yaml(self) -> object | None:
         if self.node_pools_file is None:
             return None
-        return yaml.safe_load(self.node_pools_file.read_text())
+        document: object = yaml.safe_load(self.node_pools_file.read_text())
+        return document
+
+    def plan_inputs(self) -> PlanInputs:
+        """The planner's cluster-independent inputs, as this configuration sets them."""
+        document = self.catalogue_yaml()
+        catalogue = default_catalogue() if document is None else load_catalogue(document)
+        return PlanInputs(
+            catalogue=catalogue,
+            render=RenderSettings(default_image=self.default_image),
+            default_residency=self.default_residency,
+        )

@@ -18,9 +18,9 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.contract import ROLE_LABEL
 from kubetrain.api.job import TrainingJob
+from kubetrain.controller.kube import Kube
 from kubetrain.controller.refused import api_message
-from kubetrain.kube import Kube
-from kubetrain.planning import PlanInputs
+from kubetrain.plan.decision import PlanInputs
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.job import render_job
 

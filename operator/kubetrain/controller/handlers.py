@@ -20,18 +20,12 @@ from typing import Any
 
 import kopf
 
-from kubetrain.controller.config import OperatorConfig
-from kubetrain.controller.dryrun import pod_refusal
-from kubetrain.controller.logging_setup import job_logger
-from kubetrain.controller.reconciler import Reconciler
-from kubetrain.controller.facts import fetch_budget
-from kubetrain.controller.models import ModelReconciler
-from kubetrain.controller.residency import fetch_facts
-from kubetrain.controller.schedules import ScheduleReconciler
-from kubetrain.controller.webhook_server import webhook_server
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
 from kubetrain.api.registry import MODEL_LABEL
-from kubetrain.kube import (
+from kubetrain.controller.budget import fetch_budget
+from kubetrain.controller.config import OperatorConfig
+from kubetrain.controller.dryrun import pod_refusal
+from kubetrain.controller.kube import (
     GROUP,
     JOB_LABEL,
     MODEL_PLURAL,
@@ -41,6 +35,12 @@ from kubetrain.kube import (
     SCHEDULE_PLURAL,
     VERSION,
 )
+from kubetrain.controller.logging_setup import job_logger
+from kubetrain.controller.model import ModelReconciler
+from kubetrain.controller.reconciler import Reconciler
+from kubetrain.controller.residency import fetch_residency
+from kubetrain.controller.schedule import ScheduleReconciler
+from kubetrain.controller.webhook_server import webhook_server
 from kubetrain.policy.admission import (
     admit,
     admit_budget,
@@ -49,7 +49,6 @@ from kubetrain.policy.admission import (
     spec_unchanged,
     submitter_changed,
 )
-
 
 MANAGED = {"app.kubernetes.io/managed-by": "kubetrain"}
 
@@ -106,7 +105,7 @@ def build_registry(
     ) -> None:
         job = labels.get(JOB_LABEL)
         if job:
-            if reconciler.cache.child_event(type, resource.kind, _plain(body)):
+            if reconciler.cache.child_event(type, resource.kind or "", _plain(body)):
                 reconciler.wake(namespace, job)
 
     @kopf.on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
@@ -199,7 +198,7 @@ def build_registry(
             if job is None:
                 return
             namespace = job.metadata.namespace
-            facts = fetch_facts(reconciler.kube, job, namespace, reconciler.inputs.default_residency)
+            facts = fetch_residency(reconciler.kube, job, namespace, reconciler.inputs.default_residency)
             decision = admit(job, facts, reconciler.inputs.catalogue)
             warnings.extend(decision.warnings)
             if decision.refusal is not None:

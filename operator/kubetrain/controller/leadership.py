@@ -29,7 +29,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.controller.config import LeaderElectionConfig
-from kubetrain.kube import Conflict, Kube
+from kubetrain.controller.kube import Conflict, Kube
 
 log = logging.getLogger("kubetrain.leadership")
 

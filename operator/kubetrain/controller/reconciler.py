@@ -10,15 +10,16 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.controller.backoff import Backoff
+from kubetrain.controller.budget import fetch_budget
 from kubetrain.controller.cache import ClusterCache
+from kubetrain.controller.kube import Conflict, Kube, namespace_terminating
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
-from kubetrain.controller.requeue import QueuedReconciler
+from kubetrain.controller.promotion import fetch_promotion
 from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child
+from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.controller.residency import ResidencyReader
-from kubetrain.kube import Conflict, Kube, namespace_terminating
-from kubetrain.controller.facts import fetch_budget, fetch_promotion
-from kubetrain.planning import Needs, PlanInputs, plan_job
+from kubetrain.plan.decision import Needs, PlanInputs, plan_job
 
 # A failed reconcile (an API error, the API server unreachable) is retried after 1 s, doubling up
 # to 5 minutes, +/- 20 %.

@@ -16,8 +16,8 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.kube import Kube
-from kubetrain.planning import Decision, create_refused, invalid_spec
+from kubetrain.controller.kube import Kube
+from kubetrain.plan.decision import Decision, create_refused, invalid_spec
 
 
 def api_message(exc: ApiException) -> str:

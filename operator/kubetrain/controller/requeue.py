@@ -120,9 +120,10 @@ class Requeuer:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class JobLocks:
-    """One lock per job, so the TrainingJob watch and the pod watch never reconcile the same job
-    at once (each reconcile reads fresh state inside the lock)."""
+class ObjectLocks:
+    """One lock per object (namespace, name) of the reconciler's kind (a TrainingJob, a Model or a
+    TrainingSchedule), so two watches (e.g. the TrainingJob watch and the pod watch) never reconcile
+    the same object at once (each reconcile reads fresh state inside the lock)."""
 
     def __init__(self) -> None:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
@@ -145,7 +146,7 @@ class QueuedReconciler(abc.ABC):
     """Seconds from a watch event to its reconcile."""
 
     def __init__(self, paused: bool = False) -> None:
-        self.locks = JobLocks()
+        self.locks = ObjectLocks()
         self.requeuer = Requeuer(self.reconcile, paused=paused)
 
     @abc.abstractmethod

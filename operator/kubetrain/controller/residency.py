@@ -9,13 +9,13 @@ from typing import Any
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.cache import WatchedList
-from kubetrain.kube import Kube
-from kubetrain.policy import DefaultResidency, ResidencyFacts
-from kubetrain.policy.evaluate import PodPlacement, claims_referenced
+from kubetrain.controller.kube import Kube
+from kubetrain.policy.residency import DefaultResidency, ResidencyFacts
+from kubetrain.policy.residency.evaluate import PodPlacement, claims_referenced
 
 # How long a started job's reconciles reuse a namespace's labels. No watch keeps namespaces
 # (the operator's RBAC may not list them): every job whose pods exist is re-judged at least every
-# status.residency.RECHECK_SECONDS, so a namespace relabelled under a stricter policy is noticed
+# plan.residency.RECHECK_SECONDS, so a namespace relabelled under a stricter policy is noticed
 # by its running jobs within the sum of the two, or at once on a policy change.
 NAMESPACE_LABELS_TTL_SECONDS = 30.0
 # How long a node's region label is reused. A node name may come back as a new node (a cloud
@@ -34,7 +34,7 @@ def occupying(pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
     ]
 
 
-def fetch_facts(
+def fetch_residency(
     kube: Kube, job: TrainingJob | None, namespace: str, default: DefaultResidency,
     policies: list[dict[str, Any]] | None = None, namespace_labels: dict[str, str] | None = None,
     placements: list[PodPlacement] | None = None,
@@ -81,7 +81,7 @@ class ResidencyReader:
             with self._lock:
                 self._labels[namespace] = (time.monotonic(), labels)
         policies = None if fresh else self.policies.get()
-        return fetch_facts(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
+        return fetch_residency(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
 
     def _placements(self, pods: list[dict[str, Any]]) -> list[PodPlacement]:
         """A pod whose node is gone (a reclaimed spot node) is not judged: it no longer runs

@@ -14,17 +14,15 @@ import kubernetes
 
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.handlers import build_registry
+from kubetrain.controller.kube import Kube
 from kubetrain.controller.leadership import LeaderElector
 from kubetrain.controller.logging_setup import configure
 from kubetrain.controller.metrics import OperatorMetrics, serve
-from kubetrain.controller.models import ModelReconciler
+from kubetrain.controller.model import ModelReconciler
 from kubetrain.controller.reconciler import Reconciler
-from kubetrain.controller.schedules import ScheduleReconciler
+from kubetrain.controller.schedule import ScheduleReconciler
 from kubetrain.controller.webhook_certs import CertRenewer
 from kubetrain.controller.webhook_server import webhook_hosts
-from kubetrain.kube import Kube
-from kubetrain.planning import PlanInputs
-
 
 USER_AGENT = "kubetrain-operator"
 
@@ -51,7 +49,7 @@ class KopfStop:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._requested = False
-        self._setter: Callable[[], None] | None = None
+        self._setter: Callable[[], object] | None = None
 
     def flag(self) -> asyncio.Event:
         """Called inside kopf's event loop."""
@@ -78,7 +76,7 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
     metrics = OperatorMetrics()
     kube = Kube(api, metrics)
     standby = config.leader_election is not None
-    reconciler = Reconciler(kube, PlanInputs.from_config(config), metrics, paused=standby)
+    reconciler = Reconciler(kube, config.plan_inputs(), metrics, paused=standby)
     models = ModelReconciler(kube, paused=standby)
     schedules = ScheduleReconciler(kube, paused=standby)
     registry = build_registry(reconciler, models, schedules, config)

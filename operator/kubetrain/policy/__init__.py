@@ -1,7 +1,4 @@
-"""Data residency, decided purely: URI normalisation, policy selection and intersection, and the
-verdict on one job. No I/O: the controller and the webhook fetch the facts and apply the verdict."""
-
-from kubetrain.policy.evaluate import DefaultResidency, ResidencyFacts, evaluate
-from kubetrain.policy.verdict import Verdict, Violation
-
-__all__ = ["DefaultResidency", "ResidencyFacts", "Verdict", "Violation", "evaluate"]
+"""Pure verdicts of the spec policies, one module (or package) per policy: `residency` (where a
+job's data may be read from), `budget` (GPU-hours a namespace may spend), `promotion` (the gates a
+finished run must pass); `admission` combines them for the webhooks. No I/O: the controller fetches
+the facts, the planner and the webhooks apply the verdicts."""

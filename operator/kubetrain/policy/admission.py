@@ -12,8 +12,8 @@ from kubetrain.api.immutable import frozen_changes
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
-from kubetrain.policy.budget import BudgetFacts, cost_bound_raised, judge
-from kubetrain.policy.evaluate import ResidencyFacts, evaluate
+from kubetrain.policy.budget import BudgetFacts, cost_bound_raised, judge_budget
+from kubetrain.policy.residency.evaluate import ResidencyFacts, evaluate
 
 
 class Admission(BaseModel):
@@ -100,7 +100,7 @@ def admit_budget(
     in between)."""
     if old is not None and not cost_bound_raised(old, job):
         return None
-    verdict = judge(job, facts, catalogue, now)
+    verdict = judge_budget(job, facts, catalogue, now)
     if verdict.allowed:
         return None
     meta = job.metadata

@@ -15,7 +15,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import ConditionStatus, ConditionType, TrainingJobStatus
-from kubetrain.policy.match import selects
+from kubetrain.policy.residency.match import selects
 
 HOUR = 3600.0
 WITHIN = "WithinBudget"
@@ -118,7 +118,7 @@ def charged(raw: dict[str, Any], catalogue: NodePoolCatalogue, now: datetime, si
     return max(used, reserved) if reserved is not None else used
 
 
-def judge(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> BudgetVerdict:
+def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> BudgetVerdict:
     """Every BudgetPolicy selecting the namespace must leave room for the job's whole estimate.
     A policy the operator cannot read refuses GPU jobs (fail closed)."""
     needed = estimate(job.spec, catalogue).estimated_gpu_hours

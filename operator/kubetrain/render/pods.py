@@ -15,7 +15,6 @@ from kubetrain.render.placement import Placement
 from kubetrain.render.podtemplate import merge_pod
 from kubetrain.render.settings import RenderSettings
 
-
 # PodSecurity "restricted" by default, so trainer pods run in namespaces that enforce it. No user
 # id is forced: the image's own (the trainer image runs as uid 1000) must be non-root. A pod
 # template may loosen these where its namespace allows (podtemplate.merge_pod).

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
-from dataclasses import dataclass
 import logging
 import os
 import shutil
@@ -13,6 +12,7 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,8 @@ from kubetrain.devcluster.localnode.podstatus import (
     launch_failed_status,
     rfc3339,
     running_status,
-    termination_message,
     terminated_status,
+    termination_message,
 )
 from kubetrain.devcluster.nodepools import POOL_LABEL, REGION_LABEL, ZONE_LABEL
 

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from kubetrain.api.contract import is_reserved_env_name
-from kubetrain.api.podspec import template_containers as containers
 from kubetrain.api.nodepools import POOL_LABEL, REGION_LABEL
+from kubetrain.api.podspec import template_containers as containers
 from kubetrain.api.spec import TrainingJobSpec
-from kubetrain.policy.schemes import STORAGE_PROTOCOLS
+from kubetrain.policy.residency.schemes import STORAGE_PROTOCOLS
 
 # Variables storage clients read to redirect requests elsewhere (another endpoint, region,
 # profile, proxy, metadata server or API domain) or to read their configuration from another
@@ -113,7 +113,7 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
 def embedded_uris(spec: TrainingJobSpec) -> Iterator[tuple[str, str, str]]:
     """(path, text, URI) of every storage URI in spec.env values, commands, arguments, Ray flags, pod
     annotations (a downward-API volume or fieldRef hands those to the container) and every string
-    of the pod template, as written; policy.expansion judges what the containers receive after
+    of the pod template, as written; policy.residency.expansion judges what the containers receive after
     expansion."""
     texts: list[tuple[str, str]] = [(f"spec.env[{i}]", var.value) for i, var in enumerate(spec.env) if var.value]
     texts += [(f"spec.command[{i}]", arg) for i, arg in enumerate(spec.command or [])]
@@ -127,7 +127,7 @@ def embedded_uris(spec: TrainingJobSpec) -> Iterator[tuple[str, str, str]]:
 
 
 def storage_uris(text: str) -> Iterator[str]:
-    """The URIs whose scheme the trainer's storage layer opens (policy.schemes) in `text` and in
+    """The URIs whose scheme the trainer's storage layer opens (policy.residency.schemes) in `text` and in
     every decoding of it: at each `://` and `::`, every protocol name that ends there (`1s3://`,
     `a_s3://` and `zzz::s3://` each hold an s3 URI). A URI runs to the next one's protocol name,
     which is judged on its own (as strictly: `..`, `.` and empty segments are refused there too),

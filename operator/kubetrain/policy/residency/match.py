@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from kubetrain.api.policy import LabelSelector, LocationRule, NamespaceScope, SelectorOperator
-from kubetrain.policy.uri import StorageUri
+from kubetrain.api.residency import LabelSelector, LocationRule, NamespaceScope, SelectorOperator
+from kubetrain.policy.residency.uri import StorageUri
 
 
 def selects(spec: NamespaceScope, namespace: str, labels: dict[str, str]) -> bool:

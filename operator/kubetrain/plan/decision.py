@@ -9,23 +9,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus, default_catalogue
-from kubetrain.api.nodepools import load_catalogue
-from kubetrain.controller.config import OperatorConfig
-from kubetrain.policy import DefaultResidency, ResidencyFacts, evaluate
+from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus
+from kubetrain.api.status import Reason
+from kubetrain.plan import Event, EventType, Observed, derive_phase, plan, status_patch
+from kubetrain.plan.budget import needs_budget
+from kubetrain.plan.conditions import set_condition
+from kubetrain.plan.draft import Draft
+from kubetrain.plan.promotion import PromotionFacts, needs_promotion
 from kubetrain.policy.admission import validation_problems
-from kubetrain.policy.budget import BudgetFacts, judge
+from kubetrain.policy.budget import BudgetFacts, judge_budget
+from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
-from kubetrain.status import Event, EventType, Observed, derive_phase, plan, status_patch
-from kubetrain.status.budget import needs_budget
-from kubetrain.status.conditions import set_condition
-from kubetrain.status.draft import Draft
-from kubetrain.status.promotion import PromotionFacts, needs_promotion
 
-
-CREATE_REFUSED = "CreateRefused"
-PLANNING_ERROR = "PlanningError"
 RETRY_PLANNING_SECONDS = 30.0
 
 
@@ -37,16 +33,6 @@ class PlanInputs(BaseModel):
     catalogue: NodePoolCatalogue
     render: RenderSettings
     default_residency: DefaultResidency = DefaultResidency.ALLOW_ALL
-
-    @classmethod
-    def from_config(cls, config: OperatorConfig) -> PlanInputs:
-        document = config.catalogue_yaml()
-        catalogue = default_catalogue() if document is None else load_catalogue(document)
-        return cls(
-            catalogue=catalogue,
-            render=RenderSettings(default_image=config.default_image),
-            default_residency=config.default_residency,
-        )
 
 
 class Decision(BaseModel):
@@ -84,7 +70,7 @@ def plan_job(
         return _planning_error(raw, exc, now)
     try:
         verdict = evaluate(job, residency, inputs.catalogue)
-        budget_verdict = judge(job, budget, inputs.catalogue, now) if budget is not None else None
+        budget_verdict = judge_budget(job, budget, inputs.catalogue, now) if budget is not None else None
         result = plan(job, observed, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion)
     except (InvalidSpec, ValidationError) as exc:  # the spec (or its pod template) cannot be rendered
         message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"
@@ -143,7 +129,7 @@ def _planning_error(raw: dict[str, Any], exc: Exception, now: dt.datetime) -> De
     logging.getLogger("kubetrain.planning").exception("planning %s/%s failed", meta.get("namespace"), meta.get("name"))
     message = (f"the operator could not plan this job ({type(exc).__name__}: {exc}); retrying every "
                f"{RETRY_PLANNING_SECONDS:g}s, the pods are left as they are")
-    return held(raw, PLANNING_ERROR, message, now).model_copy(update={"requeue_after": RETRY_PLANNING_SECONDS})
+    return held(raw, Reason.PLANNING_ERROR, message, now).model_copy(update={"requeue_after": RETRY_PLANNING_SECONDS})
 
 
 def _unparseable(raw: dict[str, Any], exc: ValidationError, now: dt.datetime) -> Decision:
@@ -158,7 +144,7 @@ def create_refused(raw: dict[str, Any], message: str, now: dt.datetime, never_ra
     `never_ran`: no pod of the job ever existed, so it has not started: the start the plan wrote
     is taken back (the deadline clock does not run, and the spec, which the message asks to fix,
     is not frozen)."""
-    return held(raw, CREATE_REFUSED, message, now, unstart=never_ran)
+    return held(raw, Reason.CREATE_REFUSED, message, now, unstart=never_ran)
 
 
 def held(raw: dict[str, Any], reason: str, message: str, now: dt.datetime, unstart: bool = False) -> Decision:
@@ -190,11 +176,11 @@ def invalid_spec(raw: dict[str, Any], message: str, now: dt.datetime, pods: list
     except ValidationError:
         previous = TrainingJobStatus()
     generation = int(raw.get("metadata", {}).get("generation", 1))
-    conditions = set_condition(previous.conditions, ConditionType.FAILED, True, "InvalidSpec", message, now, generation)
+    conditions = set_condition(previous.conditions, ConditionType.FAILED, True, Reason.INVALID_SPEC, message, now, generation)
     status = previous.model_copy(
         update={"conditions": conditions, "phase": derive_phase(conditions), "observed_generation": generation,
                 "completion_time": previous.completion_time or now}
     )
     patch = status_patch(raw.get("status"), status)
-    events = [Event(type=EventType.WARNING, reason="InvalidSpec", message=message)] if patch else []
+    events = [Event(type=EventType.WARNING, reason=Reason.INVALID_SPEC, message=message)] if patch else []
     return Decision(status_patch=patch, events=events, delete_pods=pods or [])

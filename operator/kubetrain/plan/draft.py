@@ -14,8 +14,8 @@ from kubetrain.api.contract import WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.provenance import Provenance
 from kubetrain.api.status import Condition, ConditionType, Phase, ReplicaStatus, TrainingJobStatus
-from kubetrain.status import conditions as cond
-from kubetrain.status.replicas import workers_column
+from kubetrain.plan import conditions as cond
+from kubetrain.plan.replicas import workers_column
 
 
 class EventType(StrEnum):

@@ -1,4 +1,4 @@
-"""Fetching what the budget and promotion decisions need, for the reconcile and the webhook."""
+"""Fetching what the promotion decision needs (the model line's Model and versions), for the reconcile."""
 
 from __future__ import annotations
 
@@ -8,27 +8,11 @@ from pydantic import BaseModel, ValidationError
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.registry import SOURCE_JOB_UID_LABEL, Model, ModelVersion
-from kubetrain.kube import MODEL_PLURAL, Kube
-from kubetrain.policy.budget import BudgetFacts
-from kubetrain.policy.gates import Promoted
-from kubetrain.status.promotion import PromotionFacts, RecordedVersion
+from kubetrain.controller.kube import MODEL_PLURAL, Kube
+from kubetrain.plan.promotion import PromotionFacts, RecordedVersion
+from kubetrain.policy.promotion import Promoted
 
 T = TypeVar("T", bound=BaseModel)
-
-
-def fetch_budget(kube: Kube, namespace: str, namespace_labels: dict[str, str] | None = None) -> BudgetFacts:
-    """Fresh on every call, like residency facts; the namespace's labels (read here unless the
-    caller already has them fresh) and jobs only when a policy exists, so namespaces without
-    budgets cost one list of policies."""
-    policies = kube.list_budget_policies()
-    if not policies:
-        return BudgetFacts(namespace=namespace)
-    return BudgetFacts(
-        namespace=namespace,
-        namespace_labels=kube.namespace_labels(namespace) if namespace_labels is None else namespace_labels,
-        policies=policies,
-        jobs=kube.list_jobs(namespace),
-    )
 
 
 def fetch_promotion(kube: Kube, job: TrainingJob) -> PromotionFacts:

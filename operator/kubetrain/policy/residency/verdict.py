@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kubetrain.api.policy import Enforcement
+from kubetrain.api.residency import Enforcement
 
 
 class Violation(BaseModel):
@@ -29,7 +29,7 @@ class Violation(BaseModel):
         )
 
 
-class Verdict(BaseModel):
+class ResidencyVerdict(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     policies: list[str] = Field(default_factory=list, description="Policies selecting the job's namespace.")
@@ -50,5 +50,5 @@ class Verdict(BaseModel):
         return "; ".join(v.message() for v in (self.violations if violations is None else violations))
 
 
-ALLOW_ALL = Verdict()
+ALLOW_ALL = ResidencyVerdict()
 """The verdict when no policy applies and the operator's default allows everything."""

@@ -25,9 +25,9 @@ from kubetrain.api.registry import (
     version_name,
 )
 from kubetrain.api.status import ConditionType as C
-from kubetrain.policy.gates import Promoted, judge
-from kubetrain.status import conditions as cond
-from kubetrain.status.draft import Draft, Event, EventType
+from kubetrain.plan import conditions as cond
+from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.policy.promotion import Promoted, judge_gates
 
 GATE_FAILED = "GateFailed"
 PROMOTED = "Promoted"
@@ -72,7 +72,7 @@ def apply_promotion(draft: Draft, facts: PromotionFacts, metrics: dict[str, floa
         _settle(draft, model.name, facts)
         return
     gates = job.spec.evaluation.gates if job.spec.evaluation else []
-    verdict = judge(gates, metrics, facts.promoted)
+    verdict = judge_gates(gates, metrics, facts.promoted)
     if not verdict.ok:
         message = f"model {model.name} not promoted: gate failed: {'; '.join(verdict.failed)}"
         _condition(draft, False, GATE_FAILED, message, EventType.WARNING)

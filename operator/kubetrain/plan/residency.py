@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from kubetrain.api.status import ConditionStatus
 from kubetrain.api.status import ConditionType as C
-from kubetrain.policy.verdict import Verdict
-from kubetrain.status import conditions as cond
-from kubetrain.status.draft import Draft, Event, EventType
+from kubetrain.plan import conditions as cond
+from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.policy.residency.verdict import ResidencyVerdict
 
 RECHECK_SECONDS = 30.0
 """A job that may run is judged again at least this often: a namespace relabelled into (or out
@@ -19,7 +19,7 @@ VIOLATION = "ResidencyViolation"
 AUDITED = "ResidencyViolationAudited"
 
 
-def apply_residency(draft: Draft, verdict: Verdict) -> bool:
+def apply_residency(draft: Draft, verdict: ResidencyVerdict) -> bool:
     """Sets the condition; returns False when the job must not run (Failed is set then)."""
     if verdict.blocking:
         message = f"data residency: {verdict.summary(verdict.blocking)}"

@@ -10,24 +10,25 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import CleanPodPolicy
 from kubetrain.api.status import ConditionType as C
+from kubetrain.api.status import Reason as R
+from kubetrain.plan import conditions as cond
+from kubetrain.plan.budget import apply_budget, refuse_growth
+from kubetrain.plan.draft import Draft, Event, EventType, Plan
+from kubetrain.plan.failures import Failure, failure_of, first_failure, missing
+from kubetrain.plan.group import Group, group_of
+from kubetrain.plan.observed import Observed, ObservedPod
+from kubetrain.plan.promotion import PromotionFacts, apply_promotion
+from kubetrain.plan.provenance import cost, provenance
+from kubetrain.plan.replicas import replica_status
+from kubetrain.plan.report import TrainerReport, parse_report
+from kubetrain.plan.residency import apply_residency, recheck
 from kubetrain.policy.budget import BudgetVerdict
-from kubetrain.policy.verdict import ALLOW_ALL, Verdict
+from kubetrain.policy.residency.verdict import ALLOW_ALL, ResidencyVerdict
 from kubetrain.render.errors import summarize
-from kubetrain.status import conditions as cond
 from kubetrain.render.job import render_children
 from kubetrain.render.pods import pod_image
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
-from kubetrain.status.draft import Draft, Event, EventType, Plan
-from kubetrain.status.budget import apply_budget, refuse_growth
-from kubetrain.status.failures import Failure, failure_of, first_failure, missing
-from kubetrain.status.group import Group, group_of
-from kubetrain.status.observed import Observed, ObservedPod
-from kubetrain.status.promotion import PromotionFacts, apply_promotion
-from kubetrain.status.provenance import cost, provenance
-from kubetrain.status.replicas import replica_status
-from kubetrain.status.residency import apply_residency, recheck
-from kubetrain.status.report import TrainerReport, parse_report
 
 
 def plan(
@@ -36,7 +37,7 @@ def plan(
     catalogue: NodePoolCatalogue,
     settings: RenderSettings,
     now: datetime,
-    residency: Verdict = ALLOW_ALL,
+    residency: ResidencyVerdict = ALLOW_ALL,
     budget: BudgetVerdict | None = None,
     promotion: PromotionFacts | None = None,
 ) -> Plan:
@@ -53,7 +54,7 @@ def plan(
     if not draft.finished():
         errors = validate_spec(job, catalogue)
         if errors:
-            draft.set(C.FAILED, True, "InvalidSpec", summarize(errors))
+            draft.set(C.FAILED, True, R.INVALID_SPEC, summarize(errors))
         elif not apply_residency(draft, residency):
             draft.delete([p.name for p in observed.pods if not p.deleting])
         elif job.spec.run_policy.suspend:
@@ -89,9 +90,9 @@ def _in_attempt(group: Group, pod: ObservedPod, attempt: int) -> bool:
 
 def _suspend(draft: Draft, observed: Observed) -> None:
     message = "runPolicy.suspend is true: the workers are deleted and the job is held"
-    draft.set(C.SUSPENDED, True, "Suspended", message)
+    draft.set(C.SUSPENDED, True, R.SUSPENDED, message)
     for type_ in (C.CREATED, C.RUNNING, C.RESTARTING):
-        draft.close(type_, "Suspended", message)
+        draft.close(type_, R.SUSPENDED, message)
     # Like a Kubernetes Job: the activeDeadlineSeconds clock starts again on resume. firstStartTime
     # stays: the spec the pods read remains frozen (api/immutable.py).
     draft.start_time = None
@@ -109,7 +110,7 @@ def _run(
 ) -> None:
     job, policy = draft.job, draft.job.spec.run_policy
     if draft.is_true(C.SUSPENDED):
-        draft.set(C.SUSPENDED, False, "Resumed", "runPolicy.suspend is false: the workers are started again")
+        draft.set(C.SUSPENDED, False, R.RESUMED, "runPolicy.suspend is false: the workers are started again")
     mine = {p.name for p in current}
     draft.delete([p.name for p in observed.pods if p.name not in mine and not p.deleting])
     deadline = _deadline(draft)
@@ -117,7 +118,7 @@ def _run(
         draft.set(
             C.FAILED,
             True,
-            "DeadlineExceeded",
+            R.DEADLINE_EXCEEDED,
             f"the job ran longer than runPolicy.activeDeadlineSeconds ({policy.active_deadline_seconds}s)",
         )
         draft.delete([p.name for p in current if not p.finished and not p.deleting])
@@ -176,7 +177,7 @@ def _replace(draft: Draft, group: Group, live: list[ObservedPod], current: list[
         if draft.worker_replacements >= limit:
             exhausted = Failure(
                 pod=pod.name,
-                reason="WorkerReplacementsExhausted",
+                reason=R.WORKER_REPLACEMENTS_EXHAUSTED,
                 message=f"{detail}; {draft.worker_replacements} workers already replaced in this attempt "
                 f"(spec.ray.maxWorkerFailures: {limit})",
             )
@@ -185,7 +186,7 @@ def _replace(draft: Draft, group: Group, live: list[ObservedPod], current: list[
         draft.worker_replacements += 1
         draft.delete([pod.name])
         draft.events.append(
-            Event(type=EventType.WARNING, reason="WorkerReplaced", message=f"{detail}; replacing it alone "
+            Event(type=EventType.WARNING, reason=R.WORKER_REPLACED, message=f"{detail}; replacing it alone "
                   f"({draft.worker_replacements} of at most {limit} in this attempt)")
         )
     return True
@@ -200,7 +201,7 @@ def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list
         draft.set(
             C.FAILED,
             True,
-            "BackoffLimitExceeded",
+            R.BACKOFF_LIMIT_EXCEEDED,
             f"{failure.message}; runPolicy.backoffLimit ({limit}) whole-group restarts already used",
         )
         return
@@ -209,8 +210,8 @@ def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list
     draft.worker_replacements = 0
     message = f"{failure.message}; restarting {group.whole} (restart {draft.restarts} of at most {limit})"
     draft.set(C.RESTARTING, True, failure.reason, message)
-    draft.close(C.RUNNING, "Restarting", message)
-    draft.close(C.CREATED, "Restarting", message)
+    draft.close(C.RUNNING, R.RESTARTING, message)
+    draft.close(C.CREATED, R.RESTARTING, message)
     draft.delete([p.name for p in current if not p.deleting])
 
 
@@ -222,11 +223,11 @@ def _roll(draft: Draft, group: Group, observed: Observed, old_workers: int) -> N
     draft.worker_replacements = 0
     message = (f"spec.workers changed from {old_workers} to {draft.job.spec.workers}: restarting {group.whole} "
                f"as attempt {draft.attempt} (not counted against runPolicy.backoffLimit)")
-    draft.set(C.RESTARTING, True, "WorkersChanged", message)
-    draft.close(C.RUNNING, "WorkersChanged", message)
-    draft.close(C.CREATED, "WorkersChanged", message)
+    draft.set(C.RESTARTING, True, R.WORKERS_CHANGED, message)
+    draft.close(C.RUNNING, R.WORKERS_CHANGED, message)
+    draft.close(C.CREATED, R.WORKERS_CHANGED, message)
     draft.delete([p.name for p in observed.pods if not p.deleting])
-    draft.events.append(Event(type=EventType.NORMAL, reason="WorkersChanged", message=message))
+    draft.events.append(Event(type=EventType.NORMAL, reason=R.WORKERS_CHANGED, message=message))
 
 
 def _start(
@@ -254,11 +255,11 @@ def _start(
         draft.first_start_time = draft.now
     attempt = f"attempt {draft.attempt}"
     if len(live) == size:
-        draft.set(C.CREATED, True, "AllWorkersCreated", f"{group.noun} of {attempt} exist")
+        draft.set(C.CREATED, True, R.ALL_WORKERS_CREATED, f"{group.noun} of {attempt} exist")
     if len(live) == size and all(p.phase == "Running" for p in live):
         message = f"{group.noun} of {attempt} are running"
-        draft.set(C.RUNNING, True, "AllWorkersRunning", message)
-        draft.close(C.RESTARTING, "AllWorkersRunning", message)
+        draft.set(C.RUNNING, True, R.ALL_WORKERS_RUNNING, message)
+        draft.close(C.RESTARTING, R.ALL_WORKERS_RUNNING, message)
     else:
         _report_waiting(draft, live)
 

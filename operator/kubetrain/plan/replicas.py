@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubetrain.api.status import ReplicaStatus
-from kubetrain.status.observed import ObservedPod
+from kubetrain.plan.observed import ObservedPod
 
 
 def replica_status(pods: list[ObservedPod]) -> ReplicaStatus:

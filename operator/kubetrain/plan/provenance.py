@@ -11,9 +11,9 @@ from kubetrain.api.budget import Cost
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION, Provenance
+from kubetrain.plan.draft import Draft
+from kubetrain.plan.report import ReportedProvenance, TrainerReport
 from kubetrain.policy.budget import estimate, used_gpu_hours, with_usage
-from kubetrain.status.draft import Draft
-from kubetrain.status.report import ReportedProvenance, TrainerReport
 
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 

@@ -2,14 +2,14 @@
 Judged before the job first starts: a run that was admitted keeps its budget, whatever other
 jobs or policies do later. A refused job fails (reason BudgetExceeded or DeadlineRequired)
 before any pod exists; re-create it when it fits. Judged again when an edit of spec.workers
-rolls a started job into a larger attempt (status/plan.py _roll)."""
+rolls a started job into a larger attempt (plan/job.py _roll)."""
 
 from __future__ import annotations
 
 from kubetrain.api.status import ConditionType as C
+from kubetrain.plan import conditions as cond
+from kubetrain.plan.draft import Draft, Event, EventType
 from kubetrain.policy.budget import BudgetVerdict
-from kubetrain.status import conditions as cond
-from kubetrain.status.draft import Draft, Event, EventType
 
 
 def needs_budget(draft: Draft) -> bool:

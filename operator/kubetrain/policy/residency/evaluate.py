@@ -1,4 +1,4 @@
-"""One job against the policies of its namespace -> a Verdict. Pure: the controller and the
+"""One job against the policies of its namespace -> a ResidencyVerdict. Pure: the controller and the
 webhook fetch the facts (policies, namespace labels, claims' storage classes) and call this."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import REGION_LABEL, NodePoolCatalogue
-from kubetrain.api.policy import DataResidencyPolicy, Enforcement, LocationRule
-from kubetrain.policy import bypass
-from kubetrain.policy.expansion import OWN_RULE_URIS, Received, received
-from kubetrain.policy.match import rule_allows, selects
-from kubetrain.policy.uri import UriError, normalise
-from kubetrain.policy.verdict import ALLOW_ALL, Verdict, Violation
+from kubetrain.api.residency import DataResidencyPolicy, Enforcement, LocationRule
+from kubetrain.policy.residency import bypass
+from kubetrain.policy.residency.expansion import OWN_RULE_URIS, Received, received
+from kubetrain.policy.residency.match import rule_allows, selects
+from kubetrain.policy.residency.uri import UriError, normalise
+from kubetrain.policy.residency.verdict import ALLOW_ALL, ResidencyVerdict, Violation
 
 
 class DefaultResidency(StrEnum):
@@ -70,7 +70,7 @@ def claims_referenced(job: TrainingJob) -> set[str]:
     return claims
 
 
-def evaluate(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue) -> Verdict:
+def evaluate(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalogue) -> ResidencyVerdict:
     violations: list[Violation] = []
     selected: list[DataResidencyPolicy] = []
     for raw in facts.policies:
@@ -95,7 +95,7 @@ def evaluate(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalog
                     reason="no DataResidencyPolicy selects this namespace; ask the cluster admin for one",
                 )
             )
-        return Verdict(violations=violations) if violations else ALLOW_ALL
+        return ResidencyVerdict(violations=violations) if violations else ALLOW_ALL
     strings = list(received(job, catalogue)) if any(_has_data_rules(p) for p in selected) else []
     for policy in selected:
         violations += _check(policy, job, facts, catalogue, strings)
@@ -108,7 +108,7 @@ def evaluate(job: TrainingJob, facts: ResidencyFacts, catalogue: NodePoolCatalog
                 reason="the policies selecting this namespace have no region in common",
             )
         )
-    return Verdict(policies=[p.metadata.name for p in selected], violations=violations, regions=regions)
+    return ResidencyVerdict(policies=[p.metadata.name for p in selected], violations=violations, regions=regions)
 
 
 def _has_data_rules(policy: DataResidencyPolicy) -> bool:

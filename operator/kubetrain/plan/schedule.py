@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.contract import API_VERSION, KIND, MANAGED_BY, MANAGED_BY_LABEL
 from kubetrain.api.schedule import SCHEDULE_LABEL, TrainingSchedule, TrainingScheduleStatus
-from kubetrain.status.draft import Event, EventType
+from kubetrain.plan.draft import Event, EventType
 
 EVERY = re.compile(r"^@every\s+(\d+)\s*([smh])$")
 MIN_INTERVAL = timedelta(seconds=5)
@@ -53,11 +53,13 @@ class Cadence(BaseModel):
         if self.interval is not None:
             steps = int((moment - anchor) / self.interval) + 1
             return anchor + steps * self.interval
+        assert self.cron is not None  # parse() sets exactly one of interval and cron
         return croniter(self.cron, moment).get_next(datetime)
 
     def latest_at_or_before(self, moment: datetime, anchor: datetime) -> datetime:
         if self.interval is not None:
             return anchor + int((moment - anchor) / self.interval) * self.interval
+        assert self.cron is not None  # parse() sets exactly one of interval and cron
         return croniter(self.cron, moment + timedelta(seconds=1)).get_prev(datetime)
 
 

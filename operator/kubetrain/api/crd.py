@@ -9,16 +9,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from kubetrain.api.contract import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
-from kubetrain.api.immutable import transition_rules
-from kubetrain.api.openapi import Schema, structural
-from kubetrain.api.policy import (
-    POLICY_KIND,
-    POLICY_PLURAL,
-    POLICY_SHORT_NAMES,
-    POLICY_SINGULAR,
-    DataResidencyPolicySpec,
-)
 from kubetrain.api.budget import (
     BUDGET_KIND,
     BUDGET_PLURAL,
@@ -26,6 +16,9 @@ from kubetrain.api.budget import (
     BUDGET_SINGULAR,
     BudgetPolicySpec,
 )
+from kubetrain.api.contract import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kubetrain.api.immutable import transition_rules
+from kubetrain.api.openapi import Schema, structural
 from kubetrain.api.registry import (
     MODEL_KIND,
     MODEL_PLURAL,
@@ -38,6 +31,13 @@ from kubetrain.api.registry import (
     ModelSpec,
     ModelStatus,
     ModelVersionSpec,
+)
+from kubetrain.api.residency import (
+    POLICY_KIND,
+    POLICY_PLURAL,
+    POLICY_SHORT_NAMES,
+    POLICY_SINGULAR,
+    DataResidencyPolicySpec,
 )
 from kubetrain.api.schedule import (
     MAX_SCHEDULE_NAME_LENGTH,

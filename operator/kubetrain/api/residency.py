@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from kubetrain.api.base import CamelModel
-from kubetrain.api.contract import GROUP, VERSION
+from kubetrain.api.contract import API_VERSION
 
-POLICY_KIND = "DataResidencyPolicy"
+POLICY_KIND: Final = "DataResidencyPolicy"
 POLICY_PLURAL = "dataresidencypolicies"
 POLICY_SINGULAR = "dataresidencypolicy"
 POLICY_SHORT_NAMES = ("drp",)
@@ -180,7 +180,7 @@ class PolicyMetadata(CamelModel):
 class DataResidencyPolicy(CamelModel):
     model_config = ConfigDict(extra="ignore")
 
-    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=f"{GROUP}/{VERSION}", description="API version.")
+    api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["DataResidencyPolicy"] = Field(default=POLICY_KIND, description="DataResidencyPolicy.")
     metadata: PolicyMetadata = Field(description="Standard object metadata.")
     spec: DataResidencyPolicySpec = Field(description="Which namespaces, and what their jobs may use.")

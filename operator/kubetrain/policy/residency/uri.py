@@ -15,7 +15,7 @@ import urllib.parse
 
 from pydantic import BaseModel, ConfigDict
 
-from kubetrain.policy.schemes import RULE_SCHEMES, canonical
+from kubetrain.policy.residency.schemes import RULE_SCHEMES, canonical
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
 # S3/GCS bucket names and Kubernetes claim names (DNS-1123 subdomains) share this shape.

@@ -12,10 +12,10 @@ from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from kubetrain.api.schedule import TrainingSchedule
+from kubetrain.controller.kube import SCHEDULE_PLURAL, Kube
 from kubetrain.controller.requeue import QueuedReconciler
-from kubetrain.kube import SCHEDULE_PLURAL, Kube
-from kubetrain.scheduling import plan_schedule
-from kubetrain.status.draft import Event, EventType
+from kubetrain.plan.draft import Event, EventType
+from kubetrain.plan.schedule import plan_schedule
 
 log = logging.getLogger("kubetrain.schedules")
 
@@ -68,6 +68,6 @@ class ScheduleReconciler(QueuedReconciler):
 
 def _api_message(exc: ApiException) -> str:
     try:
-        return str(json.loads(exc.body)["message"])
+        return str(json.loads(exc.body or "")["message"])
     except (TypeError, ValueError, KeyError):
         return str(exc.reason)

@@ -10,7 +10,7 @@ makeEnvironmentVariables): env entries are expanded in order, each seeing only t
 before it; command and args see the container's final env; `$$` is a literal `$`; a reference
 to an undefined name stays as written, `$(NAME)`.
 
-Invoked from `kubetrain.policy.evaluate` under data or output rules.
+Invoked from `kubetrain.policy.residency.evaluate` under data or output rules.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ class GateVerdict(BaseModel):
         return not self.failed
 
 
-def judge(gates: list[Gate], metrics: dict[str, float], promoted: Promoted | None) -> GateVerdict:
+def judge_gates(gates: list[Gate], metrics: dict[str, float], promoted: Promoted | None) -> GateVerdict:
     """A metric the run did not report fails its gate: an unmeasured model is not a better one."""
     passed: list[str] = []
     failed: list[str] = []

@@ -120,7 +120,8 @@ class Observed(BaseModel):
 
 def _trainer_status(statuses: list[dict[str, Any]]) -> dict[str, Any] | None:
     named = [s for s in statuses if s.get("name") == TRAINER_CONTAINER]
-    return (named or statuses or [None])[0]
+    candidates = named or statuses
+    return candidates[0] if candidates else None
 
 
 def _waiting(status: dict[str, Any], container: dict[str, Any] | None) -> Waiting | None:

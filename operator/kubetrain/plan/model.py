@@ -10,8 +10,8 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.registry import Model, ModelStatus, ModelVersion
-from kubetrain.status import conditions as cond
-from kubetrain.status.draft import Event, EventType
+from kubetrain.plan import conditions as cond
+from kubetrain.plan.draft import Event, EventType
 
 RESOLVED = "Resolved"
 
@@ -35,6 +35,7 @@ def resolve(model: Model, versions: list[ModelVersion], now: datetime) -> ModelP
     by_name = {v.metadata.name: v for v in ordered}
     latest = ordered[-1].metadata.name if ordered else None
     pin, old = model.spec.promoted_version, model.status
+    promoted: str | None
     if pin is not None and pin in by_name:
         promoted, how, message = pin, Resolution.PINNED, f"{pin} is promoted: pinned by spec.promotedVersion"
     elif pin is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from kubetrain.api.contract import HEAD_ROLE, WORKER_ROLE
-from kubetrain.status.observed import ObservedPod
-from kubetrain.status.report import parse_report
+from kubetrain.plan.observed import ObservedPod
+from kubetrain.plan.report import parse_report
 
 
 class Failure(BaseModel):

@@ -4,7 +4,7 @@ fsspec (`kubetrain_trainer/storage.py`), which opens one store under several pro
 fsspec's own registry, so a spelling fsspec learns is covered without a hand-kept list: two
 protocols are the same store when fsspec maps them to the same implementation class.
 
-Invoked from `kubetrain.policy.uri` (normalisation) and `kubetrain.policy.bypass` (finding URIs
+Invoked from `kubetrain.policy.residency.uri` (normalisation) and `kubetrain.policy.residency.bypass` (finding URIs
 in commands, arguments and env values).
 """
 

@@ -10,9 +10,9 @@ import logging
 from pydantic import ValidationError
 
 from kubetrain.api.registry import Model, ModelVersion
+from kubetrain.controller.kube import MODEL_PLURAL, Kube
 from kubetrain.controller.requeue import QueuedReconciler
-from kubetrain.kube import MODEL_PLURAL, Kube
-from kubetrain.status.model import resolve
+from kubetrain.plan.model import resolve
 
 log = logging.getLogger("kubetrain.models")
 
