@@ -21,7 +21,9 @@ from tests.helm import Helm
 from tests.helpers import wait_for
 from tests.jobs import Jobs
 
-pytestmark = pytest.mark.containers
+# A cold machine builds both images (the trainer's torch layer alone is GBs) and loads them into
+# containerd inside the first test's fixtures: minutes, once per machine.
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
 
 FIRST_JOB = REPO / "examples" / "first-job.yaml"
 

@@ -236,3 +236,16 @@ def test_long_job_names_give_valid_hostnames_and_master_addr() -> None:
     pods = render_pytorch(long_job, CATALOGUE, SETTINGS).pods
     assert all(len(p["metadata"]["name"]) <= 63 for p in pods)
     assert env(pods[1])["MASTER_ADDR"] == f"{pods[0]['spec']['hostname']}.{pods[0]['spec']['subdomain']}"
+
+
+def test_an_init_step_without_an_image_runs_the_trainer_image() -> None:
+    template = {"spec": {"initContainers": [
+        {"name": "generate-data", "command": ["python3", "-m", "kubetrain_trainer.datagen"]},
+        {"name": "fetch", "image": "curlimages/curl:8"},
+    ]}}
+    pods = render_pytorch(job(podTemplate=template), CATALOGUE, SETTINGS).pods
+    for pod in pods:
+        inits = pod["spec"]["initContainers"]
+        assert inits[0]["image"] == pod["spec"]["containers"][0]["image"] == SETTINGS.default_image
+        assert inits[1]["image"] == "curlimages/curl:8"
+    assert "image" not in template["spec"]["initContainers"][0], "the job's template is left as written"

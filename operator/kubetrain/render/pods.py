@@ -76,4 +76,10 @@ def trainer_pod(
     if placement.affinity:
         spec["affinity"] = placement.affinity
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": child_metadata(job, name, labels), "spec": spec}
-    return merge_pod(job.spec.pod_template, pod)
+    merged = merge_pod(job.spec.pod_template, pod)
+    # An init step of the template without an image (making data, fetching weights) runs the
+    # trainer's image, so one manifest works whichever trainer image the cluster is set up with.
+    for init in merged["spec"].get("initContainers") or []:
+        if isinstance(init, dict) and not init.get("image"):
+            init["image"] = container["image"]
+    return merged
