@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ import yaml
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan import Observed, Plan, plan
 from kubetrain.plan.decision import Needs, create_refused
+from kubetrain.plan.job import Desired
 from kubetrain.plan.residency import RECHECK_SECONDS
 from kubetrain.render import RenderSettings
+from kubetrain.render.job import render_children
 from kubetrain.render.labels import worker_labels
 from kubetrain.render.names import worker_name
 
@@ -95,8 +98,13 @@ def observe(*pods: dict[str, Any], service: bool = True) -> Observed:
     return Observed.from_k8s(list(pods), [{"metadata": {"name": NAME}}] if service else [])
 
 
+def children(job: TrainingJob, regions: list[str] | None = None) -> Desired:
+    """The render step beside the planner, as plan_job runs it (`regions`: the residency verdict's)."""
+    return partial(render_children, job, CATALOGUE, SETTINGS, regions)
+
+
 def run(job: TrainingJob, observed: Observed, now: datetime = NOW) -> Plan:
-    return plan(job, observed, CATALOGUE, SETTINGS, now)
+    return plan(job, observed, children(job), CATALOGUE, SETTINGS, now)
 
 
 def condition(result: Plan, type_: str) -> dict[str, Any] | None:

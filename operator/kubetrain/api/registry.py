@@ -11,6 +11,7 @@ version of a line is recorded and no Model exists yet.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
@@ -35,6 +36,20 @@ SOURCE_JOB_LABEL = "kubetrain.io/source-job"
 SOURCE_JOB_UID_LABEL = "kubetrain.io/source-job-uid"
 # Label values are at most 63 characters; 32 hex digits (128 bits) identify a data set.
 DIGEST_LABEL_LENGTH = 32
+
+
+class ModelConditionType(StrEnum):
+    RESOLVED = "Resolved"
+
+
+class ModelReason(StrEnum):
+    """The reasons the operator writes on a Model's Resolved condition and its Events."""
+
+    LATEST = "Latest"
+    PINNED = "Pinned"
+    PIN_NOT_FOUND = "PinNotFound"
+    NO_VERSIONS = "NoVersions"
+    PROMOTED = "Promoted"
 
 
 def version_name(model: str, version: int) -> str:

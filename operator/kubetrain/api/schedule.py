@@ -5,6 +5,7 @@ per run, whether the new weights become a version and get promoted."""
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Final, Literal
 
 from pydantic import ConfigDict, Field
@@ -21,6 +22,14 @@ SCHEDULE_SHORT_NAMES = ("tsch",)
 SCHEDULE_LABEL = "kubetrain.io/schedule"
 # <schedule>-<YYYYmmddHHMMSS> is the job name, at most 63 characters.
 MAX_SCHEDULE_NAME_LENGTH = 48
+
+
+class ScheduleReason(StrEnum):
+    """The reasons of the Events the operator posts on a TrainingSchedule."""
+
+    INVALID_SCHEDULE = "InvalidSchedule"
+    JOB_CREATED = "JobCreated"
+    JOB_REFUSED = "JobRefused"
 
 
 class JobTemplate(CamelModel):

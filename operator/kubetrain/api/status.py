@@ -36,9 +36,9 @@ class ConditionType(StrEnum):
 
 
 class Reason(StrEnum):
-    """The reasons the TrainingJob planner writes on conditions and Events, declared once. Reasons it
-    passes through from elsewhere (a pod's waiting reason such as ImagePullBackOff, a failure the
-    trainer reports, a policy's verdict) are plain strings."""
+    """The reasons the operator writes on a TrainingJob's conditions and Events, declared once. Reasons
+    it passes through from elsewhere (a pod's waiting reason such as ImagePullBackOff, a failure the
+    trainer reports: plan/report.py) are plain strings."""
 
     INVALID_SPEC = "InvalidSpec"
     SUSPENDED = "Suspended"
@@ -53,6 +53,29 @@ class Reason(StrEnum):
     ALL_WORKERS_RUNNING = "AllWorkersRunning"
     CREATE_REFUSED = "CreateRefused"
     PLANNING_ERROR = "PlanningError"
+    # A pod of the group ended or vanished (plan/failures.py).
+    WORKER_FAILED = "WorkerFailed"
+    WORKER_DELETED = "WorkerDeleted"
+    WORKER_LOST = "WorkerLost"
+    # The outcome: Succeeded=True (per runtime, plan/group.py), and what closes Running and Restarting.
+    ALL_WORKERS_SUCCEEDED = "AllWorkersSucceeded"
+    DRIVER_SUCCEEDED = "DriverSucceeded"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    # ResidencyCompliant (plan/residency.py).
+    RESIDENCY_VIOLATION = "ResidencyViolation"
+    RESIDENCY_VIOLATION_AUDITED = "ResidencyViolationAudited"
+    COMPLIANT = "Compliant"
+    NO_POLICY = "NoPolicy"
+    # BudgetAvailable (policy/budget.py).
+    WITHIN_BUDGET = "WithinBudget"
+    NO_BUDGET = "NoBudget"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    DEADLINE_REQUIRED = "DeadlineRequired"
+    # Promoted (plan/promotion.py).
+    PROMOTED = "Promoted"
+    GATE_FAILED = "GateFailed"
+    VERSION_PINNED = "VersionPinned"
 
 
 class ConditionStatus(StrEnum):

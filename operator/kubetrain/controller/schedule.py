@@ -11,10 +11,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from kubetrain.api.schedule import TrainingSchedule
+from kubetrain.api.events import EventType
+from kubetrain.api.schedule import ScheduleReason, TrainingSchedule
 from kubetrain.controller.kube import SCHEDULE_PLURAL, Kube
 from kubetrain.controller.requeue import QueuedReconciler
-from kubetrain.plan.draft import Event, EventType
+from kubetrain.plan.draft import Event
 from kubetrain.plan.schedule import plan_schedule
 
 log = logging.getLogger("kubetrain.schedules")
@@ -61,7 +62,7 @@ class ScheduleReconciler(QueuedReconciler):
             if exc.status not in (400, 403, 422):
                 raise
             message = f"TrainingJob {job['metadata']['name']} was refused: {_api_message(exc)}"
-            return [Event(type=EventType.WARNING, reason="JobRefused", message=message[:1024])]
+            return [Event(type=EventType.WARNING, reason=ScheduleReason.JOB_REFUSED, message=message[:1024])]
         log.info("TrainingSchedule %s/%s created %s", namespace, name, job["metadata"]["name"])
         return events
 

@@ -4,9 +4,9 @@ controller. Per spec policy, the step that writes its verdict into the status ha
 name (`residency`, `budget`, `promotion`); desired objects come from `kubetrain.render`."""
 
 from kubetrain.plan.conditions import derive_phase
-from kubetrain.plan.draft import Event, EventType, Plan
+from kubetrain.plan.draft import Event, Plan
 from kubetrain.plan.job import plan
 from kubetrain.plan.observed import Observed, ObservedPod
 from kubetrain.plan.patch import status_patch
 
-__all__ = ["Event", "EventType", "Observed", "ObservedPod", "Plan", "derive_phase", "plan", "status_patch"]
+__all__ = ["Event", "Observed", "ObservedPod", "Plan", "derive_phase", "plan", "status_patch"]
