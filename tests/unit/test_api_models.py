@@ -19,6 +19,10 @@ from kubetrain.api import (
     default_catalogue,
     load_catalogue,
 )
+from kubetrain.api.budget import BudgetPolicy
+from kubetrain.api.registry import Model, ModelVersion
+from kubetrain.api.residency import DataResidencyPolicy
+from kubetrain.api.schedule import TrainingSchedule
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 
@@ -176,3 +180,10 @@ pools:
     assert pool.tolerations[0].to_k8s() == {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     with pytest.raises(ValidationError, match="gpusPerNode"):
         load_catalogue({"pools": {"x": {"nodeSelector": {}, "gpusPerNode": -1}}})
+
+
+@pytest.mark.parametrize("model", [TrainingJob, DataResidencyPolicy, BudgetPolicy, Model, ModelVersion, TrainingSchedule])
+def test_each_resource_model_declares_the_identity_its_api_info_gives_the_client_and_the_crds(model: Any) -> None:
+    info = model.api_info
+    assert model.model_fields["kind"].default == info.kind
+    assert model.model_fields["api_version"].default == f"{info.group}/{info.version}"

@@ -12,23 +12,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import API_VERSION
+from kubetrain.api.identity import ApiInfo
 from kubetrain.api.provenance import Provenance
 from kubetrain.api.status import Condition
 
 MODEL_VERSION_KIND: Final = "ModelVersion"
-MODEL_VERSION_PLURAL = "modelversions"
-MODEL_VERSION_SINGULAR = "modelversion"
-MODEL_VERSION_SHORT_NAMES = ("mv",)
 MODEL_KIND: Final = "Model"
-MODEL_PLURAL = "models"
-MODEL_SINGULAR = "model"
-MODEL_SHORT_NAMES = ("mdl",)
 
 MODEL_LABEL = "kubetrain.io/model"
 DATASET_DIGEST_LABEL = "kubetrain.io/dataset-digest"
@@ -85,6 +80,9 @@ class ModelVersionSpec(CamelModel):
 
 class ModelVersion(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(
+        kind=MODEL_VERSION_KIND, plural="modelversions", singular="modelversion", short_names=("mv",)
+    )
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["ModelVersion"] = Field(default=MODEL_VERSION_KIND, description="ModelVersion.")
@@ -120,6 +118,7 @@ class ModelStatus(CamelModel):
 
 class Model(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(kind=MODEL_KIND, plural="models", singular="model", short_names=("mdl",))
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["Model"] = Field(default=MODEL_KIND, description="Model.")

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from kubetrain.api.events import EventType
 from kubetrain.api.schedule import ScheduleReason, TrainingSchedule
-from kubetrain.controller.kube import SCHEDULE_PLURAL, Kube
+from kubetrain.controller.kube import Kube
 from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.plan.draft import Event
 from kubetrain.plan.schedule import plan_schedule
@@ -32,7 +32,7 @@ class ScheduleReconciler(QueuedReconciler):
 
     def reconcile(self, namespace: str, name: str) -> None:
         with self.locks(namespace, name):
-            raw = self.kube.get_custom(SCHEDULE_PLURAL, namespace, name)
+            raw = self.kube.get_custom(TrainingSchedule.api_info, namespace, name)
             if raw is None or raw["metadata"].get("deletionTimestamp"):
                 self.forget(namespace, name)
                 return
@@ -47,7 +47,7 @@ class ScheduleReconciler(QueuedReconciler):
                 events = self._create(namespace, name, plan.create, events)
             if plan.status.to_k8s() != schedule.status.to_k8s():
                 # With the unset fields as nulls, so a merge patch clears them.
-                self.kube.patch_custom_status(SCHEDULE_PLURAL, namespace, name, plan.status.model_dump(
+                self.kube.patch_custom_status(TrainingSchedule.api_info, namespace, name, plan.status.model_dump(
                     mode="json", by_alias=True))
             for event in events:
                 self.kube.post_event(raw, event.type, event.reason, event.message)
