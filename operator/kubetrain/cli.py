@@ -216,7 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML node-pool catalogue (default: the dev cluster's pools)",
     )
     run.add_argument("--default-image", default=_env("DEFAULT_IMAGE", _default(OperatorConfig, "default_image")))
-    run.add_argument("--liveness-port", type=int, default=int(_env("LIVENESS_PORT", _default(OperatorConfig, "liveness_port"))))
+    run.add_argument(
+        "--liveness-port", type=int, default=int(_env("LIVENESS_PORT", _default(OperatorConfig, "liveness_port")))
+    )
     run.add_argument(
         "--metrics-port", type=int, default=int(_env("METRICS_PORT", _default(OperatorConfig, "metrics_port"))),
         help="Prometheus /metrics port; 0 serves none",
@@ -257,10 +259,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between renewals and between attempts to acquire",
     )
     run.add_argument(
-        "--log-format", choices=_choices(OperatorConfig, "log_format"), default=_env("LOG_FORMAT", _default(OperatorConfig, "log_format"))
+        "--log-format",
+        choices=_choices(OperatorConfig, "log_format"),
+        default=_env("LOG_FORMAT", _default(OperatorConfig, "log_format")),
     )
     run.add_argument(
-        "--log-level", choices=_choices(OperatorConfig, "log_level"), default=_env("LOG_LEVEL", _default(OperatorConfig, "log_level"))
+        "--log-level",
+        choices=_choices(OperatorConfig, "log_level"),
+        default=_env("LOG_LEVEL", _default(OperatorConfig, "log_level")),
     )
     run.add_argument(
         "--default-residency",
@@ -275,10 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve the residency validating webhook and register it (failurePolicy Fail)",
     )
     run.add_argument(
-        "--webhook-address", default=_env("WEBHOOK_ADDRESS", _default(WebhookConfig, "address")), help="listening address"
+        "--webhook-address",
+        default=_env("WEBHOOK_ADDRESS", _default(WebhookConfig, "address")),
+        help="listening address",
     )
     run.add_argument(
-        "--webhook-port", type=int, default=int(_env("WEBHOOK_PORT", _default(WebhookConfig, "port"))), help="HTTPS port"
+        "--webhook-port",
+        type=int,
+        default=int(_env("WEBHOOK_PORT", _default(WebhookConfig, "port"))),
+        help="HTTPS port",
     )
     run.add_argument(
         "--webhook-host",

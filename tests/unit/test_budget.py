@@ -73,10 +73,22 @@ def facts(*policies: dict[str, Any], jobs: tuple[dict[str, Any], ...] = ()) -> B
     [
         (BudgetPeriod.DAY, NOW, datetime(2026, 12, 2, tzinfo=timezone.utc)),
         (BudgetPeriod.WEEK, NOW, datetime(2026, 11, 30, tzinfo=timezone.utc)),  # the Monday before
-        (BudgetPeriod.WEEK, datetime(2026, 12, 6, 23, 59, tzinfo=timezone.utc), datetime(2026, 11, 30, tzinfo=timezone.utc)),
-        (BudgetPeriod.WEEK, datetime(2026, 11, 30, 0, 0, tzinfo=timezone.utc), datetime(2026, 11, 30, tzinfo=timezone.utc)),
+        (
+            BudgetPeriod.WEEK,
+            datetime(2026, 12, 6, 23, 59, tzinfo=timezone.utc),
+            datetime(2026, 11, 30, tzinfo=timezone.utc),
+        ),
+        (
+            BudgetPeriod.WEEK,
+            datetime(2026, 11, 30, 0, 0, tzinfo=timezone.utc),
+            datetime(2026, 11, 30, tzinfo=timezone.utc),
+        ),
         (BudgetPeriod.MONTH, NOW, datetime(2026, 12, 1, tzinfo=timezone.utc)),
-        (BudgetPeriod.MONTH, datetime(2026, 3, 31, 23, 0, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc)),
+        (
+            BudgetPeriod.MONTH,
+            datetime(2026, 3, 31, 23, 0, tzinfo=timezone.utc),
+            datetime(2026, 3, 1, tzinfo=timezone.utc),
+        ),
     ],
     ids=["day", "week-wednesday", "week-sunday-night", "week-monday-midnight", "month", "month-last-day"],
 )
@@ -130,8 +142,12 @@ def test_usage_before_the_current_period_is_not_counted(period: str, finished_da
     hour, some days ago; the new 1x2 GPU job for an hour fits only once that usage is in an
     earlier period."""
     midnight = NOW.replace(hour=0, minute=0) - timedelta(days=finished_days_ago)
-    used = job("earlier", workers=2, gpus=2, conditions=("Succeeded",), start=midnight, end=midnight + timedelta(hours=1))
-    verdict = judge_budget(TrainingJob.model_validate(job(gpus=2)), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW)
+    used = job(
+        "earlier", workers=2, gpus=2, conditions=("Succeeded",), start=midnight, end=midnight + timedelta(hours=1)
+    )
+    verdict = judge_budget(
+        TrainingJob.model_validate(job(gpus=2)), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW
+    )
     assert verdict.allowed is allowed, verdict.message
     assert verdict.reason == (Reason.WITHIN_BUDGET if allowed else Reason.BUDGET_EXCEEDED)
     if not allowed:
@@ -162,5 +178,7 @@ def test_the_job_itself_is_not_counted_against_its_own_budget() -> None:
     """The reconcile re-judges a job already in the namespace's list: its own reservation must
     not crowd it out."""
     admitted = job("me", gpus=2, conditions=("BudgetAvailable",))
-    verdict = judge_budget(TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW)
+    verdict = judge_budget(
+        TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW
+    )
     assert verdict.allowed, verdict.message

@@ -50,8 +50,11 @@ def test_an_edit_that_fits_or_lowers_the_cost_is_admitted() -> None:
 
 
 def _refused() -> BudgetVerdict:
-    return BudgetVerdict(allowed=False, reason=Reason.BUDGET_EXCEEDED, message="BudgetPolicy limit: namespace team has 0.5 of 2 "
-                         "GPU-hours left this day")
+    return BudgetVerdict(
+        allowed=False,
+        reason=Reason.BUDGET_EXCEEDED,
+        message="BudgetPolicy limit: namespace team has 0.5 of 2 GPU-hours left this day",
+    )
 
 
 def test_a_workers_raise_that_no_longer_fits_fails_the_job_instead_of_rolling() -> None:

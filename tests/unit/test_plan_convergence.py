@@ -47,7 +47,9 @@ class Cluster:
 
     def plan(self) -> Plan:
         job = self.job
-        return plan(job, self.observed(), partial(render_children, job, CATALOGUE, SETTINGS), CATALOGUE, SETTINGS, self.now)
+        return plan(
+            job, self.observed(), partial(render_children, job, CATALOGUE, SETTINGS), CATALOGUE, SETTINGS, self.now
+        )
 
     def apply(self, result: Plan, write_status: bool = True, act: bool = True) -> None:
         if write_status:
@@ -94,7 +96,11 @@ class Cluster:
     def set_phase(self, phase: str, index: int | None = None, **terminated: Any) -> None:
         for pod in self.pods.values():
             if index is None or pod["metadata"]["labels"]["kubetrain.io/replica-index"] == str(index):
-                state = {"terminated": {"exitCode": 0, **terminated}} if phase in ("Succeeded", "Failed") else {"running": {}}
+                state = (
+                    {"terminated": {"exitCode": 0, **terminated}}
+                    if phase in ("Succeeded", "Failed")
+                    else {"running": {}}
+                )
                 pod["status"] = {
                     "phase": phase,
                     "containerStatuses": [{"name": "trainer", "ready": phase == "Running", "state": state}],

@@ -156,7 +156,12 @@ def _crd(
     }
     if validations:
         root["x-kubernetes-validations"] = validations
-    version: dict[str, Any] = {"name": names.version, "served": True, "storage": True, "schema": {"openAPIV3Schema": root}}
+    version: dict[str, Any] = {
+        "name": names.version,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": root},
+    }
     if "status" in properties:
         version["subresources"] = {"status": {}}
     version["additionalPrinterColumns"] = [*columns, AGE_COLUMN]

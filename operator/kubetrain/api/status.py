@@ -136,7 +136,9 @@ class TrainingJobStatus(CamelModel):
         default_factory=dict, description="Pod counts of the current attempt, by role (worker)."
     )
     workers: str | None = Field(default=None, description="Ready and total workers, as ready/total, for kubectl get.")
-    restarts: int = Field(default=0, ge=0, description="Whole-group restarts after failures so far (runPolicy.backoffLimit bounds them).")
+    restarts: int = Field(
+        default=0, ge=0, description="Whole-group restarts after failures so far (runPolicy.backoffLimit bounds them)."
+    )
     attempt: int | None = Field(
         default=None,
         ge=0,
@@ -146,8 +148,8 @@ class TrainingJobStatus(CamelModel):
     worker_replacements: int | None = Field(
         default=None,
         ge=1,
-        description="Ray worker pods replaced alone in the current attempt (absent: none); one more than spec.ray.maxWorkerFailures "
-        "fails the attempt, which then counts against runPolicy.backoffLimit.",
+        description="Ray worker pods replaced alone in the current attempt (absent: none); one more than "
+        "spec.ray.maxWorkerFailures fails the attempt, which then counts against runPolicy.backoffLimit.",
     )
     start_time: datetime | None = Field(
         default=None, description="When the operator started the workers (reset when a suspended job resumes)."

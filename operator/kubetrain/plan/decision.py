@@ -182,7 +182,9 @@ def invalid_spec(raw: dict[str, Any], message: str, now: dt.datetime, pods: list
     except ValidationError:
         previous = TrainingJobStatus()
     generation = int(raw.get("metadata", {}).get("generation", 1))
-    conditions = set_condition(previous.conditions, ConditionType.FAILED, True, Reason.INVALID_SPEC, message, now, generation)
+    conditions = set_condition(
+        previous.conditions, ConditionType.FAILED, True, Reason.INVALID_SPEC, message, now, generation
+    )
     status = previous.model_copy(
         update={"conditions": conditions, "phase": derive_phase(conditions), "observed_generation": generation,
                 "completion_time": previous.completion_time or now}

@@ -27,12 +27,16 @@ def failure_of(pod: ObservedPod) -> Failure | None:
         return _failed(pod)
     if pod.deleting and pod.phase != "Succeeded":
         why = pod.reason or "deleted"
-        return Failure(pod=pod.name, reason=Reason.WORKER_DELETED, message=f"{_who(pod)} {pod.name} was {why} before it finished")
+        return Failure(
+            pod=pod.name, reason=Reason.WORKER_DELETED, message=f"{_who(pod)} {pod.name} was {why} before it finished"
+        )
     return None
 
 
 def missing(name: str, role: str = WORKER_ROLE) -> Failure:
-    return Failure(pod=name, reason=Reason.WORKER_LOST, message=f"{_noun(role)} {name} disappeared after it was created")
+    return Failure(
+        pod=name, reason=Reason.WORKER_LOST, message=f"{_noun(role)} {name} disappeared after it was created"
+    )
 
 
 def _noun(role: str | None) -> str:

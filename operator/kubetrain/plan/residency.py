@@ -24,10 +24,17 @@ def apply_residency(draft: Draft, verdict: ResidencyVerdict) -> bool:
     if verdict.blocking:
         message = f"data residency: {verdict.summary(verdict.blocking)}"
         _set(draft, False, R.RESIDENCY_VIOLATION, message)
-        draft.set(C.FAILED, True, R.RESIDENCY_VIOLATION, f"{message} (no worker may run; fix the spec and re-create the job)")
+        draft.set(
+            C.FAILED, True, R.RESIDENCY_VIOLATION, f"{message} (no worker may run; fix the spec and re-create the job)"
+        )
         return False
     if verdict.audited:
-        _set(draft, False, R.RESIDENCY_VIOLATION_AUDITED, f"data residency (Audit, the job runs): {verdict.summary(verdict.audited)}")
+        _set(
+            draft,
+            False,
+            R.RESIDENCY_VIOLATION_AUDITED,
+            f"data residency (Audit, the job runs): {verdict.summary(verdict.audited)}",
+        )
     elif verdict.policies:
         _set(draft, True, R.COMPLIANT, f"allowed by DataResidencyPolicy {', '.join(verdict.policies)}")
     else:

@@ -48,7 +48,9 @@ def exceed_deadline(draft: Draft, current: list[ObservedPod]) -> bool:
     if end is None or draft.now < end:
         return False
     seconds = draft.job.spec.run_policy.active_deadline_seconds
-    draft.set(C.FAILED, True, R.DEADLINE_EXCEEDED, f"the job ran longer than runPolicy.activeDeadlineSeconds ({seconds}s)")
+    draft.set(
+        C.FAILED, True, R.DEADLINE_EXCEEDED, f"the job ran longer than runPolicy.activeDeadlineSeconds ({seconds}s)"
+    )
     draft.delete([p.name for p in current if not p.finished and not p.deleting])
     return True
 

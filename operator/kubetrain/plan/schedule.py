@@ -85,8 +85,11 @@ def plan_schedule(schedule: TrainingSchedule, now: datetime) -> SchedulePlan:
         cadence = Cadence.parse(schedule.spec.schedule)
     except ScheduleError as exc:
         status = old.model_copy(update={"next_schedule_time": None, "message": str(exc)})
-        events = [] if old.message == str(exc) else [Event(type=EventType.WARNING, reason=ScheduleReason.INVALID_SCHEDULE,
-                                                           message=str(exc))]
+        events = (
+            []
+            if old.message == str(exc)
+            else [Event(type=EventType.WARNING, reason=ScheduleReason.INVALID_SCHEDULE, message=str(exc))]
+        )
         return SchedulePlan(status=status, events=events)
     if schedule.spec.suspend:
         return SchedulePlan(status=old.model_copy(update={"next_schedule_time": None, "message": None}))

@@ -145,9 +145,13 @@ def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalo
     if refusals and gpus(job.spec) > 0:
         return BudgetVerdict(allowed=False, reason=Reason.BUDGET_EXCEEDED, message="; ".join(refusals))
     if not selected:
-        return BudgetVerdict(allowed=True, reason=Reason.NO_BUDGET, message=f"no BudgetPolicy selects namespace {namespace}")
+        return BudgetVerdict(
+            allowed=True, reason=Reason.NO_BUDGET, message=f"no BudgetPolicy selects namespace {namespace}"
+        )
     return BudgetVerdict(
-        allowed=True, reason=Reason.WITHIN_BUDGET, message=f"needs up to {_hours(needed or 0.0)} GPU-hours; within budget"
+        allowed=True,
+        reason=Reason.WITHIN_BUDGET,
+        message=f"needs up to {_hours(needed or 0.0)} GPU-hours; within budget",
     )
 
 
