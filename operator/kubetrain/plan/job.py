@@ -52,11 +52,13 @@ def plan(
     budget: BudgetVerdict | None = None,
     promotion: PromotionFacts | None = None,
 ) -> Plan:
-    """`residency` is the verdict of the namespace's DataResidencyPolicies on this job, evaluated
-    by the caller from fresh policies on every reconcile (they change after admission). `budget`
-    (judged before the job first starts, and after an edit of a started job: a spec.workers raise
-    that no longer fits fails it instead of rolling) and `promotion` (after it succeeded) are given by the
-    caller only when needed; None leaves that part of the status as it is."""
+    """`desired` renders the job's children (see Desired); `catalogue` and `settings` serve the
+    spec's validation, the cost and the provenance. `residency` is the verdict of the namespace's
+    DataResidencyPolicies on this job, evaluated by the caller from fresh policies on every
+    reconcile (they change after admission). `budget` (judged before the job first starts, and after
+    an edit of a started job: a spec.workers raise that no longer fits fails it instead of rolling)
+    and `promotion` (after it succeeded) are given by the caller only when needed; None leaves that
+    part of the status as it is."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
     group = group_of(job)
