@@ -179,9 +179,14 @@ class TrainingOperator:
         self.binary = binary
 
     def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
-        argv = [str(self.binary), "--enable-scheme=pytorchjob", f"--namespace={namespace}",
-                f"--metrics-bind-address=127.0.0.1:{free_port()}", f"--health-probe-bind-address=127.0.0.1:{free_port()}",
-                f"--webhook-server-port={free_port()}"]
+        argv = [
+            str(self.binary),
+            "--enable-scheme=pytorchjob",
+            f"--namespace={namespace}",
+            f"--metrics-bind-address=127.0.0.1:{free_port()}",
+            f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+            f"--webhook-server-port={free_port()}",
+        ]
         proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                                 env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
         self._mount_certs(cluster)
@@ -208,7 +213,9 @@ class TrainingOperator:
         return pytorch_job(name, workers)
 
     def running(self, job: dict[str, Any]) -> bool:
-        return any(c["type"] == "Running" and c["status"] == "True" for c in (job.get("status") or {}).get("conditions", []))
+        return any(
+            c["type"] == "Running" and c["status"] == "True" for c in (job.get("status") or {}).get("conditions", [])
+        )
 
 
 def measure(system: System, cluster: LocalCluster, api: kubernetes.client.ApiClient, jobs: int, workers: int,
@@ -247,7 +254,8 @@ def measure(system: System, cluster: LocalCluster, api: kubernetes.client.ApiCli
 
 
 def print_table(results: list[Result]) -> None:
-    header = f"{'system':<18} {'jobs':>5} {'pods exist s':>12} {'all Running s':>13} {'API req/job':>11} {'CPU s':>7} {'peak RSS MiB':>12}"
+    header = (f"{'system':<18} {'jobs':>5} {'pods exist s':>12} {'all Running s':>13} {'API req/job':>11} "
+              f"{'CPU s':>7} {'peak RSS MiB':>12}")
     print(header)
     print("-" * len(header))
     for r in results:
@@ -259,8 +267,13 @@ def print_table(results: list[Result]) -> None:
     for jobs in sorted({r.jobs for r in results}):
         a, b = by.get(("kubetrain", jobs)), by.get(("training-operator", jobs))
         if a and b:
-            cells = [a.pods_seconds / b.pods_seconds, a.running_seconds / b.running_seconds,
-                     a.requests_per_job / b.requests_per_job, a.cpu_seconds / b.cpu_seconds, a.peak_rss_mib / b.peak_rss_mib]
+            cells = [
+                a.pods_seconds / b.pods_seconds,
+                a.running_seconds / b.running_seconds,
+                a.requests_per_job / b.requests_per_job,
+                a.cpu_seconds / b.cpu_seconds,
+                a.peak_rss_mib / b.peak_rss_mib,
+            ]
             print(f"{'':<18} {jobs:>5} " + " ".join(f"{c:>{w}.2f}" for c, w in zip(cells, (12, 13, 11, 7, 12))))
 
 
@@ -294,7 +307,9 @@ def main() -> int:
         cluster.start()
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         if not args.skip_training_operator:
-            cluster.kubectl("apply", "--server-side", "-f", str(module / "manifests/base/crds/kubeflow.org_pytorchjobs.yaml"))
+            cluster.kubectl(
+                "apply", "--server-side", "-f", str(module / "manifests/base/crds/kubeflow.org_pytorchjobs.yaml")
+            )
             cluster.kubectl("create", "namespace", "kubeflow")
             cluster.kubectl("create", "secret", "generic", "training-operator-webhook-cert", "-n", "kubeflow")
             # Its cert rotator waits for this object before the controllers start; with no webhooks

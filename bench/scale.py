@@ -91,16 +91,31 @@ def main() -> int:
         for probe in range(args.probes):
             name = f"job-{probe % args.running:05d}"
             before = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["restarts"]
-            pod = next(p for p in core.list_namespaced_pod(namespace, label_selector=f"kubetrain.io/job-name={name}").items
-                       if p.metadata.deletion_timestamp is None)
+            pod = next(
+                p
+                for p in core.list_namespaced_pod(namespace, label_selector=f"kubetrain.io/job-name={name}").items
+                if p.metadata.deletion_timestamp is None
+            )
             started = time.monotonic()
             core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"annotations": {
                 "kwok.kubetrain.io/outcome": "Failed", "kwok.kubetrain.io/exit-code": "1"}}})
-            wait(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["restarts"] > before,
-                 120, f"{name} to restart")
+            wait(
+                lambda: (
+                    custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["restarts"]
+                    > before
+                ),
+                120,
+                f"{name} to restart",
+            )
             latencies.append(time.monotonic() - started)
-            wait(lambda: custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["phase"] == "Running",
-                 120, f"{name} to run again")
+            wait(
+                lambda: (
+                    custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["phase"]
+                    == "Running"
+                ),
+                120,
+                f"{name} to run again",
+            )
         cpu, rss = proc_usage(operator.pid)
         operator.terminate()
         operator.wait(timeout=30)

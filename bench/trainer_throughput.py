@@ -47,10 +47,28 @@ class Case:
 def cases(args: argparse.Namespace) -> list[Case]:
     common: dict[str, Any] = {"batchSize": args.batch_size, "epochs": 1, "checkpointEverySteps": 10**9,
                               "validationFraction": 0.0, "progressIntervalSeconds": 10**9}
-    text_model = {"dModel": args.d_model, "layers": args.layers, "heads": args.heads, "maxLength": args.seq_len, "dropout": 0.0}
+    text_model = {
+        "dModel": args.d_model,
+        "layers": args.layers,
+        "heads": args.heads,
+        "maxLength": args.seq_len,
+        "dropout": 0.0,
+    }
     return [
-        Case("mlp", TaskConfig.model_validate({"type": "tabular-classification", **common}), lambda n: torch.randn(n, 20), 3, 0),
-        Case("cnn", TaskConfig.model_validate({"type": "image-classification", **common}), lambda n: torch.randn(n, 1, 8, 8), 10, 0),
+        Case(
+            "mlp",
+            TaskConfig.model_validate({"type": "tabular-classification", **common}),
+            lambda n: torch.randn(n, 20),
+            3,
+            0,
+        ),
+        Case(
+            "cnn",
+            TaskConfig.model_validate({"type": "image-classification", **common}),
+            lambda n: torch.randn(n, 1, 8, 8),
+            10,
+            0,
+        ),
         Case(
             "transformer",
             TaskConfig.model_validate({"type": "text-classification", "model": text_model, **common}),
@@ -61,9 +79,13 @@ def cases(args: argparse.Namespace) -> list[Case]:
     ]
 
 
-def plain_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device, seconds: float, warmup: int) -> float:
+def plain_loop(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device, seconds: float, warmup: int
+) -> float:
     """The least a training step can be: shuffled batch, forward, loss, backward, AdamW step."""
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3, fused=device.type == "cuda")
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-3, fused=device.type == "cuda"
+    )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     model.train()
     steps, samples, began = 0, 0, 0.0
@@ -74,7 +96,9 @@ def plain_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, d
                     torch.cuda.synchronize()
                 began, samples = time.perf_counter(), 0
             with autocast:
-                loss = F.cross_entropy(model(x[rows].to(device, non_blocking=True)).float(), y[rows].to(device, non_blocking=True))
+                loss = F.cross_entropy(
+                    model(x[rows].to(device, non_blocking=True)).float(), y[rows].to(device, non_blocking=True)
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -86,12 +110,23 @@ def plain_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, d
                 return samples / (time.perf_counter() - began)
 
 
-def kubetrain_loop(case: Case, model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, epochs: int) -> float:
+def kubetrain_loop(
+    case: Case, model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, epochs: int
+) -> float:
     empty = (x[:0], y[:0])
-    data = Prepared(train=(x, y), validation=empty, test=empty, input_shape=tuple(x.shape[1:]), num_classes=case.num_classes, recipe={})
+    data = Prepared(
+        train=(x, y),
+        validation=empty,
+        test=empty,
+        input_shape=tuple(x.shape[1:]),
+        num_classes=case.num_classes,
+        recipe={},
+    )
     task = case.task.model_copy(update={"epochs": epochs})
     with tempfile.TemporaryDirectory() as output:
-        loop = TrainingLoop(model, data, task, SINGLE_PROCESS, device, Checkpointer(output), progress_gate=lambda _: False)
+        loop = TrainingLoop(
+            model, data, task, SINGLE_PROCESS, device, Checkpointer(output), progress_gate=lambda _: False
+        )
         return loop.run().samples_per_second
 
 
@@ -106,7 +141,9 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=32)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    parser.add_argument("--compile", action="store_true", help="CUDA only: also time torch.compile(model) in the plain loop")
+    parser.add_argument(
+        "--compile", action="store_true", help="CUDA only: also time torch.compile(model) in the plain loop"
+    )
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="peak dense bf16 TFLOP/s (H100 SXM: 989)")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -132,9 +169,17 @@ def main() -> None:
         ours = kubetrain_loop(case, model, x, y, device, epochs)
         line = f"{case.name:<12}{params:>11,}{plain:>12,.0f}{ours:>13,.0f}{ours / plain:>8.2f}"
         if cuda:
-            compiled = plain_loop(torch.compile(model), x, y, args.batch_size, device, args.seconds, args.warmup) if args.compile else None
+            compiled = (
+                plain_loop(torch.compile(model), x, y, args.batch_size, device, args.seconds, args.warmup)
+                if args.compile
+                else None
+            )
             best = max(plain, ours, compiled or 0.0)
-            mfu = 6 * (params - embedding) * case.tokens_per_sample * best / (args.peak_tflops * 1e12) if case.tokens_per_sample else None
+            mfu = (
+                6 * (params - embedding) * case.tokens_per_sample * best / (args.peak_tflops * 1e12)
+                if case.tokens_per_sample
+                else None
+            )
             line += f"{compiled:>12,.0f}" if compiled else f"{'-':>12}"
             line += f"{mfu:>8.1%}" if mfu is not None else f"{'-':>8}"
         print(line, flush=True)

@@ -75,7 +75,11 @@ class Jobs:
         def ready() -> list[Any] | None:
             pods = self.pods(name, include_terminating=True)
             live = [p for p in pods if p.metadata.deletion_timestamp is None]
-            if len(pods) == count and len(live) == count and (phase is None or all(p.status.phase == phase for p in live)):
+            if (
+                len(pods) == count
+                and len(live) == count
+                and (phase is None or all(p.status.phase == phase for p in live))
+            ):
                 return live
             return None
 

@@ -34,7 +34,18 @@ def train_example_to_success(
     output under `work`; returns the jobs client, the job's name and its final status."""
     data = work / "tabular.csv"
     subprocess.run(
-        [sys.executable, "-m", "kubetrain_trainer.datagen", "tabular", "--out", str(data), "--rows", "2000", "--seed", "0"],
+        [
+            sys.executable,
+            "-m",
+            "kubetrain_trainer.datagen",
+            "tabular",
+            "--out",
+            str(data),
+            "--rows",
+            "2000",
+            "--seed",
+            "0",
+        ],
         check=True,
     )
     manifest = example(example_name)

@@ -178,9 +178,11 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("expand-args-two-variables", _pieces("$(P)$(R)")),
     ("expand-args-inside-a-flag", _pieces("--data=$(P)$(R)")),
     ("expand-env-chain", {"env": [{"name": "P", "value": "s3:"}, {"name": "DATA", "value": "$(P)//us-bucket/x"}]}),
-    ("expand-template-command", _trainer(command=["sh", "-c", "$(S)us-bucket/x"], env=[{"name": "S", "value": "s3://"}])),
+    ("expand-template-command", _trainer(command=["sh", "-c", "$(S)us-bucket/x"],
+                                         env=[{"name": "S", "value": "s3://"}])),
     ("expand-sidecar-args", _template({"containers": [{"name": "sync", "image": "amazon/aws-cli", "args": [
-        "s3", "sync", "$(A)$(B)", "/data"], "env": [{"name": "A", "value": "s3://"}, {"name": "B", "value": "us-bucket"}]}]})),
+        "s3", "sync", "$(A)$(B)", "/data"], "env": [{"name": "A", "value": "s3://"},
+                                                    {"name": "B", "value": "us-bucket"}]}]})),
     ("expand-hidden-configmap-piece", {**_args("$(P)//us-bucket/x"),
                                        **_value_from("P", CONFIG_MAP_KEY)}),
     ("expand-hidden-secret-piece", {**_args("s3:$(TOKEN)"), **_value_from("TOKEN", SECRET_KEY)}),
@@ -223,7 +225,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("hook-post-start-exec", _trainer(lifecycle={"postStart": _exec("sh", "-c", f"aws s3 cp {US} /tmp/x")})),
     ("hook-pre-stop-sidecar", _template({"containers": [{"name": "sync", "image": SYNC_IMAGE, "lifecycle": {
         "preStop": _exec("aws", "s3", "sync", "/out", "s3://us-bucket/out")}}]})),
-    ("probe-liveness-exec", _trainer(livenessProbe=_exec("python", "-c", "import fsspec; fsspec.open('gs://us-bucket/x')"))),
+    ("probe-liveness-exec",
+     _trainer(livenessProbe=_exec("python", "-c", "import fsspec; fsspec.open('gs://us-bucket/x')"))),
     ("probe-readiness-exec", _trainer(readinessProbe=_exec("sh", "-c", "test -n s3a://us-bucket/x"))),
     ("probe-startup-native-sidecar", _template({"initContainers": [{
         "name": "sync", "image": SYNC_IMAGE, "restartPolicy": "Always",
@@ -252,7 +255,8 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("env-requests-ca-bundle", {"env": [{"name": "REQUESTS_CA_BUNDLE", "value": "/etc/trainer/ca.pem"}]}),
     ("env-curl-ca-bundle", {"env": [{"name": "curl_ca_bundle", "value": "/etc/trainer/ca.pem"}]}),
     ("env-node-extra-ca-certs", {"env": [{"name": "NODE_EXTRA_CA_CERTS", "value": "/etc/trainer/ca.pem"}]}),
-    ("dns-host-aliases", _template({"hostAliases": [{"ip": "203.0.113.7", "hostnames": ["s3.eu-west-1.amazonaws.com"]}]})),
+    ("dns-host-aliases",
+     _template({"hostAliases": [{"ip": "203.0.113.7", "hostnames": ["s3.eu-west-1.amazonaws.com"]}]})),
     ("dns-policy-none", _template({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["203.0.113.53"]}})),
     ("dns-config-nameservers", _template({"dnsConfig": {"nameservers": ["203.0.113.53"]}})),
     ("dns-config-searches", _template({"dnsConfig": {"searches": ["us.example"]}})),

@@ -9,12 +9,14 @@ import socket
 import sys
 import uuid
 from pathlib import Path
+from typing import get_args
 
 import pydantic
 
-from kubetrain.controller.config import DEFAULT_TRAINER_IMAGE, LeaderElectionConfig
+from kubetrain.controller.config import LeaderElectionConfig, OperatorConfig, WebhookConfig, WebhookService
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import GPU_RESOURCE, POOL_LABEL, REGION_LABEL
+from kubetrain.policy.residency import DefaultResidency
 
 # The CRDs for `kubectl apply` and the same files in the Helm chart, which installs them first.
 CRD_DIRS = (Path("crds"), Path("charts/kubetrain/crds"))
@@ -71,7 +73,6 @@ def _dev_pools(args: argparse.Namespace) -> int:
 
 
 def _operator_run(args: argparse.Namespace) -> int:
-    from kubetrain.controller.config import OperatorConfig, WebhookConfig, WebhookService
     from kubetrain.controller.run import run_operator
 
     webhook = None
@@ -163,6 +164,17 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"KUBETRAIN_{name}", default)
 
 
+def _default(model: type[pydantic.BaseModel], field: str) -> str:
+    """The configuration model's default for `field`, as a flag's text: the flags and the
+    KUBETRAIN_* variables default to what the operator's configuration declares."""
+    return str(model.model_fields[field].default)
+
+
+def _choices(model: type[pydantic.BaseModel], field: str) -> list[str]:
+    """The values the configuration model's Literal `field` allows."""
+    return [str(v) for v in get_args(model.model_fields[field].annotation)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -203,10 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=Path(_env("NODE_POOLS_FILE", "")) if _env("NODE_POOLS_FILE", "") else None,
         help="YAML node-pool catalogue (default: the dev cluster's pools)",
     )
-    run.add_argument("--default-image", default=_env("DEFAULT_IMAGE", DEFAULT_TRAINER_IMAGE))
-    run.add_argument("--liveness-port", type=int, default=int(_env("LIVENESS_PORT", "8080")))
+    run.add_argument("--default-image", default=_env("DEFAULT_IMAGE", _default(OperatorConfig, "default_image")))
     run.add_argument(
-        "--metrics-port", type=int, default=int(_env("METRICS_PORT", "8081")),
+        "--liveness-port", type=int, default=int(_env("LIVENESS_PORT", _default(OperatorConfig, "liveness_port")))
+    )
+    run.add_argument(
+        "--metrics-port", type=int, default=int(_env("METRICS_PORT", _default(OperatorConfig, "metrics_port"))),
         help="Prometheus /metrics port; 0 serves none",
     )
     run.add_argument(
@@ -220,30 +234,44 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("LEADER_ELECTION_NAMESPACE", ""),
         help="namespace of the Lease (default in a pod: its own)",
     )
-    run.add_argument("--leader-election-lease", default=_env("LEADER_ELECTION_LEASE", "kubetrain-operator"),
-                     help="name of the Lease")
+    run.add_argument(
+        "--leader-election-lease", default=_env("LEADER_ELECTION_LEASE", _default(LeaderElectionConfig, "lease_name")),
+        help="name of the Lease",
+    )
     run.add_argument(
         "--leader-election-identity",
         default=_env("LEADER_ELECTION_IDENTITY", ""),
         help="this replica's name in the Lease (default: host name and a random suffix)",
     )
-    run.add_argument("--leader-election-lease-duration", type=float,
-                     default=float(_env("LEADER_ELECTION_LEASE_DURATION", "15")),
-                     help="seconds without renewal before a standby takes over")
-    run.add_argument("--leader-election-renew-deadline", type=float,
-                     default=float(_env("LEADER_ELECTION_RENEW_DEADLINE", "10")),
-                     help="seconds a leader keeps acting without a successful renewal")
-    run.add_argument("--leader-election-retry-period", type=float,
-                     default=float(_env("LEADER_ELECTION_RETRY_PERIOD", "2")),
-                     help="seconds between renewals and between attempts to acquire")
-    run.add_argument("--log-format", choices=["text", "json"], default=_env("LOG_FORMAT", "text"))
     run.add_argument(
-        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], default=_env("LOG_LEVEL", "INFO")
+        "--leader-election-lease-duration", type=float,
+        default=float(_env("LEADER_ELECTION_LEASE_DURATION", _default(LeaderElectionConfig, "lease_duration_seconds"))),
+        help="seconds without renewal before a standby takes over",
+    )
+    run.add_argument(
+        "--leader-election-renew-deadline", type=float,
+        default=float(_env("LEADER_ELECTION_RENEW_DEADLINE", _default(LeaderElectionConfig, "renew_deadline_seconds"))),
+        help="seconds a leader keeps acting without a successful renewal",
+    )
+    run.add_argument(
+        "--leader-election-retry-period", type=float,
+        default=float(_env("LEADER_ELECTION_RETRY_PERIOD", _default(LeaderElectionConfig, "retry_period_seconds"))),
+        help="seconds between renewals and between attempts to acquire",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=_choices(OperatorConfig, "log_format"),
+        default=_env("LOG_FORMAT", _default(OperatorConfig, "log_format")),
+    )
+    run.add_argument(
+        "--log-level",
+        choices=_choices(OperatorConfig, "log_level"),
+        default=_env("LOG_LEVEL", _default(OperatorConfig, "log_level")),
     )
     run.add_argument(
         "--default-residency",
-        choices=["allow-all", "deny-all"],
-        default=_env("DEFAULT_RESIDENCY", "allow-all"),
+        choices=[d.value for d in DefaultResidency],
+        default=_env("DEFAULT_RESIDENCY", _default(OperatorConfig, "default_residency")),
         help="jobs in namespaces no DataResidencyPolicy selects: allow-all (default) or deny-all",
     )
     run.add_argument(
@@ -252,11 +280,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("WEBHOOK", "") == "true",
         help="serve the residency validating webhook and register it (failurePolicy Fail)",
     )
-    run.add_argument("--webhook-address", default=_env("WEBHOOK_ADDRESS", "0.0.0.0"), help="listening address")
-    run.add_argument("--webhook-port", type=int, default=int(_env("WEBHOOK_PORT", "9443")), help="HTTPS port")
+    run.add_argument(
+        "--webhook-address",
+        default=_env("WEBHOOK_ADDRESS", _default(WebhookConfig, "address")),
+        help="listening address",
+    )
+    run.add_argument(
+        "--webhook-port",
+        type=int,
+        default=int(_env("WEBHOOK_PORT", _default(WebhookConfig, "port"))),
+        help="HTTPS port",
+    )
     run.add_argument(
         "--webhook-host",
-        default=_env("WEBHOOK_HOST", "127.0.0.1"),
+        default=_env("WEBHOOK_HOST", _default(WebhookConfig, "host")),
         help="host the API server calls when no --webhook-service is given",
     )
     run.add_argument(
@@ -265,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="NAMESPACE/NAME of the webhook's Service: registered instead of https://HOST:PORT (in a cluster)",
     )
     run.add_argument(
-        "--webhook-service-port", type=int, default=int(_env("WEBHOOK_SERVICE_PORT", "443")),
+        "--webhook-service-port", type=int, default=int(_env("WEBHOOK_SERVICE_PORT", _default(WebhookService, "port"))),
         help="the Service's port",
     )
     run.add_argument(

@@ -80,7 +80,9 @@ def test_first_job_trains_in_containers_under_restricted_pod_security(
     assert status["metrics"]["accuracy"] > 0.6, status
     assert (output_dir / "first-job").is_dir() and any((output_dir / "first-job").rglob("*.safetensors")), \
         sorted(str(p) for p in output_dir.rglob("*"))
-    card = next((output_dir / "first-job").rglob("MODEL_CARD.md"), None) or next((output_dir / "first-job").rglob("*card*"), None)
+    card = next((output_dir / "first-job").rglob("MODEL_CARD.md"), None) or next(
+        (output_dir / "first-job").rglob("*card*"), None
+    )
     assert card is not None, sorted(str(p) for p in output_dir.rglob("*"))
 
 
@@ -124,8 +126,11 @@ def test_an_image_that_cannot_be_pulled_shows_in_the_status(
 
     running = wait_for(pull_failed, timeout=90, what="Running=False/ErrImagePull")
     assert "kubetrain.local/does-not-exist:1" in str(running["message"]), running
-    warnings = wait_for(lambda: [e for e in jobs.events("no-image") if e.reason in ("ErrImagePull", "ImagePullBackOff")],
-                        timeout=30, what="the image pull Warning Event")
+    warnings = wait_for(
+        lambda: [e for e in jobs.events("no-image") if e.reason in ("ErrImagePull", "ImagePullBackOff")],
+        timeout=30,
+        what="the image pull Warning Event",
+    )
     assert warnings[0].type == "Warning"
     row = real_cluster.kubectl("get", "tj", "no-image", "-n", real_namespace).stdout.splitlines()[1]
     assert {"ErrImagePull", "ImagePullBackOff"} & set(row.split()), row

@@ -56,9 +56,14 @@ def test_default_values_render_a_cluster_wide_operator() -> None:
     assert container["args"][:2] == ["operator", "run"]
     assert not any(a.startswith(("--namespace", "--node-pools")) for a in container["args"])
     # Leader election with one replica too: a rolling update never has two reconcilers.
-    for expected in ("--leader-election", "--leader-election-namespace=kubetrain", "--leader-election-lease=kt-kubetrain",
-                     "--leader-election-lease-duration=15", "--leader-election-renew-deadline=10",
-                     "--leader-election-retry-period=2"):
+    for expected in (
+        "--leader-election",
+        "--leader-election-namespace=kubetrain",
+        "--leader-election-lease=kt-kubetrain",
+        "--leader-election-lease-duration=15",
+        "--leader-election-renew-deadline=10",
+        "--leader-election-retry-period=2",
+    ):
         assert expected in container["args"], (expected, container["args"])
     (identity,) = container["env"]
     assert identity == {"name": "KUBETRAIN_LEADER_ELECTION_IDENTITY",
@@ -85,9 +90,16 @@ def test_full_values_render_roles_disruption_budget_catalogue_and_service_monito
     assert sorted(o["metadata"]["namespace"] for o in find(objects, "Role")) == ["kubetrain", "team-a", "team-b"]
     assert not find(objects, "Secret")  # certSecret is given
     (budget,) = find(objects, "PodDisruptionBudget")
-    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {
-        "app.kubernetes.io/name": "kubetrain", "app.kubernetes.io/instance": "kt", "app.kubernetes.io/component": "operator",
-    }}}
+    assert budget["spec"] == {
+        "minAvailable": 1,
+        "selector": {
+            "matchLabels": {
+                "app.kubernetes.io/name": "kubetrain",
+                "app.kubernetes.io/instance": "kt",
+                "app.kubernetes.io/component": "operator",
+            }
+        },
+    }
     (monitor,) = find(objects, "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
@@ -126,9 +138,13 @@ def test_replicas_without_leader_election_are_refused() -> None:
     result = Helm().run("template", "kt", str(CHART), f"--kube-version={Versions.pinned().kubernetes}",
                         "--set=replicas=2", "--set=leaderElection.enabled=false", check=False)
     assert result.returncode != 0
-    assert "replicas > 1 needs leaderElection.enabled=true: without it every replica reconciles every job" in result.stderr
+    assert (
+        "replicas > 1 needs leaderElection.enabled=true: without it every replica reconciles every job" in result.stderr
+    )
     (deployment,) = find(Helm().template(sets=("leaderElection.enabled=false",)), "Deployment")
-    assert not any(a.startswith("--leader-election") for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert not any(
+        a.startswith("--leader-election") for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
 
 
 def test_values_breaking_the_schema_are_refused_naming_each_field() -> None:

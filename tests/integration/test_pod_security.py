@@ -14,7 +14,10 @@ from tests.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster
 
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
 
 
 @pytest.fixture

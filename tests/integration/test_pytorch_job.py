@@ -227,7 +227,9 @@ def test_trainer_account_may_report_its_own_jobs_status_and_nothing_else(
         refused = [
             lambda: custom.patch_namespaced_custom_object_status(GROUP, VERSION, jobs.ns, PLURAL, other, report),
             lambda: custom.get_namespaced_custom_object_status(GROUP, VERSION, jobs.ns, PLURAL, other),
-            lambda: custom.patch_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL, name, {"spec": {"workers": 3}}),
+            lambda: custom.patch_namespaced_custom_object(
+                GROUP, VERSION, jobs.ns, PLURAL, name, {"spec": {"workers": 3}}
+            ),
             lambda: custom.list_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL),
             lambda: kubernetes.client.CoreV1Api(trainer).list_namespaced_secret(jobs.ns),
             lambda: kubernetes.client.CoreV1Api(trainer).list_namespaced_pod(jobs.ns),
@@ -271,7 +273,9 @@ def crd_lagging_behind_the_operator(cluster: LocalCluster, crds: Path, namespace
     try:
         yield
     finally:
-        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds / "kubetrain.io_trainingjobs.yaml"))
+        cluster.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", str(crds / "kubetrain.io_trainingjobs.yaml")
+        )
         wait_for(lambda: _task_rule_enforced(cluster, namespace), what="the repo's CRD rules in force again")
 
 

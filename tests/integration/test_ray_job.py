@@ -45,7 +45,9 @@ def start_running(jobs: Jobs, **overrides: Any) -> dict[str, Any]:
     return by_name(pods)
 
 
-def test_example_creates_head_service_and_workers_on_its_pool(jobs: Jobs, cluster: LocalCluster, namespace: str) -> None:
+def test_example_creates_head_service_and_workers_on_its_pool(
+    jobs: Jobs, cluster: LocalCluster, namespace: str
+) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "ray-train.yaml"))
     pods = by_name(jobs.wait_pods(NAME, 3, phase="Running"))
     assert sorted(pods) == sorted([HEAD, *WORKERS])
@@ -83,7 +85,12 @@ def test_example_creates_head_service_and_workers_on_its_pool(jobs: Jobs, cluste
 
 def test_the_phase_follows_the_driver_and_takes_its_metrics(jobs: Jobs) -> None:
     start_running(jobs)
-    report = {"outcome": "Succeeded", "reason": "Completed", "message": "test accuracy 0.9100", "metrics": {"accuracy": 0.91}}
+    report = {
+        "outcome": "Succeeded",
+        "reason": "Completed",
+        "message": "test accuracy 0.9100",
+        "metrics": {"accuracy": 0.91},
+    }
     jobs.end_pod(HEAD, "Succeeded", 0, json.dumps(report))
     status = jobs.wait_phase(NAME, "Succeeded")
     assert status["metrics"] == {"accuracy": 0.91}
@@ -126,7 +133,9 @@ def test_a_failed_head_restarts_the_group_until_backoff_limit(jobs: Jobs) -> Non
     assert jobs.status(NAME)["restarts"] == 1
     jobs.wait_phase(NAME, "Running")
 
-    jobs.end_pod(HEAD, "Failed", 1, json.dumps({"outcome": "Failed", "reason": "TrainerError", "message": "boom again"}))
+    jobs.end_pod(
+        HEAD, "Failed", 1, json.dumps({"outcome": "Failed", "reason": "TrainerError", "message": "boom again"})
+    )
     status = jobs.wait_phase(NAME, "Failed")
     failed = jobs.condition(NAME, "Failed")
     assert failed and failed["reason"] == "BackoffLimitExceeded" and "boom again" in failed["message"]
@@ -144,7 +153,9 @@ def test_a_driver_error_that_no_restart_can_fix_fails_the_job_with_it_at_once(jo
     wait_for(lambda: not {p.metadata.name for p in jobs.pods(NAME)} & set(WORKERS), what="the workers stopped")
 
 
-def test_residency_pins_the_head_and_workers_to_the_allowed_region(jobs: Jobs, api: kubernetes.client.ApiClient) -> None:
+def test_residency_pins_the_head_and_workers_to_the_allowed_region(
+    jobs: Jobs, api: kubernetes.client.ApiClient
+) -> None:
     """The cpu pool spans both regions; an eu-only policy keeps every Ray pod in eu-west-1."""
     custom = kubernetes.client.CustomObjectsApi(api)
     body = eu_policy("eu-only", [jobs.ns])
@@ -159,7 +170,9 @@ def test_residency_pins_the_head_and_workers_to_the_allowed_region(jobs: Jobs, a
         for pod in pods:
             labels = jobs.core.read_node(pod.spec.node_name).metadata.labels
             assert (labels["kubetrain.io/node-pool"], labels[REGION]) == ("cpu", "eu-west-1"), pod.metadata.name
-            [term] = pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+            [term] = (
+                pod.spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution.node_selector_terms
+            )
             assert [(e.key, e.operator, e.values) for e in term.match_expressions] == [(REGION, "In", ["eu-west-1"])]
         assert jobs.condition("ray-eu", "ResidencyCompliant")["reason"] == "Compliant"
     finally:

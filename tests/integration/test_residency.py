@@ -255,9 +255,24 @@ def test_a_relabelled_namespace_stops_a_job_running_in_another_region_without_an
     eu["spec"]["namespaceSelector"] = {"matchLabels": {"residency": f"eu-{jobs.ns}"}}
     policy(eu)
     # Unselected for now: a preferred affinity is free to take the job's pod to us-east-1.
-    prefer_us = {"podTemplate": {"spec": {"affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-        {"weight": 100, "preference": {"matchExpressions": [{"key": REGION, "operator": "In", "values": ["us-east-1"]}]}},
-    ]}}}}}
+    prefer_us = {
+        "podTemplate": {
+            "spec": {
+                "affinity": {
+                    "nodeAffinity": {
+                        "preferredDuringSchedulingIgnoredDuringExecution": [
+                            {
+                                "weight": 100,
+                                "preference": {
+                                    "matchExpressions": [{"key": REGION, "operator": "In", "values": ["us-east-1"]}]
+                                },
+                            },
+                        ]
+                    }
+                }
+            }
+        }
+    }
     name = create_job(jobs, "moved", {**CPU_JOB, **prefer_us})
     [pod] = jobs.wait_pods(name, 1, phase="Running", timeout=30)
     node = pod.spec.node_name

@@ -62,7 +62,8 @@ TEMPLATE_CASES: list[tuple[str, dict[str, Any], str]] = [
     # Shape and syntax are right; the API server's own pod validation (dry-run) refuses it.
     ("sidecar-without-image", {"podTemplate": {"spec": {"containers": [{"name": "sync"}]}}},
      "spec.containers[1].image: Required value"),
-    ("invalid-pull-policy", {"podTemplate": {"spec": {"containers": [{"name": "trainer", "imagePullPolicy": "Sometimes"}]}}},
+    ("invalid-pull-policy",
+     {"podTemplate": {"spec": {"containers": [{"name": "trainer", "imagePullPolicy": "Sometimes"}]}}},
      "imagePullPolicy: Unsupported value"),
 ]
 

@@ -53,5 +53,7 @@ class Trained:
 def trained_tabular(datasets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     workdir = tmp_path_factory.mktemp("tabular-run")
     output = workdir / "output"
-    pods = harness.run(workdir, BASE_TASK, f"file://{datasets['tabular']}", f"file://{output}", workers=2, job="tabular")
+    pods = harness.run(
+        workdir, BASE_TASK, f"file://{datasets['tabular']}", f"file://{output}", workers=2, job="tabular"
+    )
     yield Trained(pods, output, BASE_TASK)

@@ -103,7 +103,11 @@ def start(
         )
         with open(directory / "trainer.log", "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "kubetrain_trainer"], env=env, cwd=directory, stdout=log, stderr=subprocess.STDOUT
+                [sys.executable, "-m", "kubetrain_trainer"],
+                env=env,
+                cwd=directory,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         pods.append(Pod(index, process, directory))
     return pods
@@ -121,7 +125,9 @@ def wait(pods: list[Pod], timeout: float = 120.0) -> list[int]:
         raise AssertionError(f"trainer did not finish within {timeout}s:\n{logs}") from None
 
 
-def run(workdir: Path, task: dict[str, Any], dataset: str, output: str, timeout: float = 120.0, **kwargs: Any) -> list[Pod]:
+def run(
+    workdir: Path, task: dict[str, Any], dataset: str, output: str, timeout: float = 120.0, **kwargs: Any
+) -> list[Pod]:
     pods = start(workdir, task, dataset, output, **kwargs)
     wait(pods, timeout)
     return pods
@@ -129,7 +135,9 @@ def run(workdir: Path, task: dict[str, Any], dataset: str, output: str, timeout:
 
 def describe(pods: list[Pod]) -> str:
     """The pods' log tails, for assertion messages."""
-    return "\n".join(f"--- worker-{p.index} (exit {p.process.returncode})\n{p.log_path.read_text()[-3000:]}" for p in pods)
+    return "\n".join(
+        f"--- worker-{p.index} (exit {p.process.returncode})\n{p.log_path.read_text()[-3000:]}" for p in pods
+    )
 
 
 def wait_for_checkpoint(output: Path, at_least_step: int, timeout: float = 90.0) -> int:

@@ -103,4 +103,9 @@ def test_empty_dataset_fails_every_worker_with_invalid_data(tmp_path: Path) -> N
     for pod in pods:
         assert pod.process.returncode != 0
         report = pod.report()
-        assert report == {"outcome": "Failed", "reason": "InvalidData", "message": f"file://{empty}: the data set is empty", "metrics": {}}
+        assert report == {
+            "outcome": "Failed",
+            "reason": "InvalidData",
+            "message": f"file://{empty}: the data set is empty",
+            "metrics": {},
+        }

@@ -108,7 +108,9 @@ def test_divergence_fails_fast_on_every_rank(datasets: dict[str, Path], tmp_path
     # non-finite; 200 epochs would take minutes if the trainer did not stop.
     task = {**BASE_TASK, "epochs": 200, "learningRate": 1e30}
     began = time.monotonic()
-    pods = harness.run(tmp_path, task, f"file://{datasets['tabular']}", f"file://{tmp_path / 'output'}", workers=2, job="nan")
+    pods = harness.run(
+        tmp_path, task, f"file://{datasets['tabular']}", f"file://{tmp_path / 'output'}", workers=2, job="nan"
+    )
     assert time.monotonic() - began < 60
     for pod in pods:
         assert pod.process.returncode != 0, harness.describe(pods)
@@ -133,7 +135,9 @@ def test_loss_above_max_loss_is_divergence(datasets: dict[str, Path], tmp_path: 
 def test_several_processes_per_pod(datasets: dict[str, Path], tmp_path: Path) -> None:
     """NPROC_PER_NODE=2 in one pod: the entrypoint spawns both ranks and reports once for the pod."""
     task = {**BASE_TASK, "epochs": 2}
-    [pod] = harness.run(tmp_path, task, f"file://{datasets['tabular']}", f"file://{tmp_path / 'output'}", nproc=2, job="nproc")
+    [pod] = harness.run(
+        tmp_path, task, f"file://{datasets['tabular']}", f"file://{tmp_path / 'output'}", nproc=2, job="nproc"
+    )
     assert pod.process.returncode == 0, harness.describe([pod])
     assert {e["rank"] for e in pod.events("epoch_finished")} == {0, 1}
     report = pod.report()

@@ -37,13 +37,18 @@ def test_only_adapters_are_trainable() -> None:
 
 
 @pytest.mark.training
-def test_finetune_with_lora_exports_merged_weights(trained_tabular: Trained, datasets: dict[str, Path], tmp_path: Path) -> None:
+def test_finetune_with_lora_exports_merged_weights(
+    trained_tabular: Trained, datasets: dict[str, Path], tmp_path: Path
+) -> None:
     base_uri = trained_tabular.output / "model.safetensors"
     rank = 4
     task = {
         **BASE_TASK,
         "epochs": 3,
-        "finetune": {"checkpointUri": f"file://{base_uri}", "lora": {"rank": rank, "alpha": 8, "targetModules": ["body.3", "head"]}},
+        "finetune": {
+            "checkpointUri": f"file://{base_uri}",
+            "lora": {"rank": rank, "alpha": 8, "targetModules": ["body.3", "head"]},
+        },
     }
     output = tmp_path / "output"
     [pod] = harness.run(tmp_path, task, f"file://{datasets['tabular']}", f"file://{output}", job="lora")

@@ -14,9 +14,18 @@ from tests.training import harness
 pytestmark = pytest.mark.training
 
 TASKS = {
-    "image": {"type": "image-classification", "epochs": 4, "batchSize": 32, "learningRate": 0.01, "model": {"channels": [16, 32]}},
+    "image": {
+        "type": "image-classification",
+        "epochs": 4,
+        "batchSize": 32,
+        "learningRate": 0.01,
+        "model": {"channels": [16, 32]},
+    },
     "text": {
-        "type": "text-classification", "epochs": 4, "batchSize": 32, "learningRate": 0.003,
+        "type": "text-classification",
+        "epochs": 4,
+        "batchSize": 32,
+        "learningRate": 0.003,
         "model": {"layers": 1, "dModel": 32, "heads": 2, "vocabSize": 512, "maxLength": 12},
     },
 }
@@ -25,7 +34,9 @@ BARS = {"image": 0.75, "text": 0.8}
 
 
 @pytest.fixture(scope="module")
-def runs(datasets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, tuple[harness.Pod, Path]]]:
+def runs(
+    datasets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, tuple[harness.Pod, Path]]]:
     """Both single-process runs start together: each is mostly interpreter start-up."""
     started = {}
     for kind, task in TASKS.items():

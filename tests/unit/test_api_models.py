@@ -19,6 +19,10 @@ from kubetrain.api import (
     default_catalogue,
     load_catalogue,
 )
+from kubetrain.api.budget import BudgetPolicy
+from kubetrain.api.registry import Model, ModelVersion
+from kubetrain.api.residency import DataResidencyPolicy
+from kubetrain.api.schedule import TrainingSchedule
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 
@@ -90,7 +94,9 @@ def test_invalid_values_are_refused_naming_the_field(overrides: dict[str, Any], 
     assert expected in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["KUBETRAIN_TASK", "KUBETRAIN_ANYTHING", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK", "PET_NNODES"])
+@pytest.mark.parametrize(
+    "name", ["KUBETRAIN_TASK", "KUBETRAIN_ANYTHING", "MASTER_ADDR", "RANK", "WORLD_SIZE", "LOCAL_RANK", "PET_NNODES"]
+)
 def test_env_vars_owned_by_the_operator_are_refused(name: str) -> None:
     with pytest.raises(ValidationError, match="set by the operator"):
         TrainingJobSpec.model_validate(minimal_spec(env=[{"name": name, "value": "1"}]))
@@ -132,7 +138,14 @@ def test_server_metadata_and_status_parse() -> None:
     raw["status"] = {
         "phase": "Running",
         "restarts": 1,
-        "conditions": [{"type": "Running", "status": "True", "reason": "AllWorkersRunning", "lastTransitionTime": "2025-01-01T00:00:00Z"}],
+        "conditions": [
+            {
+                "type": "Running",
+                "status": "True",
+                "reason": "AllWorkersRunning",
+                "lastTransitionTime": "2025-01-01T00:00:00Z",
+            }
+        ],
         "progress": {"epoch": 2, "percent": 40.0, "futureField": 1},
         "metrics": {"accuracy": 0.9},
     }
@@ -176,3 +189,12 @@ pools:
     assert pool.tolerations[0].to_k8s() == {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
     with pytest.raises(ValidationError, match="gpusPerNode"):
         load_catalogue({"pools": {"x": {"nodeSelector": {}, "gpusPerNode": -1}}})
+
+
+@pytest.mark.parametrize(
+    "model", [TrainingJob, DataResidencyPolicy, BudgetPolicy, Model, ModelVersion, TrainingSchedule]
+)
+def test_each_resource_model_declares_the_identity_its_api_info_gives_the_client_and_the_crds(model: Any) -> None:
+    info = model.api_info
+    assert model.model_fields["kind"].default == info.kind
+    assert model.model_fields["api_version"].default == f"{info.group}/{info.version}"

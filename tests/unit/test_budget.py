@@ -11,11 +11,8 @@ import pytest
 
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.api.budget import BudgetPeriod
+from kubetrain.api.status import Reason
 from kubetrain.policy.budget import (
-    EXCEEDED,
-    NO_BUDGET,
-    NO_DEADLINE,
-    WITHIN,
     BudgetFacts,
     charged,
     estimate,
@@ -76,10 +73,22 @@ def facts(*policies: dict[str, Any], jobs: tuple[dict[str, Any], ...] = ()) -> B
     [
         (BudgetPeriod.DAY, NOW, datetime(2026, 12, 2, tzinfo=timezone.utc)),
         (BudgetPeriod.WEEK, NOW, datetime(2026, 11, 30, tzinfo=timezone.utc)),  # the Monday before
-        (BudgetPeriod.WEEK, datetime(2026, 12, 6, 23, 59, tzinfo=timezone.utc), datetime(2026, 11, 30, tzinfo=timezone.utc)),
-        (BudgetPeriod.WEEK, datetime(2026, 11, 30, 0, 0, tzinfo=timezone.utc), datetime(2026, 11, 30, tzinfo=timezone.utc)),
+        (
+            BudgetPeriod.WEEK,
+            datetime(2026, 12, 6, 23, 59, tzinfo=timezone.utc),
+            datetime(2026, 11, 30, tzinfo=timezone.utc),
+        ),
+        (
+            BudgetPeriod.WEEK,
+            datetime(2026, 11, 30, 0, 0, tzinfo=timezone.utc),
+            datetime(2026, 11, 30, tzinfo=timezone.utc),
+        ),
         (BudgetPeriod.MONTH, NOW, datetime(2026, 12, 1, tzinfo=timezone.utc)),
-        (BudgetPeriod.MONTH, datetime(2026, 3, 31, 23, 0, tzinfo=timezone.utc), datetime(2026, 3, 1, tzinfo=timezone.utc)),
+        (
+            BudgetPeriod.MONTH,
+            datetime(2026, 3, 31, 23, 0, tzinfo=timezone.utc),
+            datetime(2026, 3, 1, tzinfo=timezone.utc),
+        ),
     ],
     ids=["day", "week-wednesday", "week-sunday-night", "week-monday-midnight", "month", "month-last-day"],
 )
@@ -133,10 +142,14 @@ def test_usage_before_the_current_period_is_not_counted(period: str, finished_da
     hour, some days ago; the new 1x2 GPU job for an hour fits only once that usage is in an
     earlier period."""
     midnight = NOW.replace(hour=0, minute=0) - timedelta(days=finished_days_ago)
-    used = job("earlier", workers=2, gpus=2, conditions=("Succeeded",), start=midnight, end=midnight + timedelta(hours=1))
-    verdict = judge_budget(TrainingJob.model_validate(job(gpus=2)), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW)
+    used = job(
+        "earlier", workers=2, gpus=2, conditions=("Succeeded",), start=midnight, end=midnight + timedelta(hours=1)
+    )
+    verdict = judge_budget(
+        TrainingJob.model_validate(job(gpus=2)), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW
+    )
     assert verdict.allowed is allowed, verdict.message
-    assert verdict.reason == (WITHIN if allowed else EXCEEDED)
+    assert verdict.reason == (Reason.WITHIN_BUDGET if allowed else Reason.BUDGET_EXCEEDED)
     if not allowed:
         assert f"1 of 5 GPU-hours left this {period.lower()}" in verdict.message
         assert "1 workers x 2 GPUs x 3600s" in verdict.message
@@ -145,7 +158,7 @@ def test_usage_before_the_current_period_is_not_counted(period: str, finished_da
 def test_a_policy_the_operator_cannot_read_refuses_gpu_jobs_but_not_cpu_jobs() -> None:
     broken = policy(5, "Fortnight", name="typo")
     refused = judge_budget(TrainingJob.model_validate(job()), facts(broken), CATALOGUE, NOW)
-    assert not refused.allowed and refused.reason == EXCEEDED
+    assert not refused.allowed and refused.reason == Reason.BUDGET_EXCEEDED
     assert "BudgetPolicy typo cannot be read" in refused.message and "ask the admin" in refused.message
     cpu_only = judge_budget(TrainingJob.model_validate(job(gpus=0, deadline=None)), facts(broken), CATALOGUE, NOW)
     assert cpu_only.allowed
@@ -154,16 +167,18 @@ def test_a_policy_the_operator_cannot_read_refuses_gpu_jobs_but_not_cpu_jobs() -
 def test_gpu_job_without_deadline_is_refused_only_where_a_budget_applies() -> None:
     unbounded = TrainingJob.model_validate(job(deadline=None))
     verdict = judge_budget(unbounded, facts(policy(100, "Month")), CATALOGUE, NOW)
-    assert (verdict.allowed, verdict.reason) == (False, NO_DEADLINE)
+    assert (verdict.allowed, verdict.reason) == (False, Reason.DEADLINE_REQUIRED)
     assert "spec.runPolicy.activeDeadlineSeconds is required" in verdict.message
     elsewhere = policy(100, "Month")
     elsewhere["spec"]["namespaces"] = ["other-team"]
-    assert judge_budget(unbounded, facts(elsewhere), CATALOGUE, NOW).reason == NO_BUDGET
+    assert judge_budget(unbounded, facts(elsewhere), CATALOGUE, NOW).reason == Reason.NO_BUDGET
 
 
 def test_the_job_itself_is_not_counted_against_its_own_budget() -> None:
     """The reconcile re-judges a job already in the namespace's list: its own reservation must
     not crowd it out."""
     admitted = job("me", gpus=2, conditions=("BudgetAvailable",))
-    verdict = judge_budget(TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW)
+    verdict = judge_budget(
+        TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW
+    )
     assert verdict.allowed, verdict.message

@@ -7,13 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from kubetrain.api import TrainingJob
+from kubetrain.api.status import Reason
 from kubetrain.plan.decision import Needs
 from kubetrain.plan.job import plan
 from kubetrain.policy.admission import admit_budget
-from kubetrain.policy.budget import EXCEEDED, BudgetVerdict
+from kubetrain.policy.budget import BudgetVerdict
 from tests.unit.test_budget import CATALOGUE, NOW, facts, job, policy
 from tests.unit.test_plan_rules import NOW as PLAN_NOW
-from tests.unit.test_plan_rules import SETTINGS, make_job, observe, raw_pod, running_status
+from tests.unit.test_plan_rules import SETTINGS, children, make_job, observe, raw_pod, running_status
 
 OTHER = job("other", gpus=1, deadline=1800, conditions=("BudgetAvailable",))  # holds 0.5 GPU-hours
 BUDGET = facts(policy(2, "Day"), jobs=(OTHER,))
@@ -49,16 +50,19 @@ def test_an_edit_that_fits_or_lowers_the_cost_is_admitted() -> None:
 
 
 def _refused() -> BudgetVerdict:
-    return BudgetVerdict(allowed=False, reason=EXCEEDED, message="BudgetPolicy limit: namespace team has 0.5 of 2 "
-                         "GPU-hours left this day")
+    return BudgetVerdict(
+        allowed=False,
+        reason=Reason.BUDGET_EXCEEDED,
+        message="BudgetPolicy limit: namespace team has 0.5 of 2 GPU-hours left this day",
+    )
 
 
 def test_a_workers_raise_that_no_longer_fits_fails_the_job_instead_of_rolling() -> None:
     job_ = make_job(running_status(attempt=0), workers=4)
     pods = [raw_pod(i, "Running", workers=2) for i in range(2)]
-    result = plan(job_, observe(*pods), CATALOGUE, SETTINGS, PLAN_NOW, budget=_refused())
+    result = plan(job_, observe(*pods), children(job_), CATALOGUE, SETTINGS, PLAN_NOW, budget=_refused())
     failed = next(c for c in result.status.conditions if c.type == "Failed")
-    assert failed.status == "True" and failed.reason == EXCEEDED
+    assert failed.status == "True" and failed.reason == Reason.BUDGET_EXCEEDED
     assert "spec.workers raised from 2 to 4" in failed.message and "0.5 of 2 GPU-hours left" in failed.message
     assert result.status.attempt in (None, 0) and not [o for o in result.create if o["kind"] == "Pod"]
     assert sorted(result.delete_pods) == sorted(p["metadata"]["name"] for p in pods)
@@ -66,8 +70,8 @@ def test_a_workers_raise_that_no_longer_fits_fails_the_job_instead_of_rolling() 
 
 def test_a_workers_cut_rolls_whatever_the_budget_says() -> None:
     job_ = make_job(running_status(), workers=1)
-    result = plan(job_, observe(*[raw_pod(i, "Running", workers=2) for i in range(2)]), CATALOGUE, SETTINGS, PLAN_NOW,
-                  budget=_refused())
+    pods = observe(*[raw_pod(i, "Running", workers=2) for i in range(2)])
+    result = plan(job_, pods, children(job_), CATALOGUE, SETTINGS, PLAN_NOW, budget=_refused())
     assert result.status.phase == "Restarting" and result.status.attempt == 1
 
 

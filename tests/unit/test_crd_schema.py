@@ -153,5 +153,7 @@ def test_schema_conformance_check_catches_bad_manifests() -> None:
     manifest = yaml.safe_load(EXAMPLE.read_text())
     manifest["spec"].update(workers=0, runtime="tensorflow", typo=1)
     problems = conform(manifest, root_schema(), "")
-    assert {".spec.workers: below minimum", ".spec.typo: unknown field (the API server would prune it)"} <= set(problems)
+    assert {".spec.workers: below minimum", ".spec.typo: unknown field (the API server would prune it)"} <= set(
+        problems
+    )
     assert any(p.startswith(".spec.runtime") for p in problems)

@@ -19,9 +19,11 @@ def test_a_namespace_being_deleted_is_no_permission_problem() -> None:
     # The Status the API server answers to a create in a Terminating namespace (checked on v1.37).
     terminating = refusal(403, {
         "kind": "Status", "status": "Failure", "reason": "Forbidden", "code": 403,
-        "message": 'events "x" is forbidden: unable to create new content in namespace t because it is being terminated',
+        "message": 'events "x" is forbidden: unable to create new content in namespace t '
+        "because it is being terminated",
         "details": {"kind": "events", "causes": [
-            {"reason": "NamespaceTerminating", "message": "namespace t is being terminated", "field": "metadata.namespace"}]},
+            {"reason": "NamespaceTerminating", "message": "namespace t is being terminated",
+             "field": "metadata.namespace"}]},
     })
     assert namespace_terminating(terminating)
 

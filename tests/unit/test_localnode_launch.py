@@ -132,14 +132,22 @@ def test_terminated_status_shape() -> None:
 
 def test_command_and_args_expand_env_references_like_the_kubelet(tmp_path: Path) -> None:
     env = [{"name": "A", "value": "x"}]
-    launch = plan_launch(pod(command=["echo", "$(A)"], args=["$(A)-$(MISSING)", "$$(A)"], env=env), tmp_path, "h", 1, None)
+    launch = plan_launch(
+        pod(command=["echo", "$(A)"], args=["$(A)-$(MISSING)", "$$(A)"], env=env), tmp_path, "h", 1, None
+    )
     assert launch.argv[1:] == ["x", "x-$(MISSING)", "$(A)"]
 
 
 def ray_pod(pod_uid: str, attempt: str = "0", head: bool = False) -> dict[str, Any]:
-    env = [{"name": "KUBETRAIN_RAY_HEAD_HOST", "value": "j-head.ns.svc"}, {"name": "KUBETRAIN_RAY_GCS_PORT", "value": "6379"}]
+    env = [
+        {"name": "KUBETRAIN_RAY_HEAD_HOST", "value": "j-head.ns.svc"},
+        {"name": "KUBETRAIN_RAY_GCS_PORT", "value": "6379"},
+    ]
     if head:
-        command, args = ["python", "-m", "kubetrain_trainer.ray_head"], ["--port=$(KUBETRAIN_RAY_GCS_PORT)", "--", "python", "d.py"]
+        command, args = (
+            ["python", "-m", "kubetrain_trainer.ray_head"],
+            ["--port=$(KUBETRAIN_RAY_GCS_PORT)", "--", "python", "d.py"],
+        )
     else:
         command, args = ["ray", "start"], ["--address=$(KUBETRAIN_RAY_HEAD_HOST):$(KUBETRAIN_RAY_GCS_PORT)", "--block"]
     raw = pod(attempt=attempt, command=command, args=args, env=env)
@@ -163,7 +171,13 @@ def test_ray_pods_of_one_attempt_share_a_loopback_head_and_keep_their_own_node_p
         assert flag(worker.argv, "address") == f"127.0.0.1:{gcs}"
         assert worker.argv[0].endswith("ray")
     launches = [head, *workers]
-    for name in ("node-manager-port", "dashboard-agent-listen-port", "metrics-export-port", "min-worker-port", "temp-dir"):
+    for name in (
+        "node-manager-port",
+        "dashboard-agent-listen-port",
+        "metrics-export-port",
+        "min-worker-port",
+        "temp-dir",
+    ):
         assert len({flag(launch.argv, name) for launch in launches}) == 3, name
     assert all(len(flag(launch.argv, "temp-dir")) < 30 for launch in launches), "room for Ray's socket paths"
     next_attempt = plan_launch(ray_pod("uid-h2", attempt="1", head=True), tmp_path, "h", 1, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan import Observed, Plan, plan, status_patch
 from kubetrain.plan.residency import RECHECK_SECONDS
 from kubetrain.render import RenderSettings
+from kubetrain.render.job import render_children
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 CATALOGUE = default_catalogue()
@@ -44,7 +46,10 @@ class Cluster:
         return Observed.from_k8s(list(self.pods.values()), list(self.services.values()))
 
     def plan(self) -> Plan:
-        return plan(self.job, self.observed(), CATALOGUE, SETTINGS, self.now)
+        job = self.job
+        return plan(
+            job, self.observed(), partial(render_children, job, CATALOGUE, SETTINGS), CATALOGUE, SETTINGS, self.now
+        )
 
     def apply(self, result: Plan, write_status: bool = True, act: bool = True) -> None:
         if write_status:
@@ -91,7 +96,11 @@ class Cluster:
     def set_phase(self, phase: str, index: int | None = None, **terminated: Any) -> None:
         for pod in self.pods.values():
             if index is None or pod["metadata"]["labels"]["kubetrain.io/replica-index"] == str(index):
-                state = {"terminated": {"exitCode": 0, **terminated}} if phase in ("Succeeded", "Failed") else {"running": {}}
+                state = (
+                    {"terminated": {"exitCode": 0, **terminated}}
+                    if phase in ("Succeeded", "Failed")
+                    else {"running": {}}
+                )
                 pod["status"] = {
                     "phase": phase,
                     "containerStatuses": [{"name": "trainer", "ready": phase == "Running", "state": state}],

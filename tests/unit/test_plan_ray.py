@@ -37,8 +37,12 @@ def pod(role: str, index: int, phase: str = "Running", attempt: int = 0, **kwarg
     return raw
 
 
-def group(attempt: int = 0, head: str = "Running", worker_phases: tuple[str, str] = ("Running", "Running"), **head_kw: Any) -> list[dict[str, Any]]:
-    return [pod("head", 0, head, attempt, **head_kw)] + [pod("worker", i, p, attempt) for i, p in enumerate(worker_phases)]
+def group(
+    attempt: int = 0, head: str = "Running", worker_phases: tuple[str, str] = ("Running", "Running"), **head_kw: Any
+) -> list[dict[str, Any]]:
+    return [pod("head", 0, head, attempt, **head_kw)] + [
+        pod("worker", i, p, attempt) for i, p in enumerate(worker_phases)
+    ]
 
 
 def observe(*pods: dict[str, Any]) -> Observed:
@@ -75,7 +79,9 @@ def test_the_job_succeeds_when_the_driver_does_and_takes_its_report() -> None:
 
 def test_the_driver_error_fails_the_job_once_backoff_is_used_up() -> None:
     report = json.dumps({"outcome": "Failed", "reason": "TrainerError", "message": "ValueError: boom", "metrics": {}})
-    result = run(ray_job(running_status(restarts=1), backoff_limit=1), observe(*group(1, head="Failed", message=report)))
+    result = run(
+        ray_job(running_status(restarts=1), backoff_limit=1), observe(*group(1, head="Failed", message=report))
+    )
     failed = condition(result, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "BackoffLimitExceeded"
     assert f"Ray head {HEAD} failed: ValueError: boom" in failed["message"]
@@ -85,7 +91,10 @@ def test_a_failed_head_restarts_the_whole_group() -> None:
     result = run(ray_job(running_status()), observe(*group(head="Failed", exit_code=1)))
     assert result.status.restarts == 1
     restarting = condition(result, "Restarting")
-    assert restarting["status"] == "True" and "restarting the Ray head and every worker (restart 1" in restarting["message"]
+    assert (
+        restarting["status"] == "True"
+        and "restarting the Ray head and every worker (restart 1" in restarting["message"]
+    )
     assert sorted(result.delete_pods) == sorted([HEAD, *WORKERS])
     assert created_names(result) == []
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,10 @@ import yaml
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan import Observed, Plan, plan
 from kubetrain.plan.decision import Needs, create_refused
+from kubetrain.plan.job import Desired
 from kubetrain.plan.residency import RECHECK_SECONDS
 from kubetrain.render import RenderSettings
+from kubetrain.render.job import render_children
 from kubetrain.render.labels import worker_labels
 from kubetrain.render.names import worker_name
 
@@ -39,7 +42,13 @@ def make_job(status: dict[str, Any] | None = None, generation: int = 1, **spec: 
 
 
 def cond(type_: str, status: bool = True, reason: str = "R", since: str = T0) -> dict[str, Any]:
-    return {"type": type_, "status": "True" if status else "False", "reason": reason, "message": "", "lastTransitionTime": since}
+    return {
+        "type": type_,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": "",
+        "lastTransitionTime": since,
+    }
 
 
 def running_status(restarts: int = 0, **extra: Any) -> dict[str, Any]:
@@ -85,7 +94,11 @@ def raw_pod(
             "phase": phase,
             **({"reason": pod_reason} if pod_reason else {}),
             "containerStatuses": [
-                {"name": "trainer", "ready": phase == "Running", "state": {"terminated": terminated} if terminated else {"running": {}}}
+                {
+                    "name": "trainer",
+                    "ready": phase == "Running",
+                    "state": {"terminated": terminated} if terminated else {"running": {}},
+                }
             ],
         },
     }
@@ -95,8 +108,13 @@ def observe(*pods: dict[str, Any], service: bool = True) -> Observed:
     return Observed.from_k8s(list(pods), [{"metadata": {"name": NAME}}] if service else [])
 
 
+def children(job: TrainingJob, regions: list[str] | None = None) -> Desired:
+    """The render step beside the planner, as plan_job runs it (`regions`: the residency verdict's)."""
+    return partial(render_children, job, CATALOGUE, SETTINGS, regions)
+
+
 def run(job: TrainingJob, observed: Observed, now: datetime = NOW) -> Plan:
-    return plan(job, observed, CATALOGUE, SETTINGS, now)
+    return plan(job, observed, children(job), CATALOGUE, SETTINGS, now)
 
 
 def condition(result: Plan, type_: str) -> dict[str, Any] | None:
@@ -112,7 +130,9 @@ def created_names(result: Plan) -> list[str]:
 
 
 def report(outcome: str, reason: str, metrics: dict[str, float] | None = None) -> str:
-    return json.dumps({"outcome": outcome, "reason": reason, "message": f"trainer says {reason}", "metrics": metrics or {}})
+    return json.dumps(
+        {"outcome": outcome, "reason": reason, "message": f"trainer says {reason}", "metrics": metrics or {}}
+    )
 
 
 # --- starting -------------------------------------------------------------------------------
@@ -135,7 +155,9 @@ def test_new_job_creates_service_and_every_worker() -> None:
         (["Running", "Running"], "Running", "True", "True"),
     ],
 )
-def test_running_only_when_every_worker_runs(phases: list[str], phase: str, created: str | None, running: str | None) -> None:
+def test_running_only_when_every_worker_runs(
+    phases: list[str], phase: str, created: str | None, running: str | None
+) -> None:
     result = run(make_job({"startTime": T0}), observe(*(raw_pod(i, p) for i, p in enumerate(phases))))
     assert result.status.phase == phase
     assert (condition(result, "Created") or {}).get("status") == created
@@ -144,7 +166,10 @@ def test_running_only_when_every_worker_runs(phases: list[str], phase: str, crea
 
 
 def test_phase_changes_emit_events() -> None:
-    result = run(make_job({"startTime": T0, "phase": "Starting", "conditions": [cond("Created")]}), observe(raw_pod(0), raw_pod(1)))
+    result = run(
+        make_job({"startTime": T0, "phase": "Starting", "conditions": [cond("Created")]}),
+        observe(raw_pod(0), raw_pod(1)),
+    )
     assert [(e.type, e.reason) for e in result.events] == [("Normal", "Running")]
     assert "all 2 workers" in result.events[0].message
 
@@ -171,7 +196,9 @@ def test_pod_missing_before_the_attempt_was_fully_created_is_created_not_counted
 
 
 def test_all_workers_succeeded_is_success() -> None:
-    pods = observe(raw_pod(0, "Succeeded", message=report("Succeeded", "Completed", {"accuracy": 0.9})), raw_pod(1, "Succeeded"))
+    pods = observe(
+        raw_pod(0, "Succeeded", message=report("Succeeded", "Completed", {"accuracy": 0.9})), raw_pod(1, "Succeeded")
+    )
     result = run(make_job(running_status()), pods)
     assert result.status.phase == "Succeeded" and result.status.completion_time == NOW
     succeeded = condition(result, "Succeeded")
@@ -187,7 +214,11 @@ def test_all_workers_succeeded_is_success() -> None:
 @pytest.mark.parametrize(
     ("failing_pod", "reason", "fragments"),
     [
-        (raw_pod(1, "Failed", exit_code=137, reason="OOMKilled"), "WorkerFailed", ["pytorch-ddp-worker-1", "exit code 137", "OOMKilled"]),
+        (
+            raw_pod(1, "Failed", exit_code=137, reason="OOMKilled"),
+            "WorkerFailed",
+            ["pytorch-ddp-worker-1", "exit code 137", "OOMKilled"],
+        ),
         (raw_pod(1, "Failed", pod_reason="Evicted"), "WorkerFailed", ["pytorch-ddp-worker-1"]),
         (raw_pod(1, deleting=True), "WorkerDeleted", ["pytorch-ddp-worker-1"]),
         (raw_pod(1, "Failed", message=report("Failed", "TrainerError")), "TrainerError", ["trainer says TrainerError"]),
@@ -195,7 +226,9 @@ def test_all_workers_succeeded_is_success() -> None:
     ],
     ids=["exit-code", "evicted", "deleted", "trainer-error", "missing"],
 )
-def test_a_worker_failure_restarts_the_whole_group(failing_pod: dict[str, Any] | None, reason: str, fragments: list[str]) -> None:
+def test_a_worker_failure_restarts_the_whole_group(
+    failing_pod: dict[str, Any] | None, reason: str, fragments: list[str]
+) -> None:
     pods = [raw_pod(0)] + ([failing_pod] if failing_pod else [])
     result = run(make_job(running_status()), observe(*pods))
     assert result.status.restarts == 1 and result.status.phase == "Restarting"
@@ -213,7 +246,12 @@ def test_a_worker_failure_restarts_the_whole_group(failing_pod: dict[str, Any] |
 
 def test_replanning_during_a_restart_never_counts_it_twice() -> None:
     restarting = make_job(
-        {"phase": "Restarting", "restarts": 1, "startTime": T0, "conditions": [cond("Created", False), cond("Restarting")]}
+        {
+            "phase": "Restarting",
+            "restarts": 1,
+            "startTime": T0,
+            "conditions": [cond("Created", False), cond("Restarting")],
+        }
     )
     old_pods = observe(raw_pod(0, attempt=0), raw_pod(1, "Failed", attempt=0))
     result = run(restarting, old_pods)
@@ -226,7 +264,12 @@ def test_replanning_during_a_restart_never_counts_it_twice() -> None:
 
 def test_new_attempt_is_created_once_the_old_pods_are_gone() -> None:
     restarting = make_job(
-        {"phase": "Restarting", "restarts": 1, "startTime": T0, "conditions": [cond("Created", False), cond("Restarting")]}
+        {
+            "phase": "Restarting",
+            "restarts": 1,
+            "startTime": T0,
+            "conditions": [cond("Created", False), cond("Restarting")],
+        }
     )
     result = run(restarting, observe(raw_pod(1, attempt=0, deleting=True)))
     assert created_names(result) == [f"{NAME}-worker-0"], "worker-1's name is still taken"
@@ -241,7 +284,12 @@ def test_new_attempt_is_created_once_the_old_pods_are_gone() -> None:
 
 def test_a_failure_while_restarting_still_emits_a_restart_event() -> None:
     restarting = make_job(
-        {"phase": "Restarting", "restarts": 1, "startTime": T0, "conditions": [cond("Created", False), cond("Restarting")]}
+        {
+            "phase": "Restarting",
+            "restarts": 1,
+            "startTime": T0,
+            "conditions": [cond("Created", False), cond("Restarting")],
+        }
     )
     result = run(restarting, observe(raw_pod(0, "Failed", attempt=1), raw_pod(1, "Pending", attempt=1)))
     assert result.status.restarts == 2 and result.status.phase == "Restarting"
@@ -258,7 +306,9 @@ def test_backoff_limit_counts_whole_group_restarts(limit: int, restarts: int) ->
     assert failed and failed["status"] == "True" and failed["reason"] == "BackoffLimitExceeded"
     assert "exit code 3" in failed["message"] and f"backoffLimit ({limit})" in failed["message"]
     assert result.status.restarts == restarts and result.status.phase == "Failed"
-    assert result.create == [] and result.delete_pods == [f"{NAME}-worker-0"], "cleanPodPolicy Running stops the survivor"
+    assert result.create == [] and result.delete_pods == [f"{NAME}-worker-0"], (
+        "cleanPodPolicy Running stops the survivor"
+    )
     assert [(e.type, e.reason) for e in result.events] == [("Warning", "Failed")]
 
 
@@ -302,7 +352,12 @@ def test_invalid_spec_fails_without_creating_anything(spec: dict[str, Any], frag
 
 def test_suspend_deletes_every_pod_and_holds_the_job() -> None:
     job = make_job(running_status(), runPolicy={"suspend": True})
-    result = run(job, observe(raw_pod(0), raw_pod(1, deleting=True), raw_pod(0, attempt=0) | {"metadata": {"name": "stray", "labels": {}}}))
+    result = run(
+        job,
+        observe(
+            raw_pod(0), raw_pod(1, deleting=True), raw_pod(0, attempt=0) | {"metadata": {"name": "stray", "labels": {}}}
+        ),
+    )
     assert sorted(result.delete_pods) == [f"{NAME}-worker-0", "stray"]
     assert result.status.phase == "Suspended" and result.create == [] and not result.delete_job
     assert (condition(result, "Suspended") or {})["status"] == "True"
@@ -390,12 +445,22 @@ def test_ttl_after_finished(elapsed: int, requeue: float | None, delete: bool) -
 
 
 def test_a_finished_job_stays_finished_whatever_happens_to_its_pods() -> None:
-    finished = {"phase": "Succeeded", "restarts": 0, "startTime": T0, "completionTime": T0, "conditions": [cond("Created"), cond("Succeeded")]}
+    finished = {
+        "phase": "Succeeded",
+        "restarts": 0,
+        "startTime": T0,
+        "completionTime": T0,
+        "conditions": [cond("Created"), cond("Succeeded")],
+    }
     job = make_job(finished)
     for observed in (observe(), observe(raw_pod(0, "Failed"), raw_pod(1, deleting=True))):
         result = run(job, observed)
         assert result.status.phase == "Succeeded" and result.status.restarts == 0
-        assert result.create == [] and result.events == [] and result.status.completion_time.isoformat() == "2025-01-01T11:00:00+00:00"
+        assert (
+            result.create == []
+            and result.events == []
+            and result.status.completion_time.isoformat() == "2025-01-01T11:00:00+00:00"
+        )
 
 
 # --- leftovers, metrics ---------------------------------------------------------------------

@@ -19,7 +19,12 @@ def test_transition_time_moves_only_when_the_status_flips() -> None:
     conditions = set_condition([], ConditionType.RUNNING, True, "A", "first", T0, 1)
     conditions = set_condition(conditions, ConditionType.RUNNING, True, "B", "second", T1, 2)
     [running] = conditions
-    assert (running.reason, running.message, running.last_transition_time, running.observed_generation) == ("B", "second", T0, 2)
+    assert (running.reason, running.message, running.last_transition_time, running.observed_generation) == (
+        "B",
+        "second",
+        T0,
+        2,
+    )
     [running] = set_condition(conditions, ConditionType.RUNNING, False, "C", "", T1, 2)
     assert running.status == ConditionStatus.FALSE and running.last_transition_time == T1
 
@@ -53,7 +58,12 @@ def test_closing_a_condition_never_invents_it() -> None:
 )
 def test_phase_is_derived_from_conditions(true: list[str], phase: Phase) -> None:
     conditions = [
-        Condition(type=t, status=ConditionStatus.TRUE if t in true else ConditionStatus.FALSE, reason="R", last_transition_time=T0)
+        Condition(
+            type=t,
+            status=ConditionStatus.TRUE if t in true else ConditionStatus.FALSE,
+            reason="R",
+            last_transition_time=T0,
+        )
         for t in ConditionType
     ]
     assert derive_phase(conditions) == phase
@@ -64,7 +74,11 @@ def test_observed_parses_raw_api_objects() -> None:
         {
             "metadata": {
                 "name": "j-worker-1",
-                "labels": {"kubetrain.io/role": "worker", "kubetrain.io/replica-index": "1", "kubetrain.io/attempt": "2"},
+                "labels": {
+                    "kubetrain.io/role": "worker",
+                    "kubetrain.io/replica-index": "1",
+                    "kubetrain.io/attempt": "2",
+                },
                 "deletionTimestamp": "2025-01-01T00:00:00Z",
             },
             "spec": {"nodeName": "node-a"},
@@ -74,7 +88,11 @@ def test_observed_parses_raw_api_objects() -> None:
                 "conditions": [{"type": "Ready", "status": "False"}],
                 "containerStatuses": [
                     {"name": "sidecar", "ready": True, "state": {"running": {}}},
-                    {"name": "trainer", "ready": False, "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "message": "{}"}}},
+                    {
+                        "name": "trainer",
+                        "ready": False,
+                        "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled", "message": "{}"}},
+                    },
                 ],
             },
         },
@@ -83,10 +101,26 @@ def test_observed_parses_raw_api_objects() -> None:
     observed = Observed.from_k8s(pods, [{"metadata": {"name": "j"}}])
     assert observed.service_names == {"j"}
     bare, evicted = observed.pods
-    assert (bare.name, bare.phase, bare.index, bare.attempt, bare.role, bare.terminated) == ("j-worker-0", "Pending", None, None, None, None)
-    assert (evicted.index, evicted.attempt, evicted.role, evicted.deleting, evicted.ready) == (1, 2, "worker", True, False)
+    assert (bare.name, bare.phase, bare.index, bare.attempt, bare.role, bare.terminated) == (
+        "j-worker-0",
+        "Pending",
+        None,
+        None,
+        None,
+        None,
+    )
+    assert (evicted.index, evicted.attempt, evicted.role, evicted.deleting, evicted.ready) == (
+        1,
+        2,
+        "worker",
+        True,
+        False,
+    )
     assert (evicted.reason, evicted.node_name, evicted.conditions) == ("Evicted", "node-a", {"Ready": "False"})
-    assert evicted.terminated is not None and (evicted.terminated.exit_code, evicted.terminated.reason) == (137, "OOMKilled")
+    assert evicted.terminated is not None and (evicted.terminated.exit_code, evicted.terminated.reason) == (
+        137,
+        "OOMKilled",
+    )
 
 
 @pytest.mark.parametrize(
@@ -95,7 +129,11 @@ def test_observed_parses_raw_api_objects() -> None:
         ('{"outcome": "Failed", "reason": "Diverged", "message": "loss nan", "metrics": {}}', "Diverged", True),
         ('{"outcome": "Failed", "reason": "InvalidData", "message": "bad"}', "InvalidData", True),
         ('{"outcome": "Failed", "reason": "TrainerError", "message": "boom"}', "TrainerError", False),
-        ('{"outcome": "Succeeded", "reason": "Completed", "metrics": {"accuracy": 1}, "modelUri": "file:///m"}', "Completed", False),
+        (
+            '{"outcome": "Succeeded", "reason": "Completed", "metrics": {"accuracy": 1}, "modelUri": "file:///m"}',
+            "Completed",
+            False,
+        ),
     ],
 )
 def test_trainer_reports(message: str, reason: str, permanent: bool) -> None:
@@ -118,7 +156,9 @@ def test_status_patch_writes_only_what_changed_and_never_the_trainers_fields() -
     }
     same = TrainingJobStatus.model_validate(previous)
     assert status_patch(previous, same) == {}
-    changed = same.model_copy(update={"phase": Phase.SUSPENDED, "start_time": None, "metrics": {"accuracy": 0.9}, "progress": None})
+    changed = same.model_copy(
+        update={"phase": Phase.SUSPENDED, "start_time": None, "metrics": {"accuracy": 0.9}, "progress": None}
+    )
     assert status_patch(previous, changed) == {"phase": "Suspended", "startTime": None}
 
 

@@ -42,7 +42,8 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
      "spec.podTemplate.metadata.labels[team]: value 'risk team' is not a valid label value"),
     ("label-key-two-slashes", {"podTemplate": {"metadata": {"labels": {"a/b/c": "x"}}}},
      "spec.podTemplate.metadata.labels[a/b/c]: key 'a/b/c' is not a valid key"),
-    ("label-value-too-long", {"podTemplate": {"metadata": {"labels": {"team": "x" * 64}}}}, "is not a valid label value"),
+    ("label-value-too-long", {"podTemplate": {"metadata": {"labels": {"team": "x" * 64}}}},
+     "is not a valid label value"),
     ("annotation-key", {"podTemplate": {"metadata": {"annotations": {"-bad": "x"}}}},
      "spec.podTemplate.metadata.annotations[-bad]: key '-bad' is not a valid key"),
 ]

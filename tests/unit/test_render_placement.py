@@ -76,7 +76,12 @@ def test_pool_without_region_gets_no_affinity() -> None:
 @pytest.mark.parametrize(
     ("pool", "gpus", "field", "fragments"),
     [
-        ("does-not-exist", 0, "spec.nodePool", ["does-not-exist", "a100-eu, cpu, h100-us, local", "ask the cluster admin"]),
+        (
+            "does-not-exist",
+            0,
+            "spec.nodePool",
+            ["does-not-exist", "a100-eu, cpu, h100-us, local", "ask the cluster admin"],
+        ),
         ("a100-eu", 9, "spec.resources.gpus", ["9", "at most 8", "raise spec.workers"]),
         ("cpu", 1, "spec.resources.gpus", ["no GPUs", "a100-eu, h100-us"]),
         ("local", 2, "spec.resources.gpus", ["no GPUs"]),

@@ -61,7 +61,9 @@ def test_env_follows_the_contract_for_every_rank(workers: int, nproc: int) -> No
             "RANK": str(index * nproc),
             "NPROC_PER_NODE": str(nproc),
         }
-        torchrun = {f"PET_{k}": distributed[k] for k in ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")}
+        torchrun = {
+            f"PET_{k}": distributed[k] for k in ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+        }
         kubetrain = {
             "KUBETRAIN_JOB_NAME": "pytorch-ddp",
             "KUBETRAIN_JOB_NAMESPACE": "team-a",
@@ -79,7 +81,9 @@ def test_env_follows_the_contract_for_every_rank(workers: int, nproc: int) -> No
 
 
 def test_task_is_omitted_when_a_custom_command_runs() -> None:
-    [pod] = render_pytorch(job(workers=1, task=None, command=["python", "train.py"], args=["--x"]), CATALOGUE, SETTINGS).pods
+    [pod] = render_pytorch(
+        job(workers=1, task=None, command=["python", "train.py"], args=["--x"]), CATALOGUE, SETTINGS
+    ).pods
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["python", "train.py"] and container["args"] == ["--x"]
     assert "KUBETRAIN_TASK" not in env(pod)
@@ -114,17 +118,26 @@ def test_worker_pods_are_bare_pods_with_identity_ownership_and_placement() -> No
         assert spec["hostname"] == meta["name"] and spec["subdomain"] == "pytorch-ddp"
         assert spec["restartPolicy"] == "Never"
         assert spec["nodeSelector"] == {"kubetrain.io/node-pool": "a100-eu"}
-        assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in spec["tolerations"]
+        assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"} in spec[
+            "tolerations"
+        ]
         [container] = spec["containers"]
         assert container["name"] == "trainer" and container["image"] == SETTINGS.default_image
         assert container["terminationMessagePath"] == "/dev/termination-log"
         assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
-        assert container["resources"]["requests"]["nvidia.com/gpu"] == container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert (
+            container["resources"]["requests"]["nvidia.com/gpu"]
+            == container["resources"]["limits"]["nvidia.com/gpu"]
+            == "1"
+        )
         assert "command" not in container, "the image's entrypoint (the trainer) runs"
 
 
 def test_spec_image_wins_over_the_default() -> None:
-    assert render_pytorch(job(image="my/img:1"), CATALOGUE, SETTINGS).pods[0]["spec"]["containers"][0]["image"] == "my/img:1"
+    assert (
+        render_pytorch(job(image="my/img:1"), CATALOGUE, SETTINGS).pods[0]["spec"]["containers"][0]["image"]
+        == "my/img:1"
+    )
 
 
 def test_user_env_is_appended_after_the_contract() -> None:
@@ -186,7 +199,9 @@ def test_pod_template_adds_but_never_overrides_operator_fields() -> None:
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert len(terms) == 2, "the region is ANDed into each user term, not ORed as a new one"
     for term in terms:
-        assert {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["eu-west-1"]} in term["matchExpressions"]
+        assert {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["eu-west-1"]} in term[
+            "matchExpressions"
+        ]
     trainer, sidecar = spec["containers"]
     assert trainer["name"] == "trainer" and sidecar["name"] == "sidecar"
     assert trainer["image"] == SETTINGS.default_image

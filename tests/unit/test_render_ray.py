@@ -28,8 +28,20 @@ def container(pod: dict[str, Any]) -> dict[str, Any]:
 
 def test_render_job_dispatches_ray_to_its_renderer() -> None:
     objects = render_job(job(), CATALOGUE, SETTINGS)
-    assert [o["kind"] for o in objects.all()] == ["ServiceAccount", "Role", "RoleBinding", "Service", "Pod", "Pod", "Pod"]
-    assert [p["metadata"]["name"] for p in objects.pods] == ["ray-train-head", "ray-train-worker-0", "ray-train-worker-1"]
+    assert [o["kind"] for o in objects.all()] == [
+        "ServiceAccount",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "Pod",
+        "Pod",
+        "Pod",
+    ]
+    assert [p["metadata"]["name"] for p in objects.pods] == [
+        "ray-train-head",
+        "ray-train-worker-0",
+        "ray-train-worker-1",
+    ]
     with pytest.raises(InvalidSpec, match="spec.nodePool"):
         render_job(job(nodePool="nope"), CATALOGUE, SETTINGS)
 
@@ -38,7 +50,12 @@ def test_head_service_exposes_gcs_dashboard_and_client_of_the_head_only() -> Non
     service = render_ray(job(), CATALOGUE, SETTINGS).service
     assert service["metadata"]["name"] == "ray-train-head"
     [owner] = service["metadata"]["ownerReferences"]
-    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == ("TrainingJob", "ray-train", "uid-1", True)
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "TrainingJob",
+        "ray-train",
+        "uid-1",
+        True,
+    )
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
     assert service["spec"]["selector"] == {"kubetrain.io/job-name": "ray-train", "kubetrain.io/role": "head"}
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"gcs": 6379, "dashboard": 8265, "client": 10001}
@@ -104,7 +121,9 @@ def test_head_env_carries_the_scaling_config_and_the_job_contract() -> None:
 
 
 def test_workers_join_the_head_and_advertise_their_cpus_and_gpus() -> None:
-    pods = render_ray(job(restarts=1, resources={"cpu": "4", "memory": "16Gi", "gpus": 2}), CATALOGUE, SETTINGS).pods[1:]
+    pods = render_ray(job(restarts=1, resources={"cpu": "4", "memory": "16Gi", "gpus": 2}), CATALOGUE, SETTINGS).pods[
+        1:
+    ]
     assert len(pods) == 2
     for index, pod in enumerate(pods):
         labels = pod["metadata"]["labels"]
@@ -164,12 +183,18 @@ def test_cpu_workers_train_without_gpus_and_user_env_reaches_every_pod() -> None
     assert env(head)["KUBETRAIN_RAY_CPUS_PER_TRAIN_WORKER"] == "1", "at least one CPU per training process"
     for pod in workers:
         assert "--num-gpus=0" in container(pod)["args"] and "--num-cpus=1" in container(pod)["args"]
-        assert "resources" not in container(pod) or "nvidia.com/gpu" not in container(pod)["resources"].get("requests", {})
+        assert "resources" not in container(pod) or "nvidia.com/gpu" not in container(pod)["resources"].get(
+            "requests", {}
+        )
     assert all(env(p)["RAY_DEDUP_LOGS"] == "0" for p in [head, *workers])
 
 
-@pytest.mark.parametrize(("cpu", "nproc", "expected"), [(None, 1, 1), (None, 4, 4), ("8", 2, 8), ("2500m", 1, 2), ("500m", 2, 2)])
-def test_advertised_cpus_are_the_whole_request_and_at_least_one_per_process(cpu: str | None, nproc: int, expected: int) -> None:
+@pytest.mark.parametrize(
+    ("cpu", "nproc", "expected"), [(None, 1, 1), (None, 4, 4), ("8", 2, 8), ("2500m", 1, 2), ("500m", 2, 2)]
+)
+def test_advertised_cpus_are_the_whole_request_and_at_least_one_per_process(
+    cpu: str | None, nproc: int, expected: int
+) -> None:
     resources = {"gpus": 0} if cpu is None else {"gpus": 0, "cpu": cpu}
     assert advertised_cpus(job(nodePool="cpu", resources=resources, nprocPerNode=nproc).spec) == expected
 

@@ -37,7 +37,9 @@ def test_the_base_job_and_allowed_variants_are_admitted() -> None:
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://EU-DATA/datasets/sub/x.csv"}})) is None
     assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://eu-data/datasets%2Fx.csv"}})) is None
     # Another spelling of an allowed store is the same allowed store.
-    assert refusal(job_manifest("ok", "team-eu", {"env": [{"name": "MORE", "value": "s3a://eu-data/datasets/y"}]})) is None
+    assert (
+        refusal(job_manifest("ok", "team-eu", {"env": [{"name": "MORE", "value": "s3a://eu-data/datasets/y"}]})) is None
+    )
     assert refusal(job_manifest("ok", "team-eu", {"args": ["--note", "tcp://10.0.0.1:80 is a service link"],
                                                   "command": ["python"]})) is None
 
@@ -117,7 +119,11 @@ def test_a_dataset_uri_the_kubelet_would_expand_is_judged_after_expansion() -> N
     task = {"type": "tabular-classification", "finetune": {"checkpointUri": "s3://eu-data/datasets/ckpt"}}
     overrides = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_TASK)"}, "task": task}
     message = refusal(job_manifest("expanded", "team-eu", overrides))
-    assert message is not None and "(KUBETRAIN_DATASET_URI)" in message and "after the kubelet's $(VAR) expansion" in message
+    assert (
+        message is not None
+        and "(KUBETRAIN_DATASET_URI)" in message
+        and "after the kubelet's $(VAR) expansion" in message
+    )
     assert "empty path segment" in message
     allowed = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_JOB_NAME)/x.csv"}}
     assert refusal(job_manifest("expanded", "team-eu", allowed)) is None

@@ -32,7 +32,9 @@ def test_expansion_follows_the_kubelet(text: str, expanded: str) -> None:
 def test_a_reference_to_an_unreadable_value_makes_the_result_unjudgeable() -> None:
     container = env(P="s3:")
     container.values["SECRET"] = Value(hidden="comes from secretKeyRef, which the operator cannot read")
-    assert expand("$(P)$(SECRET)", container).hidden == "$(SECRET) comes from secretKeyRef, which the operator cannot read"
+    assert (
+        expand("$(P)$(SECRET)", container).hidden == "$(SECRET) comes from secretKeyRef, which the operator cannot read"
+    )
     imported = env()
     imported.imports.append("{'configMapRef': {'name': 'x'}}")
     assert "may come from envFrom" in (expand("$(ANY)", imported).hidden or "")

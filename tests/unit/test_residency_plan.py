@@ -14,7 +14,17 @@ from kubetrain.policy.residency import ResidencyVerdict, Violation
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.placement import place
 from kubetrain.render.podtemplate import merge_pod_spec
-from tests.unit.test_plan_rules import CATALOGUE, NOW, SETTINGS, condition, make_job, observe, raw_pod, running_status
+from tests.unit.test_plan_rules import (
+    CATALOGUE,
+    NOW,
+    SETTINGS,
+    children,
+    condition,
+    make_job,
+    observe,
+    raw_pod,
+    running_status,
+)
 from tests.unit.test_render_placement import region_of, spec
 
 REGION = "topology.kubernetes.io/region"
@@ -26,7 +36,7 @@ def violation(enforcement: Enforcement) -> Violation:
 
 
 def run(job: TrainingJob, verdict: ResidencyVerdict, *pods: dict[str, Any]) -> Plan:
-    return plan(job, observe(*pods), CATALOGUE, SETTINGS, NOW, verdict)
+    return plan(job, observe(*pods), children(job, verdict.regions), CATALOGUE, SETTINGS, NOW, verdict)
 
 
 def pod_regions(result: Plan) -> list[list[str] | None]:

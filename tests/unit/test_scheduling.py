@@ -55,7 +55,9 @@ def test_the_next_time_of_cron_expressions_and_macros(text: str, after: datetime
     assert Cadence.parse(text).next_after(after, CREATED) == expected
 
 
-@pytest.mark.parametrize("text", ["0 3 * *", "61 * * * *", "@fortnightly", "@every 4s", "@every 5d", "daily", "0 3 * * * *"])
+@pytest.mark.parametrize(
+    "text", ["0 3 * *", "61 * * * *", "@fortnightly", "@every 4s", "@every 5d", "daily", "0 3 * * * *"]
+)
 def test_what_is_not_a_schedule_is_refused_with_the_accepted_forms(text: str) -> None:
     with pytest.raises(ScheduleError, match=r"spec.schedule|at least 5s"):
         Cadence.parse(text)

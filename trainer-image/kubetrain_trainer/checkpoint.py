@@ -30,7 +30,11 @@ class Resumed:
 
 
 def _rng_state() -> dict[str, Any]:
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -52,7 +56,13 @@ class Checkpointer:
     def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:
         buffer = io.BytesIO()
         torch.save(
-            {"step": step, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": _rng_state()},
+            {
+                "step": step,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": _rng_state(),
+            },
             buffer,
         )
         name = f"step-{step}.pt"

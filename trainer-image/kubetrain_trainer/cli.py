@@ -14,7 +14,9 @@ def main() -> int:
     try:
         env = JobEnvironment.from_env()
     except TrainerFailure as failure:
-        logs.configure(os.environ.get("KUBETRAIN_JOB_NAMESPACE", "default"), os.environ.get("KUBETRAIN_JOB_NAME", "local"), -1)
+        logs.configure(
+            os.environ.get("KUBETRAIN_JOB_NAMESPACE", "default"), os.environ.get("KUBETRAIN_JOB_NAME", "local"), -1
+        )
         logs.error("failed", reason=failure.reason, message=failure.message)
         path = os.environ.get("KUBETRAIN_TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH)
         termination.write(path, termination.report("Failed", failure.reason, failure.message))

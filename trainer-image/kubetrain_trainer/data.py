@@ -100,7 +100,9 @@ def _tabular(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
             features[r] = [float(row[i]) for i in feature_at]
         except ValueError:
             bad = next(header[i] for i in feature_at if not _is_float(row[i]))
-            raise InvalidData(f"{uri}: line {r + 2} column '{bad}' is not a number: {row[header.index(bad)]!r}") from None
+            raise InvalidData(
+                f"{uri}: line {r + 2} column '{bad}' is not a number: {row[header.index(bad)]!r}"
+            ) from None
     if not np.isfinite(features).all():
         line = int(np.argwhere(~np.isfinite(features))[0][0]) + 2
         raise InvalidData(f"{uri}: missing or non-finite feature values (first at line {line})")
@@ -122,11 +124,15 @@ def _image(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
     except (zipfile.BadZipFile, ValueError, OSError) as error:
         raise InvalidData(f"{uri}: not a readable .npz archive ({error})") from error
     except KeyError as error:
-        raise InvalidData(f"{uri}: the .npz archive needs arrays 'x' (images) and 'y' (labels), missing {error}") from error
+        raise InvalidData(
+            f"{uri}: the .npz archive needs arrays 'x' (images) and 'y' (labels), missing {error}"
+        ) from error
     if x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4 or y.ndim != 1 or len(x) != len(y):
-        raise InvalidData(f"{uri}: expected x of shape (N,H,W) or (N,C,H,W) and y of shape (N,), got {x.shape} and {y.shape}")
+        raise InvalidData(
+            f"{uri}: expected x of shape (N,H,W) or (N,C,H,W) and y of shape (N,), got {x.shape} and {y.shape}"
+        )
     if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
         raise InvalidData(f"{uri}: image pixels must be finite numbers")
     return x.astype(np.float32), [str(v) for v in y.tolist()]
@@ -147,7 +153,9 @@ def _text(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
                 record = json.loads(line)
                 pairs.append((str(record[TEXT]), str(record[LABEL]).strip()))
             except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise InvalidData(f"{uri}: line {line_no} is not a JSON object with '{TEXT}' and '{LABEL}' ({error})") from error
+                raise InvalidData(
+                    f"{uri}: line {line_no} is not a JSON object with '{TEXT}' and '{LABEL}' ({error})"
+                ) from error
     if any(not p[0].strip() for p in pairs):
         raise InvalidData(f"{uri}: examples with empty text")
     return np.array([p[0] for p in pairs], dtype=object), [p[1] for p in pairs]

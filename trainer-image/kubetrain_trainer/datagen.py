@@ -19,7 +19,22 @@ TOPICS: dict[str, list[str]] = {
     "weather": ["rain", "storm", "forecast", "sunny", "wind", "cloud", "temperature", "snow", "humid", "frost"],
     "technology": ["software", "chip", "cloud", "server", "network", "compiler", "robot", "laptop", "kernel", "update"],
 }
-FILLER = ["the", "a", "today", "new", "about", "very", "this", "was", "after", "report", "people", "big", "city", "cloud"]
+FILLER = [
+    "the",
+    "a",
+    "today",
+    "new",
+    "about",
+    "very",
+    "this",
+    "was",
+    "after",
+    "report",
+    "people",
+    "big",
+    "city",
+    "cloud",
+]
 TEMPLATES = [
     "{f} {t} {f} {t}",
     "{t} {f} {f} {t} {f}",
@@ -67,7 +82,8 @@ def text(rows: int, seed: int) -> str:
         template = TEMPLATES[rng.integers(len(TEMPLATES))]
         words = template.split()
         sentence = " ".join(
-            TOPICS[topic][rng.integers(len(TOPICS[topic]))] if w == "{t}" else FILLER[rng.integers(len(FILLER))] for w in words
+            TOPICS[topic][rng.integers(len(TOPICS[topic]))] if w == "{t}" else FILLER[rng.integers(len(FILLER))]
+            for w in words
         )
         lines.append(json.dumps({"text": sentence, "label": topic}))
     order = rng.permutation(rows)

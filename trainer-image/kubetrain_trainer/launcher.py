@@ -64,7 +64,9 @@ def run(env: JobEnvironment) -> int:
         source = Path(reports) / str(failed[0] if failed else 0)
         report = source.read_text() if source.exists() else ""
         if failed is not None and not report:
-            report = termination.report("Failed", "TrainerError", f"local worker {failed[0]} exited with code {failed[1]}")
+            report = termination.report(
+                "Failed", "TrainerError", f"local worker {failed[0]} exited with code {failed[1]}"
+            )
         if report:
             termination.write(env.termination_message_path, report)
     code = 0 if failed is None else failed[1] if failed[1] > 0 else 1

@@ -95,12 +95,18 @@ class TrainingLoop:
         start_step = self._resume()
         ddp: nn.Module = self.model
         if self.topology.distributed:
-            ddp = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         # The data sets are in memory already; on a GPU, keeping them there too saves a host copy per step.
         x_train, y_train = (t.to(self.device) for t in self.data.train)
         batch = self.task.batch_size
-        logs.info("training_started", step=start_step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch)
-        tracker = ProgressTracker(self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step)
+        logs.info(
+            "training_started", step=start_step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch
+        )
+        tracker = ProgressTracker(
+            self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step
+        )
         step, epoch_loss, epoch_count, train_loss = start_step, 0.0, 0, None
         self.model.train()
         for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
@@ -123,7 +129,9 @@ class TrainingLoop:
                 step += 1
                 tracker.record(step, epoch, loss_sum, int(count))
                 epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + int(count)
-                if self.topology.is_chief and (step % self.task.checkpoint_every_steps == 0 or step == self.total_steps):
+                if self.topology.is_chief and (
+                    step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
+                ):
                     name = self.checkpointer.save(step, epoch, self.model, self.optimizer)
                     logs.info("checkpoint_saved", step=step, checkpoint=name)
             train_loss = epoch_loss / max(epoch_count, 1)

@@ -31,7 +31,12 @@ class SmallCNN(nn.Module):
         layers: list[nn.Module] = []
         width = in_channels
         for out in channels:
-            layers += [nn.Conv2d(width, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(), nn.MaxPool2d(2, ceil_mode=True)]
+            layers += [
+                nn.Conv2d(width, out, 3, padding=1),
+                nn.BatchNorm2d(out),
+                nn.ReLU(),
+                nn.MaxPool2d(2, ceil_mode=True),
+            ]
             width = out
         self.features = nn.Sequential(*layers)
         self.dropout = nn.Dropout(dropout)
@@ -80,7 +85,9 @@ class TextTransformer(nn.Module):
         super().__init__()
         self.tokens = nn.Embedding(config.vocab_size, config.d_model, padding_idx=0)
         self.positions = nn.Embedding(config.max_length, config.d_model)
-        self.layers = nn.ModuleList(EncoderLayer(config.d_model, config.heads, config.dropout) for _ in range(config.layers))
+        self.layers = nn.ModuleList(
+            EncoderLayer(config.d_model, config.heads, config.dropout) for _ in range(config.layers)
+        )
         self.norm = nn.LayerNorm(config.d_model)
         self.head = nn.Linear(config.d_model, num_classes)
 

@@ -75,7 +75,11 @@ def prepare(dataset: Dataset, task: TaskConfig) -> Prepared:
     recipe: dict[str, object]
     if dataset.kind == "text":
         x = tokenize(x, task.model.vocab_size, task.model.max_length)
-        recipe = {"tokenizer": "crc32-hashed-words", "vocabSize": task.model.vocab_size, "maxLength": task.model.max_length}
+        recipe = {
+            "tokenizer": "crc32-hashed-words",
+            "vocabSize": task.model.vocab_size,
+            "maxLength": task.model.max_length,
+        }
     else:
         # Tabular columns are standardised one by one; image pixels share one scale.
         axis = 0 if dataset.kind == "tabular" else None
@@ -88,7 +92,12 @@ def prepare(dataset: Dataset, task: TaskConfig) -> Prepared:
     def tensors(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(np.ascontiguousarray(x[rows])), torch.from_numpy(y[rows])
 
-    recipe["split"] = {"train": len(split.train), "validation": len(split.validation), "test": len(split.test), "seed": task.seed}
+    recipe["split"] = {
+        "train": len(split.train),
+        "validation": len(split.validation),
+        "test": len(split.test),
+        "seed": task.seed,
+    }
     return Prepared(
         train=tensors(split.train),
         validation=tensors(split.validation),

@@ -29,7 +29,8 @@ def _filesystem(uri: str) -> Any:
         import fsspec
     except ImportError as error:
         raise InvalidConfig(
-            f"{uri}: remote URIs need fsspec (and its protocol package, e.g. s3fs or gcsfs) installed in the trainer image"
+            f"{uri}: remote URIs need fsspec (and its protocol package, e.g. s3fs or gcsfs) installed in the "
+            "trainer image"
         ) from error
     try:
         fs, _ = fsspec.core.url_to_fs(uri)

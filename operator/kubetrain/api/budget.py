@@ -4,18 +4,16 @@ may use per calendar period (UTC), and `status.cost`, the operator's estimate an
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import API_VERSION
+from kubetrain.api.identity import ApiInfo
 from kubetrain.api.residency import NamespaceScope, PolicyMetadata
 
 BUDGET_KIND: Final = "BudgetPolicy"
-BUDGET_PLURAL = "budgetpolicies"
-BUDGET_SINGULAR = "budgetpolicy"
-BUDGET_SHORT_NAMES = ("bp",)
 
 
 class BudgetPeriod(StrEnum):
@@ -38,6 +36,9 @@ class BudgetPolicySpec(NamespaceScope):
 
 class BudgetPolicy(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(
+        kind=BUDGET_KIND, plural="budgetpolicies", singular="budgetpolicy", short_names=("bp",)
+    )
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["BudgetPolicy"] = Field(default=BUDGET_KIND, description="BudgetPolicy.")

@@ -13,9 +13,6 @@ VERSION: Final = "v1alpha1"
 # GROUP/VERSION, written out so that its type is the literal the models' apiVersion fields declare.
 API_VERSION: Final = "kubetrain.io/v1alpha1"
 KIND: Final = "TrainingJob"
-PLURAL = "trainingjobs"
-SINGULAR = "trainingjob"
-SHORT_NAMES = ("tj",)
 CATEGORIES = ("kubetrain",)
 
 MASTER_PORT = 29500

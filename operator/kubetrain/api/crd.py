@@ -7,44 +7,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
-from kubetrain.api.budget import (
-    BUDGET_KIND,
-    BUDGET_PLURAL,
-    BUDGET_SHORT_NAMES,
-    BUDGET_SINGULAR,
-    BudgetPolicySpec,
-)
-from kubetrain.api.contract import CATEGORIES, GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
+from kubetrain.api.budget import BudgetPolicy, BudgetPolicySpec
+from kubetrain.api.contract import CATEGORIES, GROUP
+from kubetrain.api.identity import ApiInfo
 from kubetrain.api.immutable import transition_rules
+from kubetrain.api.job import TrainingJob
 from kubetrain.api.openapi import Schema, structural
-from kubetrain.api.registry import (
-    MODEL_KIND,
-    MODEL_PLURAL,
-    MODEL_SHORT_NAMES,
-    MODEL_SINGULAR,
-    MODEL_VERSION_KIND,
-    MODEL_VERSION_PLURAL,
-    MODEL_VERSION_SHORT_NAMES,
-    MODEL_VERSION_SINGULAR,
-    ModelSpec,
-    ModelStatus,
-    ModelVersionSpec,
-)
-from kubetrain.api.residency import (
-    POLICY_KIND,
-    POLICY_PLURAL,
-    POLICY_SHORT_NAMES,
-    POLICY_SINGULAR,
-    DataResidencyPolicySpec,
-)
+from kubetrain.api.registry import Model, ModelSpec, ModelStatus, ModelVersion, ModelVersionSpec
+from kubetrain.api.residency import DataResidencyPolicy, DataResidencyPolicySpec
 from kubetrain.api.schedule import (
     MAX_SCHEDULE_NAME_LENGTH,
-    SCHEDULE_KIND,
-    SCHEDULE_PLURAL,
-    SCHEDULE_SHORT_NAMES,
-    SCHEDULE_SINGULAR,
+    TrainingSchedule,
     TrainingScheduleSpec,
     TrainingScheduleStatus,
 )
@@ -93,7 +68,7 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
 def generate_crd() -> dict[str, Any]:
     """The TrainingJob CRD (apiextensions.k8s.io/v1) as a plain dict."""
     return _crd(
-        CrdNames(kind=KIND, plural=PLURAL, singular=SINGULAR, short_names=SHORT_NAMES),
+        TrainingJob.api_info,
         "Namespaced",
         "A distributed training run: worker pods on a node pool, restarted as a group, "
         "with the trainer's progress and final metrics in status.",
@@ -140,7 +115,7 @@ def generate_policy_crd() -> dict[str, Any]:
     """The DataResidencyPolicy CRD: cluster-scoped, because it constrains namespaces and must not be
     editable by the namespaces' own users."""
     return _crd(
-        CrdNames(kind=POLICY_KIND, plural=POLICY_PLURAL, singular=POLICY_SINGULAR, short_names=POLICY_SHORT_NAMES),
+        DataResidencyPolicy.api_info,
         "Cluster",
         "Where the TrainingJobs of the selected namespaces may run, read and "
         "write; several policies on one namespace combine to their intersection.",
@@ -159,19 +134,8 @@ def _column(name: str, path: str, description: str, type_: str = "string", prior
 AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
-class CrdNames(BaseModel):
-    """The names of one kind, as spec.names spells them."""
-
-    model_config = ConfigDict(frozen=True)
-
-    kind: str
-    plural: str
-    singular: str
-    short_names: tuple[str, ...]
-
-
 def _crd(
-    names: CrdNames,
+    names: ApiInfo,
     scope: str,
     description: str,
     properties: dict[str, Schema],
@@ -184,7 +148,7 @@ def _crd(
         "description": description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": f"{GROUP}/{VERSION}."},
+            "apiVersion": {"type": "string", "description": f"{names.group}/{names.version}."},
             "kind": {"type": "string", "description": f"{names.kind}."},
             "metadata": {"type": "object"},
             **properties,
@@ -192,16 +156,21 @@ def _crd(
     }
     if validations:
         root["x-kubernetes-validations"] = validations
-    version: dict[str, Any] = {"name": VERSION, "served": True, "storage": True, "schema": {"openAPIV3Schema": root}}
+    version: dict[str, Any] = {
+        "name": names.version,
+        "served": True,
+        "storage": True,
+        "schema": {"openAPIV3Schema": root},
+    }
     if "status" in properties:
         version["subresources"] = {"status": {}}
     version["additionalPrinterColumns"] = [*columns, AGE_COLUMN]
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{names.plural}.{GROUP}"},
+        "metadata": {"name": f"{names.plural}.{names.group}"},
         "spec": {
-            "group": GROUP,
+            "group": names.group,
             "names": {
                 "kind": names.kind,
                 "listKind": f"{names.kind}List",
@@ -230,8 +199,7 @@ def generate_model_version_crd() -> dict[str, Any]:
                                           "is a record of one run; record a new run instead"}]},
     )
     return _crd(
-        CrdNames(kind=MODEL_VERSION_KIND, plural=MODEL_VERSION_PLURAL, singular=MODEL_VERSION_SINGULAR,
-                 short_names=MODEL_VERSION_SHORT_NAMES),
+        ModelVersion.api_info,
         "Namespaced",
         "One version of a model line: the weights and model card of a TrainingJob that passed its promotion "
         "gates, with metrics and provenance. Not owned by the job: it outlives it.",
@@ -250,7 +218,7 @@ def generate_model_version_crd() -> dict[str, Any]:
 
 def generate_model_crd() -> dict[str, Any]:
     return _crd(
-        CrdNames(kind=MODEL_KIND, plural=MODEL_PLURAL, singular=MODEL_SINGULAR, short_names=MODEL_SHORT_NAMES),
+        Model.api_info,
         "Namespaced",
         "A model line: which of its ModelVersions is promoted (the pin in spec, else the latest).",
         {
@@ -268,8 +236,7 @@ def generate_model_crd() -> dict[str, Any]:
 
 def generate_schedule_crd() -> dict[str, Any]:
     return _crd(
-        CrdNames(kind=SCHEDULE_KIND, plural=SCHEDULE_PLURAL, singular=SCHEDULE_SINGULAR,
-                 short_names=SCHEDULE_SHORT_NAMES),
+        TrainingSchedule.api_info,
         "Namespaced",
         "A TrainingJob template created on a schedule (scheduled retraining).",
         {
@@ -297,7 +264,7 @@ def generate_budget_crd() -> dict[str, Any]:
     """Cluster-scoped, like DataResidencyPolicy: it constrains namespaces, so their own users must
     not be able to edit it."""
     return _crd(
-        CrdNames(kind=BUDGET_KIND, plural=BUDGET_PLURAL, singular=BUDGET_SINGULAR, short_names=BUDGET_SHORT_NAMES),
+        BudgetPolicy.api_info,
         "Cluster",
         "GPU-hours per period that the TrainingJobs of each selected namespace may use.",
         {"spec": _schema(BudgetPolicySpec, "Which namespaces, and their GPU-hours per period.")},
@@ -311,12 +278,12 @@ def generate_budget_crd() -> dict[str, Any]:
 def rendered_crds() -> dict[str, str]:
     """File name -> YAML text of every CRD kubetrain defines."""
     crds = {
-        PLURAL: generate_crd(),
-        POLICY_PLURAL: generate_policy_crd(),
-        MODEL_VERSION_PLURAL: generate_model_version_crd(),
-        MODEL_PLURAL: generate_model_crd(),
-        SCHEDULE_PLURAL: generate_schedule_crd(),
-        BUDGET_PLURAL: generate_budget_crd(),
+        TrainingJob.api_info.plural: generate_crd(),
+        DataResidencyPolicy.api_info.plural: generate_policy_crd(),
+        ModelVersion.api_info.plural: generate_model_version_crd(),
+        Model.api_info.plural: generate_model_crd(),
+        TrainingSchedule.api_info.plural: generate_schedule_crd(),
+        BudgetPolicy.api_info.plural: generate_budget_crd(),
     }
     return {
         f"{GROUP}_{plural}.yaml": HEADER + yaml.dump(crd, Dumper=_NoAliasDumper, sort_keys=False, width=120)

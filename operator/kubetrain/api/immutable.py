@@ -22,8 +22,11 @@ STARTED = "has(oldSelf.status) && (has(oldSelf.status.firstStartTime) || has(old
 
 
 def frozen_message(field: str) -> str:
-    return (f"spec.{field} cannot change once the job has started (status.firstStartTime is set, even while "
-            "suspended): its pods already read it; create a new job for new data or settings (spec.workers, runPolicy and evaluation may change)")
+    return (
+        f"spec.{field} cannot change once the job has started (status.firstStartTime is set, even while "
+        "suspended): its pods already read it; create a new job for new data or settings (spec.workers, runPolicy "
+        "and evaluation may change)"
+    )
 
 
 def transition_rules() -> list[dict[str, str]]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import API_VERSION, KIND
+from kubetrain.api.identity import ApiInfo
 from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import TrainingJobStatus
 
@@ -31,6 +32,7 @@ class ObjectMeta(CamelModel):
 
 class TrainingJob(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(kind=KIND, plural="trainingjobs", singular="trainingjob", short_names=("tj",))
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="kubetrain.io/v1alpha1.")
     kind: Literal["TrainingJob"] = Field(default=KIND, description="TrainingJob.")

@@ -7,8 +7,10 @@ Operator configuration, not a CRD: cluster admins describe their pools once (YAM
 from __future__ import annotations
 
 from enum import StrEnum
+from importlib import resources
 from typing import Any
 
+import yaml
 from pydantic import Field
 
 from kubetrain.api.base import CamelModel
@@ -64,36 +66,29 @@ def _pool_selector(name: str) -> dict[str, str]:
 
 
 def default_catalogue() -> NodePoolCatalogue:
-    """The dev cluster's pools (kubetrain.devcluster.nodepools), so `kubetrain dev up` plus
-    `kubetrain operator run` works without a catalogue file."""
+    """The dev cluster's pools (kubetrain/dev_nodepools.yaml, from which kubetrain.devcluster makes
+    the nodes) and the local node's, so `kubetrain dev up` plus `kubetrain operator run` works
+    without a catalogue file."""
     gpu_taint = Toleration(key=DEFAULT_GPU_RESOURCE, value="present", effect="NoSchedule")
+    text = (resources.files("kubetrain") / "dev_nodepools.yaml").read_text()
+    declared: dict[str, dict[str, Any]] = yaml.safe_load(text)
+    pools = {
+        name: NodePool(
+            node_selector=_pool_selector(name),
+            tolerations=[gpu_taint] if pool.get("gpus_per_node") else [],
+            gpus_per_node=pool.get("gpus_per_node", 0),
+            # A pool whose nodes share a region has it; the CPU pool spans two.
+            region=pool["regions"][0] if len(set(pool["regions"])) == 1 else None,
+            gpu_product=pool.get("gpu_product"),
+            cpu_per_node=pool["cpu"],
+            memory_per_node=pool["memory"],
+            price_per_gpu_hour=pool.get("price_per_gpu_hour"),
+        )
+        for name, pool in declared.items()
+    }
     return NodePoolCatalogue(
         pools={
-            "a100-eu": NodePool(
-                node_selector=_pool_selector("a100-eu"),
-                tolerations=[gpu_taint],
-                gpus_per_node=8,
-                region="eu-west-1",
-                gpu_product="NVIDIA-A100-SXM4-80GB",
-                cpu_per_node="96",
-                memory_per_node="768Gi",
-                price_per_gpu_hour=2.5,
-            ),
-            "h100-us": NodePool(
-                node_selector=_pool_selector("h100-us"),
-                tolerations=[gpu_taint],
-                gpus_per_node=8,
-                region="us-east-1",
-                gpu_product="NVIDIA-H100-80GB-HBM3",
-                cpu_per_node="96",
-                memory_per_node="768Gi",
-                price_per_gpu_hour=4.0,
-            ),
-            "cpu": NodePool(
-                node_selector=_pool_selector("cpu"),
-                cpu_per_node="32",
-                memory_per_node="128Gi",
-            ),
+            **pools,
             "local": NodePool(
                 node_selector=_pool_selector("local"),
                 tolerations=[Toleration(key="kubetrain.io/local", value="true", effect="NoSchedule")],

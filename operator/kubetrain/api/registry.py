@@ -11,23 +11,19 @@ version of a line is recorded and no Model exists yet.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from enum import StrEnum
+from typing import ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import API_VERSION
+from kubetrain.api.identity import ApiInfo
 from kubetrain.api.provenance import Provenance
 from kubetrain.api.status import Condition
 
 MODEL_VERSION_KIND: Final = "ModelVersion"
-MODEL_VERSION_PLURAL = "modelversions"
-MODEL_VERSION_SINGULAR = "modelversion"
-MODEL_VERSION_SHORT_NAMES = ("mv",)
 MODEL_KIND: Final = "Model"
-MODEL_PLURAL = "models"
-MODEL_SINGULAR = "model"
-MODEL_SHORT_NAMES = ("mdl",)
 
 MODEL_LABEL = "kubetrain.io/model"
 DATASET_DIGEST_LABEL = "kubetrain.io/dataset-digest"
@@ -35,6 +31,20 @@ SOURCE_JOB_LABEL = "kubetrain.io/source-job"
 SOURCE_JOB_UID_LABEL = "kubetrain.io/source-job-uid"
 # Label values are at most 63 characters; 32 hex digits (128 bits) identify a data set.
 DIGEST_LABEL_LENGTH = 32
+
+
+class ModelConditionType(StrEnum):
+    RESOLVED = "Resolved"
+
+
+class ModelReason(StrEnum):
+    """The reasons the operator writes on a Model's Resolved condition and its Events."""
+
+    LATEST = "Latest"
+    PINNED = "Pinned"
+    PIN_NOT_FOUND = "PinNotFound"
+    NO_VERSIONS = "NoVersions"
+    PROMOTED = "Promoted"
 
 
 def version_name(model: str, version: int) -> str:
@@ -70,6 +80,9 @@ class ModelVersionSpec(CamelModel):
 
 class ModelVersion(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(
+        kind=MODEL_VERSION_KIND, plural="modelversions", singular="modelversion", short_names=("mv",)
+    )
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["ModelVersion"] = Field(default=MODEL_VERSION_KIND, description="ModelVersion.")
@@ -105,6 +118,7 @@ class ModelStatus(CamelModel):
 
 class Model(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(kind=MODEL_KIND, plural="models", singular="model", short_names=("mdl",))
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["Model"] = Field(default=MODEL_KIND, description="Model.")

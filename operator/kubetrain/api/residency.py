@@ -7,17 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import API_VERSION
+from kubetrain.api.identity import ApiInfo
 
 POLICY_KIND: Final = "DataResidencyPolicy"
-POLICY_PLURAL = "dataresidencypolicies"
-POLICY_SINGULAR = "dataresidencypolicy"
-POLICY_SHORT_NAMES = ("drp",)
 
 SELECTS_SOMETHING_MESSAGE = (
     "spec: set spec.namespaceSelector (labels; {} selects every namespace) or spec.namespaces (names), "
@@ -179,6 +177,9 @@ class PolicyMetadata(CamelModel):
 
 class DataResidencyPolicy(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(
+        kind=POLICY_KIND, plural="dataresidencypolicies", singular="dataresidencypolicy", short_names=("drp",)
+    )
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["DataResidencyPolicy"] = Field(default=POLICY_KIND, description="DataResidencyPolicy.")

@@ -5,22 +5,29 @@ per run, whether the new weights become a version and get promoted."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from enum import StrEnum
+from typing import ClassVar, Final, Literal
 
 from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
 from kubetrain.api.contract import API_VERSION
+from kubetrain.api.identity import ApiInfo
 from kubetrain.api.registry import RecordMetadata
 from kubetrain.api.spec import PodTemplateMetadata, TrainingJobSpec
 
 SCHEDULE_KIND: Final = "TrainingSchedule"
-SCHEDULE_PLURAL = "trainingschedules"
-SCHEDULE_SINGULAR = "trainingschedule"
-SCHEDULE_SHORT_NAMES = ("tsch",)
 SCHEDULE_LABEL = "kubetrain.io/schedule"
 # <schedule>-<YYYYmmddHHMMSS> is the job name, at most 63 characters.
 MAX_SCHEDULE_NAME_LENGTH = 48
+
+
+class ScheduleReason(StrEnum):
+    """The reasons of the Events the operator posts on a TrainingSchedule."""
+
+    INVALID_SCHEDULE = "InvalidSchedule"
+    JOB_CREATED = "JobCreated"
+    JOB_REFUSED = "JobRefused"
 
 
 class JobTemplate(CamelModel):
@@ -54,6 +61,9 @@ class ScheduleMetadata(RecordMetadata):
 
 class TrainingSchedule(CamelModel):
     model_config = ConfigDict(extra="ignore")
+    api_info: ClassVar[ApiInfo] = ApiInfo(
+        kind=SCHEDULE_KIND, plural="trainingschedules", singular="trainingschedule", short_names=("tsch",)
+    )
 
     api_version: Literal["kubetrain.io/v1alpha1"] = Field(default=API_VERSION, description="API version.")
     kind: Literal["TrainingSchedule"] = Field(default=SCHEDULE_KIND, description="TrainingSchedule.")

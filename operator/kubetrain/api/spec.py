@@ -127,7 +127,9 @@ class PodTemplateMetadata(CamelModel):
     @model_validator(mode="after")
     def _valid_keys(self) -> PodTemplateMetadata:
         problems = label_errors("spec.podTemplate.metadata.labels", self.labels)
-        problems += [e for key in self.annotations for e in key_errors(f"spec.podTemplate.metadata.annotations[{key}]", key)]
+        problems += [
+            e for key in self.annotations for e in key_errors(f"spec.podTemplate.metadata.annotations[{key}]", key)
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -328,7 +330,9 @@ class TrainingJobSpec(CamelModel):
                 "or h100-us"
             )
         problems = [duplicate_env_message(*d) for d in _duplicate_spec_env(self.env)]
-        problems += [duplicate_env_message(*d) for d in duplicate_env(self.pod_template.spec, [v.name for v in self.env])]
+        problems += [
+            duplicate_env_message(*d) for d in duplicate_env(self.pod_template.spec, [v.name for v in self.env])
+        ]
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -36,9 +36,9 @@ class ConditionType(StrEnum):
 
 
 class Reason(StrEnum):
-    """The reasons the TrainingJob planner writes on conditions and Events, declared once. Reasons it
-    passes through from elsewhere (a pod's waiting reason such as ImagePullBackOff, a failure the
-    trainer reports, a policy's verdict) are plain strings."""
+    """The reasons the operator writes on a TrainingJob's conditions and Events, declared once. Reasons
+    it passes through from elsewhere (a pod's waiting reason such as ImagePullBackOff, a failure the
+    trainer reports: plan/report.py) are plain strings."""
 
     INVALID_SPEC = "InvalidSpec"
     SUSPENDED = "Suspended"
@@ -53,6 +53,29 @@ class Reason(StrEnum):
     ALL_WORKERS_RUNNING = "AllWorkersRunning"
     CREATE_REFUSED = "CreateRefused"
     PLANNING_ERROR = "PlanningError"
+    # A pod of the group ended or vanished (plan/failures.py).
+    WORKER_FAILED = "WorkerFailed"
+    WORKER_DELETED = "WorkerDeleted"
+    WORKER_LOST = "WorkerLost"
+    # The outcome: Succeeded=True (per runtime, plan/group.py), and what closes Running and Restarting.
+    ALL_WORKERS_SUCCEEDED = "AllWorkersSucceeded"
+    DRIVER_SUCCEEDED = "DriverSucceeded"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    # ResidencyCompliant (plan/residency.py).
+    RESIDENCY_VIOLATION = "ResidencyViolation"
+    RESIDENCY_VIOLATION_AUDITED = "ResidencyViolationAudited"
+    COMPLIANT = "Compliant"
+    NO_POLICY = "NoPolicy"
+    # BudgetAvailable (policy/budget.py).
+    WITHIN_BUDGET = "WithinBudget"
+    NO_BUDGET = "NoBudget"
+    BUDGET_EXCEEDED = "BudgetExceeded"
+    DEADLINE_REQUIRED = "DeadlineRequired"
+    # Promoted (plan/promotion.py).
+    PROMOTED = "Promoted"
+    GATE_FAILED = "GateFailed"
+    VERSION_PINNED = "VersionPinned"
 
 
 class ConditionStatus(StrEnum):
@@ -113,7 +136,9 @@ class TrainingJobStatus(CamelModel):
         default_factory=dict, description="Pod counts of the current attempt, by role (worker)."
     )
     workers: str | None = Field(default=None, description="Ready and total workers, as ready/total, for kubectl get.")
-    restarts: int = Field(default=0, ge=0, description="Whole-group restarts after failures so far (runPolicy.backoffLimit bounds them).")
+    restarts: int = Field(
+        default=0, ge=0, description="Whole-group restarts after failures so far (runPolicy.backoffLimit bounds them)."
+    )
     attempt: int | None = Field(
         default=None,
         ge=0,
@@ -123,8 +148,8 @@ class TrainingJobStatus(CamelModel):
     worker_replacements: int | None = Field(
         default=None,
         ge=1,
-        description="Ray worker pods replaced alone in the current attempt (absent: none); one more than spec.ray.maxWorkerFailures "
-        "fails the attempt, which then counts against runPolicy.backoffLimit.",
+        description="Ray worker pods replaced alone in the current attempt (absent: none); one more than "
+        "spec.ray.maxWorkerFailures fails the attempt, which then counts against runPolicy.backoffLimit.",
     )
     start_time: datetime | None = Field(
         default=None, description="When the operator started the workers (reset when a suspended job resumes)."

@@ -96,7 +96,9 @@ class TaskSpec(CamelModel):
     progress_interval_seconds: int = Field(
         default=10, ge=1, description="Least seconds between two status.progress updates by the trainer."
     )
-    model: ArchitectureSpec = Field(default_factory=ArchitectureSpec, description="Architecture knobs of the model family.")
+    model: ArchitectureSpec = Field(
+        default_factory=ArchitectureSpec, description="Architecture knobs of the model family."
+    )
     finetune: FinetuneSpec | None = Field(
         default=None, description="Start from an exported checkpoint instead of random weights."
     )

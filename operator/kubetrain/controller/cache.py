@@ -16,8 +16,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from kubetrain.api.contract import JOB_NAME_LABEL
 from kubetrain.api.status import Phase
-from kubetrain.controller.kube import JOB_LABEL, Kube
+from kubetrain.controller.kube import Kube
 
 Key = tuple[str, str]
 
@@ -55,7 +56,7 @@ class ClusterCache:
         """Keeps the event's pod or service; False when it brings nothing new (the echo of our
         own create)."""
         meta = body["metadata"]
-        job = (meta.get("labels") or {}).get(JOB_LABEL)
+        job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
         if not job:
             return False
         key = (meta["namespace"], job)

@@ -20,21 +20,16 @@ from typing import Any
 
 import kopf
 
+from kubetrain.api.contract import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from kubetrain.api.identity import ApiInfo
+from kubetrain.api.job import TrainingJob
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
-from kubetrain.api.registry import MODEL_LABEL
+from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
+from kubetrain.api.residency import DataResidencyPolicy
+from kubetrain.api.schedule import TrainingSchedule
 from kubetrain.controller.budget import fetch_budget
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.dryrun import pod_refusal
-from kubetrain.controller.kube import (
-    GROUP,
-    JOB_LABEL,
-    MODEL_PLURAL,
-    MODEL_VERSION_PLURAL,
-    PLURAL,
-    POLICY_PLURAL,
-    SCHEDULE_PLURAL,
-    VERSION,
-)
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.model import ModelReconciler
 from kubetrain.controller.reconciler import Reconciler
@@ -50,7 +45,16 @@ from kubetrain.policy.admission import (
     submitter_changed,
 )
 
-MANAGED = {"app.kubernetes.io/managed-by": "kubetrain"}
+MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
+
+
+def _resource(info: ApiInfo) -> tuple[str, str, str]:
+    """What kopf's handler decorators name a resource by (group, version, plural), from the model's
+    API identity."""
+    return info.group, info.version, info.plural
+
+
+_JOB = _resource(TrainingJob.api_info)
 
 
 def _plain(body: kopf.Body) -> dict[str, Any]:
@@ -90,7 +94,7 @@ def build_registry(
         models.shutdown()
         schedules.shutdown()
 
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.event(*_JOB, registry=registry)
     def job_changed(type: str | None, body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
         if type == "DELETED":
             reconciler.forget(namespace, name)
@@ -103,29 +107,29 @@ def build_registry(
     def child_changed(
         type: str | None, body: kopf.Body, resource: kopf.Resource, labels: dict[str, str], namespace: str, **_: Any
     ) -> None:
-        job = labels.get(JOB_LABEL)
+        job = labels.get(JOB_NAME_LABEL)
         if job:
             if reconciler.cache.child_event(type, resource.kind or "", _plain(body)):
                 reconciler.wake(namespace, job)
 
-    @kopf.on.event(GROUP, VERSION, POLICY_PLURAL, registry=registry)
+    @kopf.on.event(*_resource(DataResidencyPolicy.api_info), registry=registry)
     def policy_changed(name: str, type: str | None, **_: Any) -> None:
         # Policies change after admission: every job is re-judged against the new set.
         logging.getLogger("kubetrain.residency").info("DataResidencyPolicy %s %s; re-checking jobs", name, type)
         reconciler.policies_changed()
 
-    @kopf.on.event(GROUP, VERSION, MODEL_PLURAL, registry=registry)
+    @kopf.on.event(*_resource(Model.api_info), registry=registry)
     def model_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
         if type != "DELETED":
             models.wake(namespace, name)
 
-    @kopf.on.event(GROUP, VERSION, MODEL_VERSION_PLURAL, registry=registry)
+    @kopf.on.event(*_resource(ModelVersion.api_info), registry=registry)
     def version_changed(labels: dict[str, str], namespace: str, **_: Any) -> None:
         line = labels.get(MODEL_LABEL)
         if line:
             models.wake(namespace, line)
 
-    @kopf.on.event(GROUP, VERSION, SCHEDULE_PLURAL, registry=registry)
+    @kopf.on.event(*_resource(TrainingSchedule.api_info), registry=registry)
     def schedule_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
         if type == "DELETED":
             schedules.forget(namespace, name)
@@ -137,7 +141,7 @@ def build_registry(
         # Who submitted a job is only known at admission (the request's authenticated user); the
         # annotation set here is the record, and the validating side refuses any later change to it.
         @kopf.on.mutate(
-            GROUP, VERSION, PLURAL, id="submitted-by", operations=["CREATE"], persistent=True, registry=registry
+            *_JOB, id="submitted-by", operations=["CREATE"], persistent=True, registry=registry
         )
         def submitted_by(userinfo: dict[str, Any] | None, patch: kopf.Patch, **_: Any) -> None:
             username = (userinfo or {}).get("username")
@@ -145,7 +149,7 @@ def build_registry(
                 patch.metadata.annotations[SUBMITTED_BY_ANNOTATION] = username
 
         @kopf.on.validate(
-            GROUP, VERSION, PLURAL, id="provenance", operations=["UPDATE"], persistent=True, registry=registry
+            *_JOB, id="provenance", operations=["UPDATE"], persistent=True, registry=registry
         )
         def provenance(body: kopf.Body, old: Any, **_: Any) -> None:
             refusal = submitter_changed(dict(body), old)
@@ -154,7 +158,7 @@ def build_registry(
 
         # UPDATE too: raising spec.workers or activeDeadlineSeconds of an admitted job must fit as well.
         @kopf.on.validate(
-            GROUP, VERSION, PLURAL, id="budget", operations=["CREATE", "UPDATE"], persistent=True, registry=registry
+            *_JOB, id="budget", operations=["CREATE", "UPDATE"], persistent=True, registry=registry
         )
         def budget(body: kopf.Body, old: Any, **_: Any) -> None:
             raw = dict(body)
@@ -171,7 +175,7 @@ def build_registry(
                 raise kopf.AdmissionError(refusal, code=403)
 
         @kopf.on.validate(
-            GROUP, VERSION, PLURAL, id="spec", operations=["CREATE", "UPDATE"], persistent=True, registry=registry
+            *_JOB, id="spec", operations=["CREATE", "UPDATE"], persistent=True, registry=registry
         )
         def spec(body: kopf.Body, old: Any, **_: Any) -> None:
             raw = dict(body)
@@ -187,7 +191,7 @@ def build_registry(
         # persistent: kopf leaves the webhook registered when the operator stops, so with
         # failurePolicy Fail no TrainingJob is written unchecked while the operator is down.
         @kopf.on.validate(
-            GROUP, VERSION, PLURAL, id="residency", operations=["CREATE", "UPDATE"], persistent=True,
+            *_JOB, id="residency", operations=["CREATE", "UPDATE"], persistent=True,
             registry=registry,
         )
         def residency(body: kopf.Body, old: Any, warnings: list[str], **_: Any) -> None:

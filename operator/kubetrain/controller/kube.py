@@ -21,24 +21,18 @@ import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api import contract
+from kubetrain.api.budget import BudgetPolicy
+from kubetrain.api.identity import ApiInfo
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
+from kubetrain.api.residency import DataResidencyPolicy
 from kubetrain.controller.metrics import OperatorMetrics
 
-GROUP = "kubetrain.io"
-VERSION = "v1alpha1"
-PLURAL = "trainingjobs"
-POLICY_PLURAL = "dataresidencypolicies"
-BUDGET_PLURAL = "budgetpolicies"
-MODEL_PLURAL = "models"
-MODEL_VERSION_PLURAL = "modelversions"
-SCHEDULE_PLURAL = "trainingschedules"
-# Kinds the operator creates as custom objects, by their plural.
-_CUSTOM_PLURALS = {
-    "TrainingJob": PLURAL,
-    "Model": MODEL_PLURAL,
-    "ModelVersion": MODEL_VERSION_PLURAL,
-}
-MANAGED_BY = "app.kubernetes.io/managed-by=kubetrain"
-JOB_LABEL = "kubetrain.io/job-name"
+JOB = TrainingJob.api_info
+# Kinds the operator creates as custom objects, by kind.
+_CREATED_CUSTOM = {info.kind: info for info in (JOB, Model.api_info, ModelVersion.api_info)}
+MANAGED_BY = f"{contract.MANAGED_BY_LABEL}={contract.MANAGED_BY}"
 COMPONENT = "kubetrain-operator"
 
 log = logging.getLogger("kubetrain.kube")
@@ -85,51 +79,55 @@ class Kube:
 
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._request_or_none(
-            "get", PLURAL, lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name),
+            "get", JOB.plural,
+            lambda: self.custom.get_namespaced_custom_object(JOB.group, JOB.version, namespace, JOB.plural, name),
             done=(404,),
         )
 
     def list_policies(self) -> list[dict[str, Any]]:
         """Every DataResidencyPolicy (cluster-scoped); none while the CRD is not installed."""
-        return self._list_cluster(POLICY_PLURAL)
+        return self._list_cluster(DataResidencyPolicy.api_info)
 
     def list_budget_policies(self) -> list[dict[str, Any]]:
         """Every BudgetPolicy (cluster-scoped); none while the CRD is not installed."""
-        return self._list_cluster(BUDGET_PLURAL)
+        return self._list_cluster(BudgetPolicy.api_info)
 
-    def _list_cluster(self, plural: str) -> list[dict[str, Any]]:
+    def _list_cluster(self, info: ApiInfo) -> list[dict[str, Any]]:
         listed = self._request_or_none(
-            "list", plural, lambda: self.custom.list_cluster_custom_object(GROUP, VERSION, plural), done=(404,)
+            "list", info.plural, lambda: self.custom.list_cluster_custom_object(info.group, info.version, info.plural),
+            done=(404,),
         )
         return list(listed["items"]) if listed is not None else []
 
     def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
         listed = self._request(
-            "list", PLURAL, lambda: self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+            "list", JOB.plural,
+            lambda: self.custom.list_namespaced_custom_object(JOB.group, JOB.version, namespace, JOB.plural),
         )
         return list(listed["items"])
 
-    def get_custom(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """A Model, ModelVersion or TrainingSchedule; None when it does not exist."""
+    def get_custom(self, info: ApiInfo, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Model, ModelVersion or TrainingSchedule (its model's api_info); None when it does not exist."""
         return self._request_or_none(
-            "get", plural, lambda: self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name),
+            "get", info.plural,
+            lambda: self.custom.get_namespaced_custom_object(info.group, info.version, namespace, info.plural, name),
             done=(404,),
         )
 
     def list_model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
-        selector = f"kubetrain.io/model={model}"
+        selector, info = f"{MODEL_LABEL}={model}", ModelVersion.api_info
         listed = self._request(
-            "list", MODEL_VERSION_PLURAL, lambda: self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, MODEL_VERSION_PLURAL, label_selector=selector
+            "list", info.plural, lambda: self.custom.list_namespaced_custom_object(
+                info.group, info.version, namespace, info.plural, label_selector=selector
             ),
         )
         return list(listed["items"])
 
-    def patch_custom_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_custom_status(self, info: ApiInfo, namespace: str, name: str, status: dict[str, Any]) -> None:
         """Merge-patches the status of a Model or TrainingSchedule (the operator owns both statuses)."""
         self._request_or_none(
-            "patch", f"{plural}/status", lambda: self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, {"status": status}
+            "patch", f"{info.plural}/status", lambda: self.custom.patch_namespaced_custom_object_status(
+                info.group, info.version, namespace, info.plural, name, {"status": status}
             ),
             done=(404,),
         )
@@ -153,7 +151,7 @@ class Kube:
 
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""
-        selector = f"{MANAGED_BY},{JOB_LABEL}={job}"
+        selector = f"{MANAGED_BY},{contract.JOB_NAME_LABEL}={job}"
         pods = self._request("list", "pods", lambda: self.core.list_namespaced_pod(namespace, label_selector=selector))
         services = self._request(
             "list", "services", lambda: self.core.list_namespaced_service(namespace, label_selector=selector)
@@ -171,10 +169,10 @@ class Kube:
             "Role": ("roles", self.rbac.create_namespaced_role),
             "RoleBinding": ("rolebindings", self.rbac.create_namespaced_role_binding),
         }
-        if kind in _CUSTOM_PLURALS:
-            plural = _CUSTOM_PLURALS[kind]
-            creators[kind] = (plural, lambda ns, body: self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, ns, plural, body
+        if kind in _CREATED_CUSTOM:
+            info = _CREATED_CUSTOM[kind]
+            creators[kind] = (info.plural, lambda ns, body: self.custom.create_namespaced_custom_object(
+                info.group, info.version, ns, info.plural, body
             ))
         if kind not in creators:
             raise ValueError(f"the operator does not create {kind} objects")
@@ -195,8 +193,10 @@ class Kube:
         the uid precondition failed, so a new job of the same name is left alone."""
         body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
         self._request_or_none(
-            "delete", PLURAL,
-            lambda: self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, body=body),
+            "delete", JOB.plural,
+            lambda: self.custom.delete_namespaced_custom_object(
+                JOB.group, JOB.version, namespace, JOB.plural, name, body=body
+            ),
             done=(404, 409),
         )
 
@@ -208,9 +208,9 @@ class Kube:
         body = {"metadata": {"resourceVersion": resource_version}, "status": status}
         try:
             return self._request_or_none(
-                "patch", f"{PLURAL}/status",
+                "patch", f"{JOB.plural}/status",
                 lambda: self.custom.patch_namespaced_custom_object_status(
-                    GROUP, VERSION, namespace, PLURAL, name, body
+                    JOB.group, JOB.version, namespace, JOB.plural, name, body
                 ),
                 done=(404,),
             )
@@ -260,8 +260,8 @@ class Kube:
         body = {
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": meta["namespace"]},
             "involvedObject": {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": obj.get("kind", "TrainingJob"),
+                "apiVersion": contract.API_VERSION,
+                "kind": obj.get("kind", JOB.kind),
                 "name": meta["name"],
                 "namespace": meta["namespace"],
                 "uid": meta["uid"],

@@ -180,7 +180,9 @@ class LeaderElector:
         version = (lease or {}).get("metadata", {}).get("resourceVersion")
         if self._observed is None or version != self._observed.get("metadata", {}).get("resourceVersion"):
             if lease is not None and not self.leading:
-                log.debug("leader election: Lease held by %s", (lease.get("spec") or {}).get("holderIdentity") or "nobody")
+                log.debug(
+                    "leader election: Lease held by %s", (lease.get("spec") or {}).get("holderIdentity") or "nobody"
+                )
             self._observed_since = time.monotonic()
         self._observed = lease
 

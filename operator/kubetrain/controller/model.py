@@ -10,7 +10,7 @@ import logging
 from pydantic import ValidationError
 
 from kubetrain.api.registry import Model, ModelVersion
-from kubetrain.controller.kube import MODEL_PLURAL, Kube
+from kubetrain.controller.kube import Kube
 from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.plan.model import resolve
 
@@ -24,7 +24,7 @@ class ModelReconciler(QueuedReconciler):
 
     def reconcile(self, namespace: str, name: str) -> None:
         with self.locks(namespace, name):
-            raw = self.kube.get_custom(MODEL_PLURAL, namespace, name)
+            raw = self.kube.get_custom(Model.api_info, namespace, name)
             if raw is None:
                 self.locks.forget(namespace, name)
                 return
@@ -42,7 +42,7 @@ class ModelReconciler(QueuedReconciler):
             plan = resolve(model, versions, dt.datetime.now(dt.timezone.utc))
             if plan.status.to_k8s() != model.status.to_k8s():
                 # With the unset fields as nulls, so a merge patch clears them.
-                self.kube.patch_custom_status(MODEL_PLURAL, namespace, name, plan.status.model_dump(
+                self.kube.patch_custom_status(Model.api_info, namespace, name, plan.status.model_dump(
                     mode="json", by_alias=True))
                 log.info("Model %s/%s: promoted %s", namespace, name, plan.status.promoted_version)
             for event in plan.events:

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ValidationError
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.registry import SOURCE_JOB_UID_LABEL, Model, ModelVersion
-from kubetrain.controller.kube import MODEL_PLURAL, Kube
+from kubetrain.controller.kube import Kube
 from kubetrain.plan.promotion import PromotionFacts, RecordedVersion
 from kubetrain.policy.promotion import Promoted
 
@@ -20,7 +20,7 @@ def fetch_promotion(kube: Kube, job: TrainingJob) -> PromotionFacts:
     so a run recorded before a lost status write is never recorded again."""
     assert job.spec.model is not None
     namespace, line = job.metadata.namespace, job.spec.model.name
-    raw_model = kube.get_custom(MODEL_PLURAL, namespace, line)
+    raw_model = kube.get_custom(Model.api_info, namespace, line)
     model = _parse(Model, raw_model) if raw_model is not None else None
     raw_versions = kube.list_model_versions(namespace, line)
     versions = {v.metadata.name: v for raw in raw_versions if (v := _parse(ModelVersion, raw)) is not None}

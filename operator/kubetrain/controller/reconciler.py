@@ -154,7 +154,9 @@ class Reconciler(QueuedReconciler):
                     return
                 if exc.status != 422:
                     raise
-                self.cache.wrote(fail_refused_child(self.kube, current, obj, exc, [p["metadata"]["name"] for p in pods]))
+                self.cache.wrote(
+                    fail_refused_child(self.kube, current, obj, exc, [p["metadata"]["name"] for p in pods])
+                )
                 return
             if created is not None:
                 self.cache.wrote(created)

@@ -11,10 +11,11 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from kubetrain.api.schedule import TrainingSchedule
-from kubetrain.controller.kube import SCHEDULE_PLURAL, Kube
+from kubetrain.api.events import EventType
+from kubetrain.api.schedule import ScheduleReason, TrainingSchedule
+from kubetrain.controller.kube import Kube
 from kubetrain.controller.requeue import QueuedReconciler
-from kubetrain.plan.draft import Event, EventType
+from kubetrain.plan.draft import Event
 from kubetrain.plan.schedule import plan_schedule
 
 log = logging.getLogger("kubetrain.schedules")
@@ -31,7 +32,7 @@ class ScheduleReconciler(QueuedReconciler):
 
     def reconcile(self, namespace: str, name: str) -> None:
         with self.locks(namespace, name):
-            raw = self.kube.get_custom(SCHEDULE_PLURAL, namespace, name)
+            raw = self.kube.get_custom(TrainingSchedule.api_info, namespace, name)
             if raw is None or raw["metadata"].get("deletionTimestamp"):
                 self.forget(namespace, name)
                 return
@@ -46,7 +47,7 @@ class ScheduleReconciler(QueuedReconciler):
                 events = self._create(namespace, name, plan.create, events)
             if plan.status.to_k8s() != schedule.status.to_k8s():
                 # With the unset fields as nulls, so a merge patch clears them.
-                self.kube.patch_custom_status(SCHEDULE_PLURAL, namespace, name, plan.status.model_dump(
+                self.kube.patch_custom_status(TrainingSchedule.api_info, namespace, name, plan.status.model_dump(
                     mode="json", by_alias=True))
             for event in events:
                 self.kube.post_event(raw, event.type, event.reason, event.message)
@@ -61,7 +62,7 @@ class ScheduleReconciler(QueuedReconciler):
             if exc.status not in (400, 403, 422):
                 raise
             message = f"TrainingJob {job['metadata']['name']} was refused: {_api_message(exc)}"
-            return [Event(type=EventType.WARNING, reason="JobRefused", message=message[:1024])]
+            return [Event(type=EventType.WARNING, reason=ScheduleReason.JOB_REFUSED, message=message[:1024])]
         log.info("TrainingSchedule %s/%s created %s", namespace, name, job["metadata"]["name"])
         return events
 

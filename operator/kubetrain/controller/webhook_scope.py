@@ -35,7 +35,10 @@ def _annotation(obj: str) -> str:
             f"{obj}.metadata.annotations['{key}'] : '')")
 
 
-SUBMITTER_CHANGED = {"name": "submitter-changed", "expression": f"{_annotation('object')} != {_annotation('oldObject')}"}
+SUBMITTER_CHANGED = {
+    "name": "submitter-changed",
+    "expression": f"{_annotation('object')} != {_annotation('oldObject')}",
+}
 MATCH_CONDITIONS: dict[str, list[dict[str, str]]] = {
     "spec": [SPEC_CHANGED],
     "residency": [SPEC_CHANGED],

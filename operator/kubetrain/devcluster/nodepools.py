@@ -1,13 +1,14 @@
-"""The dev cluster's fake GPU node pools, as plain Node manifests for KWOK to manage.
-
-Two GPU pools in two regions and a CPU pool that spans both regions, so scheduling and residency
-tests can tell "right pool" from "right region".
+"""The dev cluster's fake GPU node pools, as plain Node manifests for KWOK to manage. The pools are
+declared in kubetrain/dev_nodepools.yaml, which the operator's built-in catalogue reads too
+(api.nodepools.default_catalogue): a data file, as this package imports nothing of the operator.
 """
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 KWOK_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -34,22 +35,20 @@ class DevNodePool(BaseModel):
 
 
 def default_pools() -> list[DevNodePool]:
+    """The pools of kubetrain/dev_nodepools.yaml; their GPU nodes carry the GPU taint."""
+    text = (resources.files("kubetrain") / "dev_nodepools.yaml").read_text()
+    declared: dict[str, dict[str, Any]] = yaml.safe_load(text)
     return [
         DevNodePool(
-            name="a100-eu",
-            regions=["eu-west-1", "eu-west-1"],
-            gpus_per_node=8,
-            gpu_product="NVIDIA-A100-SXM4-80GB",
-            taints=[GPU_TAINT],
-        ),
-        DevNodePool(
-            name="h100-us",
-            regions=["us-east-1", "us-east-1"],
-            gpus_per_node=8,
-            gpu_product="NVIDIA-H100-80GB-HBM3",
-            taints=[GPU_TAINT],
-        ),
-        DevNodePool(name="cpu", regions=["eu-west-1", "us-east-1"], cpu="32", memory="128Gi"),
+            name=name,
+            regions=pool["regions"],
+            gpus_per_node=pool.get("gpus_per_node", 0),
+            gpu_product=pool.get("gpu_product"),
+            cpu=pool["cpu"],
+            memory=pool["memory"],
+            taints=[GPU_TAINT] if pool.get("gpus_per_node") else [],
+        )
+        for name, pool in declared.items()
     ]
 
 

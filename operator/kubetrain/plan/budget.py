@@ -6,9 +6,10 @@ rolls a started job into a larger attempt (plan/job.py _roll)."""
 
 from __future__ import annotations
 
+from kubetrain.api.events import EventType
 from kubetrain.api.status import ConditionType as C
 from kubetrain.plan import conditions as cond
-from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.plan.draft import Draft, Event
 from kubetrain.policy.budget import BudgetVerdict
 
 

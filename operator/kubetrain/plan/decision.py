@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubetrain.api import ConditionType, NodePoolCatalogue, TrainingJob, TrainingJobStatus
+from kubetrain.api.events import EventType
 from kubetrain.api.status import Reason
-from kubetrain.plan import Event, EventType, Observed, derive_phase, plan, status_patch
+from kubetrain.plan import Event, Observed, derive_phase, plan, status_patch
 from kubetrain.plan.budget import needs_budget
 from kubetrain.plan.conditions import set_condition
 from kubetrain.plan.draft import Draft
@@ -20,6 +22,7 @@ from kubetrain.policy.admission import validation_problems
 from kubetrain.policy.budget import BudgetFacts, judge_budget
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.render.errors import InvalidSpec
+from kubetrain.render.job import render_children
 from kubetrain.render.settings import RenderSettings
 
 RETRY_PLANNING_SECONDS = 30.0
@@ -57,7 +60,9 @@ def plan_job(
     promotion: PromotionFacts | None = None,
 ) -> Decision:
     """`residency` holds the namespace's policies and labels and the claims' storage classes,
-    fetched fresh for this reconcile; `budget` and `promotion` only when Needs says so."""
+    fetched fresh for this reconcile; `budget` and `promotion` only when Needs says so. The steps,
+    each pure: judge the policies, render the desired children (on the planner's demand: see
+    plan.job.Desired), plan the status and actions, diff the status."""
     # metav1 times have second precision; planning at that precision keeps re-plans identical.
     now = now.replace(microsecond=0)
     try:
@@ -71,7 +76,8 @@ def plan_job(
     try:
         verdict = evaluate(job, residency, inputs.catalogue)
         budget_verdict = judge_budget(job, budget, inputs.catalogue, now) if budget is not None else None
-        result = plan(job, observed, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion)
+        desired = partial(render_children, job, inputs.catalogue, inputs.render, verdict.regions)
+        result = plan(job, observed, desired, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion)
     except (InvalidSpec, ValidationError) as exc:  # the spec (or its pod template) cannot be rendered
         message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"
         return invalid_spec(raw, message, now, [p["metadata"]["name"] for p in pods])
@@ -176,7 +182,9 @@ def invalid_spec(raw: dict[str, Any], message: str, now: dt.datetime, pods: list
     except ValidationError:
         previous = TrainingJobStatus()
     generation = int(raw.get("metadata", {}).get("generation", 1))
-    conditions = set_condition(previous.conditions, ConditionType.FAILED, True, Reason.INVALID_SPEC, message, now, generation)
+    conditions = set_condition(
+        previous.conditions, ConditionType.FAILED, True, Reason.INVALID_SPEC, message, now, generation
+    )
     status = previous.model_copy(
         update={"conditions": conditions, "phase": derive_phase(conditions), "observed_generation": generation,
                 "completion_time": previous.completion_time or now}

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.budget import Cost
 from kubetrain.api.contract import WORKER_ROLE
+from kubetrain.api.events import EventType
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.provenance import Provenance
 from kubetrain.api.status import Condition, ConditionType, Phase, ReplicaStatus, TrainingJobStatus
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.replicas import workers_column
-
-
-class EventType(StrEnum):
-    NORMAL = "Normal"
-    WARNING = "Warning"
 
 
 class Event(BaseModel):
@@ -73,7 +68,6 @@ class Draft:
     delete_pods: list[str] = field(default_factory=list)
     requeue_after: float | None = None
     delete_job: bool = False
-    allowed_regions: list[str] | None = None
     events: list[Event] = field(default_factory=list)
     """Events of actions no status field records (a residency finding, a Ray worker replaced alone)."""
     cost: Cost | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from kubetrain.api.contract import HEAD_ROLE, WORKER_ROLE
+from kubetrain.api.status import Reason
 from kubetrain.plan.observed import ObservedPod
 from kubetrain.plan.report import parse_report
 
@@ -26,12 +27,16 @@ def failure_of(pod: ObservedPod) -> Failure | None:
         return _failed(pod)
     if pod.deleting and pod.phase != "Succeeded":
         why = pod.reason or "deleted"
-        return Failure(pod=pod.name, reason="WorkerDeleted", message=f"{_who(pod)} {pod.name} was {why} before it finished")
+        return Failure(
+            pod=pod.name, reason=Reason.WORKER_DELETED, message=f"{_who(pod)} {pod.name} was {why} before it finished"
+        )
     return None
 
 
 def missing(name: str, role: str = WORKER_ROLE) -> Failure:
-    return Failure(pod=name, reason="WorkerLost", message=f"{_noun(role)} {name} disappeared after it was created")
+    return Failure(
+        pod=name, reason=Reason.WORKER_LOST, message=f"{_noun(role)} {name} disappeared after it was created"
+    )
 
 
 def _noun(role: str | None) -> str:
@@ -61,6 +66,6 @@ def _failed(pod: ObservedPod) -> Failure:
     if terminated is not None:
         code = "unknown" if terminated.exit_code is None else terminated.exit_code
         detail = f"exit code {code}" + (f" ({terminated.reason})" if terminated.reason else "")
-        return Failure(pod=pod.name, reason="WorkerFailed", message=f"{_who(pod)} {pod.name} failed: {detail}")
+        return Failure(pod=pod.name, reason=Reason.WORKER_FAILED, message=f"{_who(pod)} {pod.name} failed: {detail}")
     detail = pod.reason or "no container status"
-    return Failure(pod=pod.name, reason="WorkerFailed", message=f"{_who(pod)} {pod.name} failed: {detail}")
+    return Failure(pod=pod.name, reason=Reason.WORKER_FAILED, message=f"{_who(pod)} {pod.name} failed: {detail}")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from kubetrain.api.contract import HEAD_ROLE, WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.spec import Runtime
+from kubetrain.api.status import Reason
 from kubetrain.render.names import ray_head_name, worker_name
 
 
@@ -57,7 +58,7 @@ def group_of(job: TrainingJob) -> Group:
             reporter=head.name,
             noun=f"the Ray head and all {workers} workers",
             whole="the Ray head and every worker",
-            success_reason="DriverSucceeded",
+            success_reason=Reason.DRIVER_SUCCEEDED,
             success_noun="the Ray driver (head)",
         )
     return Group(
@@ -67,6 +68,6 @@ def group_of(job: TrainingJob) -> Group:
         reporter=worker_members[0].name,
         noun=f"all {workers} workers",
         whole="every worker",
-        success_reason="AllWorkersSucceeded",
+        success_reason=Reason.ALL_WORKERS_SUCCEEDED,
         success_noun=f"all {workers} workers",
     )

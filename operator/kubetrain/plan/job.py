@@ -1,19 +1,23 @@
 """Observed children + the job's status -> the job's new status and the actions that move the
 cluster towards it. Pure: the decision depends only on its inputs, so re-planning the same state
-(after an operator restart, or a partly applied plan) never double-counts a restart."""
+(after an operator restart, or a partly applied plan) never double-counts a restart. The desired
+children are rendered beside it (plan/decision.py) and handed in as `Desired`; spec.runPolicy's
+steps live in plan/run_policy.py, each other policy's in the plan module of its name."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from collections.abc import Callable
+from datetime import datetime
 
+from kubetrain.api.events import EventType
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
-from kubetrain.api.spec import CleanPodPolicy
 from kubetrain.api.status import ConditionType as C
 from kubetrain.api.status import Reason as R
 from kubetrain.plan import conditions as cond
+from kubetrain.plan import run_policy
 from kubetrain.plan.budget import apply_budget, refuse_growth
-from kubetrain.plan.draft import Draft, Event, EventType, Plan
+from kubetrain.plan.draft import Draft, Event, Plan
 from kubetrain.plan.failures import Failure, failure_of, first_failure, missing
 from kubetrain.plan.group import Group, group_of
 from kubetrain.plan.observed import Observed, ObservedPod
@@ -25,15 +29,22 @@ from kubetrain.plan.residency import apply_residency, recheck
 from kubetrain.policy.budget import BudgetVerdict
 from kubetrain.policy.residency.verdict import ALLOW_ALL, ResidencyVerdict
 from kubetrain.render.errors import summarize
-from kubetrain.render.job import render_children
+from kubetrain.render.objects import DesiredObjects
 from kubetrain.render.pods import pod_image
 from kubetrain.render.settings import RenderSettings
 from kubetrain.render.validate import validate_spec
+
+Desired = Callable[[], DesiredObjects]
+"""The children of the job's current attempt, rendered when called (render.job.render_children with
+the residency verdict's regions). The planner calls it only when it creates what is missing: a
+finished, suspended, refused or invalid job is never rendered, so a spec that cannot be rendered
+fails only a job that would start."""
 
 
 def plan(
     job: TrainingJob,
     observed: Observed,
+    desired: Desired,
     catalogue: NodePoolCatalogue,
     settings: RenderSettings,
     now: datetime,
@@ -41,14 +52,15 @@ def plan(
     budget: BudgetVerdict | None = None,
     promotion: PromotionFacts | None = None,
 ) -> Plan:
-    """`residency` is the verdict of the namespace's DataResidencyPolicies on this job, evaluated
-    by the caller from fresh policies on every reconcile (they change after admission). `budget`
-    (judged before the job first starts, and after an edit of a started job: a spec.workers raise
-    that no longer fits fails it instead of rolling) and `promotion` (after it succeeded) are given by the
-    caller only when needed; None leaves that part of the status as it is."""
+    """`desired` renders the job's children (see Desired); `catalogue` and `settings` serve the
+    spec's validation, the cost and the provenance. `residency` is the verdict of the namespace's
+    DataResidencyPolicies on this job, evaluated by the caller from fresh policies on every
+    reconcile (they change after admission). `budget` (judged before the job first starts, and after
+    an edit of a started job: a spec.workers raise that no longer fits fails it instead of rolling)
+    and `promotion` (after it succeeded) are given by the caller only when needed; None leaves that
+    part of the status as it is."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
-    draft.allowed_regions = residency.regions
     group = group_of(job)
     current = _current_attempt(group, observed.pods, draft.attempt)
     if not draft.finished():
@@ -58,13 +70,13 @@ def plan(
         elif not apply_residency(draft, residency):
             draft.delete([p.name for p in observed.pods if not p.deleting])
         elif job.spec.run_policy.suspend:
-            _suspend(draft, observed)
+            run_policy.suspend(draft, observed)
         elif apply_budget(draft, budget):
-            _run(draft, group, observed, current, catalogue, settings, budget)
+            _run(draft, group, observed, current, desired, budget)
     if draft.finished():
         _finish(draft, observed)
-    elif (deadline := _deadline(draft)) is not None:
-        draft.requeue_after = (deadline - draft.now).total_seconds()
+    else:
+        run_policy.wake_at_deadline(draft)
     recheck(draft)
     report = _final_report(group, current)
     metrics = _metrics(job, report)
@@ -88,40 +100,19 @@ def _in_attempt(group: Group, pod: ObservedPod, attempt: int) -> bool:
     return pod.attempt == attempt and member is not None and pod.name == member.name
 
 
-def _suspend(draft: Draft, observed: Observed) -> None:
-    message = "runPolicy.suspend is true: the workers are deleted and the job is held"
-    draft.set(C.SUSPENDED, True, R.SUSPENDED, message)
-    for type_ in (C.CREATED, C.RUNNING, C.RESTARTING):
-        draft.close(type_, R.SUSPENDED, message)
-    # Like a Kubernetes Job: the activeDeadlineSeconds clock starts again on resume. firstStartTime
-    # stays: the spec the pods read remains frozen (api/immutable.py).
-    draft.start_time = None
-    draft.delete([p.name for p in observed.pods if not p.deleting])
-
-
 def _run(
     draft: Draft,
     group: Group,
     observed: Observed,
     current: list[ObservedPod],
-    catalogue: NodePoolCatalogue,
-    settings: RenderSettings,
+    desired: Desired,
     budget: BudgetVerdict | None,
 ) -> None:
-    job, policy = draft.job, draft.job.spec.run_policy
-    if draft.is_true(C.SUSPENDED):
-        draft.set(C.SUSPENDED, False, R.RESUMED, "runPolicy.suspend is false: the workers are started again")
+    job = draft.job
+    run_policy.resume(draft)
     mine = {p.name for p in current}
     draft.delete([p.name for p in observed.pods if p.name not in mine and not p.deleting])
-    deadline = _deadline(draft)
-    if deadline is not None and draft.now >= deadline:
-        draft.set(
-            C.FAILED,
-            True,
-            R.DEADLINE_EXCEEDED,
-            f"the job ran longer than runPolicy.activeDeadlineSeconds ({policy.active_deadline_seconds}s)",
-        )
-        draft.delete([p.name for p in current if not p.finished and not p.deleting])
+    if run_policy.exceed_deadline(draft, current):
         return
     resized = sorted({p.workers for p in observed.pods if p.attempt == draft.attempt and p.workers is not None
                       and p.workers != job.spec.workers and not p.deleting})
@@ -144,7 +135,7 @@ def _run(
         return
     if not _replace(draft, group, live, current):
         return
-    _start(draft, group, observed, live, catalogue, settings)
+    _start(draft, group, observed, live, desired)
 
 
 def _failures(draft: Draft, group: Group, critical: list[ObservedPod]) -> list[Failure]:
@@ -235,19 +226,18 @@ def _start(
     group: Group,
     observed: Observed,
     live: list[ObservedPod],
-    catalogue: NodePoolCatalogue,
-    settings: RenderSettings,
+    desired: Desired,
 ) -> None:
     """Creates what is missing; Created and Running are all-or-nothing over the group."""
-    job, size = draft.job, len(group.members)
-    desired = render_children(job, catalogue, settings, draft.allowed_regions)
-    if desired.service["metadata"]["name"] not in observed.service_names:
-        draft.create.append(desired.service)
+    size = len(group.members)
+    children = desired()
+    if children.service["metadata"]["name"] not in observed.service_names:
+        draft.create.append(children.service)
     taken = {p.name for p in observed.pods}
-    pods = [pod for pod in desired.pods if pod["metadata"]["name"] not in taken]
+    pods = [pod for pod in children.pods if pod["metadata"]["name"] not in taken]
     if pods:
         # Created if missing (the controller ignores AlreadyExists), before the pods that use them.
-        draft.create.extend(desired.access)
+        draft.create.extend(children.access)
     draft.create.extend(pods)
     if pods and draft.start_time is None:
         draft.start_time = draft.now
@@ -288,30 +278,15 @@ def _same_stall(old: str, new: str) -> bool:
 
 
 def _finish(draft: Draft, observed: Observed) -> None:
-    """cleanPodPolicy and ttlSecondsAfterFinished; the outcome conditions are already set."""
-    policy = draft.job.spec.run_policy
-    outcome = "Succeeded" if draft.is_true(C.SUCCEEDED) else "Failed"
+    """The outcome conditions are already set: the others close, completionTime is recorded once,
+    then runPolicy's cleanPodPolicy and ttlSecondsAfterFinished apply."""
+    outcome = R.SUCCEEDED if draft.is_true(C.SUCCEEDED) else R.FAILED
     for type_ in (C.RUNNING, C.RESTARTING):
         draft.close(type_, outcome, f"the job has {outcome.lower()}")
-    if draft.completion_time is None:
-        draft.completion_time = draft.now
-    if policy.clean_pod_policy == CleanPodPolicy.ALL:
-        draft.delete([p.name for p in observed.pods if not p.deleting])
-    elif policy.clean_pod_policy == CleanPodPolicy.RUNNING:
-        draft.delete([p.name for p in observed.pods if not p.deleting and not p.finished])
-    if policy.ttl_seconds_after_finished is not None:
-        expiry = draft.completion_time + timedelta(seconds=policy.ttl_seconds_after_finished)
-        if draft.now >= expiry:
-            draft.delete_job = True
-        else:
-            draft.requeue_after = (expiry - draft.now).total_seconds()
-
-
-def _deadline(draft: Draft) -> datetime | None:
-    seconds = draft.job.spec.run_policy.active_deadline_seconds
-    if seconds is None or draft.start_time is None:
-        return None
-    return draft.start_time + timedelta(seconds=seconds)
+    completed = draft.completion_time or draft.now
+    draft.completion_time = completed
+    run_policy.clean_pods(draft, observed)
+    run_policy.expire_after_ttl(draft, completed)
 
 
 def _final_report(group: Group, pods: list[ObservedPod]) -> TrainerReport | None:

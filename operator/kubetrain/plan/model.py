@@ -5,22 +5,15 @@ an existing version, else the latest version. A pin naming no version keeps what
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kubetrain.api.events import EventType
 from kubetrain.api.registry import Model, ModelStatus, ModelVersion
+from kubetrain.api.registry import ModelConditionType as MC
+from kubetrain.api.registry import ModelReason as MR
 from kubetrain.plan import conditions as cond
-from kubetrain.plan.draft import Event, EventType
-
-RESOLVED = "Resolved"
-
-
-class Resolution(StrEnum):
-    LATEST = "Latest"
-    PINNED = "Pinned"
-    PIN_NOT_FOUND = "PinNotFound"
-    NO_VERSIONS = "NoVersions"
+from kubetrain.plan.draft import Event
 
 
 class ModelPlan(BaseModel):
@@ -37,20 +30,20 @@ def resolve(model: Model, versions: list[ModelVersion], now: datetime) -> ModelP
     pin, old = model.spec.promoted_version, model.status
     promoted: str | None
     if pin is not None and pin in by_name:
-        promoted, how, message = pin, Resolution.PINNED, f"{pin} is promoted: pinned by spec.promotedVersion"
+        promoted, how, message = pin, MR.PINNED, f"{pin} is promoted: pinned by spec.promotedVersion"
     elif pin is not None:
-        promoted, how = old.promoted_version if old.promoted_version in by_name else None, Resolution.PIN_NOT_FOUND
+        promoted, how = old.promoted_version if old.promoted_version in by_name else None, MR.PIN_NOT_FOUND
         message = (
             f"spec.promotedVersion {pin} names no ModelVersion of this model (versions: "
             f"{', '.join(by_name) or 'none'}); {promoted or 'nothing'} stays promoted until the pin is fixed"
         )
     elif latest is not None:
-        promoted, how, message = latest, Resolution.LATEST, f"{latest} is promoted: the latest version"
+        promoted, how, message = latest, MR.LATEST, f"{latest} is promoted: the latest version"
     else:
-        promoted, how, message = None, Resolution.NO_VERSIONS, "no version has passed its gates yet"
+        promoted, how, message = None, MR.NO_VERSIONS, "no version has passed its gates yet"
     generation = model.metadata.generation
     conditions = cond.set_condition(
-        old.conditions, RESOLVED, how != Resolution.PIN_NOT_FOUND, how.value, message, now.replace(microsecond=0),
+        old.conditions, MC.RESOLVED, how != MR.PIN_NOT_FOUND, how.value, message, now.replace(microsecond=0),
         generation,
     )
     status = ModelStatus(
@@ -63,7 +56,7 @@ def resolve(model: Model, versions: list[ModelVersion], now: datetime) -> ModelP
     )
     events = []
     if status.promoted_version != old.promoted_version and promoted is not None:
-        events.append(Event(type=EventType.NORMAL, reason="Promoted", message=message))
-    elif how == Resolution.PIN_NOT_FOUND and cond.find(old.conditions, RESOLVED) != cond.find(conditions, RESOLVED):
+        events.append(Event(type=EventType.NORMAL, reason=MR.PROMOTED, message=message))
+    elif how == MR.PIN_NOT_FOUND and cond.find(old.conditions, MC.RESOLVED) != cond.find(conditions, MC.RESOLVED):
         events.append(Event(type=EventType.WARNING, reason=how.value, message=message))
     return ModelPlan(status=status, events=events)

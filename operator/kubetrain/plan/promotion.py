@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.contract import API_VERSION, MANAGED_BY, MANAGED_BY_LABEL
+from kubetrain.api.events import EventType
 from kubetrain.api.provenance import Provenance
 from kubetrain.api.registry import (
     DATASET_DIGEST_LABEL,
@@ -25,13 +26,11 @@ from kubetrain.api.registry import (
     version_name,
 )
 from kubetrain.api.status import ConditionType as C
+from kubetrain.api.status import Reason as R
 from kubetrain.plan import conditions as cond
-from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.plan.draft import Draft, Event
 from kubetrain.policy.promotion import Promoted, judge_gates
 
-GATE_FAILED = "GateFailed"
-PROMOTED = "Promoted"
-PINNED = "VersionPinned"
 # The recorded version appears in the next reconcile; this is how soon it is looked for.
 RECHECK_SECONDS = 1.0
 
@@ -75,7 +74,7 @@ def apply_promotion(draft: Draft, facts: PromotionFacts, metrics: dict[str, floa
     verdict = judge_gates(gates, metrics, facts.promoted)
     if not verdict.ok:
         message = f"model {model.name} not promoted: gate failed: {'; '.join(verdict.failed)}"
-        _condition(draft, False, GATE_FAILED, message, EventType.WARNING)
+        _condition(draft, False, R.GATE_FAILED, message, EventType.WARNING)
         return
     if not facts.model_exists:
         draft.create.append(_model(job.metadata.namespace, model.name))
@@ -93,10 +92,10 @@ def _settle(draft: Draft, model: str, facts: PromotionFacts) -> None:
             f"recorded as ModelVersion {recorded.name}, which passed every gate{gates}; not promoted because "
             f"Model {model} pins spec.promotedVersion {facts.pinned} (remove the pin to follow the latest version)"
         )
-        _condition(draft, False, PINNED, message, EventType.NORMAL)
+        _condition(draft, False, R.VERSION_PINNED, message, EventType.NORMAL)
         return
     message = f"ModelVersion {recorded.name} passed every gate{gates} and is the promoted version of Model {model}"
-    _condition(draft, True, PROMOTED, message, EventType.NORMAL)
+    _condition(draft, True, R.PROMOTED, message, EventType.NORMAL)
 
 
 def _condition(draft: Draft, status: bool, reason: str, message: str, kind: EventType) -> None:

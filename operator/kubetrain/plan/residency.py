@@ -5,33 +5,40 @@ half-way must be restarted deliberately (re-create the job), never resumed silen
 
 from __future__ import annotations
 
+from kubetrain.api.events import EventType
 from kubetrain.api.status import ConditionStatus
 from kubetrain.api.status import ConditionType as C
+from kubetrain.api.status import Reason as R
 from kubetrain.plan import conditions as cond
-from kubetrain.plan.draft import Draft, Event, EventType
+from kubetrain.plan.draft import Draft, Event
 from kubetrain.policy.residency.verdict import ResidencyVerdict
 
 RECHECK_SECONDS = 30.0
 """A job that may run is judged again at least this often: a namespace relabelled into (or out
 of) a policy wakes no watch the operator holds, so this period bounds how long a job runs under
 a verdict that no longer holds (with the namespace labels' cache, controller/residency.py)."""
-VIOLATION = "ResidencyViolation"
-AUDITED = "ResidencyViolationAudited"
 
 
 def apply_residency(draft: Draft, verdict: ResidencyVerdict) -> bool:
     """Sets the condition; returns False when the job must not run (Failed is set then)."""
     if verdict.blocking:
         message = f"data residency: {verdict.summary(verdict.blocking)}"
-        _set(draft, False, VIOLATION, message)
-        draft.set(C.FAILED, True, VIOLATION, f"{message} (no worker may run; fix the spec and re-create the job)")
+        _set(draft, False, R.RESIDENCY_VIOLATION, message)
+        draft.set(
+            C.FAILED, True, R.RESIDENCY_VIOLATION, f"{message} (no worker may run; fix the spec and re-create the job)"
+        )
         return False
     if verdict.audited:
-        _set(draft, False, AUDITED, f"data residency (Audit, the job runs): {verdict.summary(verdict.audited)}")
+        _set(
+            draft,
+            False,
+            R.RESIDENCY_VIOLATION_AUDITED,
+            f"data residency (Audit, the job runs): {verdict.summary(verdict.audited)}",
+        )
     elif verdict.policies:
-        _set(draft, True, "Compliant", f"allowed by DataResidencyPolicy {', '.join(verdict.policies)}")
+        _set(draft, True, R.COMPLIANT, f"allowed by DataResidencyPolicy {', '.join(verdict.policies)}")
     else:
-        _set(draft, True, "NoPolicy", "no DataResidencyPolicy selects this namespace; the operator default allows it")
+        _set(draft, True, R.NO_POLICY, "no DataResidencyPolicy selects this namespace; the operator default allows it")
     return True
 
 

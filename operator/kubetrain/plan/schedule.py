@@ -13,8 +13,9 @@ from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.contract import API_VERSION, KIND, MANAGED_BY, MANAGED_BY_LABEL
-from kubetrain.api.schedule import SCHEDULE_LABEL, TrainingSchedule, TrainingScheduleStatus
-from kubetrain.plan.draft import Event, EventType
+from kubetrain.api.events import EventType
+from kubetrain.api.schedule import SCHEDULE_LABEL, ScheduleReason, TrainingSchedule, TrainingScheduleStatus
+from kubetrain.plan.draft import Event
 
 EVERY = re.compile(r"^@every\s+(\d+)\s*([smh])$")
 MIN_INTERVAL = timedelta(seconds=5)
@@ -84,8 +85,11 @@ def plan_schedule(schedule: TrainingSchedule, now: datetime) -> SchedulePlan:
         cadence = Cadence.parse(schedule.spec.schedule)
     except ScheduleError as exc:
         status = old.model_copy(update={"next_schedule_time": None, "message": str(exc)})
-        events = [] if old.message == str(exc) else [Event(type=EventType.WARNING, reason="InvalidSchedule",
-                                                           message=str(exc))]
+        events = (
+            []
+            if old.message == str(exc)
+            else [Event(type=EventType.WARNING, reason=ScheduleReason.INVALID_SCHEDULE, message=str(exc))]
+        )
         return SchedulePlan(status=status, events=events)
     if schedule.spec.suspend:
         return SchedulePlan(status=old.model_copy(update={"next_schedule_time": None, "message": None}))
@@ -101,7 +105,7 @@ def plan_schedule(schedule: TrainingSchedule, now: datetime) -> SchedulePlan:
         create=_job(schedule, name),
         status=status,
         requeue_after=(following - now).total_seconds(),
-        events=[Event(type=EventType.NORMAL, reason="JobCreated",
+        events=[Event(type=EventType.NORMAL, reason=ScheduleReason.JOB_CREATED,
                       message=f"created TrainingJob {name} for {fire:%Y-%m-%dT%H:%M:%SZ}")],
     )
 

@@ -14,14 +14,10 @@ from kubetrain.api.budget import BudgetPeriod, BudgetPolicy, Cost
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import TrainingJobSpec
-from kubetrain.api.status import ConditionStatus, ConditionType, TrainingJobStatus
+from kubetrain.api.status import ConditionStatus, ConditionType, Reason, TrainingJobStatus
 from kubetrain.policy.residency.match import selects
 
 HOUR = 3600.0
-WITHIN = "WithinBudget"
-NO_BUDGET = "NoBudget"
-EXCEEDED = "BudgetExceeded"
-NO_DEADLINE = "DeadlineRequired"
 
 
 class BudgetFacts(BaseModel):
@@ -138,7 +134,7 @@ def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalo
         if needed is None:
             return BudgetVerdict(
                 allowed=False,
-                reason=NO_DEADLINE,
+                reason=Reason.DEADLINE_REQUIRED,
                 message=f"spec.runPolicy.activeDeadlineSeconds is required: the job requests {gpus(job.spec)} GPUs "
                 f"in namespace {namespace}, whose GPU-hours BudgetPolicy {name} limits, and without a deadline its "
                 "cost has no bound; set it to the longest the job may run (e.g. 3600)",
@@ -147,11 +143,15 @@ def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalo
         if refusal is not None:
             refusals.append(refusal)
     if refusals and gpus(job.spec) > 0:
-        return BudgetVerdict(allowed=False, reason=EXCEEDED, message="; ".join(refusals))
+        return BudgetVerdict(allowed=False, reason=Reason.BUDGET_EXCEEDED, message="; ".join(refusals))
     if not selected:
-        return BudgetVerdict(allowed=True, reason=NO_BUDGET, message=f"no BudgetPolicy selects namespace {namespace}")
+        return BudgetVerdict(
+            allowed=True, reason=Reason.NO_BUDGET, message=f"no BudgetPolicy selects namespace {namespace}"
+        )
     return BudgetVerdict(
-        allowed=True, reason=WITHIN, message=f"needs up to {_hours(needed or 0.0)} GPU-hours; within budget"
+        allowed=True,
+        reason=Reason.WITHIN_BUDGET,
+        message=f"needs up to {_hours(needed or 0.0)} GPU-hours; within budget",
     )
 
 

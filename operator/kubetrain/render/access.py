@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrain.api.contract import GROUP, PLURAL
 from kubetrain.api.job import TrainingJob
 from kubetrain.render.labels import job_labels
 from kubetrain.render.names import trainer_access_name
@@ -36,8 +35,8 @@ def render_access(job: TrainingJob) -> list[dict[str, Any]]:
             "metadata": meta,
             "rules": [
                 {
-                    "apiGroups": [GROUP],
-                    "resources": [f"{PLURAL}/status"],
+                    "apiGroups": [TrainingJob.api_info.group],
+                    "resources": [f"{TrainingJob.api_info.plural}/status"],
                     "resourceNames": [job.metadata.name],
                     "verbs": STATUS_VERBS,
                 }

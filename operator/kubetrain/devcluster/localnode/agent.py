@@ -238,9 +238,14 @@ class LocalNodeAgent:
         sa = pod["spec"].get("serviceAccountName") or "default"
         try:
             token = self.core.create_namespaced_service_account_token(
-                sa, meta["namespace"],
-                {"spec": {"expirationSeconds": 3600,
-                          "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]}}},
+                sa,
+                meta["namespace"],
+                {
+                    "spec": {
+                        "expirationSeconds": 3600,
+                        "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+                    }
+                },
             )
         except ApiException as exc:
             log.warning("no token for %s/%s: %s", meta["namespace"], sa, exc.reason)

@@ -36,7 +36,8 @@ def job_key(pod: dict[str, Any]) -> str:
     """The owning job's uid and the attempt label: equal for every pod of one attempt."""
     meta = pod["metadata"]
     owners = [o.get("uid", "") for o in meta.get("ownerReferences", []) if o.get("controller")]
-    return f"{owners[0] if owners else meta.get('namespace', '')}/{meta.get('labels', {}).get('kubetrain.io/attempt', '0')}"
+    attempt = meta.get("labels", {}).get("kubetrain.io/attempt", "0")
+    return f"{owners[0] if owners else meta.get('namespace', '')}/{attempt}"
 
 
 def ray_env(pod: dict[str, Any]) -> dict[str, str]:

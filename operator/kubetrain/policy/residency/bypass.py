@@ -119,7 +119,9 @@ def embedded_uris(spec: TrainingJobSpec) -> Iterator[tuple[str, str, str]]:
     texts += [(f"spec.command[{i}]", arg) for i, arg in enumerate(spec.command or [])]
     texts += [(f"spec.args[{i}]", arg) for i, arg in enumerate(spec.args or [])]
     texts += [(f"spec.ray.rayStartParams[{k}]", v) for k, v in spec.ray.ray_start_params.items()]
-    texts += [(f"spec.podTemplate.metadata.annotations[{k}]", v) for k, v in spec.pod_template.metadata.annotations.items()]
+    texts += [
+        (f"spec.podTemplate.metadata.annotations[{k}]", v) for k, v in spec.pod_template.metadata.annotations.items()
+    ]
     texts += list(template_strings(spec))
     for path, text in texts:
         for uri in storage_uris(text):
