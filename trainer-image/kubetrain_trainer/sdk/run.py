@@ -39,12 +39,12 @@ def global_rank(env: Mapping[str, str]) -> int:
 
 
 def inactive_reason(env: Mapping[str, str]) -> str | None:
-    """Why this process does not report, or None when it does. Ranks other than 0 need no reason
-    shown: they are silent by design."""
-    if not env.get("KUBETRAIN_JOB_NAME"):
-        return "not running in a kubetrain TrainingJob (KUBETRAIN_JOB_NAME is unset): nothing is reported"
+    """Why this process does not report, or None when it does; empty for ranks other than 0,
+    silent by design (rank 0 says it once for the whole job)."""
     if global_rank(env) != 0:
         return ""
+    if not env.get("KUBETRAIN_JOB_NAME"):
+        return "not running in a kubetrain TrainingJob (KUBETRAIN_JOB_NAME is unset): nothing is reported"
     return None
 
 
