@@ -7,6 +7,7 @@ with the data set's digest (computed here independently), profile, licence and c
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import subprocess
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.jobs import Jobs, example
+from tests.jobs import GROUP, VERSION, Jobs, example
 from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry
@@ -27,6 +28,45 @@ from tests.registry import Registry
 pytestmark = [pytest.mark.cluster, pytest.mark.training]
 
 USER_CODE = Path(__file__).resolve().parents[2] / "examples" / "user-code"
+
+
+def test_the_api_server_refuses_a_built_in_trainer_job_without_data_and_admits_own_code(
+    cluster: LocalCluster, namespace: str, operator: OperatorProcess,
+) -> None:
+    manifest = example("user-script-ddp-tutorial.yaml")
+    built_in = copy.deepcopy(manifest)
+    for key in ("command", "args"):
+        built_in["spec"].pop(key)
+    built_in["spec"]["task"] = {"type": "tabular-classification"}
+    refused = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(built_in), check=False)
+    assert refused.returncode != 0
+    assert "spec.dataset and spec.output are required unless spec.command is set" in refused.stderr, refused.stderr
+    manifest["spec"]["runPolicy"]["suspend"] = True  # admitted, never run
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+
+
+def test_a_policy_requiring_the_data_terms_refuses_a_job_without_them(
+    cluster: LocalCluster, api: kubernetes.client.ApiClient, namespace: str, operator: OperatorProcess,
+) -> None:
+    custom = kubernetes.client.CustomObjectsApi(api)
+    name = f"{namespace}-terms"
+    custom.create_cluster_custom_object(GROUP, VERSION, "dataresidencypolicies", {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "DataResidencyPolicy", "metadata": {"name": name},
+        "spec": {"namespaces": [namespace], "requiredDatasetFields": ["license", "consentBasis"]},
+    })
+    try:
+        manifest = example("user-script-torchrun.yaml")
+        manifest["spec"]["runPolicy"]["suspend"] = True
+        del manifest["spec"]["dataset"]["license"]
+        refused = cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest), check=False)
+        assert refused.returncode != 0
+        assert (f"spec.dataset.license: '(unset)' breaks DataResidencyPolicy {name} spec.requiredDatasetFields "
+                "(the policy requires it; set spec.dataset.license)") in refused.stderr, refused.stderr
+        assert "consentBasis" not in refused.stderr
+        manifest["spec"]["dataset"]["license"] = "CC-BY-4.0"
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(manifest))
+    finally:
+        custom.delete_cluster_custom_object(GROUP, VERSION, "dataresidencypolicies", name)
 
 
 def sha256(path: Path) -> str:
