@@ -150,5 +150,7 @@ def test_sdk_script_reports_status_provenance_and_is_promoted(
     version = Registry(api, namespace).version(jobs.status(name)["modelVersion"])
     assert version is not None and version["spec"]["metrics"] == metrics
     assert version["spec"]["provenance"]["weightsDigest"] == provenance["weightsDigest"]
+    # Budget accounting is the operator's, from the spec and the run's times, whatever code runs.
+    assert status["cost"]["usedGpuHours"] == 0 and provenance["startTime"] and provenance["completionTime"]
     listing = cluster.kubectl("get", "tj", name, "-n", namespace).stdout
-    assert "Succeeded" in listing and f"{metrics['accuracy']:.4g}"[:4] in listing, listing
+    assert "Succeeded" in listing and f"{metrics['accuracy']:.4g}"[:4] in listing and " 100" in listing, listing
