@@ -61,10 +61,13 @@ def test_rendered_task_parses_in_the_trainer(task_type: str) -> None:
 
 def test_trainer_report_provenance_reaches_the_operator() -> None:
     from kubetrain.plan.report import parse_report
+    from kubetrain_trainer.profile import labelled
     from kubetrain_trainer.termination import report
 
     provenance = {
+        "datasetUri": "file:///data/d.csv",
         "datasetDigest": "sha256:" + "a" * 64,
+        "datasetProfile": labelled(1000, {str(k): 50 for k in range(20)}),
         "weightsUri": "file:///out/model.safetensors",
         "weightsDigest": "sha256:" + "b" * 64,
         "modelCardUri": "file:///out/model-card.json",
@@ -74,7 +77,7 @@ def test_trainer_report_provenance_reaches_the_operator() -> None:
     assert len(text.encode()) < 4096
     parsed = parse_report(text)
     assert parsed is not None and parsed.provenance is not None
-    assert parsed.provenance.model_dump(by_alias=True) == provenance
+    assert parsed.provenance.model_dump(by_alias=True, exclude_defaults=True) == provenance
     assert parsed.metrics == {"accuracy": 0.9}
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kubetrain_trainer import storage
+from kubetrain_trainer import profile, storage
 from kubetrain_trainer.config import Family
 from kubetrain_trainer.errors import InvalidData
 
@@ -41,6 +41,8 @@ class Audit:
             "rows": self.rows,
             "classCounts": self.class_counts,
             "balance": round(self.balance, 4),
+            # The loader refuses missing values, so a data set it read has none.
+            "profile": profile.labelled(self.rows, self.class_counts),
         }
 
 

@@ -73,6 +73,8 @@ class JobEnvironment:
     attempt: int
     task_json: str | None
     dataset_uri: str
+    dataset_license: str | None
+    dataset_consent_basis: str | None
     output_uri: str
     termination_message_path: str
     serviceaccount_dir: str
@@ -93,6 +95,8 @@ class JobEnvironment:
             attempt=int_var(env, "KUBETRAIN_ATTEMPT", 0),
             task_json=env.get("KUBETRAIN_TASK"),
             dataset_uri=env.get("KUBETRAIN_DATASET_URI", ""),
+            dataset_license=env.get("KUBETRAIN_DATASET_LICENSE") or None,
+            dataset_consent_basis=env.get("KUBETRAIN_DATASET_CONSENT_BASIS") or None,
             output_uri=env.get("KUBETRAIN_OUTPUT_URI", ""),
             termination_message_path=env.get("KUBETRAIN_TERMINATION_MESSAGE_PATH", DEFAULT_TERMINATION_MESSAGE_PATH),
             serviceaccount_dir=env.get("KUBETRAIN_SERVICEACCOUNT_DIR", DEFAULT_SERVICEACCOUNT_DIR),
@@ -105,7 +109,14 @@ class JobEnvironment:
         )
 
     def require_uris(self) -> None:
+        """The built-in trainer reads spec.dataset and writes spec.output; a job running its own
+        command may leave them out, so the API admits a job without them that names a command."""
         if not self.dataset_uri:
-            raise InvalidConfig("KUBETRAIN_DATASET_URI is not set")
+            raise InvalidConfig("KUBETRAIN_DATASET_URI is not set: the built-in trainer needs spec.dataset.uri")
         if not self.output_uri:
-            raise InvalidConfig("KUBETRAIN_OUTPUT_URI is not set")
+            raise InvalidConfig("KUBETRAIN_OUTPUT_URI is not set: the built-in trainer needs spec.output.uri")
+
+    def data_terms(self) -> dict[str, str]:
+        """spec.dataset's licence and consent basis, as the model card records them (unset: absent)."""
+        terms = {"license": self.dataset_license, "consentBasis": self.dataset_consent_basis}
+        return {key: value for key, value in terms.items() if value}

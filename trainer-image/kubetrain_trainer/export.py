@@ -4,8 +4,6 @@ exact data (digest), configuration and code that produced them."""
 from __future__ import annotations
 
 import hashlib
-import json
-import platform
 from typing import Any
 
 import torch
@@ -13,11 +11,11 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from kubetrain_trainer import lora, storage
+from kubetrain_trainer import lora, modelcard, storage
 from kubetrain_trainer.errors import InvalidConfig
 
 WEIGHTS = "model.safetensors"
-CARD = "model-card.json"
+CARD = modelcard.CARD
 
 
 def weights_bytes(model: nn.Module) -> bytes:
@@ -57,7 +55,7 @@ def write(output_uri: str, model: nn.Module, card: dict[str, Any]) -> dict[str, 
     card = {
         **card,
         "weights": {"uri": weights_uri, "sha256": hashlib.sha256(blob).hexdigest(), "format": "safetensors"},
-        "software": {"python": platform.python_version(), "torch": torch.__version__},
+        "software": modelcard.software(torch=torch.__version__),
     }
-    storage.write_bytes(storage.join(output_uri, CARD), json.dumps(card, indent=2).encode())
+    modelcard.write(storage.join(output_uri, CARD), card)
     return card

@@ -18,6 +18,7 @@ from kubetrain_trainer import (
     export,
     logs,
     lora,
+    modelcard,
     models,
     preprocess,
     storage,
@@ -74,8 +75,8 @@ def _model_card(
     params = sum(p.numel() for p in built.module.parameters())
     trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
     return {
-        "job": {"namespace": env.namespace, "name": env.name, "uid": env.uid, "attempt": env.attempt},
-        "data": {**dataset.audit.as_dict(), "classes": dataset.classes},
+        **modelcard.job_facts(env, code_version(env)),
+        "data": {**dataset.audit.as_dict(), "classes": dataset.classes, **env.data_terms()},
         "config": task.resolved(),
         "preprocessing": prepared.recipe,
         "model": {
@@ -98,10 +99,6 @@ def _model_card(
             "samplesPerSecond": round(result.samples_per_second, 2),
         },
         "metrics": metrics,
-        "trainerVersion": __version__,
-        "codeVersion": code_version(env),
-        "trainerImage": env.image,
-        "submittedBy": env.submitted_by,
         "startTime": started,
         "endTime": rfc3339(),
     }
@@ -155,10 +152,11 @@ def _rank_digests(module: nn.Module) -> list[str]:
     return distributed.all_gather(digest)
 
 
-def _provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, str]:
+def _provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, Any]:
     """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md)."""
     return {
         "datasetDigest": f"sha256:{card['data']['sha256']}",
+        "datasetProfile": card["data"]["profile"],
         "weightsUri": card["weights"]["uri"],
         "weightsDigest": f"sha256:{card['weights']['sha256']}",
         "modelCardUri": storage.join(env.output_uri, export.CARD),

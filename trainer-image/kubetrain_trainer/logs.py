@@ -40,6 +40,12 @@ def configure(namespace: str, name: str, rank: int) -> None:
     _LOGGER.propagate = False
 
 
+def configure_unless_set(namespace: str, name: str, rank: int) -> None:
+    """For the SDK inside users' code: their script may have set up this logger already."""
+    if not _LOGGER.handlers:
+        configure(namespace, name, rank)
+
+
 def info(event: str, **fields: Any) -> None:
     _LOGGER.info(event, extra={"fields": fields})
 

@@ -109,10 +109,20 @@ class StatusReporter:
 
     def progress(self, progress: dict[str, Any]) -> bool:
         """Queues a progress update unless one was queued less than the interval ago; says whether it was."""
+        return self.offer({"progress": progress})
+
+    def offer(self, status: dict[str, Any]) -> bool:
+        """Queues `status` (every field the trainer keeps: server-side apply drops the others)
+        unless an update was queued less than the interval ago; says whether it was."""
         if not self._throttle.due():
             return False
-        self._enqueue({"progress": progress})
+        self._enqueue(status)
         return True
+
+    def send(self, status: dict[str, Any]) -> None:
+        """Queues `status` regardless of the rate limit, without waiting: for the rare updates
+        that must not wait for the next interval (a checkpoint written)."""
+        self._enqueue(status)
 
     def finish(self, status: dict[str, Any], timeout: float = 2 * REQUEST_TIMEOUT_SECONDS) -> None:
         """Sends the final update regardless of the rate limit and waits (bounded) for it to go out.

@@ -3,6 +3,7 @@ fsspec, which is imported only when such a URI is used so the image needs it onl
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -79,3 +80,20 @@ def remove(uri: str) -> None:
         fs = _filesystem(uri)
         if fs.exists(uri):
             fs.rm_file(uri)
+
+
+def content_digest(uri: str, ignore: frozenset[str] = frozenset()) -> str:
+    """`sha256:<hex>` of what `uri` holds: a file's bytes, or for a local directory (a Hugging Face
+    `save_pretrained` folder, a sharded data set) the sha256 of its manifest, one line
+    `<sha256 of the file>  <relative path>` per file in path order, as `sha256sum` prints it, so
+    the same tree always has the same digest and any changed, added or removed file changes it.
+    Top-level names in `ignore` are left out (a model card written into the folder it describes)."""
+    if is_local(uri) and local_path(uri).is_dir():
+        root = local_path(uri)
+        lines = [
+            f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(root).as_posix()}\n"
+            for path in sorted(p for p in root.rglob("*") if p.is_file())
+            if path.relative_to(root).parts[0] not in ignore
+        ]
+        return "sha256:" + hashlib.sha256("".join(lines).encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(read_bytes(uri)).hexdigest()

@@ -17,7 +17,7 @@ def report(
     message: str,
     metrics: dict[str, float] | None = None,
     model_uri: str | None = None,
-    provenance: dict[str, str] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> str:
     """The report as JSON under the kubelet's 4 KiB, cutting the message (never the metrics or the
     provenance: the operator records the digests in the model's version)."""

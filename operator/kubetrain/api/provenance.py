@@ -6,11 +6,32 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from kubetrain.api.base import CamelModel
 
 SUBMITTED_BY_ANNOTATION = "kubetrain.io/submitted-by"
+
+
+class DatasetProfile(CamelModel):
+    """Counted by the trainer's ingest or the SDK (kubetrain_trainer.profile); each field only
+    where it applies (class balance for labelled data, tokens for text)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    rows: int | None = Field(default=None, ge=0, description="Examples (rows, records or documents).")
+    columns: int | None = Field(default=None, ge=0, description="Columns of a table.")
+    missing_values: int | None = Field(
+        default=None, ge=0, description="Missing cells (empty, null or NaN); for text, empty documents."
+    )
+    classes: int | None = Field(default=None, ge=0, description="Distinct labels.")
+    class_counts: dict[str, int] = Field(
+        default_factory=dict, description="Examples per label (up to 20 labels; beyond, only classes and balance)."
+    )
+    balance: float | None = Field(
+        default=None, ge=0, le=1, description="Smallest class over largest: 1 is balanced, near 0 very imbalanced."
+    )
+    tokens: int | None = Field(default=None, ge=0, description="Tokens of a text corpus, by the code's tokenizer.")
 
 
 class Provenance(CamelModel):
@@ -19,10 +40,19 @@ class Provenance(CamelModel):
         description="Who created the job, from the API server's authenticated user at CREATE (annotation "
         "kubetrain.io/submitted-by, set by the operator's mutating webhook); unset without the webhook.",
     )
-    dataset_uri: str = Field(description="spec.dataset.uri.")
+    dataset_uri: str | None = Field(
+        default=None,
+        description="The data set the training code reported reading, else spec.dataset.uri; unset when neither "
+        "names one.",
+    )
     dataset_digest: str | None = Field(
         default=None, description="sha256:<hex> of the data set's bytes, computed by the trainer when it read it."
     )
+    dataset_profile: DatasetProfile | None = Field(
+        default=None, description="What the trainer counted in the data set it read."
+    )
+    dataset_license: str | None = Field(default=None, description="spec.dataset.license.")
+    dataset_consent_basis: str | None = Field(default=None, description="spec.dataset.consentBasis.")
     trainer_image: str = Field(description="Container image of the workers, as the job names it.")
     trainer_image_digest: str | None = Field(
         default=None,

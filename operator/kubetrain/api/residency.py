@@ -141,6 +141,13 @@ class ValueSource(StrEnum):
 DEFAULT_VALUE_SOURCES = [ValueSource.SECRET_KEY_REF]
 
 
+class DatasetField(StrEnum):
+    """spec.dataset fields a policy may require (requiredDatasetFields)."""
+
+    LICENSE = "license"
+    CONSENT_BASIS = "consentBasis"
+
+
 class DataResidencyPolicySpec(NamespaceScope):
     enforcement: Enforcement = Field(
         default=Enforcement.ENFORCE,
@@ -159,6 +166,12 @@ class DataResidencyPolicySpec(NamespaceScope):
     )
     allowed_outputs: list[LocationRule] | None = Field(
         default=None, description="Where jobs may write: spec.output.uri (model, checkpoints, card)."
+    )
+    required_dataset_fields: list[DatasetField] | None = Field(
+        default=None,
+        description="spec.dataset fields every job must set: license and/or consentBasis (a job that names no "
+        "spec.dataset is refused too), so each model's provenance and card say under which terms its data was used.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
     )
     allowed_value_sources: list[ValueSource] = Field(
         default_factory=lambda: list(DEFAULT_VALUE_SOURCES),

@@ -65,6 +65,12 @@ RESERVED_ENV_MESSAGE = (
 )
 
 
+DATA_REQUIRED_MESSAGE = (
+    "spec.dataset and spec.output are required unless spec.command is set: the built-in trainer reads "
+    "spec.dataset.uri and writes the model to spec.output.uri; set both, or run your own code with spec.command"
+)
+
+
 class Runtime(StrEnum):
     PYTORCH = "pytorch"
     RAY = "ray"
@@ -80,6 +86,30 @@ class DataLocation(CamelModel):
     uri: str = Field(
         pattern=URI_PATTERN,
         description="Where the data lives: file:///path, pvc://claim/path, s3://bucket/key or gs://bucket/key.",
+    )
+
+
+MAX_TERMS_LENGTH = 256
+
+
+class Dataset(DataLocation):
+    """The data a job trains on, and the terms it may be used under: both go into status.provenance
+    and the model card, so a model can be traced to the licence and consent of its data."""
+
+    license: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TERMS_LENGTH,
+        description="The data's licence, an SPDX identifier where one exists (e.g. CC-BY-4.0) or the name of the "
+        "agreement it was obtained under; a DataResidencyPolicy's requiredDatasetFields may require it.",
+    )
+    consent_basis: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TERMS_LENGTH,
+        description="The basis on which the data may be used for training, e.g. consent, contract, "
+        "legitimate-interests, public-domain or not-personal-data; a DataResidencyPolicy's requiredDatasetFields "
+        "may require it.",
     )
 
 
@@ -261,6 +291,10 @@ class TrainingJobSpec(CamelModel):
                     "entrypoint needs spec.task to know what to train",
                 },
                 {
+                    "rule": "(has(self.command) && size(self.command) > 0) || (has(self.dataset) && has(self.output))",
+                    "message": DATA_REQUIRED_MESSAGE,
+                },
+                {
                     "rule": "!has(self.resources) || self.resources.gpus == 0 || has(self.nodePool)",
                     "message": "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool "
                     "such as a100-eu or h100-us",
@@ -296,8 +330,16 @@ class TrainingJobSpec(CamelModel):
     pod_template: PodTemplate = Field(
         default_factory=PodTemplate, description="Escape hatch merged into every worker pod."
     )
-    dataset: DataLocation = Field(description="The training data (read by every worker).")
-    output: DataLocation = Field(description="Where checkpoints, the model and its card are written.")
+    dataset: Dataset | None = Field(
+        default=None,
+        description="The training data (read by every worker), with its licence and consent basis; required for the "
+        "built-in trainer, optional with spec.command (code that makes or fetches its own data).",
+    )
+    output: DataLocation | None = Field(
+        default=None,
+        description="Where checkpoints, the model and its card are written; required for the built-in trainer, "
+        "optional with spec.command.",
+    )
     env: list[EnvVar] = Field(
         default_factory=list,
         max_length=MAX_ENV_VARS,
@@ -324,6 +366,8 @@ class TrainingJobSpec(CamelModel):
                 "spec.task is required unless spec.command is set: the default trainer entrypoint needs "
                 "spec.task to know what to train"
             )
+        if not self.command and (self.dataset is None or self.output is None):
+            raise ValueError(DATA_REQUIRED_MESSAGE)
         if self.resources.gpus > 0 and self.node_pool is None:
             raise ValueError(
                 "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool such as a100-eu "

@@ -1,5 +1,5 @@
-"""`TrainingJob.status`. The operator owns every field but `progress` and `metrics`, which the
-trainer's rank 0 writes (docs/contracts.md)."""
+"""`TrainingJob.status`. The operator owns every field but `progress`, `metrics` and
+`lastCheckpoint`, which the trainer's rank 0 writes (docs/contracts.md)."""
 
 from __future__ import annotations
 
@@ -120,6 +120,22 @@ class Progress(CamelModel):
     eta_seconds: int | None = Field(default=None, description="Estimated seconds until training ends.")
     percent: float | None = Field(default=None, description="Steps done, in percent of the whole run.")
     update_time: datetime | None = Field(default=None, description="When the trainer wrote this progress.")
+    metrics: dict[str, float] | None = Field(
+        default=None,
+        description="Live metrics the training code reported so far (validation loss, accuracy, ...); the final "
+        "ones are status.metrics.",
+    )
+
+
+class Checkpoint(CamelModel):
+    """Written by the trainer's rank 0 (the reporting SDK) after each checkpoint it saves."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    step: int = Field(ge=0, description="Optimizer steps done when the checkpoint was saved.")
+    uri: str = Field(description="Where the checkpoint is (a file or a directory).")
+    digest: str | None = Field(default=None, description="sha256:<hex> of its content (a directory: of its manifest).")
+    time: datetime | None = Field(default=None, description="When it was saved.")
 
 
 class TrainingJobStatus(CamelModel):
@@ -173,6 +189,9 @@ class TrainingJobStatus(CamelModel):
         description="Final evaluation metrics (accuracy, f1, ...) written by the trainer at the end.",
     )
     progress: Progress | None = Field(default=None, description="Live training progress written by the trainer.")
+    last_checkpoint: Checkpoint | None = Field(
+        default=None, description="The latest checkpoint the trainer saved: step, URI, digest and time."
+    )
     cost: Cost | None = Field(default=None, description="Estimated and used GPU-hours and their price.")
     provenance: Provenance | None = Field(
         default=None, description="Data, code, configuration, submitter and outputs of the run."

@@ -131,6 +131,7 @@ class Draft:
             observed_generation=self.job.metadata.generation,
             metrics=metrics,
             progress=old.progress,
+            last_checkpoint=old.last_checkpoint,
             cost=self.cost,
             provenance=self.provenance,
             model_version=self.model_version,
@@ -166,4 +167,4 @@ def _phase_event(status: TrainingJobStatus) -> Event:
 
 
 def _operator_fields(status: TrainingJobStatus) -> dict[str, Any]:
-    return status.model_dump(exclude={"last_reconcile_time", "progress"})
+    return status.model_dump(exclude={"last_reconcile_time", "progress", "last_checkpoint"})

@@ -6,7 +6,7 @@ from typing import Any
 
 from kubetrain.api.status import TrainingJobStatus
 
-TRAINER_FIELDS = ("progress", "metrics")
+TRAINER_FIELDS = ("progress", "metrics", "lastCheckpoint")
 
 
 def status_patch(previous: dict[str, Any] | None, status: TrainingJobStatus) -> dict[str, Any]:

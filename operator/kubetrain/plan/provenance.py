@@ -25,10 +25,16 @@ def provenance(draft: Draft, report: TrainerReport | None, image: str, image_id:
         return old
     job = draft.job
     produced = (report.provenance if report else None) or ReportedProvenance()
+    dataset = job.spec.dataset
     return Provenance(
         submitted_by=job.metadata.annotations.get(SUBMITTED_BY_ANNOTATION),
-        dataset_uri=job.spec.dataset.uri,
+        # What the code reports it read wins over what the spec names (DESIGN: status describes
+        # the data the pods actually read); residency judged the spec's URIs at admission.
+        dataset_uri=produced.dataset_uri or (dataset.uri if dataset else None),
         dataset_digest=produced.dataset_digest,
+        dataset_profile=produced.dataset_profile,
+        dataset_license=dataset.license if dataset else None,
+        dataset_consent_basis=dataset.consent_basis if dataset else None,
         trainer_image=image,
         trainer_image_digest=image_digest(image_id),
         code_version=produced.code_version,

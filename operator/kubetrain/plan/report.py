@@ -7,6 +7,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from kubetrain.api.provenance import DatasetProfile
+
 
 class TrainerReason(StrEnum):
     DIVERGED = "Diverged"
@@ -24,7 +26,9 @@ class ReportedProvenance(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
+    dataset_uri: str | None = Field(default=None, alias="datasetUri")
     dataset_digest: str | None = Field(default=None, alias="datasetDigest")
+    dataset_profile: DatasetProfile | None = Field(default=None, alias="datasetProfile")
     weights_uri: str | None = Field(default=None, alias="weightsUri")
     weights_digest: str | None = Field(default=None, alias="weightsDigest")
     model_card_uri: str | None = Field(default=None, alias="modelCardUri")

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import REGION_LABEL, NodePoolCatalogue
-from kubetrain.api.residency import DataResidencyPolicy, Enforcement, LocationRule
+from kubetrain.api.residency import DataResidencyPolicy, DatasetField, Enforcement, LocationRule
 from kubetrain.policy.residency import bypass
 from kubetrain.policy.residency.expansion import OWN_RULE_URIS, Received, received
 from kubetrain.policy.residency.match import rule_allows, selects
@@ -56,7 +56,8 @@ class ResidencyFacts(BaseModel):
 def claims_referenced(job: TrainingJob) -> set[str]:
     """Claims whose storage class the evaluation needs (pvc:// URIs and template PVC volumes)."""
     spec = job.spec
-    raws = [spec.dataset.uri, spec.output.uri] + [uri for _, _, uri in bypass.embedded_uris(spec)]
+    named = [location.uri for location in (spec.dataset, spec.output) if location is not None]
+    raws = named + [uri for _, _, uri in bypass.embedded_uris(spec)]
     if spec.task is not None and spec.task.finetune is not None:
         raws.append(spec.task.finetune.checkpoint_uri)
     claims = {claim for _, claim in bypass.pvc_volumes(spec) if claim}
@@ -176,17 +177,42 @@ def _check(
     if rules.allowed_regions is not None:
         _check_placements(check, facts.placements)
     if rules.allowed_data is not None:
-        check.location("spec.allowedData", "spec.dataset.uri", spec.dataset.uri, rules.allowed_data)
+        if spec.dataset is not None:
+            check.location("spec.allowedData", "spec.dataset.uri", spec.dataset.uri, rules.allowed_data)
         if spec.task is not None and spec.task.finetune is not None:
             check.location("spec.allowedData", "spec.task.finetune.checkpointUri",
                            spec.task.finetune.checkpoint_uri, rules.allowed_data)
-    if rules.allowed_outputs is not None:
+    if rules.allowed_outputs is not None and spec.output is not None:
         check.location("spec.allowedOutputs", "spec.output.uri", spec.output.uri, rules.allowed_outputs)
+    if rules.required_dataset_fields:
+        _check_dataset_terms(check, job)
     if rules.allowed_data is not None or rules.allowed_outputs is not None:
         locations = (rules.allowed_data or []) + (rules.allowed_outputs or [])
         _check_data_doors(check, job, locations)
         _check_received(check, job, strings, locations)
     return check.violations
+
+
+_TERMS_EXAMPLES = {
+    DatasetField.LICENSE: "the data's licence, e.g. CC-BY-4.0",
+    DatasetField.CONSENT_BASIS: "the basis it may be used on, e.g. consent or contract",
+}
+
+
+def _check_dataset_terms(check: _Checker, job: TrainingJob) -> None:
+    """requiredDatasetFields: the terms the data is used under, named in the spec so provenance
+    and the model card carry them. A job naming no data set cannot state them, so it is refused."""
+    dataset = job.spec.dataset
+    values = {
+        DatasetField.LICENSE: dataset.license if dataset else None,
+        DatasetField.CONSENT_BASIS: dataset.consent_basis if dataset else None,
+    }
+    for field in check.policy.spec.required_dataset_fields or []:
+        if values[field] is None:
+            where = "spec.dataset" if dataset is None else f"spec.dataset.{field.value}"
+            check.add("spec.requiredDatasetFields", f"spec.dataset.{field.value}", "(unset)",
+                      [_TERMS_EXAMPLES[field]], f"the policy requires it; set {where}"
+                      + (" with the uri of the data the job reads" if dataset is None else ""))
 
 
 def _check_placement_doors(check: _Checker, job: TrainingJob) -> None:
