@@ -99,8 +99,10 @@ def test_plain_torchrun_script_succeeds_without_dataset_or_output(
     assert "datasetUri" not in status["provenance"]
     # Both pods' torchrun joined one group of two: each wrote its epochs' lines as global rank 0 or 1.
     logs = {
-        pod.metadata.name: (cluster.state_dir / "localnode" / "pods" / f"{namespace}_{pod.metadata.name}_{pod.metadata.uid}"
-                            / "output.log").read_text()
+        pod.metadata.name: (
+            cluster.state_dir / "localnode" / "pods" / f"{namespace}_{pod.metadata.name}_{pod.metadata.uid}"
+            / "output.log"
+        ).read_text()
         for pod in jobs.pods("ddp-tutorial")
     }
     assert "[GPU0] Epoch 3" in logs["ddp-tutorial-worker-0"], logs
@@ -113,7 +115,8 @@ def test_sdk_script_reports_status_provenance_and_is_promoted(
 ) -> None:
     data, output = tmp_path / "churn.csv", tmp_path / "output"
     subprocess.run(
-        [sys.executable, "-m", "kubetrain_trainer.datagen", "tabular", "--out", str(data), "--rows", "2000", "--seed", "0"],
+        [sys.executable, "-m", "kubetrain_trainer.datagen", "tabular", "--out", str(data),
+         "--rows", "2000", "--seed", "0"],
         check=True,
     )
     manifest = example("user-script-torchrun.yaml")

@@ -63,7 +63,8 @@ def test_own_code_needs_neither_and_gets_no_uri_variables() -> None:
 def test_the_data_terms_reach_the_pods() -> None:
     rendered = env(job(**COMMAND, dataset=DATASET))
     assert rendered["KUBETRAIN_DATASET_URI"] == DATASET["uri"]
-    assert (rendered["KUBETRAIN_DATASET_LICENSE"], rendered["KUBETRAIN_DATASET_CONSENT_BASIS"]) == ("CC-BY-4.0", "contract")
+    stated = (rendered["KUBETRAIN_DATASET_LICENSE"], rendered["KUBETRAIN_DATASET_CONSENT_BASIS"])
+    assert stated == ("CC-BY-4.0", "contract")
 
 
 def requiring(*fields: str, enforcement: str = "Enforce") -> ResidencyFacts:
@@ -112,7 +113,9 @@ def test_provenance_records_what_the_code_read_and_the_terms() -> None:
 
 
 def test_the_operator_never_writes_the_last_checkpoint() -> None:
-    previous = {"phase": "Running", "restarts": 0, "lastCheckpoint": {"step": 5, "uri": "file:///c", "digest": "sha256:1"}}
+    previous = {
+        "phase": "Running", "restarts": 0, "lastCheckpoint": {"step": 5, "uri": "file:///c", "digest": "sha256:1"}
+    }
     status = TrainingJobStatus.model_validate(previous)
     assert status_patch(previous, status) == {}
     assert status_patch(previous, status.model_copy(update={"last_checkpoint": None})) == {}

@@ -96,7 +96,9 @@ class Run:
         if self._began is None or self._first_step is None:
             self._began, self._first_step = now, step
         self._live.update(_numbers(metrics or {}))
-        document: dict[str, Any] = {"step": step, "epoch": epoch, "totalEpochs": total_epochs, "totalSteps": total_steps}
+        document: dict[str, Any] = {
+            "step": step, "epoch": epoch, "totalEpochs": total_epochs, "totalSteps": total_steps
+        }
         if loss is not None and math.isfinite(loss):
             document["trainLoss"] = round(loss, 6)
         if samples_per_second is not None:
@@ -157,7 +159,8 @@ class Run:
         if self.env is None:
             return None
         directory = storage.is_local(uri) and storage.local_path(uri).is_dir()
-        card_uri = storage.join(uri, modelcard.CARD) if directory else storage.join(uri.rsplit("/", 1)[0], modelcard.CARD)
+        card_dir = uri if directory else uri.rsplit("/", 1)[0]
+        card_uri = storage.join(card_dir, modelcard.CARD)
         digest = storage.content_digest(uri, ignore=frozenset({modelcard.CARD}))
         self._model = {"uri": uri, "digest": digest, "cardUri": card_uri, "card": dict(card or {})}
         modelcard.write(card_uri, self._card({}))
