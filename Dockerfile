@@ -22,7 +22,10 @@ RUN /opt/kubetrain/bin/pip install --no-cache-dir --disable-pip-version-check --
 FROM ${BASE}
 COPY --from=build /opt/kubetrain /opt/kubetrain
 ENV PATH=/opt/kubetrain/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
-# A fixed non-root uid/gid (the chart's runAsUser); the root filesystem stays read-only.
+# A fixed non-root uid/gid (the chart's runAsUser) with a passwd entry, as tools expect one; the
+# root filesystem stays read-only.
+RUN groupadd --system --gid 65532 kubetrain \
+ && useradd --system --uid 65532 --gid 65532 --no-create-home --shell /usr/sbin/nologin kubetrain
 USER 65532:65532
 EXPOSE 8080 8081 9443
 ENTRYPOINT ["kubetrain"]

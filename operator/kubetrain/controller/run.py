@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import kopf
 import kubernetes
+from kopf._core.engines.peering import Identity  # kopf.operator() types it; kopf exports no public name
 
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.handlers import build_registry
@@ -95,6 +97,8 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
         lost.set()
         stop.request()
 
+    replica_identity = Identity(config.leader_election.identity if config.leader_election else socket.gethostname())
+
     async def operate() -> None:
         await kopf.operator(
             registry=registry,
@@ -103,6 +107,9 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
             namespaces=config.namespaces,
             liveness_endpoint=f"http://0.0.0.0:{config.liveness_port}/healthz",
             stop_flag=stop.flag(),
+            # Named here, or kopf derives one from the user's passwd entry, which a pod running
+            # as an arbitrary non-root uid (any podSecurityContext.runAsUser) does not have.
+            identity=replica_identity,
         )
 
     elector = LeaderElector(kube, config.leader_election, lead, step_down) if config.leader_election else None
