@@ -27,6 +27,7 @@ class Versions(BaseModel):
     kwok: str
     helm: str
     coredns: str
+    registry: str
 
     @classmethod
     def pinned(cls) -> "Versions":
@@ -55,6 +56,7 @@ class Binaries(BaseModel):
     kwok: Path
     helm: Path
     coredns: Path
+    registry: Path
 
     def missing(self) -> list[Path]:
         return [p for p in self.model_dump().values() if not os.access(p, os.X_OK)]
@@ -80,6 +82,7 @@ def expected_binaries(versions: Versions | None = None) -> Binaries:
         kwok=bin_dir / f"kwok-{v.kwok}" / "kwok",
         helm=bin_dir / f"helm-{v.helm}" / "helm",
         coredns=bin_dir / f"coredns-{v.coredns}" / "coredns",
+        registry=bin_dir / f"registry-{v.registry}" / "registry",
     )
 
 

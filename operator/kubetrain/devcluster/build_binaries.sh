@@ -2,7 +2,7 @@
 # Builds the local control plane's binaries from the Go module proxy and caches them by version
 # under ${KUBETRAIN_CACHE:-~/.cache/kubetrain}/bin/<component>-<version>/. A component whose
 # binaries are already cached is skipped, so only a machine's first run pays for the build.
-# Usage: build_binaries.sh [all|kubernetes|etcd|kwok|helm|coredns]
+# Usage: build_binaries.sh [all|kubernetes|etcd|kwok|helm|coredns|registry]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
@@ -100,6 +100,7 @@ main() {
     all|kwok) build_go_install kwok "$KWOK_VERSION" sigs.k8s.io/kwok/cmd/kwok kwok ;;&
     all|helm) build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm ;;&
     all|coredns) build_go_install coredns "$COREDNS_VERSION" github.com/coredns/coredns coredns ;;&
+    all|registry) build_go_install registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry registry ;;&
     *) ;;
   esac
 }

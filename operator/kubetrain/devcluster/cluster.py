@@ -43,11 +43,12 @@ COMPONENTS = (
     "kube-scheduler",
     "kwok",
     "localnode",
+    "registry",
     "containerd",
     "kubelet",
     "kube-proxy",
 )
-REAL_NODE_COMPONENTS = ("containerd", "kubelet", "kube-proxy")
+REAL_NODE_COMPONENTS = ("registry", "containerd", "kubelet", "kube-proxy")
 LOCAL_NODE_NAME = "local-0"
 # The binaries' PATH needs: containerd runs runc, kubelet runs mount, kube-proxy iptables.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -108,7 +109,11 @@ class LocalCluster:
 
     @property
     def real_node_paths(self) -> RealNodePaths:
-        return RealNodePaths(state=self.state_dir / "realnode", images_root=cache_dir() / "containerd")
+        return RealNodePaths(
+            state=self.state_dir / "realnode",
+            images_root=cache_dir() / "containerd",
+            registry_root=cache_dir() / "registry",
+        )
 
     # -- state ---------------------------------------------------------------------------------
     def state(self) -> ClusterState | None:
@@ -167,6 +172,8 @@ class LocalCluster:
                     self._wait(f"http://127.0.0.1:{ports['etcd']}/health", "etcd", timeout, state)
                 elif component == "kube-apiserver":
                     self._wait(f"{self.server}/readyz", component, timeout, state)
+                elif component == "registry":
+                    self._wait(f"http://{realnode.REGISTRY_ADDRESS}/v2/", component, timeout, state)
                 elif component == "containerd":
                     self._wait_for_containerd(binaries, timeout, state)
             self._create_nodes()
@@ -386,6 +393,8 @@ class LocalCluster:
                 f"--ca-file={pki.ca_cert}",
             ]
         paths = self.real_node_paths
+        if component == "registry":
+            return realnode.registry_argv(b.registry, paths)
         if component == "containerd":
             return realnode.containerd_argv(paths)
         if component == "kubelet":

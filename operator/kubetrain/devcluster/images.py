@@ -232,25 +232,41 @@ def trainer_cpu_image(repo: Path) -> Recipe:
                              {"BASE": base.tag, "TORCH": TEST_TORCH, "TORCH_INDEX": TEST_TORCH_INDEX}, (base,))
 
 
+def _in_registry(tag: str) -> str:
+    return f"{realnode.REGISTRY_ADDRESS}/{tag}"
+
+
+def _containerd_name(tag: str) -> str:
+    """How kubelet names an image reference: a first component without a dot or colon is a
+    Docker Hub repository (`kubetrain/trainer:x` is `docker.io/kubetrain/trainer:x`)."""
+    first = tag.split("/", 1)[0]
+    return tag if "/" in tag and ("." in first or ":" in first) else f"docker.io/{tag}"
+
+
 def load_into_node(paths: RealNodePaths, recipe: Recipe) -> None:
-    """Copies the image into the node's containerd (what `kind load docker-image` does), building
-    it first if needed, unless containerd already holds it made from the same content."""
+    """Makes the image available to the node's pods under its own name (what `kind load
+    docker-image` does), building it first if needed, unless containerd already holds it made
+    from the same content. It travels through the node's registry: only layers the registry
+    lacks are uploaded and only layers containerd lacks are pulled, so a change to the trainer's
+    code moves one small layer, not the GBs of torch below it."""
     marker = paths.images_root / "kubetrain-loaded" / recipe.tag.replace("/", "_").replace(":", "_")
     if marker.exists() and marker.read_text() == recipe.content_hash:
         return
     ensure_built(recipe)
     _say(f"loading {recipe.tag} into the node's containerd")
-    with tempfile.TemporaryFile() as archive:
-        saved = subprocess.run(["docker", "save", recipe.tag], stdout=archive, stderr=subprocess.PIPE)
-        if saved.returncode != 0:
-            raise ImageBuildError(f"docker save {recipe.tag} failed: {saved.stderr.decode().strip()}")
-        archive.seek(0)
-        imported = subprocess.run(
-            ["/usr/bin/ctr", f"--address={paths.containerd_socket}", f"--namespace={realnode.K8S_NAMESPACE}",
-             "images", "import", "-"],
-            stdin=archive, capture_output=True,
-        )
-    if imported.returncode != 0:
-        raise ImageBuildError(f"importing {recipe.tag} into containerd failed: {imported.stderr.decode().strip()}")
+    remote = _in_registry(recipe.tag)
+    log = _log_for(recipe.tag)
+    ctr = ["/usr/bin/ctr", f"--address={paths.containerd_socket}", f"--namespace={realnode.K8S_NAMESPACE}"]
+    steps = [
+        ["docker", "tag", recipe.tag, remote],
+        ["docker", "push", remote],
+        ["docker", "rmi", remote],  # only the extra tag; the image stays
+        [*ctr, "images", "pull", "--plain-http", remote],
+        [*ctr, "images", "tag", "--force", remote, _containerd_name(recipe.tag)],
+    ]
+    with log.open("ab") as out:
+        for argv in steps:
+            if subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+                raise ImageBuildError(f"loading {recipe.tag}: `{' '.join(argv)}` failed; see {log}")
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(recipe.content_hash)

@@ -30,6 +30,10 @@ CLUSTER_DOMAIN = "cluster.local"
 DNS_SERVICE_IP = "10.96.0.10"
 PAUSE_IMAGE = "kubetrain.local/pause:3.10"
 COREDNS_IMAGE = "kubetrain.local/coredns"
+# The node's image registry (distribution), on a fixed loopback port: Docker remembers which
+# layers a registry already holds by its address, so a fixed one lets a rebuilt image upload only
+# its changed layers, and containerd pull only those.
+REGISTRY_ADDRESS = "127.0.0.1:5055"
 # The CRI namespace kubelet's containers live in.
 K8S_NAMESPACE = "k8s.io"
 # Unix socket paths are limited to 108 bytes; test state directories are deep, so sockets live
@@ -44,6 +48,7 @@ class RealNodePaths(BaseModel):
 
     state: Path  # per cluster: configs, kubelet root, CNI IPAM, containerd state
     images_root: Path  # per host, kept across clusters: containerd's content and snapshots
+    registry_root: Path  # per host, kept across clusters: the registry's blobs
 
     @property
     def containerd_config(self) -> Path:
@@ -72,6 +77,19 @@ class RealNodePaths(BaseModel):
     @property
     def kube_proxy_config(self) -> Path:
         return self.state / "kube-proxy" / "config.yaml"
+
+    @property
+    def registry_config(self) -> Path:
+        return self.state / "registry" / "config.yaml"
+
+
+def registry_config(paths: RealNodePaths) -> dict[str, Any]:
+    return {
+        "version": 0.1,
+        "log": {"level": "warn"},
+        "storage": {"filesystem": {"rootdirectory": str(paths.registry_root)}},
+        "http": {"addr": REGISTRY_ADDRESS},
+    }
 
 
 def containerd_config(paths: RealNodePaths) -> str:
@@ -188,7 +206,8 @@ def write_configs(
     admin_kubeconfig: Path,
 ) -> None:
     for directory in (paths.containerd_config.parent, paths.cni_conf_dir, paths.kubelet_root,
-                      paths.kube_proxy_config.parent, paths.images_root, RUN_DIR):
+                      paths.kube_proxy_config.parent, paths.images_root, paths.registry_config.parent,
+                      paths.registry_root, RUN_DIR):
         directory.mkdir(parents=True, exist_ok=True)
     paths.containerd_config.write_text(containerd_config(paths))
     (paths.cni_conf_dir / "10-kubetrain.conflist").write_text(json.dumps(cni_conflist(paths), indent=2))
@@ -197,9 +216,14 @@ def write_configs(
     )
     paths.kubelet_kubeconfig.write_text(yaml.safe_dump(kubelet_kubeconfig))
     paths.kubelet_kubeconfig.chmod(0o600)
+    paths.registry_config.write_text(yaml.safe_dump(registry_config(paths)))
     paths.kube_proxy_config.write_text(
         yaml.safe_dump(kube_proxy_config(admin_kubeconfig, *proxy_ports))
     )
+
+
+def registry_argv(registry: Path, paths: RealNodePaths) -> list[str]:
+    return [str(registry), "serve", str(paths.registry_config)]
 
 
 def containerd_argv(paths: RealNodePaths) -> list[str]:
