@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 import queue
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -83,31 +82,42 @@ def pod_logs(
 
 def _follow(core: kubernetes.client.CoreV1Api, namespace: str, pods: dict[str, str]) -> Iterator[LogLine]:
     """Lines from every pod as they arrive (one reader thread each), until all their outputs end;
-    a reader's failure is raised here, in the caller's thread."""
+    a reader's failure is raised here, in the caller's thread, and stops the other readers that
+    are still waiting for their containers (so none outlives the caller's interpreter)."""
     lines: queue.Queue[LogLine | BaseException | None] = queue.Queue()
+    stop = threading.Event()
 
     def read(pod: str, source: str) -> None:
         try:
-            for text in _stream(core, namespace, pod):
+            for text in _stream(core, namespace, pod, stop):
                 lines.put(LogLine(source, text))
             lines.put(None)
         except BaseException as exc:  # handed to the caller, which raises it
             lines.put(exc)
 
-    for pod, source in pods.items():
-        threading.Thread(target=read, args=(pod, source), daemon=True, name=f"logs-{pod}").start()
+    readers = [
+        threading.Thread(target=read, args=(pod, source), daemon=True, name=f"logs-{pod}")
+        for pod, source in pods.items()
+    ]
+    for reader in readers:
+        reader.start()
     running = len(pods)
-    while running:
-        item = lines.get()
-        if item is None:
-            running -= 1
-        elif isinstance(item, BaseException):
-            raise item
-        else:
-            yield item
+    try:
+        while running:
+            item = lines.get()
+            if item is None:
+                running -= 1
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                yield item
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(timeout=RETRY_SECONDS * 2)
 
 
-def _stream(core: kubernetes.client.CoreV1Api, namespace: str, pod: str) -> Iterator[str]:
+def _stream(core: kubernetes.client.CoreV1Api, namespace: str, pod: str, stop: threading.Event) -> Iterator[str]:
     """One pod's output, followed; waits while its container has not started (the API answers
     400 then), as `kubectl logs -f` of a pending pod would not."""
     while True:
@@ -119,7 +129,8 @@ def _stream(core: kubernetes.client.CoreV1Api, namespace: str, pod: str) -> Iter
         except ApiException as exc:
             if exc.status != 400 or "waiting to start" not in str(exc.body):
                 raise
-            time.sleep(RETRY_SECONDS)
+            if stop.wait(RETRY_SECONDS):
+                return
     try:
         pending = b""
         for chunk in response.stream(decode_content=True):
