@@ -13,7 +13,10 @@ __all__ = ["CRD_DIRS", "build_parser", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="kubetrain",
+        description="Submit and follow TrainingJobs on any cluster; run the operator, its CRDs, a local cluster.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     jobs.add_commands(sub)
     admin.add_commands(sub)
