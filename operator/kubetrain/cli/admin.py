@@ -1,4 +1,5 @@
-"""The `kubetrain` command: the local dev cluster, CRD generation and the operator."""
+"""The admin verbs of `kubetrain`: the local dev cluster (`dev`), the operator (`operator run`) and
+CRD generation (`crds`)."""
 
 from __future__ import annotations
 
@@ -175,10 +176,7 @@ def _choices(model: type[pydantic.BaseModel], field: str) -> list[str]:
     return [str(v) for v in get_args(model.model_fields[field].annotation)]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubetrain", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dev = sub.add_parser("dev", help="the local control plane (etcd, apiserver, scheduler, KWOK GPU nodes)")
     dev.add_argument(
         "--state-dir",
@@ -321,13 +319,3 @@ def build_parser() -> argparse.ArgumentParser:
     crds_sub = crds.add_subparsers(dest="crds_command", required=True)
     crds_sub.add_parser("generate", help="write the CRD YAML").set_defaults(func=_crds_generate)
     crds_sub.add_parser("check", help="fail when the committed CRDs differ").set_defaults(func=_crds_check)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

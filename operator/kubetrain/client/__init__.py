@@ -1,0 +1,8 @@
+"""The Python client for TrainingJobs, on the API models: `Client().create(manifest)`, `.get`,
+`.wait`, `.watch`, `.logs`, `.metrics`, `.model_versions` (examples/client.py). The `kubetrain`
+CLI's job verbs are built on it."""
+
+from kubetrain.client.jobs import Client, JobGone
+from kubetrain.client.logs import LogLine
+
+__all__ = ["Client", "JobGone", "LogLine"]
