@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,14 @@ def test_first_job_trains_in_containers_under_restricted_pod_security(
     logs = wait_for(lambda: real_cluster.kubectl("logs", "-n", real_namespace, worker0, check=False).stdout,
                     timeout=60, what="kubectl logs of worker 0")
     assert logs.strip(), "kubectl logs reads the container's output through the kubelet"
+    # `kubetrain logs -f` follows every worker through the kubelet until the training ends.
+    follow = subprocess.run(
+        [sys.executable, "-m", "kubetrain.cli", "logs", "-f", "first-job", "-n", real_namespace,
+         f"--kubeconfig={real_cluster.kubeconfig}"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert follow.returncode == 0, follow.stderr
+    assert "[rank 0]" in follow.stdout and "[rank 1]" in follow.stdout, follow.stdout[-2000:]
 
     status = jobs.wait_phase("first-job", "Succeeded", timeout=900)
     assert status["metrics"]["accuracy"] > 0.6, status

@@ -186,7 +186,8 @@ def test_hugging_face_callback_logic(api: FakeApi, tmp_path: Path) -> None:
     (tmp_path / "checkpoint-10").mkdir()
     (tmp_path / "checkpoint-10" / "model.safetensors").write_bytes(b"w")
     callback.on_save(args, state, None)
-    wait_for(lambda: "lastCheckpoint" in api.requests[-1].body["status"], timeout=5, what="the checkpoint update")
+    wait_for(lambda: bool(api.requests) and "lastCheckpoint" in api.requests[-1].body["status"], timeout=5,
+             what="the checkpoint update")
     status = api.requests[-1].body["status"]
     assert status["lastCheckpoint"]["uri"] == str(tmp_path / "checkpoint-10")
     assert status["lastCheckpoint"]["digest"] == storage.content_digest(str(tmp_path / "checkpoint-10"))
@@ -202,7 +203,8 @@ def test_ray_train_reports_reach_status(api: FakeApi, tmp_path: Path) -> None:
     (ckpt / "state.pt").write_bytes(b"s")
     checkpoint: Any = SimpleNamespace(path=str(ckpt), filesystem=SimpleNamespace(type_name="local"))
     restored.after_report(None, [{"step": 7, "epoch": 2, "loss": 0.3, "accuracy": 0.9}, {"step": 7}], checkpoint)
-    wait_for(lambda: "lastCheckpoint" in api.requests[-1].body["status"], timeout=5, what="the checkpoint update")
+    wait_for(lambda: bool(api.requests) and "lastCheckpoint" in api.requests[-1].body["status"], timeout=5,
+             what="the checkpoint update")
     status = api.requests[-1].body["status"]
     assert status["progress"]["step"] == 7 and status["progress"]["metrics"] == {"accuracy": 0.9}
     assert status["lastCheckpoint"]["step"] == 7 and status["lastCheckpoint"]["uri"] == str(ckpt)
