@@ -239,9 +239,16 @@ def _start(
         # Created if missing (the controller ignores AlreadyExists), before the pods that use them.
         draft.create.extend(children.access)
     draft.create.extend(pods)
-    if pods and draft.start_time is None:
+    # The start (the deadline clock; firstStartTime freezes the spec) is written with the creates,
+    # except while the API server refuses them (CreateRefused): each retry would write a start for
+    # the refusal to take back, and for that moment freeze the spec the user is asked to fix. Such
+    # a job starts when its pods are seen.
+    running = cond.find(draft.conditions, C.RUNNING)
+    refused = running is not None and running.status == "False" and running.reason == R.CREATE_REFUSED
+    starting = bool(live) or (bool(pods) and not refused)
+    if starting and draft.start_time is None:
         draft.start_time = draft.now
-    if pods and draft.first_start_time is None:
+    if starting and draft.first_start_time is None:
         draft.first_start_time = draft.now
     attempt = f"attempt {draft.attempt}"
     if len(live) == size:
