@@ -90,6 +90,9 @@ def write_model(out: Path, layers: int = 2, hidden: int = 64, seed: int = 0) -> 
         vocab_size=len(vocabulary()), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
         bos_token_id=2, eos_token_id=3, pad_token_id=0,
+        # Wider than the usual 0.02: a random model's output head must reach confident logits
+        # through LoRA on the layers below it alone (a pre-trained model's head already does).
+        initializer_range=0.2,
     )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(out)
