@@ -48,5 +48,6 @@ def write(output_uri: str, loaded: Loaded, merged: bool) -> dict[str, dict[str, 
     exports = {ADAPTER: _folder(storage.join(output_uri, ADAPTER), saver(loaded.model))}
     if merged:
         # Last: merging folds the adapters into the base model, which then has no adapters to save.
-        exports[MERGED] = _folder(storage.join(output_uri, MERGED), saver(loaded.model.merge_and_unload()))
+        adapted: Any = loaded.model  # a peft PeftModel
+        exports[MERGED] = _folder(storage.join(output_uri, MERGED), saver(adapted.merge_and_unload()))
     return exports

@@ -90,13 +90,14 @@ def train(env: JobEnvironment, task: TaskConfig, started: str) -> str | None:
         logs.info("data_audited", uri=audit["uri"], sha256=audit["sha256"], **audit["profile"])
         logs.info("base_model", uri=base.uri, digest=base.digest, license=base.license)
     train_records, validation_records, test_records = corpus.split(data.records, task)
-    splits = [corpus.batches(loaded.tokenizer, records, config) for records in (train_records, validation_records)]
+    train_batches = corpus.batches(loaded.tokenizer, train_records, config)
+    validation_batches = corpus.batches(loaded.tokenizer, validation_records, config)
     device = distributed.device_for(topology)
     loaded.model.to(device)
     distributed.init(topology, device)
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
     loop = LanguageModelLoop(
-        loaded.model, *splits, task, topology, device,
+        loaded.model, train_batches, validation_batches, task, topology, device,
         Checkpointer(env.output_uri, trainable_only=loaded.lora_targets is not None),
         progress_gate=job.progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
     )

@@ -83,9 +83,10 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 @torch.no_grad()
 def answers(
-    model: nn.Module, tokenizer: Any, records: list[corpus.Record], config: CausalLMConfig, device: torch.device
+    model: Any, tokenizer: Any, records: list[corpus.Record], config: CausalLMConfig, device: torch.device
 ) -> dict[str, float]:
-    """exactMatch and rougeL of greedy answers to the first `generationExamples` test prompts."""
+    """exactMatch and rougeL of greedy answers to the first `generationExamples` test prompts
+    (`model`: a transformers or peft model, for its `generate`)."""
     chosen = [r for r in records if r.response is not None][: config.generation_examples]
     if not chosen:
         return {}
