@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kubetrain_trainer.config import TaskConfig
+from kubetrain_trainer.config import LoraConfig, TaskConfig
 from kubetrain_trainer.errors import InvalidConfig
 from kubetrain_trainer.llm import corpus
 from kubetrain_trainer.llm.source import BaseModel
@@ -39,9 +39,16 @@ def load(base: BaseModel, task: TaskConfig) -> Loaded:
     lora = task.finetune.lora if task.finetune else None
     if lora is None:
         return Loaded(model, tokenizer, None)
-    from peft import LoraConfig, get_peft_model
+    adapted, targets = adapt(model, lora)
+    return Loaded(adapted, tokenizer, targets)
 
-    config = LoraConfig(
+
+def adapt(model: nn.Module, lora: LoraConfig) -> tuple[nn.Module, list[str]]:
+    """Wraps `model` in peft's LoRA (only the adapters train); returns it and the adapted module names."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    config = PeftLoraConfig(
         r=lora.rank,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
@@ -52,4 +59,4 @@ def load(base: BaseModel, task: TaskConfig) -> Loaded:
         adapted = get_peft_model(model, config)
     except ValueError as error:
         raise InvalidConfig(f"finetune.lora.targetModules {lora.target_modules}: {error}") from error
-    return Loaded(adapted, tokenizer, sorted(adapted.peft_config["default"].target_modules))
+    return adapted, sorted(adapted.peft_config["default"].target_modules)
