@@ -12,7 +12,7 @@ import logging
 import pickle
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -53,6 +53,11 @@ def job_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def active_run(api: FakeApi, tmp_path: Path) -> Run:
     reporter = StatusReporter(api.url, "team-a", "churn", lambda: "tok", interval_seconds=0)
     return Run(JobEnvironment.from_env(job_env(tmp_path)), reporter, code_version="v7")
+
+
+def checkpoint_sent(api: FakeApi) -> Callable[[], bool]:
+    """The reporter sends from its own thread: no request may have arrived yet."""
+    return lambda: bool(api.requests) and "lastCheckpoint" in api.requests[-1].body["status"]
 
 
 def sha256(path: Path) -> str:
@@ -186,7 +191,7 @@ def test_hugging_face_callback_logic(api: FakeApi, tmp_path: Path) -> None:
     (tmp_path / "checkpoint-10").mkdir()
     (tmp_path / "checkpoint-10" / "model.safetensors").write_bytes(b"w")
     callback.on_save(args, state, None)
-    wait_for(lambda: "lastCheckpoint" in api.requests[-1].body["status"], timeout=5, what="the checkpoint update")
+    wait_for(checkpoint_sent(api), timeout=5, what="the checkpoint update")
     status = api.requests[-1].body["status"]
     assert status["lastCheckpoint"]["uri"] == str(tmp_path / "checkpoint-10")
     assert status["lastCheckpoint"]["digest"] == storage.content_digest(str(tmp_path / "checkpoint-10"))
@@ -202,7 +207,7 @@ def test_ray_train_reports_reach_status(api: FakeApi, tmp_path: Path) -> None:
     (ckpt / "state.pt").write_bytes(b"s")
     checkpoint: Any = SimpleNamespace(path=str(ckpt), filesystem=SimpleNamespace(type_name="local"))
     restored.after_report(None, [{"step": 7, "epoch": 2, "loss": 0.3, "accuracy": 0.9}, {"step": 7}], checkpoint)
-    wait_for(lambda: "lastCheckpoint" in api.requests[-1].body["status"], timeout=5, what="the checkpoint update")
+    wait_for(checkpoint_sent(api), timeout=5, what="the checkpoint update")
     status = api.requests[-1].body["status"]
     assert status["progress"]["step"] == 7 and status["progress"]["metrics"] == {"accuracy": 0.9}
     assert status["lastCheckpoint"]["step"] == 7 and status["lastCheckpoint"]["uri"] == str(ckpt)
