@@ -120,7 +120,9 @@ def test_gpus_need_a_node_pool() -> None:
 
 
 def test_task_types() -> None:
-    assert [t.value for t in TaskType] == ["tabular-classification", "image-classification", "text-classification"]
+    assert [t.value for t in TaskType] == [
+        "tabular-classification", "image-classification", "text-classification", "causal-lm"
+    ]
 
 
 def test_example_validates() -> None:

@@ -41,7 +41,9 @@ def test_trainer_topology_matches_the_rendered_rank(index: int) -> None:
     assert topology.nproc_per_node == 2
 
 
-@pytest.mark.parametrize("task_type", ["tabular-classification", "image-classification", "text-classification"])
+@pytest.mark.parametrize(
+    "task_type", ["tabular-classification", "image-classification", "text-classification", "causal-lm"]
+)
 def test_rendered_task_parses_in_the_trainer(task_type: str) -> None:
     task = {
         "type": task_type,
@@ -57,6 +59,26 @@ def test_rendered_task_parses_in_the_trainer(task_type: str) -> None:
     job_env = JobEnvironment.from_env(env)
     assert (job_env.dataset_uri, job_env.output_uri) == ("file:///data/d.csv", "file:///out/fraud")
     assert (job_env.namespace, job_env.name, job_env.uid, job_env.attempt) == ("risk", "fraud", "u-1", 0)
+
+
+def test_causal_lm_settings_reach_the_trainer_and_unset_ones_keep_its_defaults() -> None:
+    task = {
+        "type": "causal-lm",
+        "finetune": {"checkpointUri": "hf://acme/base@main", "lora": {"rank": 16, "dropout": 0.1,
+                                                                     "targetModules": ["q_proj", "v_proj"]}},
+        "causalLm": {"objective": "text", "gradientAccumulationSteps": 4, "exportMerged": True},
+    }
+    parsed = parse_task(rendered_env({**SPEC, "task": task}, 0)["KUBETRAIN_TASK"])
+    assert parsed.finetune is not None and parsed.finetune.lora is not None
+    assert (parsed.finetune.lora.dropout, parsed.finetune.lora.target_modules) == (0.1, ["q_proj", "v_proj"])
+    config = parsed.causal_lm
+    assert (config.objective, config.gradient_accumulation_steps, config.export_merged) == ("text", 4, True)
+    assert (config.sequence_length, config.schedule, config.packing) == (512, "cosine", True)
+
+
+def test_causal_lm_without_a_base_model_is_refused_by_the_api_models() -> None:
+    with pytest.raises(ValueError, match="finetune.checkpointUri is required for type causal-lm"):
+        TrainingJob.model_validate({"metadata": {"name": "x"}, "spec": {**SPEC, "task": {"type": "causal-lm"}}})
 
 
 def test_trainer_report_provenance_reaches_the_operator() -> None:

@@ -49,9 +49,18 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 
 class Checkpointer:
-    def __init__(self, output_uri: str) -> None:
+    """`trainable_only` keeps just the parameters that train (LoRA adapters: megabytes, where the
+    frozen base model is gigabytes and is read again from its own URI on resume)."""
+
+    def __init__(self, output_uri: str, trainable_only: bool = False) -> None:
         self._dir = storage.join(output_uri, DIRECTORY)
         self._written: list[str] = []
+        self._trainable_only = trainable_only
+
+    def _state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        if not self._trainable_only:
+            return model.state_dict()
+        return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
     def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:
         buffer = io.BytesIO()
@@ -59,7 +68,7 @@ class Checkpointer:
             {
                 "step": step,
                 "epoch": epoch,
-                "model": model.state_dict(),
+                "model": self._state(model),
                 "optimizer": optimizer.state_dict(),
                 "rng": _rng_state(),
             },
@@ -85,7 +94,7 @@ class Checkpointer:
         # weights_only=False: the RNG states are numpy/python objects, and the file is one this
         # trainer wrote into the job's own output location.
         state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"], strict=not self._trainable_only)
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
         self._written.append(name)

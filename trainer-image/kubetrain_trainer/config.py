@@ -43,14 +43,34 @@ class ModelConfig(_Camel):
 class LoraConfig(_Camel):
     rank: int = Field(8, ge=1)
     alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)  # on the adapter's input only, as peft does
     # Names (last path component, e.g. "query", or a full dotted path) of the Linear layers to
     # adapt; empty adapts every Linear layer.
     target_modules: list[str] = Field(default_factory=list)
 
 
 class FinetuneConfig(_Camel):
-    checkpoint_uri: str = Field(min_length=1)  # a model.safetensors exported by this trainer
+    # A model.safetensors exported by this trainer; for causal-lm, a Hugging Face model directory
+    # (file://, pvc://, s3://, gs://, hf://org/name[@revision]; see kubetrain_trainer.llm.source).
+    checkpoint_uri: str = Field(min_length=1)
     lora: LoraConfig | None = None
+
+
+class CausalLMConfig(_Camel):
+    """The causal-lm task's own knobs (kubetrain_trainer.llm); the classification tasks ignore them."""
+
+    objective: Literal["instruction", "text"] = "instruction"  # SFT on prompt/response pairs, or raw text
+    sequence_length: int = Field(512, ge=8)
+    packing: bool = True  # concatenate examples into full sequences (no padding compute)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    chat_template: str | None = None  # Jinja; unset: the tokenizer's own, else a plain instruction template
+    export_merged: bool = False  # also write the adapter merged into the base weights
+    generation_examples: int = Field(32, ge=0)  # test prompts answered greedily for exactMatch and rougeL
+    max_new_tokens: int = Field(64, ge=1)
+    base_model_license: str | None = None  # unset: the `license:` of the model directory's README.md
 
 
 class DivergenceConfig(_Camel):
@@ -58,7 +78,7 @@ class DivergenceConfig(_Camel):
 
 
 class TaskConfig(_Camel):
-    type: Literal["tabular-classification", "image-classification", "text-classification"]
+    type: Literal["tabular-classification", "image-classification", "text-classification", "causal-lm"]
     epochs: int = Field(5, ge=1)
     batch_size: int = Field(64, ge=1)  # per process, the DDP convention
     learning_rate: float = Field(1e-3, gt=0)
@@ -70,11 +90,14 @@ class TaskConfig(_Camel):
     model: ModelConfig = Field(default_factory=ModelConfig)
     finetune: FinetuneConfig | None = None
     divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
+    causal_lm: CausalLMConfig = Field(default_factory=CausalLMConfig)
 
     @model_validator(mode="after")
     def _room_to_train(self) -> TaskConfig:
         if self.validation_fraction + self.test_fraction >= 0.9:
             raise ValueError("validationFraction + testFraction must leave at least 10% of the rows for training")
+        if self.type == "causal-lm" and self.finetune is None:
+            raise ValueError("causal-lm needs finetune.checkpointUri: the pre-trained model to start from")
         return self
 
     @property

@@ -57,7 +57,7 @@ class Dataset:
     audit: Audit
 
 
-def _decode(raw: bytes, uri: str) -> str:
+def decode(raw: bytes, uri: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -91,7 +91,7 @@ def _csv_rows(text: str, uri: str, required: tuple[str, ...]) -> tuple[list[str]
 
 
 def _tabular(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
-    header, rows = _csv_rows(_decode(raw, uri), uri, (LABEL,))
+    header, rows = _csv_rows(decode(raw, uri), uri, (LABEL,))
     label_at = header.index(LABEL)
     feature_at = [i for i in range(len(header)) if i != label_at]
     if not feature_at:
@@ -141,7 +141,7 @@ def _image(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
 
 
 def _text(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
-    text = _decode(raw, uri)
+    text = decode(raw, uri)
     if uri.lower().endswith(".csv"):
         header, rows = _csv_rows(text, uri, (TEXT, LABEL))
         t, lab = header.index(TEXT), header.index(LABEL)
@@ -166,13 +166,19 @@ def _text(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
 _PARSERS = {"tabular": _tabular, "image": _image, "text": _text}
 
 
-def load(uri: str, kind: Family) -> Dataset:
+def read(uri: str) -> bytes:
+    """The data set's bytes; unreadable or empty data is the data's fault, not a trainer error."""
     try:
         raw = storage.read_bytes(uri)
     except (OSError, ValueError) as error:
         raise InvalidData(f"{uri}: cannot read the data set ({error})") from error
     if not raw.strip():
         raise InvalidData(f"{uri}: the data set is empty")
+    return raw
+
+
+def load(uri: str, kind: Family) -> Dataset:
+    raw = read(uri)
     features, label_values = _PARSERS[kind](raw, uri)
     if len(label_values) == 0:
         raise InvalidData(f"{uri}: the data set has no examples")

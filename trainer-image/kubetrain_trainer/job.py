@@ -111,6 +111,11 @@ def train(env: JobEnvironment, started: str) -> str | None:
     task = parse_task(env.task_json)
     env.require_uris()
     seed_everything(task.seed)
+    if task.type == "causal-lm":
+        # Imported here: it loads transformers and peft, which the other tasks need not pay for.
+        from kubetrain_trainer.llm import job as llm_job
+
+        return llm_job.train(env, task, started)
     # Data problems surface before the rendezvous: every rank reads the same data, so all fail
     # alike without waiting for each other.
     dataset = data.load(env.dataset_uri, task.family)
@@ -124,10 +129,10 @@ def train(env: JobEnvironment, started: str) -> str | None:
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
     loop = TrainingLoop(
         built.module, prepared, task, topology, device, Checkpointer(env.output_uri),
-        progress_gate=_progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
+        progress_gate=progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
     )
     result = loop.run()
-    digests = _rank_digests(built.module)
+    digests = rank_digests(built.module)
     if not topology.is_chief:
         return None
     metrics = {k: round(v, 6) for k, v in evaluate(built.module, *prepared.test, prepared.num_classes, device).items()}
@@ -141,10 +146,10 @@ def train(env: JobEnvironment, started: str) -> str | None:
         reporter.finish({"progress": {**result.final_progress, "updateTime": rfc3339()}, "metrics": metrics})
     message = f"test accuracy {metrics['accuracy']:.4f} after {result.steps} steps"
     weights_uri = storage.join(env.output_uri, export.WEIGHTS)
-    return termination.report("Succeeded", "Completed", message, metrics, weights_uri, _provenance(card, env))
+    return termination.report("Succeeded", "Completed", message, metrics, weights_uri, provenance(card, env))
 
 
-def _rank_digests(module: nn.Module) -> list[str]:
+def rank_digests(module: nn.Module) -> list[str]:
     """Every rank's parameters digest after training, in rank order (a collective: all ranks call
     it). Each rank also logs its own, so a check need not trust the gather."""
     digest = export.parameters_digest(module)
@@ -152,7 +157,7 @@ def _rank_digests(module: nn.Module) -> list[str]:
     return distributed.all_gather(digest)
 
 
-def _provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, Any]:
+def provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, Any]:
     """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md)."""
     return {
         "datasetDigest": f"sha256:{card['data']['sha256']}",
@@ -164,7 +169,7 @@ def _provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, Any]:
     }
 
 
-def _progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> Gate:
+def progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> Gate:
     """In a cluster the reporter's rate limit sets the cadence; elsewhere progress is only logged, as often."""
     if reporter is not None:
         return reporter.progress

@@ -41,6 +41,27 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
+def check_divergence(task: TaskConfig, loss_sum: float, count: float, bad_ranks: float, step: int) -> None:
+    """Judged on numbers every rank has from one all-reduce, so all ranks raise at the same step."""
+    limit = task.divergence.max_loss
+    if bad_ranks:
+        raise Diverged(f"training loss became NaN/inf on {int(bad_ranks)} rank(s) at step {step}")
+    if limit is not None and loss_sum / count > limit:
+        raise Diverged(f"training loss {loss_sum / count:.4g} exceeded divergence.maxLoss {limit} at step {step}")
+
+
+def resume(checkpointer: Checkpointer, topology: Topology, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """The step to start from. Rank 0 picks the checkpoint and sends its bytes to every rank, so
+    all ranks resume from the same step even if their view of the output location differs."""
+    latest = checkpointer.read_latest() if topology.is_chief else None
+    latest = distributed.broadcast_from_chief(latest)
+    if latest is None:
+        return 0
+    resumed = checkpointer.restore(*latest, model, optimizer)
+    logs.info("resumed", step=resumed.step, epoch=resumed.epoch, checkpoint=resumed.name)
+    return resumed.step
+
+
 def make_optimizer(model: nn.Module, task: TaskConfig, device: torch.device) -> torch.optim.Optimizer:
     trainable = [p for p in model.parameters() if p.requires_grad]
     return torch.optim.AdamW(trainable, lr=task.learning_rate, fused=device.type == "cuda")
@@ -73,26 +94,8 @@ class TrainingLoop:
         self.steps_per_epoch = math.ceil(len(self.sampler) / task.batch_size)
         self.total_steps = self.steps_per_epoch * task.epochs
 
-    def _resume(self) -> int:
-        """Rank 0 picks the checkpoint and sends its bytes to every rank, so all ranks resume from
-        the same step even if their view of the output location differs."""
-        latest = self.checkpointer.read_latest() if self.topology.is_chief else None
-        latest = distributed.broadcast_from_chief(latest)
-        if latest is None:
-            return 0
-        resumed = self.checkpointer.restore(*latest, self.model, self.optimizer)
-        logs.info("resumed", step=resumed.step, epoch=resumed.epoch, checkpoint=resumed.name)
-        return resumed.step
-
-    def _check_divergence(self, loss_sum: float, count: float, bad_ranks: float, step: int) -> None:
-        limit = self.task.divergence.max_loss
-        if bad_ranks:
-            raise Diverged(f"training loss became NaN/inf on {int(bad_ranks)} rank(s) at step {step}")
-        if limit is not None and loss_sum / count > limit:
-            raise Diverged(f"training loss {loss_sum / count:.4g} exceeded divergence.maxLoss {limit} at step {step}")
-
     def run(self) -> LoopResult:
-        start_step = self._resume()
+        start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer)
         ddp: nn.Module = self.model
         if self.topology.distributed:
             ddp = DistributedDataParallel(
@@ -122,7 +125,7 @@ class TrainingLoop:
                 stats = torch.stack([loss.detach() * len(rows), torch.tensor(float(len(rows)), device=self.device),
                                      (~torch.isfinite(loss.detach())).float()])
                 loss_sum, count, bad_ranks = distributed.all_reduce_sum(stats).tolist()
-                self._check_divergence(loss_sum, count, bad_ranks, step + 1)
+                check_divergence(self.task, loss_sum, count, bad_ranks, step + 1)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()

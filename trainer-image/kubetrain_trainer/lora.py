@@ -1,4 +1,6 @@
-"""A minimal LoRA (low-rank adaptation) for nn.Linear, so fine-tuning does not depend on peft.
+"""A minimal LoRA (low-rank adaptation) for nn.Linear, so fine-tuning the built-in models needs no
+peft (their classes are not peft's; the causal-lm task's Hugging Face models use peft itself,
+kubetrain_trainer.llm.adapters, reading the same `finetune.lora` settings).
 
 Exported weights are merged back into plain Linear layers: the output is loadable by the same
 model class as a from-scratch run, with no adapter code needed at inference.
@@ -17,18 +19,19 @@ from kubetrain_trainer.errors import InvalidConfig
 
 
 class LoRALinear(nn.Module):
-    def __init__(self, base: nn.Linear, rank: int, alpha: float) -> None:
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0) -> None:
         super().__init__()
         self.base = base
         self.base.requires_grad_(False)
         self.scale = alpha / rank
+        self.dropout = nn.Dropout(dropout)
         self.lora_a = nn.Parameter(torch.empty(rank, base.in_features, device=base.weight.device))
         # B starts at zero so the adapted model equals the base model before the first step.
         self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank, device=base.weight.device))
         nn.init.kaiming_uniform_(self.lora_a, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
+        return self.base(x) + (self.dropout(x) @ self.lora_a.t() @ self.lora_b.t()) * self.scale
 
     def merged(self) -> nn.Linear:
         linear = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None)
@@ -61,7 +64,8 @@ def apply(model: nn.Module, config: LoraConfig) -> list[str]:
     model.requires_grad_(False)
     targets = _targets(model, config.target_modules)
     for path in targets:
-        _replace(model, path, LoRALinear(cast(nn.Linear, model.get_submodule(path)), config.rank, config.alpha))
+        base = cast(nn.Linear, model.get_submodule(path))
+        _replace(model, path, LoRALinear(base, config.rank, config.alpha, config.dropout))
     return targets
 
 

@@ -1,5 +1,8 @@
 """Reading and writing URIs: local paths directly, anything else (s3://, gs://, ...) through
-fsspec, which is imported only when such a URI is used so the image needs it only for remote data."""
+fsspec, which is imported only when such a URI is used so the image needs it only for remote data.
+
+`pvc://<claim>/<path>` is a claim the pod mounts at `/mnt/pvc/<claim>` (through `spec.podTemplate`;
+residency judges the claim's storage class), so it reads and writes as a local path there."""
 
 from __future__ import annotations
 
@@ -12,13 +15,18 @@ from urllib.parse import urlparse
 
 from kubetrain_trainer.errors import InvalidConfig
 
+PVC_MOUNT_ROOT = Path("/mnt/pvc")
+
 
 def is_local(uri: str) -> bool:
-    return urlparse(uri).scheme in ("", "file")
+    return urlparse(uri).scheme in ("", "file", "pvc")
 
 
 def local_path(uri: str) -> Path:
-    return Path(urlparse(uri).path if uri.startswith("file://") else uri)
+    parsed = urlparse(uri)
+    if parsed.scheme == "pvc":
+        return PVC_MOUNT_ROOT / parsed.netloc / parsed.path.lstrip("/")
+    return Path(parsed.path if parsed.scheme == "file" else uri)
 
 
 def join(uri: str, *parts: str) -> str:
@@ -71,6 +79,14 @@ def write_bytes(uri: str, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def fetch_directory(uri: str) -> Path:
+    """A remote directory (s3://, gs://) copied whole into a new local temporary directory, for
+    readers that only open local files (transformers' from_pretrained)."""
+    target = Path(tempfile.mkdtemp(prefix="kubetrain-fetched-"))
+    _filesystem(uri).get(uri.rstrip("/") + "/", str(target), recursive=True)
+    return target
 
 
 def remove(uri: str) -> None:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
 from kubetrain.api.base import CamelModel
 
 MAX_HELD_OUT_FRACTION = 0.9
+CAUSAL_LM_MESSAGE = (
+    "spec.task.finetune.checkpointUri is required for type causal-lm: name the pre-trained Hugging Face model "
+    "to start from"
+)
 
 
 class TaskType(StrEnum):
     TABULAR_CLASSIFICATION = "tabular-classification"
     IMAGE_CLASSIFICATION = "image-classification"
     TEXT_CLASSIFICATION = "text-classification"
+    CAUSAL_LM = "causal-lm"
 
 
 class ArchitectureSpec(CamelModel):
@@ -38,18 +44,57 @@ class ArchitectureSpec(CamelModel):
 class LoraSpec(CamelModel):
     rank: int = Field(default=8, ge=1, description="Rank of the low-rank adapters.")
     alpha: float = Field(default=16.0, gt=0, description="LoRA scaling numerator (the update is scaled by alpha/rank).")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout on the adapters' input, in [0, 1).")
     target_modules: list[str] = Field(
         default_factory=list,
-        description="Linear layers to adapt, by last name component (e.g. query) or dotted path; empty adapts all.",
+        description="Linear layers to adapt, by last name component (e.g. query, q_proj) or dotted path; empty "
+        "adapts all (causal-lm: every linear layer but the output head).",
     )
 
 
 class FinetuneSpec(CamelModel):
     checkpoint_uri: str = Field(
-        min_length=1, description="URI of a model.safetensors exported by an earlier kubetrain job."
+        min_length=1,
+        description="URI of a model.safetensors exported by an earlier kubetrain job; for causal-lm, a Hugging "
+        "Face model directory: file://, pvc://claim/path (mounted at /mnt/pvc/claim), s3://, gs:// or "
+        "hf://org/name[@revision] (downloaded from the Hub; needs egress).",
     )
     lora: LoraSpec | None = Field(
         default=None, description="Train low-rank adapters instead of every weight; unset fine-tunes all weights."
+    )
+
+
+class CausalLMSpec(CamelModel):
+    """The causal-lm task's own knobs; the classification tasks ignore them. Unset fields keep the
+    trainer's defaults, as in ArchitectureSpec."""
+
+    objective: Literal["instruction", "text"] | None = Field(
+        default=None,
+        description="instruction (default): supervised fine-tuning on JSONL prompt/response records, loss on the "
+        "response; text: continued pretraining on JSONL text records or plain text.",
+    )
+    sequence_length: int | None = Field(default=None, ge=8, description="Tokens per training sequence (512).")
+    packing: bool | None = Field(default=None, description="Pack examples end to end into full sequences (true).")
+    gradient_accumulation_steps: int | None = Field(
+        default=None, ge=1, description="Micro-batches of batchSize per optimizer step (1)."
+    )
+    warmup_steps: int | None = Field(default=None, ge=0, description="Optimizer steps of linear warmup (0).")
+    schedule: Literal["cosine", "linear", "constant"] | None = Field(
+        default=None, description="Learning-rate decay after warmup (cosine)."
+    )
+    max_grad_norm: float | None = Field(default=None, gt=0, description="Gradient clipping norm (1.0).")
+    chat_template: str | None = Field(
+        default=None, description="Jinja chat template; unset: the tokenizer's own, else a plain instruction format."
+    )
+    export_merged: bool | None = Field(
+        default=None, description="Also export the LoRA adapter merged into the base weights (false)."
+    )
+    generation_examples: int | None = Field(
+        default=None, ge=0, description="Test prompts answered greedily for exactMatch and rougeL (32)."
+    )
+    max_new_tokens: int | None = Field(default=None, ge=1, description="Longest generated answer in tokens (64).")
+    base_model_license: str | None = Field(
+        default=None, description="The base model's licence for the model card; unset: its README's license."
     )
 
 
@@ -72,7 +117,8 @@ class TaskSpec(CamelModel):
                     "rule": f"self.validationFraction + self.testFraction < {MAX_HELD_OUT_FRACTION}",
                     "message": "spec.task.validationFraction + spec.task.testFraction must be below 0.9: "
                     "lower one of them so at least 10% of the rows are left for training",
-                }
+                },
+                {"rule": "self.type != 'causal-lm' || has(self.finetune)", "message": CAUSAL_LM_MESSAGE},
             ]
         }
     )
@@ -105,6 +151,9 @@ class TaskSpec(CamelModel):
     divergence: DivergenceSpec = Field(
         default_factory=DivergenceSpec, description="When a run counts as diverged (never retried)."
     )
+    causal_lm: CausalLMSpec | None = Field(
+        default=None, description="Settings of type causal-lm (sequences, schedule, accumulation, export)."
+    )
 
     @model_validator(mode="after")
     def _room_to_train(self) -> TaskSpec:
@@ -113,4 +162,6 @@ class TaskSpec(CamelModel):
                 "validationFraction + testFraction must be below 0.9: lower one of them so at least 10% "
                 "of the rows are left for training"
             )
+        if self.type == TaskType.CAUSAL_LM and self.finetune is None:
+            raise ValueError(CAUSAL_LM_MESSAGE)
         return self

@@ -1,0 +1,158 @@
+"""The causal-lm training loop: the classification loop's contract (DDP, checkpoints every
+`checkpointEverySteps` with resume, divergence every rank agrees on, progress) over token
+sequences, plus what fine-tuning a language model needs: gradient accumulation, a learning-rate
+schedule with warmup, and gradient clipping."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
+
+from kubetrain_trainer import distributed, logs
+from kubetrain_trainer.checkpoint import Checkpointer
+from kubetrain_trainer.config import CausalLMConfig, TaskConfig
+from kubetrain_trainer.environment import Topology
+from kubetrain_trainer.llm import metrics
+from kubetrain_trainer.llm.corpus import IGNORE, Batches
+from kubetrain_trainer.loop import LoopResult, check_divergence, make_optimizer, resume
+from kubetrain_trainer.progress import Gate, ProgressTracker
+
+
+@dataclass(frozen=True)
+class LanguageLoopResult(LoopResult):
+    tokens_per_second: float  # every token the model read (attention mask), all ranks together
+
+
+def lr_factor(step: int, total_steps: int, config: CausalLMConfig) -> float:
+    """The learning rate's multiplier at optimizer step `step` (0-based): linear warmup over
+    `warmupSteps`, then cosine or linear decay towards 0 at the last step, or constant."""
+    if step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return 1.0
+    progress = (step - config.warmup_steps) / max(total_steps - config.warmup_steps, 1)
+    if config.schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class LanguageModelLoop:
+    def __init__(
+        self,
+        model: nn.Module,
+        train: Batches,
+        validation: Batches,
+        task: TaskConfig,
+        topology: Topology,
+        device: torch.device,
+        checkpointer: Checkpointer,
+        progress_gate: Gate | None = None,
+    ) -> None:
+        self.model = model
+        self.train = train
+        self.validation = validation
+        self.task = task
+        self.config = task.causal_lm
+        self.topology = topology
+        self.device = device
+        self.checkpointer = checkpointer
+        self.progress_gate = progress_gate
+        self.optimizer = make_optimizer(model, task, device)
+        self.trainable = [p for p in model.parameters() if p.requires_grad]
+        # The sampler only takes len() of its dataset: the indices stand in for the sequences.
+        self.sampler: DistributedSampler[int] = DistributedSampler(
+            range(len(train)),  # type: ignore[arg-type]
+            num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed,
+        )
+        self.window = task.batch_size * self.config.gradient_accumulation_steps  # sequences per optimizer step
+        self.steps_per_epoch = math.ceil(len(self.sampler) / self.window)
+        self.total_steps = self.steps_per_epoch * task.epochs
+
+    def _step(self, ddp: nn.Module, window: torch.Tensor, step: int) -> tuple[float, float, float, float]:
+        """One optimizer step over `window` (this rank's sequences), in micro-batches of
+        `batchSize`; gradients are synchronised on the last micro-batch only. Returns the group's
+        summed token loss, labelled tokens, ranks with a non-finite loss, and sequences read."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.task.learning_rate * lr_factor(step, self.total_steps, self.config)
+        rows = self.train.rows(window)
+        labelled = (rows["labels"][:, 1:] != IGNORE).sum().clamp(min=1).to(self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        micro = list(range(0, len(window), self.task.batch_size))
+        for start in micro:
+            last = start == micro[-1]
+            no_sync = isinstance(ddp, DistributedDataParallel) and not last
+            with ddp.no_sync() if no_sync else contextlib.nullcontext():  # type: ignore[operator]
+                part = {k: v[start : start + self.task.batch_size].to(self.device) for k, v in rows.items()}
+                loss, _ = metrics.token_loss(ddp, part)
+                (loss / labelled).backward()
+            loss_sum += loss.detach()
+        read = rows["attention_mask"].sum().to(self.device)
+        stats = torch.stack([loss_sum, labelled.float(), (~torch.isfinite(loss_sum)).float(), read.float()])
+        group_loss, tokens, bad_ranks, group_read = distributed.all_reduce_sum(stats).tolist()
+        check_divergence(self.task, group_loss, tokens, bad_ranks, step + 1)
+        if self.config.max_grad_norm is not None:
+            torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return group_loss, tokens, bad_ranks, group_read
+
+    def run(self) -> LanguageLoopResult:
+        start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer)
+        ddp: nn.Module = self.model
+        if self.topology.distributed:
+            ddp = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        logs.info(
+            "training_started", step=start_step, total_steps=self.total_steps, steps_per_epoch=self.steps_per_epoch
+        )
+        tracker = ProgressTracker(
+            self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step
+        )
+        began, read_total = time.monotonic(), 0.0
+        step, epoch_loss, epoch_tokens, train_loss = start_step, 0.0, 0.0, None
+        self.model.train()
+        for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
+            self.sampler.set_epoch(epoch)
+            order = torch.tensor(list(self.sampler))
+            for position in range(step - epoch * self.steps_per_epoch, self.steps_per_epoch):
+                window = order[position * self.window : (position + 1) * self.window]
+                loss_sum, tokens, _, read = self._step(ddp, window, step)
+                step += 1
+                # Progress counts sequences, each weighted by the step's mean token loss.
+                sequences = len(window) * self.topology.world_size
+                tracker.record(step, epoch, loss_sum / tokens * sequences, sequences)
+                epoch_loss, epoch_tokens, read_total = epoch_loss + loss_sum, epoch_tokens + tokens, read_total + read
+                if self.topology.is_chief and (
+                    step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
+                ):
+                    name = self.checkpointer.save(step, epoch, self.model, self.optimizer)
+                    logs.info("checkpoint_saved", step=step, checkpoint=name)
+            train_loss = epoch_loss / max(epoch_tokens, 1.0)
+            self._end_of_epoch(epoch, train_loss)
+            epoch_loss, epoch_tokens = 0.0, 0.0
+        return LanguageLoopResult(
+            steps=step,
+            total_steps=self.total_steps,
+            resumed_from_step=start_step,
+            train_loss=None if train_loss is None else round(train_loss, 6),
+            samples_per_second=tracker.samples_per_second,
+            final_progress=tracker.latest,
+            tokens_per_second=read_total / max(time.monotonic() - began, 1e-9),
+        )
+
+    def _end_of_epoch(self, epoch: int, train_loss: float) -> None:
+        fields: dict[str, float] = {"epoch": epoch + 1, "train_loss": round(train_loss, 6)}
+        if self.topology.is_chief and len(self.validation):
+            scores = metrics.language_modelling(self.model, self.validation, self.device, self.task.batch_size)
+            fields.update(
+                validation_loss=round(scores["loss"], 6), validation_perplexity=round(scores["perplexity"], 4)
+            )
+        logs.info("epoch_finished", **fields)
