@@ -37,6 +37,10 @@ images: bootstrap
 	@$(PY) -c "from pathlib import Path; from kubetrain.devcluster import images; \
 		print(images.ensure_built(images.operator_image(Path('.'))), images.ensure_built(images.trainer_cpu_image(Path('.'))))"
 
+## crds: regenerate crds/ and the chart's copies from the API models (a test fails on drift)
+crds: bootstrap
+	@$(KUBETRAIN) crds generate
+
 dev-up: binaries
 	@$(KUBETRAIN) dev up
 
