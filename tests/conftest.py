@@ -8,8 +8,6 @@ running.
 from __future__ import annotations
 
 import os
-import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.helpers import admin_client, fresh_namespace
 from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess
 
 
@@ -40,23 +39,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 @pytest.fixture(scope="session")
 def api(cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
     """An API client authenticated as the cluster admin."""
-    client = kubernetes.config.new_client_from_config(config_file=str(cluster.kubeconfig))
-    try:
+    with admin_client(cluster.kubeconfig) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture
 def namespace(api: kubernetes.client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards, so tests never see each other's objects."""
-    core = kubernetes.client.CoreV1Api(api)
-    name = "t-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:5]
-    core.create_namespace({"metadata": {"name": name}})
-    try:
+    with fresh_namespace(api, request.node.name) as name:
         yield name
-    finally:
-        core.delete_namespace(name)
 
 
 @pytest.fixture(scope="session")

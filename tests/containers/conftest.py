@@ -8,8 +8,6 @@ suite, since only one real node can run on a host at a time.
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 from kubetrain.devcluster import images
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.helm import CHART, Helm
+from tests.helpers import admin_client, fresh_namespace
 
 REPO = Path(__file__).resolve().parents[2]
 KIND_VALUES = CHART / "values-kind.yaml"
@@ -37,11 +36,8 @@ def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalClus
 
 @pytest.fixture(scope="package")
 def real_api(real_cluster: LocalCluster) -> Iterator[kubernetes.client.ApiClient]:
-    client = kubernetes.config.new_client_from_config(config_file=str(real_cluster.kubeconfig))
-    try:
+    with admin_client(real_cluster.kubeconfig) as client:
         yield client
-    finally:
-        client.close()
 
 
 @pytest.fixture(scope="package")
@@ -67,10 +63,5 @@ def helm_operator(real_cluster: LocalCluster, project_images: dict[str, str]) ->
 
 @pytest.fixture
 def real_namespace(real_api: kubernetes.client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
-    core = kubernetes.client.CoreV1Api(real_api)
-    name = "c-" + re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-") + "-" + uuid.uuid4().hex[:5]
-    core.create_namespace({"metadata": {"name": name}})
-    try:
+    with fresh_namespace(real_api, request.node.name, prefix="c") as name:
         yield name
-    finally:
-        core.delete_namespace(name)
