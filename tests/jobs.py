@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import kubernetes
 import kubernetes.watch
-import yaml
 
 from tests.helpers import wait_for
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 GROUP, VERSION, PLURAL = "kubetrain.io", "v1alpha1", "trainingjobs"
-
-
-def example(name: str) -> dict[str, Any]:
-    return yaml.safe_load((EXAMPLES / name).read_text())
 
 
 class Jobs:

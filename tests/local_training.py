@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.jobs import Jobs, example
+from tests.builders import example
+from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 
 ACCURACY_BAR = 0.80

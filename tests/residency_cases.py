@@ -4,7 +4,6 @@ an EU-only policy, and every one must be refused."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 POLICY_NAME = "eu-only"
@@ -30,15 +29,6 @@ def eu_policy(name: str, namespaces: list[str], enforcement: str = "Enforce") ->
         },
     }
 
-
-BASE_SPEC: dict[str, Any] = {
-    "workers": 1,
-    "nodePool": "a100-eu",
-    "resources": {"cpu": "1", "memory": "1Gi", "gpus": 1},
-    "task": {"type": "tabular-classification", "epochs": 1},
-    "dataset": {"uri": "s3://eu-data/datasets/train.csv"},
-    "output": {"uri": "s3://eu-models/run-1"},
-}
 
 US = "s3://us-bucket/datasets/train.csv"
 US_ENDPOINT = "https://s3.us-east-1.amazonaws.com"
@@ -114,7 +104,7 @@ def _exec(*command: str) -> dict[str, Any]:
 
 NO_POOL = {"nodePool": None, "resources": {"cpu": "1", "memory": "1Gi", "gpus": 0}}
 
-# (id, spec overrides merged into BASE_SPEC; None removes a key)
+# (id, spec overrides merged into tests.builders' EU job: JobBuilder.eu(...).merge(**overrides); None removes a key)
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("us-bucket", _uri(US)),
     ("dotdot-traversal", _uri("s3://eu-data/datasets/../../us-bucket/x.csv")),
@@ -279,26 +269,6 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("scheme-env-letters-before-scheme", _extra_env("xgcs://us-bucket/x")),
 ]
 
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
-
-
-def job_manifest(name: str, namespace: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "kubetrain.io/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": _merge(BASE_SPEC, overrides),
-    }
 
 CLAIM_CLASSES: dict[str, str | None] = {US_CLAIM: US_CLASS, EU_CLAIM: EU_CLASS, "ghost-claim": None}
 

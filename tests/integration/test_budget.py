@@ -14,7 +14,8 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.jobs import Jobs, example
+from tests.builders import example
+from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 from tests.registry import finish
 

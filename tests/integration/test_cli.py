@@ -17,8 +17,9 @@ import yaml
 
 from kubetrain.client import Client
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.builders import example
 from tests.helpers import wait_for
-from tests.jobs import Jobs, example
+from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster

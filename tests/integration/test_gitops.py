@@ -9,7 +9,8 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.jobs import EXAMPLES, Jobs
+from tests.builders import EXAMPLES
+from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster

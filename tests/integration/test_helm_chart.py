@@ -19,9 +19,10 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain.api.nodepools import load_catalogue
 from kubetrain.devcluster.binaries import Versions
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.builders import example
 from tests.helm import CHART, DATA, Helm, find, value_args
 from tests.helpers import wait_for
-from tests.jobs import GROUP, VERSION, Jobs, example
+from tests.jobs import GROUP, VERSION, Jobs
 from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess, metric
 from tests.service_account import service_account_kubeconfig
 

@@ -13,8 +13,9 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.builders import example
 from tests.helpers import wait_for
-from tests.jobs import Jobs, example
+from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster

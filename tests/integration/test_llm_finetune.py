@@ -18,7 +18,8 @@ import yaml
 
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain_trainer import storage
-from tests.jobs import Jobs, example
+from tests.builders import example
+from tests.jobs import Jobs
 from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry

@@ -9,7 +9,8 @@ import json
 import kubernetes
 import pytest
 
-from tests.jobs import Jobs, example
+from tests.builders import example
+from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 
 pytestmark = pytest.mark.cluster

@@ -19,8 +19,9 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.builders import example
 from tests.helpers import wait_for
-from tests.jobs import Jobs, example
+from tests.jobs import Jobs
 from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry, finish

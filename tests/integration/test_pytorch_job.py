@@ -17,8 +17,9 @@ import yaml
 
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.render.names import trainer_access_name
+from tests.builders import EXAMPLES, example
 from tests.helpers import wait_for
-from tests.jobs import EXAMPLES, GROUP, PLURAL, VERSION, Jobs, example
+from tests.jobs import GROUP, PLURAL, VERSION, Jobs
 from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess
 from tests.service_account import service_account_kubeconfig
 

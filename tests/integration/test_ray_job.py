@@ -12,10 +12,11 @@ import kubernetes
 import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.builders import EXAMPLES, JobBuilder, example
 from tests.helpers import wait_for
-from tests.jobs import EXAMPLES, GROUP, VERSION, Jobs, example
+from tests.jobs import GROUP, VERSION, Jobs
 from tests.operator_process import OperatorProcess
-from tests.residency_cases import eu_policy, job_manifest
+from tests.residency_cases import eu_policy
 
 pytestmark = pytest.mark.cluster
 
@@ -163,7 +164,7 @@ def test_residency_pins_the_head_and_workers_to_the_allowed_region(
     custom.create_cluster_custom_object(GROUP, VERSION, "dataresidencypolicies", body)
     try:
         overrides = {"runtime": "ray", "workers": 3, "nodePool": "cpu", "resources": {"cpu": "100m", "gpus": 0}}
-        manifest = job_manifest("ray-eu", jobs.ns, overrides)
+        manifest = JobBuilder.eu("ray-eu", jobs.ns).merge(**overrides).manifest()
         jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, "trainingjobs", manifest)
         pods = jobs.wait_pods("ray-eu", 4, phase="Running")
         assert sorted(p.metadata.labels["kubetrain.io/role"] for p in pods) == ["head", "worker", "worker", "worker"]

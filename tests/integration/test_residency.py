@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain.devcluster.nodepools import default_pools, node_manifests
+from tests.builders import JobBuilder
 from tests.helpers import wait_for
 from tests.jobs import GROUP, VERSION, Jobs
 from tests.operator_process import OperatorProcess
@@ -27,7 +28,6 @@ from tests.residency_cases import (
     US_CLAIM,
     US_CLASS,
     eu_policy,
-    job_manifest,
     refused_field,
 )
 
@@ -68,7 +68,7 @@ def patch_policy(api: kubernetes.client.ApiClient, name: str, spec: dict[str, An
 
 
 def create_job(jobs: Jobs, name: str, overrides: dict[str, Any]) -> str:
-    manifest = job_manifest(name, jobs.ns, overrides)
+    manifest = JobBuilder.eu(name, jobs.ns).merge(**overrides).manifest()
     jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, "trainingjobs", manifest)
     return name
 
@@ -87,7 +87,8 @@ def test_kubectl_apply_of_us_data_in_an_eu_namespace_is_refused_by_the_api_serve
     eu["spec"]["namespaceSelector"] = {"matchLabels": {"residency": f"eu-{namespace}"}}
     created = policy(eu)
     cluster.kubectl("label", "namespace", namespace, f"residency=eu-{namespace}")
-    manifest = job_manifest("us-data", namespace, {"dataset": {"uri": "s3://us-bucket/datasets/train.csv"}})
+    us_data = JobBuilder.eu("us-data", namespace).merge(dataset={"uri": "s3://us-bucket/datasets/train.csv"})
+    manifest = us_data.manifest()
 
     result = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest), check=False)
 
@@ -230,7 +231,8 @@ def test_audit_mode_admits_and_runs_but_records_the_violation(
     cluster: LocalCluster, jobs: Jobs, policy: PolicyFactory
 ) -> None:
     policy(eu_policy("eu-audit", [jobs.ns], enforcement="Audit"))
-    manifest = job_manifest("audited", jobs.ns, {**CPU_JOB, "dataset": {"uri": "s3://us-bucket/datasets/x.csv"}})
+    audited = JobBuilder.eu("audited", jobs.ns).merge(**CPU_JOB, dataset={"uri": "s3://us-bucket/datasets/x.csv"})
+    manifest = audited.manifest()
 
     result = cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(manifest))
 

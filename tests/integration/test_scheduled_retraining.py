@@ -11,8 +11,9 @@ from typing import Any
 import kubernetes
 import pytest
 
+from tests.builders import example
 from tests.helpers import wait_for
-from tests.jobs import Jobs, example
+from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry, finish
 

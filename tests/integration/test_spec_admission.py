@@ -9,10 +9,10 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from tests.builders import JobBuilder
 from tests.helpers import wait_for
 from tests.jobs import GROUP, PLURAL, VERSION, Jobs
 from tests.operator_process import OperatorProcess
-from tests.residency_cases import job_manifest
 
 pytestmark = pytest.mark.cluster
 
@@ -27,7 +27,7 @@ def jobs(api: kubernetes.client.ApiClient, namespace: str, operator: OperatorPro
 def refusal(jobs: Jobs, name: str, overrides: dict[str, Any]) -> ApiException:
     with pytest.raises(ApiException) as refused:
         jobs.custom.create_namespaced_custom_object(
-            GROUP, VERSION, jobs.ns, PLURAL, job_manifest(name, jobs.ns, {**overrides, **HOLD})
+            GROUP, VERSION, jobs.ns, PLURAL, JobBuilder.eu(name, jobs.ns).merge(**{**overrides, **HOLD}).manifest()
         )
     return refused.value
 
@@ -112,8 +112,10 @@ def test_a_pod_the_api_server_refuses_at_create_fails_the_job_with_invalid_spec(
             return False
 
         wait_for(policy_active, timeout=30, what="the test admission policy in force")
-        jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL, job_manifest(
-            "refused-pods", jobs.ns, {"nodePool": "cpu", "resources": {"cpu": "100m", "memory": "64Mi", "gpus": 0}}))
+        cpu_job = JobBuilder.eu("refused-pods", jobs.ns).merge(
+            nodePool="cpu", resources={"cpu": "100m", "memory": "64Mi", "gpus": 0}
+        )
+        jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL, cpu_job.manifest())
 
         jobs.wait_phase("refused-pods", "Failed", timeout=30)
         failed = jobs.condition("refused-pods", "Failed")
@@ -143,7 +145,7 @@ def test_a_large_job_can_be_updated_and_with_the_operator_down_labelled_and_dele
     jobs: Jobs, operator: OperatorProcess
 ) -> None:
     # Each version ~700 KB (spec near its limit, a large annotation): an update's review is ~1.4 MB.
-    manifest = job_manifest("large", jobs.ns, {"env": _filler(500_000), **HOLD})
+    manifest = JobBuilder.eu("large", jobs.ns).merge(env=_filler(500_000), **HOLD).manifest()
     manifest["metadata"]["annotations"] = {"notes": "n" * 200_000}
     jobs.custom.create_namespaced_custom_object(GROUP, VERSION, jobs.ns, PLURAL, manifest)
     jobs.patch_spec("large", {"runPolicy": {"suspend": True, "backoffLimit": 4}})  # judged by every webhook

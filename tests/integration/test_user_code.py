@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.jobs import GROUP, VERSION, Jobs, example
+from tests.builders import example
+from tests.jobs import GROUP, VERSION, Jobs
 from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry

@@ -17,8 +17,9 @@ from cryptography import x509
 from kubetrain import tls
 from kubetrain.controller.webhook_certs import WebhookCerts, ensure_certs, write_atomically
 from kubetrain.devcluster.cluster import LocalCluster
+from tests.builders import example
 from tests.helpers import wait_for
-from tests.jobs import Jobs, example
+from tests.jobs import Jobs
 from tests.operator_process import WEBHOOK_CONFIGURATION, OperatorProcess
 
 pytestmark = pytest.mark.cluster

@@ -20,7 +20,7 @@ from kubetrain.policy.budget import (
     period_start,
     used_gpu_hours,
 )
-from tests.residency_cases import job_manifest
+from tests.builders import JobBuilder
 
 CATALOGUE = default_catalogue()
 A100_PRICE = 2.5  # the built-in catalogue's a100-eu price per GPU-hour
@@ -34,27 +34,9 @@ def at(days: float = 0, hours: float = 0) -> datetime:
     return NOW + timedelta(days=days, hours=hours)
 
 
-def stamp(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def job(
-    name: str = "job", workers: int = 1, gpus: int = 1, deadline: int | None = 3600, conditions: tuple[str, ...] = (),
-    start: datetime | None = None, end: datetime | None = None,
-) -> dict[str, Any]:
-    """A raw a100-eu TrainingJob of `workers` x `gpus`, with the given true conditions and times."""
-    manifest = job_manifest(name, NAMESPACE, {"workers": workers, "resources": {"gpus": gpus}})
-    manifest["metadata"]["uid"] = f"uid-{name}"
-    manifest["spec"]["runPolicy"] = {"activeDeadlineSeconds": deadline} if deadline else {}
-    status: dict[str, Any] = {"conditions": [
-        {"type": c, "status": "True", "reason": c, "message": "", "lastTransitionTime": stamp(NOW)} for c in conditions
-    ]}
-    if start is not None:
-        status["startTime"] = stamp(start)
-    if end is not None:
-        status["completionTime"] = stamp(end)
-    manifest["status"] = status
-    return manifest
+# A raw a100-eu job of 1 worker x 1 GPU, with a deadline of an hour and no condition yet.
+GPU_JOB = JobBuilder.eu("job", NAMESPACE).named("job").deadline(3600).status(conditions=[])
+TWO_BY_TWO = GPU_JOB.spec(workers=2).resources(gpus=2)
 
 
 def policy(gpu_hours: float, period: str, name: str = "limit") -> dict[str, Any]:
@@ -97,31 +79,31 @@ def test_period_starts_at_the_calendar_boundary_in_utc(period: BudgetPeriod, now
 
 
 def test_estimate_multiplies_workers_gpus_deadline_and_the_pools_price() -> None:
-    cost = estimate(TrainingJob.model_validate(job(workers=3, gpus=2, deadline=1800)).spec, CATALOGUE)
+    cost = estimate(GPU_JOB.spec(workers=3).resources(gpus=2).deadline(1800).obj().spec, CATALOGUE)
     assert cost.estimated_gpu_hours == 3.0  # 3 workers x 2 GPUs x 0.5 h
     assert cost.estimated_cost == 3.0 * A100_PRICE
-    assert estimate(TrainingJob.model_validate(job(deadline=None)).spec, CATALOGUE).estimated_gpu_hours is None
-    assert estimate(TrainingJob.model_validate(job(gpus=0, deadline=None)).spec, CATALOGUE).estimated_gpu_hours == 0.0
+    assert estimate(GPU_JOB.deadline(None).obj().spec, CATALOGUE).estimated_gpu_hours is None
+    assert estimate(GPU_JOB.resources(gpus=0).deadline(None).obj().spec, CATALOGUE).estimated_gpu_hours == 0.0
 
 
 def test_used_gpu_hours_count_every_gpu_of_every_worker_within_the_period() -> None:
-    finished = TrainingJob.model_validate(job(workers=3, gpus=2, start=at(hours=-2), end=at(hours=-1.5)))
+    finished = GPU_JOB.spec(workers=3).resources(gpus=2).started(at(hours=-2)).completed(at(hours=-1.5)).obj()
     assert used_gpu_hours(finished.spec, finished.status, NOW) == pytest.approx(3.0)  # 6 GPUs x 0.5 h
-    running = TrainingJob.model_validate(job(workers=2, gpus=4, start=at(hours=-0.25)))
+    running = GPU_JOB.spec(workers=2).resources(gpus=4).started(at(hours=-0.25)).obj()
     assert used_gpu_hours(running.spec, running.status, NOW) == pytest.approx(2.0)  # 8 GPUs x 0.25 h, until now
     # A run that began before the period counts only its part inside it.
-    overnight = TrainingJob.model_validate(job(workers=2, gpus=1, start=at(days=-1), end=at(hours=-14.5)))
+    overnight = GPU_JOB.spec(workers=2).resources(gpus=1).started(at(days=-1)).completed(at(hours=-14.5)).obj()
     assert used_gpu_hours(overnight.spec, overnight.status, NOW, since=at(hours=-15.5)) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (job(workers=2, gpus=2, conditions=("Succeeded",), start=at(hours=-3), end=at(hours=-2.5)), 2.0),
-        (job(workers=2, gpus=2, conditions=("Failed",), start=at(hours=-3), end=at(hours=-2.75)), 1.0),
-        (job(workers=2, gpus=2, deadline=7200, conditions=("BudgetAvailable",), start=at(hours=-0.5)), 8.0),
-        (job(workers=2, gpus=2, conditions=("BudgetAvailable",)), 4.0),
-        (job(workers=2, gpus=2), 0.0),
+        (TWO_BY_TWO.conditions("Succeeded", at=NOW).started(at(hours=-3)).completed(at(hours=-2.5)).manifest(), 2.0),
+        (TWO_BY_TWO.conditions("Failed", at=NOW).started(at(hours=-3)).completed(at(hours=-2.75)).manifest(), 1.0),
+        (TWO_BY_TWO.deadline(7200).conditions("BudgetAvailable", at=NOW).started(at(hours=-0.5)).manifest(), 8.0),
+        (TWO_BY_TWO.conditions("BudgetAvailable", at=NOW).manifest(), 4.0),
+        (TWO_BY_TWO.manifest(), 0.0),
     ],
     ids=["succeeded-used", "failed-used", "running-holds-its-estimate", "admitted-not-started", "not-admitted"],
 )
@@ -142,11 +124,10 @@ def test_usage_before_the_current_period_is_not_counted(period: str, finished_da
     hour, some days ago; the new 1x2 GPU job for an hour fits only once that usage is in an
     earlier period."""
     midnight = NOW.replace(hour=0, minute=0) - timedelta(days=finished_days_ago)
-    used = job(
-        "earlier", workers=2, gpus=2, conditions=("Succeeded",), start=midnight, end=midnight + timedelta(hours=1)
-    )
+    earlier = TWO_BY_TWO.named("earlier").conditions("Succeeded", at=NOW).started(midnight)
+    used = earlier.completed(midnight + timedelta(hours=1)).manifest()
     verdict = judge_budget(
-        TrainingJob.model_validate(job(gpus=2)), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW
+        GPU_JOB.resources(gpus=2).obj(), facts(policy(5, period), jobs=(used,)), CATALOGUE, NOW
     )
     assert verdict.allowed is allowed, verdict.message
     assert verdict.reason == (Reason.WITHIN_BUDGET if allowed else Reason.BUDGET_EXCEEDED)
@@ -157,15 +138,15 @@ def test_usage_before_the_current_period_is_not_counted(period: str, finished_da
 
 def test_a_policy_the_operator_cannot_read_refuses_gpu_jobs_but_not_cpu_jobs() -> None:
     broken = policy(5, "Fortnight", name="typo")
-    refused = judge_budget(TrainingJob.model_validate(job()), facts(broken), CATALOGUE, NOW)
+    refused = judge_budget(GPU_JOB.obj(), facts(broken), CATALOGUE, NOW)
     assert not refused.allowed and refused.reason == Reason.BUDGET_EXCEEDED
     assert "BudgetPolicy typo cannot be read" in refused.message and "ask the admin" in refused.message
-    cpu_only = judge_budget(TrainingJob.model_validate(job(gpus=0, deadline=None)), facts(broken), CATALOGUE, NOW)
+    cpu_only = judge_budget(GPU_JOB.resources(gpus=0).deadline(None).obj(), facts(broken), CATALOGUE, NOW)
     assert cpu_only.allowed
 
 
 def test_gpu_job_without_deadline_is_refused_only_where_a_budget_applies() -> None:
-    unbounded = TrainingJob.model_validate(job(deadline=None))
+    unbounded = GPU_JOB.deadline(None).obj()
     verdict = judge_budget(unbounded, facts(policy(100, "Month")), CATALOGUE, NOW)
     assert (verdict.allowed, verdict.reason) == (False, Reason.DEADLINE_REQUIRED)
     assert "spec.runPolicy.activeDeadlineSeconds is required" in verdict.message
@@ -177,7 +158,7 @@ def test_gpu_job_without_deadline_is_refused_only_where_a_budget_applies() -> No
 def test_the_job_itself_is_not_counted_against_its_own_budget() -> None:
     """The reconcile re-judges a job already in the namespace's list: its own reservation must
     not crowd it out."""
-    admitted = job("me", gpus=2, conditions=("BudgetAvailable",))
+    admitted = GPU_JOB.named("me").resources(gpus=2).conditions("BudgetAvailable", at=NOW).manifest()
     verdict = judge_budget(
         TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW
     )

@@ -4,27 +4,24 @@ started job is judged again by the reconcile before the group rolls into the lar
 
 from __future__ import annotations
 
-from typing import Any
-
 from kubetrain.api import TrainingJob
 from kubetrain.api.status import Reason
 from kubetrain.plan.decision import Needs
 from kubetrain.plan.job import plan
 from kubetrain.policy.admission import admit_budget
 from kubetrain.policy.budget import BudgetVerdict
-from tests.unit.test_budget import CATALOGUE, NOW, facts, job, policy
+from tests.unit.test_budget import CATALOGUE, GPU_JOB, NOW, facts, policy
+from tests.unit.test_plan_rules import DDP, SETTINGS, children, observe, raw_pod, running_status
 from tests.unit.test_plan_rules import NOW as PLAN_NOW
-from tests.unit.test_plan_rules import SETTINGS, children, make_job, observe, raw_pod, running_status
 
-OTHER = job("other", gpus=1, deadline=1800, conditions=("BudgetAvailable",))  # holds 0.5 GPU-hours
+OTHER = GPU_JOB.named("other").deadline(1800).conditions("BudgetAvailable", at=NOW).manifest()  # holds 0.5 GPU-hours
 BUDGET = facts(policy(2, "Day"), jobs=(OTHER,))
 
 
-def edited(**change: Any) -> tuple[TrainingJob, TrainingJob]:
-    """The admitted 1 worker x 1 GPU x 3600s job (1 GPU-hour), and it after `change`."""
-    old = job("me", conditions=("BudgetAvailable",))
-    new = job("me", **{"workers": 1, "gpus": 1, "deadline": 3600, **change}, conditions=("BudgetAvailable",))
-    return TrainingJob.model_validate(old), TrainingJob.model_validate(new)
+def edited(workers: int = 1, deadline: int | None = 3600) -> tuple[TrainingJob, TrainingJob]:
+    """The admitted 1 worker x 1 GPU x 3600s job (1 GPU-hour), and it with these workers and deadline."""
+    old = GPU_JOB.named("me").conditions("BudgetAvailable", at=NOW)
+    return old.obj(), old.spec(workers=workers).deadline(deadline).obj()
 
 
 def test_raising_workers_past_the_budget_is_refused_naming_what_is_left() -> None:
@@ -58,7 +55,7 @@ def _refused() -> BudgetVerdict:
 
 
 def test_a_workers_raise_that_no_longer_fits_fails_the_job_instead_of_rolling() -> None:
-    job_ = make_job(running_status(attempt=0), workers=4)
+    job_ = DDP.spec(workers=4).status(running_status(attempt=0)).obj()
     pods = [raw_pod(i, "Running", workers=2) for i in range(2)]
     result = plan(job_, observe(*pods), children(job_), CATALOGUE, SETTINGS, PLAN_NOW, budget=_refused())
     failed = next(c for c in result.status.conditions if c.type == "Failed")
@@ -69,7 +66,7 @@ def test_a_workers_raise_that_no_longer_fits_fails_the_job_instead_of_rolling() 
 
 
 def test_a_workers_cut_rolls_whatever_the_budget_says() -> None:
-    job_ = make_job(running_status(), workers=1)
+    job_ = DDP.spec(workers=1).status(running_status()).obj()
     pods = observe(*[raw_pod(i, "Running", workers=2) for i in range(2)])
     result = plan(job_, pods, children(job_), CATALOGUE, SETTINGS, PLAN_NOW, budget=_refused())
     assert result.status.phase == "Restarting" and result.status.attempt == 1
@@ -77,7 +74,7 @@ def test_a_workers_cut_rolls_whatever_the_budget_says() -> None:
 
 def test_an_edit_of_a_started_job_makes_the_reconcile_fetch_the_budget() -> None:
     def needs(observed: int) -> bool:
-        raw = make_job({**running_status(), "observedGeneration": observed}, generation=2).model_dump(
+        raw = DDP.generation(2).status({**running_status(), "observedGeneration": observed}).obj().model_dump(
             by_alias=True, exclude_none=True, mode="json")
         return Needs.of(raw, PLAN_NOW).budget
 

@@ -8,19 +8,16 @@ from typing import Any
 import pytest
 
 from kubetrain.api.budget import Cost
-from kubetrain.api.job import TrainingJob
 from kubetrain.cli import show
 from kubetrain.client.logs import LogLine, merge_timestamped, source_of
+from tests.builders import JobBuilder
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 
 
-def job(status: dict[str, Any] | None = None, name: str = "j") -> TrainingJob:
-    return TrainingJob.model_validate({
-        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": (NOW - timedelta(minutes=3)).isoformat()},
-        "spec": {"image": "trainer:1", "command": ["python", "train.py"]},
-        "status": status or {},
-    })
+JOB = JobBuilder.bare("j", "ns").created(NOW - timedelta(minutes=3)).spec(
+    image="trainer:1", command=["python", "train.py"]
+).status()
 
 
 def condition(type_: str, reason: str, minutes_ago: int, status: str = "True", message: str = "") -> dict[str, Any]:
@@ -50,12 +47,12 @@ def test_bar(value: float | None, text: str) -> None:
 def test_percent_prefers_the_trainers_figure_then_steps_then_epochs(
     status: dict[str, Any], expected: float | None
 ) -> None:
-    assert show.percent(job(status)) == expected
+    assert show.percent(JOB.status(status).obj()) == expected
 
 
 def test_metrics_are_the_final_ones_once_written_else_the_live_ones() -> None:
-    live = job({"progress": {"metrics": {"val_loss": 0.5}}})
-    final = job({"metrics": {"accuracy": 0.93}, "progress": {"metrics": {"val_loss": 0.5}}})
+    live = JOB.status({"progress": {"metrics": {"val_loss": 0.5}}}).obj()
+    final = JOB.status({"metrics": {"accuracy": 0.93}, "progress": {"metrics": {"val_loss": 0.5}}}).obj()
     assert show.latest_metrics(live) == {"val_loss": 0.5}
     assert show.latest_metrics(final) == {"accuracy": 0.93}
     assert show.metrics_text({"f1": 0.9, "accuracy": 0.93456, "loss": 0.2, "recall": 0.8}) == (
@@ -65,13 +62,13 @@ def test_metrics_are_the_final_ones_once_written_else_the_live_ones() -> None:
 
 
 def test_the_reason_is_the_phases_condition_else_the_latest_change() -> None:
-    failed = job({"phase": "Failed", "conditions": [
-        condition("Running", "AllWorkersRunning", 5, "False"), condition("Failed", "BackoffLimitExceeded", 6)]})
-    pending = job({"phase": "Pending", "conditions": [
-        condition("Created", "AllWorkersCreated", 9), condition("Running", "Unschedulable", 1, "False")]})
+    failed = JOB.status({"phase": "Failed", "conditions": [
+        condition("Running", "AllWorkersRunning", 5, "False"), condition("Failed", "BackoffLimitExceeded", 6)]}).obj()
+    pending = JOB.status({"phase": "Pending", "conditions": [
+        condition("Created", "AllWorkersCreated", 9), condition("Running", "Unschedulable", 1, "False")]}).obj()
     assert show.reason(failed) == "BackoffLimitExceeded"
     assert show.reason(pending) == "Unschedulable"
-    assert show.reason(job()) == "-"
+    assert show.reason(JOB.obj()) == "-"
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (60, "1m"), (7200, "2h"), (200000, "2d")])
@@ -80,9 +77,9 @@ def test_age(seconds: int, text: str) -> None:
 
 
 def test_job_table_aligns_columns() -> None:
-    running = job({"phase": "Running", "progress": {"epoch": 4, "totalEpochs": 8},
-                   "conditions": [condition("Running", "AllWorkersRunning", 1)]}, name="a-long-name")
-    lines = show.job_table([running, job(name="b")], NOW)
+    running = JOB.name("a-long-name").status({"phase": "Running", "progress": {"epoch": 4, "totalEpochs": 8},
+                   "conditions": [condition("Running", "AllWorkersRunning", 1)]}).obj()
+    lines = show.job_table([running, JOB.name("b").obj()], NOW)
     assert lines == [
         "NAME         PHASE    PROGRESS                               METRICS  REASON             AGE",
         "a-long-name  Running  [##########..........]  50% epoch 4/8  -        AllWorkersRunning  3m",
@@ -91,13 +88,14 @@ def test_job_table_aligns_columns() -> None:
 
 
 def test_watch_line_shows_eta_and_loss_while_running_and_the_outcome_at_the_end() -> None:
-    running = job({"phase": "Running", "progress": {
+    running = JOB.status({"phase": "Running", "progress": {
         "epoch": 2, "totalEpochs": 8, "etaSeconds": 3725, "trainLoss": 0.31234, "samplesPerSecond": 1500.0,
-        "metrics": {"val_accuracy": 0.8}}})
+        "metrics": {"val_accuracy": 0.8}}}).obj()
     assert show.watch_line(running) == (
         "j  Running  [#####...............]  25% epoch 2/8  ETA 1:02:05  loss=0.3123  1500 samples/s  val_accuracy=0.8"
     )
-    failed = job({"phase": "Failed", "conditions": [condition("Failed", "DeadlineExceeded", 0, message="too slow")]})
+    deadline = condition("Failed", "DeadlineExceeded", 0, message="too slow")
+    failed = JOB.status(phase="Failed", conditions=[deadline]).obj()
     assert show.watch_line(failed).endswith("DeadlineExceeded: too slow")
 
 
@@ -116,9 +114,9 @@ def test_cost_text(cost: Cost, text: str) -> None:
 
 
 def test_describe_lists_conditions_events_and_provenance() -> None:
-    described = job({"phase": "Succeeded", "modelVersion": "fraud-v2",
+    described = JOB.status({"phase": "Succeeded", "modelVersion": "fraud-v2",
                      "conditions": [condition("Succeeded", "AllWorkersSucceeded", 2)],
-                     "provenance": {"trainerImage": "trainer:1", "datasetDigest": "sha256:ab"}})
+                     "provenance": {"trainerImage": "trainer:1", "datasetDigest": "sha256:ab"}}).obj()
     events = [{"type": "Normal", "reason": "AllWorkersCreated", "message": "2 pods",
                "lastTimestamp": (NOW - timedelta(seconds=30)).isoformat()}]
     text = "\n".join(show.describe(described, events, NOW))
@@ -127,7 +125,7 @@ def test_describe_lists_conditions_events_and_provenance() -> None:
     assert "  Succeeded  True    AllWorkersSucceeded  2m" in text
     assert "  image:          trainer:1" in text and "  dataset digest: sha256:ab" in text
     assert "  Normal  AllWorkersCreated  30s  2 pods" in text
-    assert show.describe(job(), [], NOW)[-1] == "  <none>"
+    assert show.describe(JOB.obj(), [], NOW)[-1] == "  <none>"
 
 
 def test_logs_merge_in_time_order_keeping_each_sources_order() -> None:

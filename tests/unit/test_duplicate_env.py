@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from kubetrain.api import TrainingJob
 from kubetrain.api.crd import generate_crd
 from kubetrain.policy.admission import spec_refusal
-from tests.residency_cases import job_manifest
+from tests.builders import JobBuilder
 
 
 def _container(name: str, *env: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ DUPLICATES: list[tuple[str, dict[str, Any], str]] = [
 
 @pytest.mark.parametrize(("case", "overrides", "named"), DUPLICATES, ids=[c[0] for c in DUPLICATES])
 def test_a_variable_set_twice_is_refused_naming_it(case: str, overrides: dict[str, Any], named: str) -> None:
-    manifest = job_manifest("dup", "team", overrides)
+    manifest = JobBuilder.eu("dup", "team").merge(**overrides).manifest()
     with pytest.raises(ValidationError) as refused:
         TrainingJob.model_validate(manifest)
     assert named in str(refused.value)
@@ -48,7 +48,7 @@ def test_a_variable_set_twice_is_refused_naming_it(case: str, overrides: dict[st
 
 def test_the_same_name_in_different_containers_is_admitted() -> None:
     overrides = {"env": [{"name": "A", "value": "1"}], **_template(_container("sidecar", "A"), _container("x", "A"))}
-    assert spec_refusal(job_manifest("ok", "team", overrides)) is None
+    assert spec_refusal(JobBuilder.eu("ok", "team").merge(**overrides).manifest()) is None
 
 
 def test_the_crd_keys_spec_env_by_name_so_the_api_server_refuses_duplicates() -> None:

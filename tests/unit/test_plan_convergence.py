@@ -7,18 +7,15 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan import Observed, Plan, plan, status_patch
 from kubetrain.plan.residency import RECHECK_SECONDS
 from kubetrain.render import RenderSettings
 from kubetrain.render.job import render_children
+from tests.builders import JobBuilder
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 CATALOGUE = default_catalogue()
 SETTINGS = RenderSettings(default_image="trainer:test")
 START = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -29,10 +26,7 @@ class Cluster:
     leave a terminating pod that disappears on `settle`, status is written by merge patch."""
 
     def __init__(self, **spec: Any) -> None:
-        raw = yaml.safe_load(EXAMPLE.read_text())
-        raw["metadata"].update(namespace="ns", uid="uid-1", generation=1)
-        raw["spec"].update(spec)
-        self.raw_job = raw
+        self.raw_job = JobBuilder.example("pytorch-ddp.yaml").placed("ns").spec(**spec).manifest()
         self.pods: dict[str, dict[str, Any]] = {}
         self.services: dict[str, dict[str, Any]] = {}
         self.now = START

@@ -4,29 +4,20 @@ a dead head restarts the whole group within backoffLimit, and the driver's repor
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kubetrain.api import TrainingJob
 from kubetrain.plan import Observed
 from kubetrain.render.labels import role_labels
 from kubetrain.render.names import ray_head_name, worker_name
+from tests.builders import JobBuilder
 from tests.unit.test_plan_rules import cond, condition, created_names, raw_pod, run, running_status
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ray-train.yaml"
 NAME = "ray-train"
 HEAD = ray_head_name(NAME)
 WORKERS = [worker_name(NAME, i) for i in range(2)]
 
 
-def ray_job(status: dict[str, Any] | None = None, backoff_limit: int = 3) -> TrainingJob:
-    raw = yaml.safe_load(EXAMPLE.read_text())
-    raw["metadata"].update(namespace="ns", uid="uid-1", generation=1)
-    raw["spec"]["runPolicy"]["backoffLimit"] = backoff_limit
-    raw["status"] = status or {}
-    return TrainingJob.model_validate(raw)
+RAY = JobBuilder.example("ray-train.yaml").placed("ns").run_policy(backoffLimit=3).status()
 
 
 def pod(role: str, index: int, phase: str = "Running", attempt: int = 0, **kwargs: Any) -> dict[str, Any]:
@@ -50,17 +41,17 @@ def observe(*pods: dict[str, Any]) -> Observed:
 
 
 def test_a_new_job_creates_the_head_service_head_and_workers() -> None:
-    result = run(ray_job(), Observed.from_k8s([], []))
+    result = run(RAY.obj(), Observed.from_k8s([], []))
     assert created_names(result) == [HEAD, HEAD, *WORKERS], "the head Service, then the head pod and the workers"
     assert [o["kind"] for o in result.create if o["metadata"]["name"] == HEAD] == ["Service", "Pod"]
 
 
 def test_created_and_running_cover_the_head_and_every_worker() -> None:
-    result = run(ray_job(), observe(*group(worker_phases=("Running", "Pending"))))
+    result = run(RAY.obj(), observe(*group(worker_phases=("Running", "Pending"))))
     assert condition(result, "Created")["status"] == "True"
     assert "the Ray head and all 2 workers" in condition(result, "Created")["message"]
     assert condition(result, "Running") is None
-    result = run(ray_job(), observe(*group()))
+    result = run(RAY.obj(), observe(*group()))
     assert condition(result, "Running")["status"] == "True"
     assert set(result.status.replica_statuses) == {"head", "worker"}
     assert result.status.replica_statuses["worker"].active == 2 and result.status.replica_statuses["head"].active == 1
@@ -69,7 +60,7 @@ def test_created_and_running_cover_the_head_and_every_worker() -> None:
 def test_the_job_succeeds_when_the_driver_does_and_takes_its_report() -> None:
     report = json.dumps({"outcome": "Succeeded", "reason": "Completed", "message": "test accuracy 0.9100",
                          "metrics": {"accuracy": 0.91}})
-    result = run(ray_job(running_status()), observe(*group(head="Succeeded", message=report)))
+    result = run(RAY.status(running_status()).obj(), observe(*group(head="Succeeded", message=report)))
     succeeded = condition(result, "Succeeded")
     assert succeeded["status"] == "True" and succeeded["reason"] == "DriverSucceeded"
     assert "the Ray driver (head) succeeded: test accuracy 0.9100" in succeeded["message"]
@@ -79,16 +70,15 @@ def test_the_job_succeeds_when_the_driver_does_and_takes_its_report() -> None:
 
 def test_the_driver_error_fails_the_job_once_backoff_is_used_up() -> None:
     report = json.dumps({"outcome": "Failed", "reason": "TrainerError", "message": "ValueError: boom", "metrics": {}})
-    result = run(
-        ray_job(running_status(restarts=1), backoff_limit=1), observe(*group(1, head="Failed", message=report))
-    )
+    job = RAY.run_policy(backoffLimit=1).status(running_status(restarts=1)).obj()
+    result = run(job, observe(*group(1, head="Failed", message=report)))
     failed = condition(result, "Failed")
     assert failed["status"] == "True" and failed["reason"] == "BackoffLimitExceeded"
     assert f"Ray head {HEAD} failed: ValueError: boom" in failed["message"]
 
 
 def test_a_failed_head_restarts_the_whole_group() -> None:
-    result = run(ray_job(running_status()), observe(*group(head="Failed", exit_code=1)))
+    result = run(RAY.status(running_status()).obj(), observe(*group(head="Failed", exit_code=1)))
     assert result.status.restarts == 1
     restarting = condition(result, "Restarting")
     assert (
@@ -101,19 +91,19 @@ def test_a_failed_head_restarts_the_whole_group() -> None:
 
 def test_a_permanent_driver_verdict_is_not_retried() -> None:
     report = json.dumps({"outcome": "Failed", "reason": "InvalidData", "message": "no rows", "metrics": {}})
-    result = run(ray_job(running_status()), observe(*group(head="Failed", message=report)))
+    result = run(RAY.status(running_status()).obj(), observe(*group(head="Failed", message=report)))
     assert condition(result, "Failed")["reason"] == "InvalidData" and result.status.restarts == 0
 
 
 def test_a_dead_worker_is_replaced_alone_without_a_restart() -> None:
-    result = run(ray_job(running_status()), observe(*group(worker_phases=("Running", "Failed"))))
+    result = run(RAY.status(running_status()).obj(), observe(*group(worker_phases=("Running", "Failed"))))
     assert result.delete_pods == [WORKERS[1]]
     assert result.status.restarts == 0 and condition(result, "Restarting") is None
     assert condition(result, "Running")["status"] == "True"
     [event] = [e for e in result.events if e.reason == "WorkerReplaced"]
     assert WORKERS[1] in event.message and "replacing it alone" in event.message
     # Once its name is free, the same attempt's worker is created again, and nothing else.
-    again = run(ray_job(result.status.to_k8s()), observe(*group()[:2]))
+    again = run(RAY.status(result.status.to_k8s()).obj(), observe(*group()[:2]))
     assert created_names(again) == [WORKERS[1]]
     [recreated] = [o for o in again.create if o["kind"] == "Pod"]
     assert recreated["metadata"]["labels"]["kubetrain.io/attempt"] == "0"
@@ -124,11 +114,11 @@ def test_worker_replacements_are_bounded_per_attempt() -> None:
     replacements per attempt, then the attempt fails and counts against backoffLimit."""
     status = running_status()
     for replaced in range(1, 4):
-        result = run(ray_job(status), observe(*group(worker_phases=("Running", "Failed"))))
+        result = run(RAY.status(status).obj(), observe(*group(worker_phases=("Running", "Failed"))))
         assert result.delete_pods == [WORKERS[1]] and result.status.restarts == 0
         assert result.status.worker_replacements == replaced
         status = result.status.to_k8s()
-    result = run(ray_job(status), observe(*group(worker_phases=("Running", "Failed"))))
+    result = run(RAY.status(status).obj(), observe(*group(worker_phases=("Running", "Failed"))))
     restarting = condition(result, "Restarting")
     assert restarting["status"] == "True" and restarting["reason"] == "WorkerReplacementsExhausted"
     assert "3 workers already replaced in this attempt (spec.ray.maxWorkerFailures: 3)" in restarting["message"]
@@ -138,21 +128,21 @@ def test_worker_replacements_are_bounded_per_attempt() -> None:
 
 def test_a_worker_lost_after_creation_is_recreated_not_a_failure() -> None:
     status = running_status()
-    result = run(ray_job(status), observe(*group()[:2]))
+    result = run(RAY.status(status).obj(), observe(*group()[:2]))
     assert condition(result, "Failed") is None and result.status.restarts == 0
     assert created_names(result) == [WORKERS[1]]
 
 
 def test_a_lost_head_after_creation_restarts_the_group() -> None:
-    result = run(ray_job(running_status()), observe(*group()[1:]))
+    result = run(RAY.status(running_status()).obj(), observe(*group()[1:]))
     assert result.status.restarts == 1
     assert f"Ray head {HEAD} disappeared" in condition(result, "Restarting")["message"]
 
 
 def test_pods_of_a_previous_attempt_are_leftovers() -> None:
     status = running_status(restarts=1, conditions=[cond("Restarting")])
-    result = run(ray_job(status), observe(*group(0)))
+    result = run(RAY.status(status).obj(), observe(*group(0)))
     assert sorted(result.delete_pods) == sorted([HEAD, *WORKERS])
-    result = run(ray_job(status), Observed.from_k8s([], [{"metadata": {"name": HEAD}}]))
+    result = run(RAY.status(status).obj(), Observed.from_k8s([], [{"metadata": {"name": HEAD}}]))
     heads = [o for o in result.create if o["kind"] == "Pod" and o["metadata"]["name"] == HEAD]
     assert heads[0]["metadata"]["labels"]["kubetrain.io/attempt"] == "1"

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan import Observed, Plan, plan
@@ -20,8 +18,8 @@ from kubetrain.render import RenderSettings
 from kubetrain.render.job import render_children
 from kubetrain.render.labels import worker_labels
 from kubetrain.render.names import worker_name
+from tests.builders import JobBuilder
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 CATALOGUE = default_catalogue()
 SETTINGS = RenderSettings(default_image="trainer:test")
 NOW = datetime(2025, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -29,16 +27,7 @@ T0 = "2025-01-01T11:00:00Z"
 NAME = "pytorch-ddp"
 
 
-def make_job(status: dict[str, Any] | None = None, generation: int = 1, **spec: Any) -> TrainingJob:
-    raw = yaml.safe_load(EXAMPLE.read_text())
-    raw["metadata"].update(namespace="ns", uid="uid-1", generation=generation)
-    for key, value in spec.items():
-        if key == "runPolicy":
-            raw["spec"]["runPolicy"] = {**raw["spec"]["runPolicy"], **value}
-        else:
-            raw["spec"][key] = value
-    raw["status"] = status or {}
-    return TrainingJob.model_validate(raw)
+DDP = JobBuilder.example("pytorch-ddp.yaml").placed("ns").status()
 
 
 def cond(type_: str, status: bool = True, reason: str = "R", since: str = T0) -> dict[str, Any]:
@@ -139,7 +128,7 @@ def report(outcome: str, reason: str, metrics: dict[str, float] | None = None) -
 
 
 def test_new_job_creates_service_and_every_worker() -> None:
-    result = run(make_job(), observe(service=False))
+    result = run(DDP.obj(), observe(service=False))
     assert [o["kind"] for o in result.create] == ["Service", *ACCESS_KINDS, "Pod", "Pod"]
     assert created_names(result) == [NAME, f"{NAME}-worker-0", f"{NAME}-worker-1"]
     assert result.status.phase == "Pending" and result.status.start_time == NOW
@@ -158,7 +147,7 @@ def test_new_job_creates_service_and_every_worker() -> None:
 def test_running_only_when_every_worker_runs(
     phases: list[str], phase: str, created: str | None, running: str | None
 ) -> None:
-    result = run(make_job({"startTime": T0}), observe(*(raw_pod(i, p) for i, p in enumerate(phases))))
+    result = run(DDP.status({"startTime": T0}).obj(), observe(*(raw_pod(i, p) for i, p in enumerate(phases))))
     assert result.status.phase == phase
     assert (condition(result, "Created") or {}).get("status") == created
     assert (condition(result, "Running") or {}).get("status") == running
@@ -167,7 +156,7 @@ def test_running_only_when_every_worker_runs(
 
 def test_phase_changes_emit_events() -> None:
     result = run(
-        make_job({"startTime": T0, "phase": "Starting", "conditions": [cond("Created")]}),
+        DDP.status({"startTime": T0, "phase": "Starting", "conditions": [cond("Created")]}).obj(),
         observe(raw_pod(0), raw_pod(1)),
     )
     assert [(e.type, e.reason) for e in result.events] == [("Normal", "Running")]
@@ -175,20 +164,20 @@ def test_phase_changes_emit_events() -> None:
 
 
 def test_replica_statuses_and_workers_column() -> None:
-    result = run(make_job(running_status()), observe(raw_pod(0), raw_pod(1, "Pending")))
+    result = run(DDP.status(running_status()).obj(), observe(raw_pod(0), raw_pod(1, "Pending")))
     worker = result.status.replica_statuses["worker"]
     assert (worker.active, worker.ready, worker.succeeded, worker.failed) == (2, 1, 0, 0)
     assert result.status.workers == "1/2"
 
 
 def test_a_worker_finishing_before_the_others_changes_nothing() -> None:
-    job = make_job(running_status())
+    job = DDP.status(running_status()).obj()
     result = run(job, observe(raw_pod(0, "Succeeded"), raw_pod(1)))
     assert result.status.phase == "Running" and not result.create and not result.delete_pods and not result.events
 
 
 def test_pod_missing_before_the_attempt_was_fully_created_is_created_not_counted() -> None:
-    result = run(make_job({"startTime": T0}), observe(raw_pod(1)))
+    result = run(DDP.status({"startTime": T0}).obj(), observe(raw_pod(1)))
     assert created_names(result) == [f"{NAME}-worker-0"] and result.status.restarts == 0
 
 
@@ -199,7 +188,7 @@ def test_all_workers_succeeded_is_success() -> None:
     pods = observe(
         raw_pod(0, "Succeeded", message=report("Succeeded", "Completed", {"accuracy": 0.9})), raw_pod(1, "Succeeded")
     )
-    result = run(make_job(running_status()), pods)
+    result = run(DDP.status(running_status()).obj(), pods)
     assert result.status.phase == "Succeeded" and result.status.completion_time == NOW
     succeeded = condition(result, "Succeeded")
     assert succeeded and succeeded["status"] == "True" and "trainer says Completed" in succeeded["message"]
@@ -230,7 +219,7 @@ def test_a_worker_failure_restarts_the_whole_group(
     failing_pod: dict[str, Any] | None, reason: str, fragments: list[str]
 ) -> None:
     pods = [raw_pod(0)] + ([failing_pod] if failing_pod else [])
-    result = run(make_job(running_status()), observe(*pods))
+    result = run(DDP.status(running_status()).obj(), observe(*pods))
     assert result.status.restarts == 1 and result.status.phase == "Restarting"
     restarting = condition(result, "Restarting")
     assert restarting and restarting["status"] == "True" and restarting["reason"] == reason
@@ -245,14 +234,12 @@ def test_a_worker_failure_restarts_the_whole_group(
 
 
 def test_replanning_during_a_restart_never_counts_it_twice() -> None:
-    restarting = make_job(
-        {
+    restarting = DDP.status({
             "phase": "Restarting",
             "restarts": 1,
             "startTime": T0,
             "conditions": [cond("Created", False), cond("Restarting")],
-        }
-    )
+        }).obj()
     old_pods = observe(raw_pod(0, attempt=0), raw_pod(1, "Failed", attempt=0))
     result = run(restarting, old_pods)
     assert result.status.restarts == 1 and result.create == [] and result.events == []
@@ -263,14 +250,12 @@ def test_replanning_during_a_restart_never_counts_it_twice() -> None:
 
 
 def test_new_attempt_is_created_once_the_old_pods_are_gone() -> None:
-    restarting = make_job(
-        {
+    restarting = DDP.status({
             "phase": "Restarting",
             "restarts": 1,
             "startTime": T0,
             "conditions": [cond("Created", False), cond("Restarting")],
-        }
-    )
+        }).obj()
     result = run(restarting, observe(raw_pod(1, attempt=0, deleting=True)))
     assert created_names(result) == [f"{NAME}-worker-0"], "worker-1's name is still taken"
     pod = next(o for o in result.create if o["kind"] == "Pod")
@@ -283,14 +268,12 @@ def test_new_attempt_is_created_once_the_old_pods_are_gone() -> None:
 
 
 def test_a_failure_while_restarting_still_emits_a_restart_event() -> None:
-    restarting = make_job(
-        {
+    restarting = DDP.status({
             "phase": "Restarting",
             "restarts": 1,
             "startTime": T0,
             "conditions": [cond("Created", False), cond("Restarting")],
-        }
-    )
+        }).obj()
     result = run(restarting, observe(raw_pod(0, "Failed", attempt=1), raw_pod(1, "Pending", attempt=1)))
     assert result.status.restarts == 2 and result.status.phase == "Restarting"
     assert [(e.type, e.reason) for e in result.events] == [("Warning", "Restarting")]
@@ -299,7 +282,7 @@ def test_a_failure_while_restarting_still_emits_a_restart_event() -> None:
 
 @pytest.mark.parametrize(("limit", "restarts"), [(0, 0), (1, 1), (3, 3)])
 def test_backoff_limit_counts_whole_group_restarts(limit: int, restarts: int) -> None:
-    job = make_job(running_status(restarts), runPolicy={"backoffLimit": limit})
+    job = DDP.run_policy(**{"backoffLimit": limit}).status(running_status(restarts)).obj()
     pods = observe(raw_pod(0, attempt=restarts), raw_pod(1, "Failed", attempt=restarts, exit_code=3))
     result = run(job, pods)
     failed = condition(result, "Failed")
@@ -315,7 +298,7 @@ def test_backoff_limit_counts_whole_group_restarts(limit: int, restarts: int) ->
 @pytest.mark.parametrize("reason", ["Diverged", "InvalidData", "InvalidConfig"])
 def test_trainer_verdicts_a_restart_cannot_fix_fail_at_once(reason: str) -> None:
     pods = observe(raw_pod(0, "Failed", message=report("Failed", reason)), raw_pod(1, "Failed", exit_code=1))
-    result = run(make_job(running_status()), pods)
+    result = run(DDP.status(running_status()).obj(), pods)
     failed = condition(result, "Failed")
     assert failed and failed["reason"] == reason and "not retried" in failed["message"]
     assert result.status.restarts == 0 and result.create == []
@@ -323,7 +306,7 @@ def test_trainer_verdicts_a_restart_cannot_fix_fail_at_once(reason: str) -> None
 
 def test_a_permanent_verdict_is_the_root_cause_among_simultaneous_failures() -> None:
     pods = observe(raw_pod(0, "Failed", exit_code=1), raw_pod(1, "Failed", message=report("Failed", "Diverged")))
-    assert (condition(run(make_job(running_status()), pods), "Failed") or {})["reason"] == "Diverged"
+    assert (condition(run(DDP.status(running_status()).obj(), pods), "Failed") or {})["reason"] == "Diverged"
 
 
 # --- invalid specs --------------------------------------------------------------------------
@@ -337,21 +320,21 @@ def test_a_permanent_verdict_is_the_root_cause_among_simultaneous_failures() -> 
     ],
 )
 def test_invalid_spec_fails_without_creating_anything(spec: dict[str, Any], fragments: list[str]) -> None:
-    result = run(make_job(**spec), observe(service=False))
+    result = run(DDP.spec(**spec).obj(), observe(service=False))
     failed = condition(result, "Failed")
     assert failed and failed["status"] == "True" and failed["reason"] == "InvalidSpec"
     for fragment in fragments:
         assert fragment in failed["message"]
     assert result.status.phase == "Failed" and result.create == [] and result.status.completion_time == NOW
     assert [(e.type, e.reason) for e in result.events] == [("Warning", "Failed")]
-    assert run(make_job(result.status.to_k8s(), **spec), observe(service=False)).events == []
+    assert run(DDP.spec(**spec).status(result.status.to_k8s()).obj(), observe(service=False)).events == []
 
 
 # --- suspension -----------------------------------------------------------------------------
 
 
 def test_suspend_deletes_every_pod_and_holds_the_job() -> None:
-    job = make_job(running_status(), runPolicy={"suspend": True})
+    job = DDP.run_policy(**{"suspend": True}).status(running_status()).obj()
     result = run(
         job,
         observe(
@@ -368,7 +351,7 @@ def test_suspend_deletes_every_pod_and_holds_the_job() -> None:
 
 
 def test_suspended_before_start_creates_nothing() -> None:
-    result = run(make_job(runPolicy={"suspend": True}), observe(service=False))
+    result = run(DDP.run_policy(**{"suspend": True}).obj(), observe(service=False))
     assert result.create == [] and result.status.phase == "Suspended"
 
 
@@ -377,7 +360,7 @@ def test_resume_waits_for_the_old_pods_and_starts_again_without_a_restart() -> N
         "phase": "Suspended",
         "conditions": [cond("Created", False), cond("Running", False), cond("Suspended")],
     }
-    job = make_job(suspended_status, runPolicy={"activeDeadlineSeconds": 60})
+    job = DDP.run_policy(**{"activeDeadlineSeconds": 60}).status(suspended_status).obj()
     terminating = observe(raw_pod(0, "Failed", deleting=True, exit_code=143), raw_pod(1, deleting=True))
     result = run(job, terminating)
     assert result.status.restarts == 0 and result.create == [] and result.delete_pods == []
@@ -385,7 +368,7 @@ def test_resume_waits_for_the_old_pods_and_starts_again_without_a_restart() -> N
     assert resumed and resumed["status"] == "False" and resumed["reason"] == "Resumed"
     assert result.status.phase == "Pending" and [e.reason for e in result.events] == ["Pending"]
     later = NOW + timedelta(seconds=30)
-    result = run(make_job(result.status.to_k8s(), runPolicy={"activeDeadlineSeconds": 60}), observe(), later)
+    result = run(DDP.run_policy(**{"activeDeadlineSeconds": 60}).status(result.status.to_k8s()).obj(), observe(), later)
     assert len(created_names(result)) == 2 and result.status.start_time == later, "startTime restarts on resume"
     assert result.requeue_after == RECHECK_SECONDS  # before the 60 s deadline
 
@@ -394,7 +377,7 @@ def test_resume_waits_for_the_old_pods_and_starts_again_without_a_restart() -> N
 
 
 def test_active_deadline_fails_the_job_and_stops_its_pods_whatever_the_clean_policy() -> None:
-    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": 3600, "cleanPodPolicy": "None"})
+    job = DDP.run_policy(**{"activeDeadlineSeconds": 3600, "cleanPodPolicy": "None"}).status(running_status()).obj()
     result = run(job, observe(raw_pod(0), raw_pod(1, "Succeeded")))
     failed = condition(result, "Failed")
     assert failed and failed["reason"] == "DeadlineExceeded" and "3600s" in failed["message"]
@@ -402,7 +385,7 @@ def test_active_deadline_fails_the_job_and_stops_its_pods_whatever_the_clean_pol
 
 
 def test_before_the_deadline_the_controller_is_woken_up_on_time() -> None:
-    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": 3620})
+    job = DDP.run_policy(**{"activeDeadlineSeconds": 3620}).status(running_status()).obj()
     result = run(job, observe(raw_pod(0), raw_pod(1)))
     assert result.status.phase == "Running" and result.requeue_after == 20
 
@@ -410,16 +393,16 @@ def test_before_the_deadline_the_controller_is_woken_up_on_time() -> None:
 @pytest.mark.parametrize("deadline", [None, 3700])
 def test_an_unfinished_job_is_rechecked_within_the_residency_period(deadline: int | None) -> None:
     """A namespace relabelled into a stricter policy wakes nothing: the re-check period bounds it."""
-    job = make_job(running_status(), runPolicy={"activeDeadlineSeconds": deadline})
+    job = DDP.run_policy(**{"activeDeadlineSeconds": deadline}).status(running_status()).obj()
     assert run(job, observe(raw_pod(0), raw_pod(1))).requeue_after == RECHECK_SECONDS
 
 
 def test_a_job_without_pods_is_not_rechecked() -> None:
     """Suspended (or not started): nothing runs to stop, and its pods are created only after a
     judgment on fresh facts; a periodic re-check would only cost API requests per queued job."""
-    suspended = run(make_job(running_status(), runPolicy={"suspend": True}), observe(raw_pod(0), raw_pod(1)))
+    suspended = run(DDP.run_policy(**{"suspend": True}).status(running_status()).obj(), observe(raw_pod(0), raw_pod(1)))
     assert suspended.status.start_time is None and suspended.delete_pods
-    held = run(make_job(suspended.status.to_k8s(), runPolicy={"suspend": True}), observe())
+    held = run(DDP.run_policy(**{"suspend": True}).status(suspended.status.to_k8s()).obj(), observe())
     assert held.requeue_after is None and held.create == []
 
 
@@ -431,7 +414,7 @@ def test_a_job_without_pods_is_not_rechecked() -> None:
     [("Running", ["pytorch-ddp-worker-1"]), ("All", ["pytorch-ddp-worker-0", "pytorch-ddp-worker-1"]), ("None", [])],
 )
 def test_clean_pod_policy(policy: str, deleted: list[str]) -> None:
-    job = make_job(running_status(), runPolicy={"cleanPodPolicy": policy, "backoffLimit": 0})
+    job = DDP.run_policy(**{"cleanPodPolicy": policy, "backoffLimit": 0}).status(running_status()).obj()
     result = run(job, observe(raw_pod(0, "Failed"), raw_pod(1)))
     assert result.status.phase == "Failed" and sorted(result.delete_pods) == deleted
 
@@ -439,7 +422,7 @@ def test_clean_pod_policy(policy: str, deleted: list[str]) -> None:
 @pytest.mark.parametrize(("elapsed", "requeue", "delete"), [(10, 20.0, False), (30, None, True), (99, None, True)])
 def test_ttl_after_finished(elapsed: int, requeue: float | None, delete: bool) -> None:
     finished = {"phase": "Succeeded", "completionTime": T0, "conditions": [cond("Succeeded")]}
-    job = make_job(finished, runPolicy={"ttlSecondsAfterFinished": 30})
+    job = DDP.run_policy(**{"ttlSecondsAfterFinished": 30}).status(finished).obj()
     result = run(job, observe(), datetime(2025, 1, 1, 11, 0, 0, tzinfo=timezone.utc) + timedelta(seconds=elapsed))
     assert result.requeue_after == requeue and result.delete_job is delete
 
@@ -452,7 +435,7 @@ def test_a_finished_job_stays_finished_whatever_happens_to_its_pods() -> None:
         "completionTime": T0,
         "conditions": [cond("Created"), cond("Succeeded")],
     }
-    job = make_job(finished)
+    job = DDP.status(finished).obj()
     for observed in (observe(), observe(raw_pod(0, "Failed"), raw_pod(1, deleting=True))):
         result = run(job, observed)
         assert result.status.phase == "Succeeded" and result.status.restarts == 0
@@ -467,7 +450,7 @@ def test_a_finished_job_stays_finished_whatever_happens_to_its_pods() -> None:
 
 
 def test_pods_not_of_the_current_attempt_are_always_deleted() -> None:
-    job = make_job(running_status(restarts=2), workers=2)
+    job = DDP.spec(workers=2).status(running_status(restarts=2)).obj()
     stale = [raw_pod(0, attempt=1) | {"metadata": {"name": "old", "labels": worker_labels(NAME, 0, 1, 2)}}]
     extra = [raw_pod(5, attempt=2)]
     result = run(job, observe(raw_pod(0, attempt=2), raw_pod(1, attempt=2), *stale, *extra))
@@ -477,32 +460,32 @@ def test_pods_not_of_the_current_attempt_are_always_deleted() -> None:
 def test_metrics_fall_back_to_rank_zeros_termination_message() -> None:
     message = report("Succeeded", "Completed", {"accuracy": 0.93, "f1": 0.9})
     pods = observe(raw_pod(0, "Succeeded", message=message), raw_pod(1, "Succeeded"))
-    assert run(make_job(running_status()), pods).status.metrics == {"accuracy": 0.93, "f1": 0.9}
-    written = run(make_job(running_status(metrics={"accuracy": 0.5})), pods).status.metrics
+    assert run(DDP.status(running_status()).obj(), pods).status.metrics == {"accuracy": 0.93, "f1": 0.9}
+    written = run(DDP.status(running_status(metrics={"accuracy": 0.5})).obj(), pods).status.metrics
     assert written == {"accuracy": 0.5}, "the trainer's own metrics are never overwritten"
     logs = observe(raw_pod(0, "Failed", message="Traceback (most recent call last): ..."), raw_pod(1))
-    assert run(make_job(running_status()), logs).status.metrics == {}
+    assert run(DDP.status(running_status()).obj(), logs).status.metrics == {}
 
 
 def test_progress_is_passed_through_untouched() -> None:
     progress = {"epoch": 2, "totalEpochs": 5, "percent": 40.0, "updateTime": "2025-01-01T11:59:00Z"}
-    result = run(make_job(running_status(progress=progress)), observe(raw_pod(0), raw_pod(1)))
+    result = run(DDP.status(running_status(progress=progress)).obj(), observe(raw_pod(0), raw_pod(1)))
     assert result.status.progress is not None and result.status.progress.to_k8s() == progress
 
 
 def test_observed_generation_follows_the_spec() -> None:
-    result = run(make_job(running_status(), generation=4), observe(raw_pod(0), raw_pod(1)))
+    result = run(DDP.generation(4).status(running_status()).obj(), observe(raw_pod(0), raw_pod(1)))
     assert result.status.observed_generation == 4
     assert all(c.observed_generation == 4 for c in result.status.conditions)
 
 
 def test_trainer_access_is_created_with_the_pods_and_only_then() -> None:
-    first = run(make_job(), observe(service=False))
+    first = run(DDP.obj(), observe(service=False))
     access = [o for o in first.create if o["kind"] in ACCESS_KINDS]
     assert [o["metadata"]["name"] for o in access] == [f"{NAME}-trainer"] * 3
     pods = [o for o in first.create if o["kind"] == "Pod"]
     assert all(p["spec"]["serviceAccountName"] == f"{NAME}-trainer" for p in pods)
-    steady = run(make_job(), observe(raw_pod(0, phase="Running"), raw_pod(1, phase="Running")))
+    steady = run(DDP.obj(), observe(raw_pod(0, phase="Running"), raw_pod(1, phase="Running")))
     assert steady.create == []
 
 
@@ -516,7 +499,7 @@ def test_trainer_access_is_created_with_the_pods_and_only_then() -> None:
     ],
 )
 def test_residency_facts_are_read_fresh_until_the_job_first_starts(status: dict[str, Any], fresh: bool) -> None:
-    raw = make_job(status).model_dump(by_alias=True, exclude_none=True, mode="json")
+    raw = DDP.status(status).obj().model_dump(by_alias=True, exclude_none=True, mode="json")
     assert Needs.of(raw, NOW).fresh_residency is fresh
 
 
@@ -557,24 +540,24 @@ def stalled(index: int, waiting: dict[str, str] | None = None, unschedulable: st
 )
 def test_a_stalled_pod_says_why_in_running_and_an_event(pod: dict[str, Any], reason: str, message: str) -> None:
     starting = {"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}
-    result = run(make_job(starting), observe(raw_pod(0), pod))
+    result = run(DDP.status(starting).obj(), observe(raw_pod(0), pod))
     running = condition(result, "Running")
     assert running is not None and running["status"] == "False"
     assert (running["reason"], running["message"]) == (reason, message)
     assert [(e.type, e.reason, e.message) for e in result.events] == [("Warning", reason, message)]
     assert result.status.phase == "Starting" and result.create == []
 
-    again = run(make_job(result.status.to_k8s()), observe(raw_pod(0), pod))
+    again = run(DDP.status(result.status.to_k8s()).obj(), observe(raw_pod(0), pod))
     assert again.events == [] and condition(again, "Running") == running, "reported once"
 
 
 def test_the_kubelets_image_pull_back_off_flapping_is_one_stall() -> None:
-    first = run(make_job({"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}),
+    first = run(DDP.status({"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}).obj(),
                 observe(raw_pod(0), stalled(1, {"reason": "ErrImagePull", "message": "pull failed"})))
-    backoff = run(make_job(first.status.to_k8s()),
+    backoff = run(DDP.status(first.status.to_k8s()).obj(),
                   observe(raw_pod(0), stalled(1, {"reason": "ImagePullBackOff", "message": "Back-off"})))
     assert backoff.events == [] and condition(backoff, "Running")["reason"] == "ErrImagePull"
-    creating = run(make_job({"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}),
+    creating = run(DDP.status({"phase": "Starting", "startTime": T0, "conditions": [cond("Created")]}).obj(),
                    observe(raw_pod(0), stalled(1, {"reason": "ContainerCreating"})))
     assert condition(creating, "Running") is None and creating.events == [], "a container being created is no stall"
 
@@ -583,7 +566,7 @@ def test_a_job_whose_first_pods_are_refused_has_not_started() -> None:
     """A create refused as forbidden before any pod existed takes back the start the plan wrote:
     no deadline clock runs and the spec the message asks to fix is not frozen."""
     started = {"phase": "Pending", "startTime": T0, "firstStartTime": T0, "conditions": []}
-    raw = make_job(started).model_dump(mode="json", by_alias=True, exclude_none=True)
+    raw = DDP.status(started).obj().model_dump(mode="json", by_alias=True, exclude_none=True)
     refused = create_refused(raw, "the API server refuses the job's Pod x: forbidden", NOW, never_ran=True)
     assert refused.status_patch["startTime"] is None and refused.status_patch["firstStartTime"] is None
     assert [e.reason for e in refused.events] == ["CreateRefused"]

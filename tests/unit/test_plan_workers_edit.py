@@ -11,7 +11,7 @@ import yaml
 
 from kubetrain.api.immutable import FROZEN, frozen_changes
 from kubetrain.api.spec import TrainingJobSpec
-from tests.unit.test_plan_rules import condition, created_names, make_job, observe, raw_pod, run, running_status
+from tests.unit.test_plan_rules import DDP, condition, created_names, observe, raw_pod, run, running_status
 
 
 def _env(pod: dict[str, Any]) -> dict[str, str]:
@@ -20,7 +20,7 @@ def _env(pod: dict[str, Any]) -> dict[str, str]:
 
 @pytest.mark.parametrize(("before", "after"), [(2, 3), (3, 1), (2, 1)])
 def test_a_workers_edit_rolls_the_group_into_a_new_attempt_not_counted_as_a_failure(before: int, after: int) -> None:
-    job = make_job(running_status(restarts=1, attempt=1), workers=after)
+    job = DDP.spec(workers=after).status(running_status(restarts=1, attempt=1)).obj()
     pods = [raw_pod(i, "Running", attempt=1, workers=before) for i in range(before)]
 
     rolled = run(job, observe(*pods))
@@ -34,7 +34,7 @@ def test_a_workers_edit_rolls_the_group_into_a_new_attempt_not_counted_as_a_fail
     assert "WorkersChanged" in [e.reason for e in rolled.events]
 
     # Once the old pods are gone, the next attempt starts with the new size.
-    started = run(make_job(rolled.status.to_k8s(), workers=after), observe())
+    started = run(DDP.spec(workers=after).status(rolled.status.to_k8s()).obj(), observe())
     new_pods = [o for o in started.create if o["kind"] == "Pod"]
     assert created_names(started) == [f"pytorch-ddp-worker-{i}" for i in range(after)]
     for pod in new_pods:
@@ -45,7 +45,7 @@ def test_a_workers_edit_rolls_the_group_into_a_new_attempt_not_counted_as_a_fail
 
 
 def test_pods_of_the_current_size_are_not_rolled() -> None:
-    job = make_job(running_status(), workers=2)
+    job = DDP.spec(workers=2).status(running_status()).obj()
     result = run(job, observe(*[raw_pod(i, "Running", workers=2) for i in range(2)]))
     assert result.delete_pods == [] and result.status.phase == "Running" and result.status.attempt is None
 
@@ -64,7 +64,7 @@ def test_data_and_build_fields_are_frozen_once_started() -> None:
 def test_a_suspended_job_stays_frozen() -> None:
     """Suspension clears startTime (the deadline clock restarts on resume) but not firstStartTime:
     suspend, edit, resume must not unfreeze what the pods read."""
-    job = make_job(running_status(), workers=2, runPolicy={"suspend": True})
+    job = DDP.spec(workers=2).run_policy(**{"suspend": True}).status(running_status()).obj()
     suspended = run(job, observe(*[raw_pod(i, "Running", workers=2) for i in range(2)])).status.to_k8s()
     assert "startTime" not in suspended and suspended["firstStartTime"] == running_status()["startTime"]
     started = {"spec": {"dataset": {"uri": "s3://a/x"}}, "status": suspended}
@@ -73,9 +73,9 @@ def test_a_suspended_job_stays_frozen() -> None:
 
 
 def test_the_first_start_is_recorded_once_and_never_moves() -> None:
-    first = run(make_job({}, workers=2), observe()).status
+    first = run(DDP.spec(workers=2).status({}).obj(), observe()).status
     assert first.first_start_time == first.start_time is not None
-    resumed = run(make_job({"firstStartTime": "2024-06-01T00:00:00Z"}, workers=2), observe()).status
+    resumed = run(DDP.spec(workers=2).status({"firstStartTime": "2024-06-01T00:00:00Z"}).obj(), observe()).status
     assert resumed.start_time is not None and resumed.first_start_time.isoformat().startswith("2024-06-01")
 
 

@@ -16,7 +16,7 @@ from kubetrain.policy.admission import spec_refusal
 from kubetrain.policy.residency import ResidencyFacts
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.settings import RenderSettings
-from tests.residency_cases import job_manifest
+from tests.builders import JobBuilder
 
 NOW = dt.datetime(2026, 12, 2, 4, 0, tzinfo=dt.timezone.utc)
 REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
@@ -53,7 +53,7 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
 def test_a_template_that_is_not_a_pod_template_is_refused_naming_the_field(
     case: str, overrides: dict[str, Any], named: str
 ) -> None:
-    refusal = spec_refusal(job_manifest("bad", "team", overrides))
+    refusal = spec_refusal(JobBuilder.eu("bad", "team").merge(**overrides).manifest())
     assert refusal is not None and named in refusal, refusal
 
 
@@ -64,14 +64,15 @@ def test_a_valid_template_is_admitted_and_nulls_mean_unset() -> None:
         "containers": [{"name": "trainer", "resources": {"limits": {"cpu": 4}}, "ports": [{"containerPort": 80}]}],
         "tolerations": [{"key": "a", "operator": "Exists"}],
     })
-    manifest = job_manifest("ok", "team", {**overrides, "podTemplate": {**overrides["podTemplate"], "metadata": {
-        "labels": {"example.com/team": "risk_1.a"}, "annotations": {"note": "anything at all"}}}})
+    metadata = {"labels": {"example.com/team": "risk_1.a"}, "annotations": {"note": "anything at all"}}
+    manifest = JobBuilder.eu("ok", "team").merge(**{**overrides, "podTemplate": {
+        **overrides["podTemplate"], "metadata": metadata}}).manifest()
     assert spec_refusal(manifest) is None
     assert TrainingJob.model_validate(manifest).spec.pod_template.spec["affinity"] == {"nodeAffinity": {}}
 
 
 def test_the_model_refusal_fails_the_job_with_invalid_spec_before_any_pod() -> None:
-    raw = job_manifest("bad", "team", _spec({"nodeSelector": "x"}))
+    raw = JobBuilder.eu("bad", "team").merge(**_spec({"nodeSelector": "x"})).manifest()
     raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
     inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
     decision = plan_job(raw, [], [], inputs, NOW, ResidencyFacts(namespace="team"))
@@ -85,7 +86,7 @@ def test_an_exception_that_is_not_the_spec_holds_the_job_and_retries(monkeypatch
         raise TypeError("'str' object is not a mapping")
 
     monkeypatch.setattr("kubetrain.plan.decision.plan", broken)
-    raw = job_manifest("crash", "team", {})
+    raw = JobBuilder.eu("crash", "team").manifest()
     raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
     pod = {"metadata": {"name": "crash-worker-0"}}
     inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
@@ -103,7 +104,7 @@ def test_a_render_refusal_while_planning_still_fails_the_job_with_invalid_spec(m
         raise InvalidSpec("spec.nodePool", "x", "a pool", "choose one")
 
     monkeypatch.setattr("kubetrain.plan.decision.plan", refused)
-    raw = job_manifest("refused", "team", {})
+    raw = JobBuilder.eu("refused", "team").manifest()
     raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
     inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))
     decision = plan_job(raw, [{"metadata": {"name": "refused-worker-0"}}], [], inputs, NOW,
@@ -114,7 +115,7 @@ def test_a_render_refusal_while_planning_still_fails_the_job_with_invalid_spec(m
 
 
 def test_a_pod_whose_exit_code_is_null_is_planned_not_failed() -> None:
-    raw = job_manifest("nullcode", "team", {})
+    raw = JobBuilder.eu("nullcode", "team").manifest()
     raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
     pod = {
         "metadata": {"name": "nullcode-worker-0", "labels": {"kubetrain.io/role": "worker",
@@ -130,7 +131,7 @@ def test_a_pod_whose_exit_code_is_null_is_planned_not_failed() -> None:
 
 def test_a_child_the_operator_cannot_read_holds_the_job_and_keeps_its_pods() -> None:
     """A model error while reading a pod is the pod's, not the spec's: no InvalidSpec, no delete."""
-    raw = job_manifest("oddpod", "team", {})
+    raw = JobBuilder.eu("oddpod", "team").manifest()
     raw["metadata"].update(uid="u", generation=1, resourceVersion="1")
     pod = {"metadata": {"name": "oddpod-worker-0", "labels": {"kubetrain.io/role": ["not", "a", "string"]}}}
     inputs = PlanInputs(catalogue=default_catalogue(), render=RenderSettings(default_image="img"))

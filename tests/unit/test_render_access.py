@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.api import default_catalogue
 from kubetrain.render import RenderSettings, render_pytorch
 from kubetrain.render.access import render_access
+from tests.builders import JobBuilder
 
 SETTINGS = RenderSettings(default_image="img")
 
 
-def job(**spec: Any) -> TrainingJob:
-    base = {
-        "workers": 1,
-        "task": {"type": "tabular-classification"},
-        "dataset": {"uri": "file:///d.csv"},
-        "output": {"uri": "file:///out"},
-    }
-    return TrainingJob.model_validate(
-        {"metadata": {"name": "fraud", "namespace": "risk", "uid": "u"}, "spec": {**base, **spec}}
-    )
+FRAUD = JobBuilder.bare("fraud", "risk").uid("u").spec(
+    workers=1,
+    task={"type": "tabular-classification"},
+    dataset={"uri": "file:///d.csv"},
+    output={"uri": "file:///out"},
+)
 
 
 def test_role_is_limited_to_the_jobs_own_status() -> None:
-    objects = {o["kind"]: o for o in render_access(job())}
+    objects = {o["kind"]: o for o in render_access(FRAUD.obj())}
     assert set(objects) == {"ServiceAccount", "Role", "RoleBinding"}
     assert objects["Role"]["rules"] == [
         {
@@ -43,12 +38,12 @@ def test_role_is_limited_to_the_jobs_own_status() -> None:
 
 
 def test_pods_run_as_the_trainer_account() -> None:
-    pods = render_pytorch(job(), default_catalogue(), SETTINGS).pods
+    pods = render_pytorch(FRAUD.obj(), default_catalogue(), SETTINGS).pods
     assert {p["spec"]["serviceAccountName"] for p in pods} == {"fraud-trainer"}
 
 
 def test_a_users_own_account_is_bound_instead_of_creating_one() -> None:
-    custom = job(podTemplate={"spec": {"serviceAccountName": "s3-reader"}})
+    custom = FRAUD.spec(podTemplate={"spec": {"serviceAccountName": "s3-reader"}}).obj()
     objects = {o["kind"]: o for o in render_access(custom)}
     assert "ServiceAccount" not in objects
     assert objects["RoleBinding"]["subjects"][0]["name"] == "s3-reader"

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.api import default_catalogue
 from kubetrain.render import InvalidSpec, RenderSettings, render_job, render_pytorch
+from tests.builders import JobBuilder
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "pytorch-ddp.yaml"
 SETTINGS = RenderSettings(default_image="ghcr.io/kubetrain/trainer:test")
 CATALOGUE = default_catalogue()
 
 
-def job(restarts: int = 0, **spec: Any) -> TrainingJob:
-    return job_from(EXAMPLE, restarts, **spec)
-
-
-def job_from(example: Path, restarts: int = 0, **spec: Any) -> TrainingJob:
-    """The example as the operator would see it: in a namespace, with a uid, after `restarts`."""
-    raw = yaml.safe_load(example.read_text())
-    raw["metadata"].update(namespace="team-a", uid="uid-1", generation=1)
-    raw["spec"].update(spec)
-    raw["status"] = {"restarts": restarts}
-    return TrainingJob.model_validate(raw)
+# The example as the operator would see it: in a namespace, with a uid, before any restart.
+DDP = JobBuilder.example("pytorch-ddp.yaml").placed("team-a").restarts(0)
 
 
 def env(pod: dict[str, Any]) -> dict[str, str]:
@@ -35,7 +24,7 @@ def env(pod: dict[str, Any]) -> dict[str, str]:
 
 
 def test_headless_service_for_rendezvous_dns() -> None:
-    service = render_pytorch(job(), CATALOGUE, SETTINGS).service
+    service = render_pytorch(DDP.obj(), CATALOGUE, SETTINGS).service
     assert service["metadata"]["name"] == "pytorch-ddp" and service["metadata"]["namespace"] == "team-a"
     assert service["metadata"]["labels"] == {
         "app.kubernetes.io/name": "kubetrain-trainer", "app.kubernetes.io/instance": "pytorch-ddp",
@@ -48,7 +37,7 @@ def test_headless_service_for_rendezvous_dns() -> None:
 
 @pytest.mark.parametrize(("workers", "nproc"), [(1, 1), (2, 1), (3, 4)])
 def test_env_follows_the_contract_for_every_rank(workers: int, nproc: int) -> None:
-    pods = render_pytorch(job(restarts=2, workers=workers, nprocPerNode=nproc), CATALOGUE, SETTINGS).pods
+    pods = render_pytorch(DDP.spec(workers=workers, nprocPerNode=nproc).restarts(2).obj(), CATALOGUE, SETTINGS).pods
     assert len(pods) == workers
     for index, pod in enumerate(pods):
         variables = env(pod)
@@ -82,7 +71,7 @@ def test_env_follows_the_contract_for_every_rank(workers: int, nproc: int) -> No
 
 def test_task_is_omitted_when_a_custom_command_runs() -> None:
     [pod] = render_pytorch(
-        job(workers=1, task=None, command=["python", "train.py"], args=["--x"]), CATALOGUE, SETTINGS
+        DDP.spec(workers=1, task=None, command=["python", "train.py"], args=["--x"]).obj(), CATALOGUE, SETTINGS
     ).pods
     container = pod["spec"]["containers"][0]
     assert container["command"] == ["python", "train.py"] and container["args"] == ["--x"]
@@ -90,7 +79,7 @@ def test_task_is_omitted_when_a_custom_command_runs() -> None:
 
 
 def test_worker_pods_are_bare_pods_with_identity_ownership_and_placement() -> None:
-    pods = render_pytorch(job(restarts=1), CATALOGUE, SETTINGS).pods
+    pods = render_pytorch(DDP.restarts(1).obj(), CATALOGUE, SETTINGS).pods
     for index, pod in enumerate(pods):
         meta, spec = pod["metadata"], pod["spec"]
         assert pod["kind"] == "Pod" and meta["name"] == f"pytorch-ddp-worker-{index}"
@@ -135,13 +124,13 @@ def test_worker_pods_are_bare_pods_with_identity_ownership_and_placement() -> No
 
 def test_spec_image_wins_over_the_default() -> None:
     assert (
-        render_pytorch(job(image="my/img:1"), CATALOGUE, SETTINGS).pods[0]["spec"]["containers"][0]["image"]
+        render_pytorch(DDP.spec(image="my/img:1").obj(), CATALOGUE, SETTINGS).pods[0]["spec"]["containers"][0]["image"]
         == "my/img:1"
     )
 
 
 def test_user_env_is_appended_after_the_contract() -> None:
-    pod = render_pytorch(job(env=[{"name": "NCCL_DEBUG", "value": "INFO"}]), CATALOGUE, SETTINGS).pods[0]
+    pod = render_pytorch(DDP.spec(env=[{"name": "NCCL_DEBUG", "value": "INFO"}]).obj(), CATALOGUE, SETTINGS).pods[0]
     names = [v["name"] for v in pod["spec"]["containers"][0]["env"]]
     assert names[0] == "MASTER_ADDR" and names[-1] == "NCCL_DEBUG"
 
@@ -183,7 +172,7 @@ def test_pod_template_adds_but_never_overrides_operator_fields() -> None:
             ],
         },
     }
-    pod = render_pytorch(job(podTemplate=template), CATALOGUE, SETTINGS).pods[0]
+    pod = render_pytorch(DDP.spec(podTemplate=template).obj(), CATALOGUE, SETTINGS).pods[0]
     meta, spec = pod["metadata"], pod["spec"]
     assert meta["labels"]["team"] == "vision"
     assert meta["labels"]["kubetrain.io/attempt"] == "0" and meta["labels"]["kubetrain.io/job-name"] == "pytorch-ddp"
@@ -215,7 +204,7 @@ def test_pod_template_adds_but_never_overrides_operator_fields() -> None:
 
 
 def test_pods_meet_pod_security_restricted_unless_the_template_loosens_it() -> None:
-    pod = render_pytorch(job(), CATALOGUE, SETTINGS).pods[0]
+    pod = render_pytorch(DDP.obj(), CATALOGUE, SETTINGS).pods[0]
     spec = pod["spec"]
     (trainer,) = spec["containers"]
     assert spec["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
@@ -229,7 +218,7 @@ def test_pods_meet_pod_security_restricted_unless_the_template_loosens_it() -> N
         "containers": [{"name": "trainer", "securityContext": {"capabilities": {"add": ["SYS_PTRACE"]}},
                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
     }}
-    loosened = render_pytorch(job(podTemplate=template), CATALOGUE, SETTINGS).pods[0]["spec"]
+    loosened = render_pytorch(DDP.spec(podTemplate=template).obj(), CATALOGUE, SETTINGS).pods[0]["spec"]
     assert loosened["securityContext"] == {"runAsUser": 0, "runAsNonRoot": False,
                                            "seccompProfile": {"type": "RuntimeDefault"}}
     assert loosened["containers"][0]["securityContext"] == {"allowPrivilegeEscalation": False,
@@ -241,12 +230,12 @@ def test_pods_meet_pod_security_restricted_unless_the_template_loosens_it() -> N
 
 def test_render_job_refuses_an_unknown_pool_and_renders_a_valid_job() -> None:
     with pytest.raises(InvalidSpec, match="spec.nodePool"):
-        render_job(job(nodePool="nope"), CATALOGUE, SETTINGS)
-    assert len(render_job(job(), CATALOGUE, SETTINGS).all()) == 6
+        render_job(DDP.spec(nodePool="nope").obj(), CATALOGUE, SETTINGS)
+    assert len(render_job(DDP.obj(), CATALOGUE, SETTINGS).all()) == 6
 
 
 def test_long_job_names_give_valid_hostnames_and_master_addr() -> None:
-    long_job = job()
+    long_job = DDP.obj()
     long_job.metadata.name = "x" * 63
     pods = render_pytorch(long_job, CATALOGUE, SETTINGS).pods
     assert all(len(p["metadata"]["name"]) <= 63 for p in pods)
@@ -258,7 +247,7 @@ def test_an_init_step_without_an_image_runs_the_trainer_image() -> None:
         {"name": "generate-data", "command": ["python3", "-m", "kubetrain_trainer.datagen"]},
         {"name": "fetch", "image": "curlimages/curl:8"},
     ]}}
-    pods = render_pytorch(job(podTemplate=template), CATALOGUE, SETTINGS).pods
+    pods = render_pytorch(DDP.spec(podTemplate=template).obj(), CATALOGUE, SETTINGS).pods
     for pod in pods:
         inits = pod["spec"]["initContainers"]
         assert inits[0]["image"] == pod["spec"]["containers"][0]["image"] == SETTINGS.default_image

@@ -8,17 +8,13 @@ from typing import Any
 
 import pytest
 
-from kubetrain.api import TrainingJob
 from kubetrain.render import InvalidSpec, render_job
 from kubetrain.render.ray import advertised_cpus, render_ray
+from tests.builders import JobBuilder
 from tests.unit.test_render_placement import region_of
-from tests.unit.test_render_pytorch import CATALOGUE, SETTINGS, env, job_from
+from tests.unit.test_render_pytorch import CATALOGUE, SETTINGS, env
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "ray-train.yaml"
-
-
-def job(restarts: int = 0, **spec: Any) -> TrainingJob:
-    return job_from(EXAMPLE, restarts, **spec)
+RAY = JobBuilder.example("ray-train.yaml").placed("team-a").restarts(0)
 
 
 def container(pod: dict[str, Any]) -> dict[str, Any]:
@@ -27,7 +23,7 @@ def container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_render_job_dispatches_ray_to_its_renderer() -> None:
-    objects = render_job(job(), CATALOGUE, SETTINGS)
+    objects = render_job(RAY.obj(), CATALOGUE, SETTINGS)
     assert [o["kind"] for o in objects.all()] == [
         "ServiceAccount",
         "Role",
@@ -43,11 +39,11 @@ def test_render_job_dispatches_ray_to_its_renderer() -> None:
         "ray-train-worker-1",
     ]
     with pytest.raises(InvalidSpec, match="spec.nodePool"):
-        render_job(job(nodePool="nope"), CATALOGUE, SETTINGS)
+        render_job(RAY.spec(nodePool="nope").obj(), CATALOGUE, SETTINGS)
 
 
 def test_head_service_exposes_gcs_dashboard_and_client_of_the_head_only() -> None:
-    service = render_ray(job(), CATALOGUE, SETTINGS).service
+    service = render_ray(RAY.obj(), CATALOGUE, SETTINGS).service
     assert service["metadata"]["name"] == "ray-train-head"
     [owner] = service["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
@@ -62,7 +58,7 @@ def test_head_service_exposes_gcs_dashboard_and_client_of_the_head_only() -> Non
 
 
 def test_head_runs_the_launcher_and_the_default_driver_without_gpus_on_the_job_pool() -> None:
-    head = render_ray(job(restarts=2), CATALOGUE, SETTINGS).pods[0]
+    head = render_ray(RAY.restarts(2).obj(), CATALOGUE, SETTINGS).pods[0]
     assert head["metadata"]["labels"] == {
         "app.kubernetes.io/name": "kubetrain-trainer",
         "app.kubernetes.io/instance": "ray-train",
@@ -101,7 +97,7 @@ def test_head_runs_the_launcher_and_the_default_driver_without_gpus_on_the_job_p
 
 
 def test_head_env_carries_the_scaling_config_and_the_job_contract() -> None:
-    variables = env(render_ray(job(restarts=2, workers=3, nprocPerNode=2), CATALOGUE, SETTINGS).pods[0])
+    variables = env(render_ray(RAY.spec(workers=3, nprocPerNode=2).restarts(2).obj(), CATALOGUE, SETTINGS).pods[0])
     assert {k: v for k, v in variables.items() if k.startswith("KUBETRAIN_RAY_")} == {
         "KUBETRAIN_RAY_HEAD_HOST": "ray-train-head.team-a.svc",
         "KUBETRAIN_RAY_GCS_PORT": "6379",
@@ -121,9 +117,8 @@ def test_head_env_carries_the_scaling_config_and_the_job_contract() -> None:
 
 
 def test_workers_join_the_head_and_advertise_their_cpus_and_gpus() -> None:
-    pods = render_ray(job(restarts=1, resources={"cpu": "4", "memory": "16Gi", "gpus": 2}), CATALOGUE, SETTINGS).pods[
-        1:
-    ]
+    job = RAY.spec(resources={"cpu": "4", "memory": "16Gi", "gpus": 2}).restarts(1).obj()
+    pods = render_ray(job, CATALOGUE, SETTINGS).pods[1:]
     assert len(pods) == 2
     for index, pod in enumerate(pods):
         labels = pod["metadata"]["labels"]
@@ -156,28 +151,28 @@ def test_workers_join_the_head_and_advertise_their_cpus_and_gpus() -> None:
 
 
 def test_every_ray_pod_runs_without_ray_token_auth_since_no_pod_could_read_the_heads_token() -> None:
-    pods = render_ray(job(), CATALOGUE, SETTINGS).pods
+    pods = render_ray(RAY.obj(), CATALOGUE, SETTINGS).pods
     assert [env(pod)["RAY_AUTH_MODE"] for pod in pods] == ["disabled"] * 3
 
 
 def test_residency_regions_pin_the_head_and_every_worker() -> None:
-    pods = render_ray(job(nodePool="cpu", resources={"gpus": 0}), CATALOGUE, SETTINGS, ["us-east-1"]).pods
+    pods = render_ray(RAY.spec(nodePool="cpu", resources={"gpus": 0}).obj(), CATALOGUE, SETTINGS, ["us-east-1"]).pods
     assert [region_of(p["spec"]["affinity"]) for p in pods] == [["us-east-1"]] * 3
-    unconstrained = render_ray(job(nodePool="cpu", resources={"gpus": 0}), CATALOGUE, SETTINGS).pods
+    unconstrained = render_ray(RAY.spec(nodePool="cpu", resources={"gpus": 0}).obj(), CATALOGUE, SETTINGS).pods
     assert [p["spec"].get("affinity") for p in unconstrained] == [None] * 3, "the cpu pool spans regions"
     with pytest.raises(InvalidSpec, match="residency"):
-        render_ray(job(), CATALOGUE, SETTINGS, ["us-east-1"])
+        render_ray(RAY.obj(), CATALOGUE, SETTINGS, ["us-east-1"])
 
 
 def test_a_custom_command_becomes_the_driver_after_the_head_flags() -> None:
     spec = {"task": None, "command": ["python", "my_driver.py"], "args": ["--lr", "1"]}
-    args = container(render_ray(job(**spec), CATALOGUE, SETTINGS).pods[0])["args"]
+    args = container(render_ray(RAY.spec(**spec).obj(), CATALOGUE, SETTINGS).pods[0])["args"]
     assert args[args.index("--"):] == ["--", "python", "my_driver.py", "--lr", "1"]
 
 
 def test_cpu_workers_train_without_gpus_and_user_env_reaches_every_pod() -> None:
     spec = {"nodePool": "cpu", "resources": {"cpu": "500m"}, "env": [{"name": "RAY_DEDUP_LOGS", "value": "0"}]}
-    head, *workers = render_ray(job(**spec), CATALOGUE, SETTINGS).pods
+    head, *workers = render_ray(RAY.spec(**spec).obj(), CATALOGUE, SETTINGS).pods
     assert "tolerations" not in head["spec"]
     assert env(head)["KUBETRAIN_RAY_GPUS_PER_TRAIN_WORKER"] == "0"
     assert env(head)["KUBETRAIN_RAY_CPUS_PER_TRAIN_WORKER"] == "1", "at least one CPU per training process"
@@ -196,14 +191,14 @@ def test_advertised_cpus_are_the_whole_request_and_at_least_one_per_process(
     cpu: str | None, nproc: int, expected: int
 ) -> None:
     resources = {"gpus": 0} if cpu is None else {"gpus": 0, "cpu": cpu}
-    assert advertised_cpus(job(nodePool="cpu", resources=resources, nprocPerNode=nproc).spec) == expected
+    assert advertised_cpus(RAY.spec(nodePool="cpu", resources=resources, nprocPerNode=nproc).obj().spec) == expected
 
 
 def test_ray_start_params_owned_by_the_operator_are_refused() -> None:
     with pytest.raises(ValueError, match="num-gpus"):
-        job(ray={"rayStartParams": {"num-gpus": "3"}})
+        RAY.spec(ray={"rayStartParams": {"num-gpus": "3"}}).obj()
     with pytest.raises(ValueError, match="leading dashes"):
-        job(ray={"rayStartParams": {"--object-store-memory": "1"}})
+        RAY.spec(ray={"rayStartParams": {"--object-store-memory": "1"}}).obj()
 
 
 def test_docs_contracts_lists_exactly_the_ray_variables_each_pod_gets() -> None:
@@ -214,7 +209,7 @@ def test_docs_contracts_lists_exactly_the_ray_variables_each_pod_gets() -> None:
         cells = [c.strip() for c in row.strip("|").split("|")]
         if len(cells) == 3 and cells[1] in documented:
             documented[cells[1]] |= {name.strip("` ") for name in cells[0].split(",")}
-    head, *workers = render_ray(job(), CATALOGUE, SETTINGS, None).pods
+    head, *workers = render_ray(RAY.obj(), CATALOGUE, SETTINGS, None).pods
 
     def ray_names(pod: dict[str, Any]) -> set[str]:
         return {name for name in env(pod) if name.startswith(("KUBETRAIN_RAY_", "RAY_"))}

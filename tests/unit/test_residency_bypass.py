@@ -12,9 +12,11 @@ from pydantic import ValidationError
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.policy.admission import admit
 from kubetrain.policy.residency import ResidencyFacts
-from tests.residency_cases import CASES, CLAIM_CLASSES, POLICY_NAME, eu_policy, job_manifest, refused_field
+from tests.builders import JobBuilder
+from tests.residency_cases import CASES, CLAIM_CLASSES, POLICY_NAME, eu_policy, refused_field
 
 CATALOGUE = default_catalogue()
+OK = JobBuilder.eu("ok", "team-eu")
 FACTS = ResidencyFacts(namespace="team-eu", policies=[eu_policy(POLICY_NAME, ["team-eu"])],
                        storage_classes=CLAIM_CLASSES)
 
@@ -32,21 +34,19 @@ def test_the_table_is_large_enough() -> None:
 
 
 def test_the_base_job_and_allowed_variants_are_admitted() -> None:
-    assert refusal(job_manifest("ok", "team-eu", {})) is None
-    assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "pvc://eu-claim/datasets/x.csv"}})) is None
-    assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://EU-DATA/datasets/sub/x.csv"}})) is None
-    assert refusal(job_manifest("ok", "team-eu", {"dataset": {"uri": "s3://eu-data/datasets%2Fx.csv"}})) is None
+    assert refusal(OK.manifest()) is None
+    assert refusal(OK.merge(dataset={"uri": "pvc://eu-claim/datasets/x.csv"}).manifest()) is None
+    assert refusal(OK.merge(dataset={"uri": "s3://EU-DATA/datasets/sub/x.csv"}).manifest()) is None
+    assert refusal(OK.merge(dataset={"uri": "s3://eu-data/datasets%2Fx.csv"}).manifest()) is None
     # Another spelling of an allowed store is the same allowed store.
-    assert (
-        refusal(job_manifest("ok", "team-eu", {"env": [{"name": "MORE", "value": "s3a://eu-data/datasets/y"}]})) is None
-    )
-    assert refusal(job_manifest("ok", "team-eu", {"args": ["--note", "tcp://10.0.0.1:80 is a service link"],
-                                                  "command": ["python"]})) is None
+    assert refusal(OK.merge(env=[{"name": "MORE", "value": "s3a://eu-data/datasets/y"}]).manifest()) is None
+    note = OK.merge(args=["--note", "tcp://10.0.0.1:80 is a service link"], command=["python"])
+    assert refusal(note.manifest()) is None
 
 
 @pytest.mark.parametrize(("case", "overrides"), CASES, ids=[c[0] for c in CASES])
 def test_every_bypass_attempt_is_refused(case: str, overrides: dict[str, Any]) -> None:
-    message = refusal(job_manifest("bypass", "team-eu", overrides))
+    message = refusal(JobBuilder.eu("bypass", "team-eu").merge(**overrides).manifest())
     assert message is not None, "admitted"
     if message.startswith("model:"):
         assert "spec.dataset.uri" in message  # the CRD schema has the same pattern
@@ -85,7 +85,7 @@ ALLOWED_VARIANTS: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("case", "overrides"), ALLOWED_VARIANTS, ids=[c[0] for c in ALLOWED_VARIANTS])
 def test_what_the_operator_can_judge_and_allow_is_admitted(case: str, overrides: dict[str, Any]) -> None:
-    assert refusal(job_manifest("ok", "team-eu", overrides)) is None
+    assert refusal(OK.merge(**overrides).manifest()) is None
 
 
 def test_a_policy_may_allow_config_map_values() -> None:
@@ -93,7 +93,7 @@ def test_a_policy_may_allow_config_map_values() -> None:
     policy["spec"]["allowedValueSources"] = ["secretKeyRef", "configMapKeyRef"]
     facts = FACTS.model_copy(update={"policies": [policy]})
     [(_, overrides)] = [c for c in CASES if c[0] == "value-from-config-map"]
-    job = TrainingJob.model_validate(job_manifest("ok", "team-eu", overrides))
+    job = OK.merge(**overrides).obj()
     assert admit(job, facts, CATALOGUE).refusal is None
 
 
@@ -101,7 +101,7 @@ def test_a_policy_may_allow_config_map_values() -> None:
                                   "value-from-file-key", "expand-hidden-secret-piece"])
 def test_refusals_of_unreadable_values_recommend_only_literal_values(case: str) -> None:
     [(_, overrides)] = [c for c in CASES if c[0] == case]
-    message = refusal(job_manifest("bypass", "team-eu", overrides))
+    message = refusal(JobBuilder.eu("bypass", "team-eu").merge(**overrides).manifest())
     assert message is not None and "literal" in message
     for unverifiable in ("use valueFrom", "with env[].valueFrom", "use envFrom", "configMapKeyRef instead"):
         assert unverifiable not in message
@@ -110,7 +110,7 @@ def test_refusals_of_unreadable_values_recommend_only_literal_values(case: str) 
 def test_a_sub_path_of_a_volume_named_like_a_config_directory_is_not_a_config_mount() -> None:
     overrides = {"podTemplate": {"spec": {"volumes": [{"name": "c", "configMap": {"name": "x"}}], "containers": [
         {"name": "trainer", "volumeMounts": [{"name": "c", "mountPath": "/etc/trainer", "subPath": ".config"}]}]}}}
-    assert refusal(job_manifest("ok", "team-eu", overrides)) is None
+    assert refusal(OK.merge(**overrides).manifest()) is None
 
 
 def test_a_dataset_uri_the_kubelet_would_expand_is_judged_after_expansion() -> None:
@@ -118,7 +118,7 @@ def test_a_dataset_uri_the_kubelet_would_expand_is_judged_after_expansion() -> N
     # The task's JSON holds the checkpoint URI: its `//` makes an empty segment in the dataset URI.
     task = {"type": "tabular-classification", "finetune": {"checkpointUri": "s3://eu-data/datasets/ckpt"}}
     overrides = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_TASK)"}, "task": task}
-    message = refusal(job_manifest("expanded", "team-eu", overrides))
+    message = refusal(JobBuilder.eu("expanded", "team-eu").merge(**overrides).manifest())
     assert (
         message is not None
         and "(KUBETRAIN_DATASET_URI)" in message
@@ -126,4 +126,4 @@ def test_a_dataset_uri_the_kubelet_would_expand_is_judged_after_expansion() -> N
     )
     assert "empty path segment" in message
     allowed = {"dataset": {"uri": "s3://eu-data/datasets/$(KUBETRAIN_JOB_NAME)/x.csv"}}
-    assert refusal(job_manifest("expanded", "team-eu", allowed)) is None
+    assert refusal(JobBuilder.eu("expanded", "team-eu").merge(**allowed).manifest()) is None

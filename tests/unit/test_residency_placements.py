@@ -14,11 +14,12 @@ from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.residency import NODE_REGION_TTL_SECONDS, ResidencyReader
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.policy.residency.evaluate import PodPlacement
-from tests.residency_cases import POLICY_NAME, eu_policy, job_manifest
+from tests.builders import JobBuilder
+from tests.residency_cases import POLICY_NAME, eu_policy
 
 CATALOGUE = default_catalogue()
-JOB = TrainingJob.model_validate(job_manifest("placed", "team-eu", {"nodePool": "cpu", "resources": {
-    "cpu": "100m", "memory": "64Mi", "gpus": 0}}))
+JOB = TrainingJob.model_validate(JobBuilder.eu("placed", "team-eu").merge(nodePool="cpu", resources={
+    "cpu": "100m", "memory": "64Mi", "gpus": 0}).manifest())
 
 
 def facts(*placements: PodPlacement, enforcement: str = "Enforce") -> ResidencyFacts:

@@ -16,11 +16,11 @@ from kubetrain.render.placement import place
 from kubetrain.render.podtemplate import merge_pod_spec
 from tests.unit.test_plan_rules import (
     CATALOGUE,
+    DDP,
     NOW,
     SETTINGS,
     children,
     condition,
-    make_job,
     observe,
     raw_pod,
     running_status,
@@ -79,7 +79,7 @@ def test_user_affinity_can_only_narrow_the_region() -> None:
 
 
 def test_enforced_violation_fails_a_pending_job_before_any_pod() -> None:
-    result = run(make_job(), ResidencyVerdict(policies=["eu-only"], violations=[violation(Enforcement.ENFORCE)]))
+    result = run(DDP.obj(), ResidencyVerdict(policies=["eu-only"], violations=[violation(Enforcement.ENFORCE)]))
     assert result.create == []
     assert condition(result, "Failed")["reason"] == "ResidencyViolation"
     residency = condition(result, "ResidencyCompliant")
@@ -90,7 +90,7 @@ def test_enforced_violation_fails_a_pending_job_before_any_pod() -> None:
 
 
 def test_enforced_violation_stops_a_running_job_and_deletes_its_pods() -> None:
-    job = make_job(status=running_status())
+    job = DDP.status(running_status()).obj()
     result = run(job, ResidencyVerdict(policies=["eu-only"], violations=[violation(Enforcement.ENFORCE)]),
                  raw_pod(0), raw_pod(1))
     assert sorted(result.delete_pods) == ["pytorch-ddp-worker-0", "pytorch-ddp-worker-1"]
@@ -100,17 +100,17 @@ def test_enforced_violation_stops_a_running_job_and_deletes_its_pods() -> None:
 
 def test_audited_violation_runs_and_warns_once() -> None:
     verdict = ResidencyVerdict(policies=["eu-only"], violations=[violation(Enforcement.AUDIT)])
-    first = run(make_job(), verdict)
+    first = run(DDP.obj(), verdict)
     assert len(pod_regions(first)) == 2
     residency = condition(first, "ResidencyCompliant")
     assert (residency["status"], residency["reason"]) == ("False", "ResidencyViolationAudited")
     assert ("Warning", "ResidencyViolationAudited") in [(e.type, e.reason) for e in first.events]
-    again = run(make_job(status=first.status.to_k8s()), verdict)
+    again = run(DDP.status(first.status.to_k8s()).obj(), verdict)
     assert all(e.reason != "ResidencyViolationAudited" for e in again.events)
 
 
 def test_compliant_job_gets_its_pods_pinned_to_the_allowed_regions() -> None:
-    job = make_job(nodePool="cpu", resources={"cpu": "1", "gpus": 0})
+    job = DDP.spec(nodePool="cpu", resources={"cpu": "1", "gpus": 0}).obj()
     result = run(job, ResidencyVerdict(policies=["eu-only"], regions=["eu-west-1"]))
     assert pod_regions(result) == [["eu-west-1"], ["eu-west-1"]]
     residency = condition(result, "ResidencyCompliant")
@@ -119,5 +119,5 @@ def test_compliant_job_gets_its_pods_pinned_to_the_allowed_regions() -> None:
 
 
 def test_without_policies_the_condition_says_so() -> None:
-    residency = condition(run(make_job(), ResidencyVerdict()), "ResidencyCompliant")
+    residency = condition(run(DDP.obj(), ResidencyVerdict()), "ResidencyCompliant")
     assert (residency["status"], residency["reason"]) == ("True", "NoPolicy")

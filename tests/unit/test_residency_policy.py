@@ -8,20 +8,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from kubetrain.api import TrainingJob, default_catalogue
+from kubetrain.api import default_catalogue
 from kubetrain.api.residency import DataResidencyPolicy, LabelSelector, LocationRule
 from kubetrain.policy.admission import admit, spec_unchanged
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.policy.residency.evaluate import claims_referenced
 from kubetrain.policy.residency.match import rule_allows, selector_matches
 from kubetrain.policy.residency.uri import UriError, normalise
-from tests.residency_cases import eu_policy, job_manifest
+from tests.builders import JobBuilder
+from tests.residency_cases import eu_policy
 
 CATALOGUE = default_catalogue()
 
 
-def job(**overrides: Any) -> TrainingJob:
-    return TrainingJob.model_validate(job_manifest("j", "team", overrides))
+EU_JOB = JobBuilder.eu("j", "team")
 
 
 def facts(*policies: dict[str, Any], labels: dict[str, str] | None = None, **extra: Any) -> ResidencyFacts:
@@ -108,30 +108,30 @@ def test_selector_semantics_follow_kubernetes() -> None:
 def test_policy_selects_by_name_or_by_label_only_its_namespaces() -> None:
     by_label = {"metadata": {"name": "eu"}, "spec": {"namespaceSelector": {"matchLabels": {"residency": "eu"}},
                                                     "allowedNodePools": ["a100-eu"]}}
-    assert evaluate(job(), facts(by_label, labels={"residency": "eu"}), CATALOGUE).policies == ["eu"]
-    assert evaluate(job(), facts(by_label, labels={"residency": "us"}), CATALOGUE).policies == []
+    assert evaluate(EU_JOB.obj(), facts(by_label, labels={"residency": "eu"}), CATALOGUE).policies == ["eu"]
+    assert evaluate(EU_JOB.obj(), facts(by_label, labels={"residency": "us"}), CATALOGUE).policies == []
     other = {"metadata": {"name": "other"}, "spec": {"namespaces": ["elsewhere"], "allowedNodePools": []}}
-    assert evaluate(job(), facts(other), CATALOGUE).violations == []
+    assert evaluate(EU_JOB.obj(), facts(other), CATALOGUE).violations == []
 
 
 def test_no_policy_follows_the_operator_default() -> None:
-    assert evaluate(job(), facts(), CATALOGUE).violations == []
-    denied = evaluate(job(), facts(default=DefaultResidency.DENY_ALL), CATALOGUE)
+    assert evaluate(EU_JOB.obj(), facts(), CATALOGUE).violations == []
+    denied = evaluate(EU_JOB.obj(), facts(default=DefaultResidency.DENY_ALL), CATALOGUE)
     [violation] = denied.blocking
     assert violation.rule == "--default-residency=deny-all" and violation.value == "team"
     assert "no DataResidencyPolicy selects this namespace" in violation.message()
-    allowed = evaluate(job(), facts(eu_policy("eu", ["team"]), default=DefaultResidency.DENY_ALL), CATALOGUE)
+    allowed = evaluate(EU_JOB.obj(), facts(eu_policy("eu", ["team"]), default=DefaultResidency.DENY_ALL), CATALOGUE)
     assert allowed.violations == [] and allowed.policies == ["eu"]
 
 
 def test_several_policies_combine_to_their_intersection() -> None:
     wide = policy("wide", allowedRegions=["eu-west-1", "us-east-1"], allowedNodePools=["a100-eu", "h100-us", "cpu"])
     narrow = policy("narrow", allowedRegions=["eu-west-1"], allowedNodePools=["cpu", "a100-eu"])
-    verdict = evaluate(job(), facts(wide, narrow), CATALOGUE)
+    verdict = evaluate(EU_JOB.obj(), facts(wide, narrow), CATALOGUE)
     assert verdict.violations == [] and verdict.regions == ["eu-west-1"]
-    refused = evaluate(job(nodePool="h100-us"), facts(wide, narrow), CATALOGUE)
+    refused = evaluate(EU_JOB.merge(nodePool="h100-us").obj(), facts(wide, narrow), CATALOGUE)
     assert {v.policy for v in refused.blocking} == {"narrow"}
-    disjoint = evaluate(job(**{"nodePool": "cpu", "resources": {"gpus": 0}}),
+    disjoint = evaluate(EU_JOB.merge(**{"nodePool": "cpu", "resources": {"gpus": 0}}).obj(),
                         facts(policy("eu", allowedRegions=["eu-west-1"]), policy("us", allowedRegions=["us-east-1"])),
                         CATALOGUE)
     assert disjoint.regions == [] and "no region in common" in disjoint.summary()
@@ -139,16 +139,16 @@ def test_several_policies_combine_to_their_intersection() -> None:
 
 def test_audit_policies_record_but_neither_block_nor_pin_regions() -> None:
     audit = policy("audit", enforcement="Audit", allowedRegions=["us-east-1"])
-    verdict = evaluate(job(), facts(audit), CATALOGUE)
+    verdict = evaluate(EU_JOB.obj(), facts(audit), CATALOGUE)
     assert verdict.blocking == [] and [v.policy for v in verdict.audited] == ["audit"]
     assert verdict.regions is None
-    decision = admit(job(), facts(audit), CATALOGUE)
+    decision = admit(EU_JOB.obj(), facts(audit), CATALOGUE)
     assert decision.refusal is None and decision.warnings[0].startswith("data residency (Audit): spec.nodePool")
 
 
 def test_an_unreadable_policy_fails_closed() -> None:
     broken = {"metadata": {"name": "broken"}, "spec": {"namespaces": ["team"], "allowedRegions": "eu"}}
-    [violation] = evaluate(job(), facts(broken), CATALOGUE).blocking
+    [violation] = evaluate(EU_JOB.obj(), facts(broken), CATALOGUE).blocking
     assert violation.policy == "broken" and "cannot be read" in violation.reason
 
 
@@ -156,11 +156,11 @@ def test_the_claims_to_look_up_come_from_uris_and_volumes() -> None:
     spec = {"dataset": {"uri": "pvc://train/x"}, "output": {"uri": "pvc://Out/y"},
             "podTemplate": {"spec": {"volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": "extra"}}]}},
             "env": [{"name": "MORE", "value": "pvc://env-claim/z"}]}
-    assert claims_referenced(job(**spec)) == {"train", "out", "extra", "env-claim"}
+    assert claims_referenced(EU_JOB.merge(**spec).obj()) == {"train", "out", "extra", "env-claim"}
 
 
 def test_admission_skips_updates_that_leave_the_spec_alone() -> None:
-    new = job_manifest("j", "team", {})
-    assert spec_unchanged(new, job_manifest("j", "team", {}))
-    assert not spec_unchanged(new, job_manifest("j", "team", {"workers": 2}))
+    new = JobBuilder.eu("j", "team").manifest()
+    assert spec_unchanged(new, JobBuilder.eu("j", "team").manifest())
+    assert not spec_unchanged(new, JobBuilder.eu("j", "team").merge(workers=2).manifest())
     assert not spec_unchanged(new, None)

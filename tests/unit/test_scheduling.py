@@ -11,7 +11,7 @@ import pytest
 
 from kubetrain.api.schedule import TrainingSchedule
 from kubetrain.plan.schedule import Cadence, ScheduleError, plan_schedule
-from tests.residency_cases import BASE_SPEC
+from tests.builders import EU_SPEC
 
 CREATED = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc)  # a Tuesday
 
@@ -29,7 +29,7 @@ def schedule(
         recorded.update(lastScheduleTime=stamp(last), lastJob=f"nightly-{last:%Y%m%d%H%M%S}")
     return TrainingSchedule.model_validate({
         "metadata": {"name": "nightly", "namespace": "team", "uid": "uid-s", "creationTimestamp": stamp(CREATED)},
-        "spec": {"schedule": cron, "suspend": suspend, "jobTemplate": {"spec": BASE_SPEC}},
+        "spec": {"schedule": cron, "suspend": suspend, "jobTemplate": {"spec": EU_SPEC}},
         "status": recorded,
     })
 

@@ -21,6 +21,7 @@ from kubetrain.plan.report import parse_report
 from kubetrain.policy.residency import ResidencyFacts, evaluate
 from kubetrain.policy.residency.evaluate import claims_referenced
 from kubetrain.render import RenderSettings, render_pytorch
+from tests.builders import JobBuilder
 
 COMMAND = {"command": ["torchrun"], "args": ["/workspace/train.py"]}
 DATASET = {"uri": "s3://eu-data/datasets/churn.csv", "license": "CC-BY-4.0", "consentBasis": "contract"}
@@ -28,8 +29,7 @@ OUTPUT = {"uri": "s3://eu-models/churn"}
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
-def job(**spec: Any) -> TrainingJob:
-    return TrainingJob.model_validate({"metadata": {"name": "churn", "namespace": "team", "uid": "u-1"}, "spec": spec})
+CHURN = JobBuilder.bare("churn", "team").uid("u-1")
 
 
 def env(tj: TrainingJob) -> dict[str, str]:
@@ -48,20 +48,20 @@ def env(tj: TrainingJob) -> dict[str, str]:
 )
 def test_the_built_in_trainer_needs_dataset_and_output(spec: dict[str, Any]) -> None:
     with pytest.raises(ValidationError) as refused:
-        job(**spec)
+        CHURN.spec(**spec).obj()
     assert DATA_REQUIRED_MESSAGE in str(refused.value)
     assert "spec.dataset and spec.output are required unless spec.command is set" in DATA_REQUIRED_MESSAGE
 
 
 def test_own_code_needs_neither_and_gets_no_uri_variables() -> None:
-    rendered = env(job(**COMMAND))
+    rendered = env(CHURN.spec(**COMMAND).obj())
     assert not {"KUBETRAIN_DATASET_URI", "KUBETRAIN_OUTPUT_URI", "KUBETRAIN_DATASET_LICENSE"} & set(rendered)
     assert rendered["PET_NNODES"] == "1" and rendered["PET_NPROC_PER_NODE"] == "1"
-    assert claims_referenced(job(**COMMAND)) == set()
+    assert claims_referenced(CHURN.spec(**COMMAND).obj()) == set()
 
 
 def test_the_data_terms_reach_the_pods() -> None:
-    rendered = env(job(**COMMAND, dataset=DATASET))
+    rendered = env(CHURN.spec(**COMMAND, dataset=DATASET).obj())
     assert rendered["KUBETRAIN_DATASET_URI"] == DATASET["uri"]
     stated = (rendered["KUBETRAIN_DATASET_LICENSE"], rendered["KUBETRAIN_DATASET_CONSENT_BASIS"])
     assert stated == ("CC-BY-4.0", "contract")
@@ -84,7 +84,7 @@ def requiring(*fields: str, enforcement: str = "Enforce") -> ResidencyFacts:
 )
 def test_a_policy_can_require_the_data_terms(dataset: dict[str, Any] | None, missing: list[str]) -> None:
     spec = {**COMMAND, **({"dataset": {k: v for k, v in dataset.items() if v}} if dataset else {})}
-    verdict = evaluate(job(**spec), requiring("license", "consentBasis"), default_catalogue())
+    verdict = evaluate(CHURN.spec(**spec).obj(), requiring("license", "consentBasis"), default_catalogue())
     assert [v.field for v in verdict.blocking] == missing
     for violation in verdict.blocking:
         message = violation.message()
@@ -93,12 +93,12 @@ def test_a_policy_can_require_the_data_terms(dataset: dict[str, Any] | None, mis
 
 
 def test_an_audit_policy_only_records_missing_terms() -> None:
-    verdict = evaluate(job(**COMMAND), requiring("license", enforcement="Audit"), default_catalogue())
+    verdict = evaluate(CHURN.spec(**COMMAND).obj(), requiring("license", enforcement="Audit"), default_catalogue())
     assert not verdict.blocking and [v.field for v in verdict.audited] == ["spec.dataset.license"]
 
 
 def test_provenance_records_what_the_code_read_and_the_terms() -> None:
-    tj = job(**COMMAND, dataset=DATASET)
+    tj = CHURN.spec(**COMMAND, dataset=DATASET).obj()
     report = parse_report(
         '{"outcome": "Succeeded", "metrics": {"accuracy": 0.9}, "provenance": {"datasetUri": "s3://eu-data/datasets/v2.csv",'
         ' "datasetDigest": "sha256:ab", "datasetProfile": {"rows": 10, "missingValues": 1, "classCounts": {"a": 10}}}}'
@@ -109,7 +109,7 @@ def test_provenance_records_what_the_code_read_and_the_terms() -> None:
     assert (recorded.dataset_license, recorded.dataset_consent_basis) == ("CC-BY-4.0", "contract")
     assert recorded.config == {"command": ["torchrun"], "args": ["/workspace/train.py"]}
     assert provenance(Draft.start(tj, NOW), None, "img", None).dataset_uri == DATASET["uri"]
-    assert provenance(Draft.start(job(**COMMAND), NOW), None, "img", None).dataset_uri is None
+    assert provenance(Draft.start(CHURN.spec(**COMMAND).obj(), NOW), None, "img", None).dataset_uri is None
 
 
 def test_the_operator_never_writes_the_last_checkpoint() -> None:

@@ -21,7 +21,7 @@ from kubetrain.controller.webhook_scope import (
     scoped,
 )
 from kubetrain.policy.admission import MAX_SPEC_BYTES, spec_refusal
-from tests.residency_cases import job_manifest
+from tests.builders import JobBuilder
 
 
 def test_validating_handlers_that_judge_updates_get_match_conditions() -> None:
@@ -70,7 +70,8 @@ def test_the_server_reads_an_update_of_two_maximal_objects() -> None:
 
 
 def test_an_oversize_spec_is_refused_with_its_size_and_the_limit() -> None:
-    big = job_manifest("big", "team", {"env": [{"name": f"V{i}", "value": "x" * 10_000} for i in range(60)]})
+    filler = [{"name": f"V{i}", "value": "x" * 10_000} for i in range(60)]
+    big = JobBuilder.eu("big", "team").merge(env=filler).manifest()
     refusal = spec_refusal(big)
     assert refusal is not None and "is too large: spec is" in refusal and f"at most {MAX_SPEC_BYTES}" in refusal
-    assert spec_refusal(job_manifest("small", "team", {})) is None
+    assert spec_refusal(JobBuilder.eu("small", "team").manifest()) is None
