@@ -578,8 +578,8 @@ def test_a_retry_of_refused_creates_writes_no_start_until_the_pods_are_seen() ->
     """Each retry of a refused create would otherwise write a start for the refusal to take back,
     freezing for that moment the spec the user is asked to fix."""
     held = {"phase": "Pending", "conditions": [cond("Running", False, "CreateRefused")]}
-    retry = run(make_job(held), observe(service=True))
+    retry = run(DDP.status(held).obj(), observe(service=True))
     assert [o["kind"] for o in retry.create].count("Pod") == 2
     assert retry.status.start_time is None and retry.status.first_start_time is None
-    seen = run(make_job(held), observe(raw_pod(0, "Pending"), raw_pod(1, "Pending")))
+    seen = run(DDP.status(held).obj(), observe(raw_pod(0, "Pending"), raw_pod(1, "Pending")))
     assert seen.status.start_time == NOW and seen.status.first_start_time == NOW
