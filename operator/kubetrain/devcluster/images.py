@@ -116,6 +116,9 @@ def ensure_built(recipe: Recipe) -> str:
         recipe.make()
         if _labelled_hash(recipe.tag) != recipe.content_hash:
             raise ImageBuildError(f"{recipe.tag} was built without its content hash; see {_log_for(recipe.tag)}")
+        # The version this build replaced is left untagged: GBs for the trainer. Only images
+        # this module labelled are removed, never the user's own.
+        subprocess.run(["docker", "image", "prune", "--force", "--filter", f"label={HASH_LABEL}"], capture_output=True)
     return recipe.tag
 
 
