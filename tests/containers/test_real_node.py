@@ -144,3 +144,39 @@ def test_an_image_that_cannot_be_pulled_shows_in_the_status(
     assert warnings[0].type == "Warning"
     row = real_cluster.kubectl("get", "tj", "no-image", "-n", real_namespace).stdout.splitlines()[1]
     assert {"ErrImagePull", "ImagePullBackOff"} & set(row.split()), row
+
+
+def test_lora_fine_tuning_in_containers_promotes_a_model_version(
+    real_cluster: LocalCluster, real_api: kubernetes.client.ApiClient, helm_operator: Helm,
+    real_namespace: str, output_dir: Path,
+) -> None:
+    """examples/llm-finetune-lora.yaml on the cpu pool: init steps in the trainer image build the
+    toy model and the instruction data (no hub), two workers fine-tune it with LoRA over DDP in
+    containers, and the perplexity gate promotes a ModelVersion."""
+    job = yaml.safe_load((REPO / "examples" / "llm-finetune-lora.yaml").read_text())
+    spec = job["spec"]
+    spec.update(nodePool="cpu", resources={"cpu": "500m", "memory": "1Gi"})
+    spec["task"]["finetune"]["checkpointUri"] = "file:///data/toy-llama"
+    spec["dataset"]["uri"] = "file:///data/facts.jsonl"
+    spec["output"] = {"uri": "file:///output/facts-lora"}
+    toy = ["python3", "-m", "kubetrain_trainer.llm.toy"]
+    mount = [{"name": "data", "mountPath": "/data"}]
+    spec["podTemplate"] = {"spec": {
+        "initContainers": [
+            {"name": "toy-model", "command": [*toy, "model", "--out", "/data/toy-llama"], "volumeMounts": mount},
+            {"name": "toy-data", "command": [*toy, "instructions", "--out", "/data/facts.jsonl", "--rows", "300"],
+             "volumeMounts": mount},
+        ],
+        "containers": [{"name": "trainer", "volumeMounts": [*mount, {"name": "output", "mountPath": "/output"}]}],
+        "volumes": [{"name": "data", "emptyDir": {}},
+                    {"name": "output", "persistentVolumeClaim": {"claimName": "kubetrain-output"}}],
+    }}
+    claim = next(o for o in first_job_objects() if o["kind"] == "PersistentVolumeClaim")
+    objects = {"apiVersion": "v1", "kind": "List", "items": [claim, job]}
+    real_cluster.kubectl("apply", "-n", real_namespace, "-f", "-", input=json.dumps(objects))
+    jobs = Jobs(real_api, real_namespace)
+    status = jobs.wait_phase("facts-lora", "Succeeded", timeout=900)
+    assert status["metrics"]["perplexity"] <= 5.0, status["metrics"]
+    assert (output_dir / "facts-lora" / "adapter").is_dir(), sorted(str(p) for p in output_dir.rglob("*"))
+    promoted = jobs.wait_condition("facts-lora", "Promoted", timeout=60)
+    assert promoted["status"] == "True" and jobs.status("facts-lora").get("modelVersion"), promoted
