@@ -201,7 +201,6 @@ class LocalCluster:
                 processes.terminate(pid)
         if state.real_node:
             paths = self.real_node_paths
-            realnode.stop_containers(paths)
             subprocess.run(
                 [str(ensure_binaries().kube_proxy), "--cleanup"], capture_output=True, env={"PATH": SYSTEM_PATH}
             )
