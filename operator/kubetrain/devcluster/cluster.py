@@ -89,7 +89,6 @@ class LocalCluster:
             if (local_node or c != "localnode") and (real_node or c not in REAL_NODE_COMPONENTS)
         ]
         self._host_address = "127.0.0.1"
-        self._node_images: list[images.Recipe] = []
 
     # -- paths ---------------------------------------------------------------------------------
     @property
@@ -175,7 +174,7 @@ class LocalCluster:
                 elif component == "registry":
                     self._wait(f"http://{realnode.REGISTRY_ADDRESS}/v2/", component, timeout, state)
                 elif component == "containerd":
-                    self._wait_for_containerd(binaries, timeout, state)
+                    self._wait_for_containerd(timeout, state)
             self._create_nodes()
             self._wait_until_usable(timeout, state)
             if self.real_node:
@@ -221,7 +220,6 @@ class LocalCluster:
         host.enable_forwarding()
         self._host_address = host.host_address()
         log(f"real node: host address {self._host_address}; building its images if needed")
-        self._node_images = [images.pause_image()]
 
     def _write_real_node_configs(self, pki: Pki, ports: dict[str, int]) -> None:
         paths = self.real_node_paths
@@ -243,7 +241,7 @@ class LocalCluster:
         )
         realnode.allow_forwarding_through_bridge()
 
-    def _wait_for_containerd(self, binaries: Binaries, timeout: float, state: ClusterState) -> None:
+    def _wait_for_containerd(self, timeout: float, state: ClusterState) -> None:
         """containerd answers, and has the sandbox image before kubelet asks for a pod."""
         paths = self.real_node_paths
         deadline = time.monotonic() + timeout
@@ -252,8 +250,7 @@ class LocalCluster:
             if time.monotonic() > deadline:
                 raise ClusterError(f"containerd did not answer within {timeout:.0f}s; see {self.log_path('containerd')}")
             time.sleep(0.2)
-        for image in self._node_images:
-            images.load_into_node(paths, image)
+        images.load_into_node(paths, images.pause_image())
 
     def _start_cluster_dns(self, binaries: Binaries, timeout: float) -> None:
         coredns = images.coredns_image(binaries.coredns, Versions.pinned().coredns)

@@ -259,7 +259,7 @@ def load_into_node(paths: RealNodePaths, recipe: Recipe) -> None:
     _say(f"loading {recipe.tag} into the node's containerd")
     remote = _in_registry(recipe.tag)
     log = _log_for(recipe.tag)
-    ctr = ["/usr/bin/ctr", f"--address={paths.containerd_socket}", f"--namespace={realnode.K8S_NAMESPACE}"]
+    ctr = realnode.ctr_argv(paths)
     steps = [
         ["docker", "tag", recipe.tag, remote],
         ["docker", "push", remote],

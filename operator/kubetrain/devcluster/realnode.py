@@ -247,14 +247,13 @@ def kube_proxy_argv(kube_proxy: Path, paths: RealNodePaths) -> list[str]:
     return [str(kube_proxy), f"--config={paths.kube_proxy_config}", "--v=1"]
 
 
-def ctr(paths: RealNodePaths, *args: str, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+def ctr_argv(paths: RealNodePaths) -> list[str]:
     """containerd's own client against the node's containerd, in the CRI's namespace."""
-    return subprocess.run(
-        ["/usr/bin/ctr", f"--address={paths.containerd_socket}", f"--namespace={K8S_NAMESPACE}", *args],
-        input=input,
-        capture_output=True,
-        check=check,
-    )
+    return ["/usr/bin/ctr", f"--address={paths.containerd_socket}", f"--namespace={K8S_NAMESPACE}"]
+
+
+def ctr(paths: RealNodePaths, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([*ctr_argv(paths), *args], capture_output=True, check=check)
 
 
 def allow_forwarding_through_bridge() -> None:
