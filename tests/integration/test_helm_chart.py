@@ -1,5 +1,5 @@
 """The Helm chart: lint and template (default and full values), the values schema, the RBAC
-against the README's table, and install / upgrade / uninstall on the real control plane, with the
+against the table in docs/install.md, and install / upgrade / uninstall on the real control plane, with the
 operator run locally under the chart's ServiceAccount token to prove that RBAC is enough for a
 job end to end (and `kubectl auth can-i` that it is not more)."""
 
@@ -28,7 +28,7 @@ from tests.service_account import service_account_kubeconfig
 
 pytestmark = pytest.mark.cluster
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+INSTALL_DOC = Path(__file__).resolve().parents[2] / "docs" / "install.md"
 FULL = DATA / "helm-values-full.yaml"
 RELEASE = "kt"
 FULLNAME = f"{RELEASE}-kubetrain"
@@ -158,9 +158,9 @@ def test_values_breaking_the_schema_are_refused_naming_each_field() -> None:
     assert "at '/nodePools/a100-eu/gpusPerNode': minimum: got -1, want 0" in result.stderr
 
 
-# -- RBAC against the README ------------------------------------------------------------------
-def readme_rbac() -> list[dict[str, str]]:
-    text = README.read_text()
+# -- RBAC against docs/install.md -------------------------------------------------------------
+def documented_rbac() -> list[dict[str, str]]:
+    text = INSTALL_DOC.read_text()
     table = text[text.index("<!-- rbac:start -->"):text.index("<!-- rbac:end -->")]
     rows = [[cell.strip() for cell in line.strip().strip("|").split("|")] for line in table.splitlines()[3:]]
     keys = ("where", "when", "group", "resource", "verbs", "only", "why")
@@ -174,7 +174,7 @@ def expected_rules(where: str, namespaces: list[str], webhook: bool, leader_elec
     if leader_election:
         conditions.add("leader election")
     rules = set()
-    for row in readme_rbac():
+    for row in documented_rbac():
         if row["where"] != where or row["when"] not in conditions:
             continue
         only: tuple[str, ...] = ()
@@ -208,7 +208,7 @@ def rendered_rules(role: dict[str, Any]) -> set[Rule]:
     ],
     ids=["default", "no-webhook-no-election", "replicas", "namespaces-replicas"],
 )
-def test_rendered_rbac_is_exactly_the_readme_table(
+def test_rendered_rbac_is_exactly_the_documented_table(
     sets: tuple[str, ...], namespaces: list[str], webhook: bool, leader_election: bool
 ) -> None:
     objects = Helm().template(sets=sets)

@@ -21,7 +21,7 @@ from tests.operator_process import OperatorProcess
 pytestmark = pytest.mark.cluster
 
 LEASE = "kubetrain-operator"
-# leaseDuration + 2 x retryPeriod with the defaults (15 s, 2 s) is 19 s: README "High availability".
+# leaseDuration + 2 x retryPeriod with the defaults (15 s, 2 s) is 19 s: docs/install.md "High availability".
 FAILOVER_BOUND_SECONDS = 20.0
 
 

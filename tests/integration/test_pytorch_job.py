@@ -343,7 +343,7 @@ def _spec(**fields: Any) -> Callable[[dict[str, Any]], None]:
     return lambda manifest: manifest["spec"].update(fields)
 
 
-# Each refusal the README promises from the API server itself: (change to the example, the field
+# Each refusal docs/api.md promises from the API server itself: (change to the example, the field
 # the server names, words of its message).
 REFUSALS: dict[str, tuple[Callable[[dict[str, Any]], None], str, str]] = {
     "negative-workers": (_spec(workers=-1), "spec.workers", "should be greater than or equal to 1"),

@@ -1,4 +1,4 @@
-"""The reporting SDK for users' own training code in a TrainingJob (README, "Your own training
+"""The reporting SDK for users' own training code in a TrainingJob (docs/user-code.md, "Your own training
 code"; docs/contracts.md). Import-light: the standard library and the trainer's torch-free
 reporting modules only, so it costs nothing at import and runs in any image.
 
