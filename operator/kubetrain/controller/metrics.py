@@ -69,6 +69,8 @@ class JobCollector(Collector):
 
 
 def _used(raw: dict[str, Any], now: dt.datetime) -> float:
+    if not (raw.get("status") or {}).get("startTime"):
+        return 0.0  # never started: nothing used, and no model to validate at every scrape
     try:
         job = TrainingJob.model_validate(raw)
     except ValidationError:
