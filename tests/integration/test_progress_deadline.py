@@ -58,8 +58,14 @@ def submit(cluster: LocalCluster, namespace: str, work: Path, name: str, script:
     return name
 
 
-def reasons(jobs: Jobs, name: str) -> list[str]:
-    return [e.reason for e in jobs.events(name)]
+def reasons(jobs: Jobs, name: str, wanted: set[str]) -> list[str]:
+    """The job's Event reasons once they include `wanted`: the operator posts Events after the
+    status write a test waits for."""
+    def posted() -> list[str] | None:
+        seen = [e.reason for e in jobs.events(name)]
+        return seen if wanted <= set(seen) else None
+
+    return wait_for(posted, timeout=30, what=f"Events {sorted(wanted)} of {name}")
 
 
 def test_a_trainer_that_stops_reporting_is_restarted_then_failed_at_the_backoff_limit(
@@ -78,12 +84,12 @@ def test_a_trainer_that_stops_reporting_is_restarted_then_failed_at_the_backoff_
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "BackoffLimitExceeded" and "no progress report" in failed["message"], failed
     assert status["restarts"] == 1, status
-    seen = reasons(jobs, name)
+    # The restarted trainer's report closed the first stall.
+    seen = reasons(jobs, name, {"ProgressDeadlineExceeded", "Restarting", "ProgressResumed", "Failed"})
     assert seen.count("ProgressDeadlineExceeded") == 2, seen  # one stall per attempt
-    assert "ProgressResumed" in seen, seen  # the restarted trainer's report closed the first stall
-    assert {"Restarting", "Failed"} <= set(seen), seen
+    wait_for(lambda: metric(operator.metrics(), "kubetrain_job_stalls_total", namespace=namespace) == 2,
+             what="both stalls counted")
     page = operator.metrics()
-    assert metric(page, "kubetrain_job_stalls_total", namespace=namespace) == 2
     assert metric(page, "kubetrain_job_restarts_total", namespace=namespace) == 1
     assert metric(page, "kubetrain_queue_wait_seconds_count", namespace=namespace) == 1
 
@@ -99,7 +105,7 @@ def test_on_stall_fail_fails_a_trainer_that_never_reports(
     assert failed["reason"] == "ProgressDeadlineExceeded", failed
     assert "no progress report since every worker ran" in failed["message"], failed
     assert status["restarts"] == 0 and "progress" not in status, status
-    assert {"ProgressDeadlineExceeded", "Failed"} <= set(reasons(jobs, name))
+    reasons(jobs, name, {"ProgressDeadlineExceeded", "Failed"})
     wait_for(lambda: not jobs.pods(name), timeout=60, what="the silent pod stopped")
 
 

@@ -138,7 +138,10 @@ class Reconciler(QueuedReconciler):
                 log.info("phase %s -> %s", old_phase or "-", new_phase)
         for event in decision.events:  # before the creates: a refused one ends this reconcile
             self.kube.post_event(raw, event.type, event.reason, event.message)
-        self.metrics.stalled(namespace, sum(e.reason == Reason.PROGRESS_DEADLINE_EXCEEDED for e in decision.events))
+        stalls = [e for e in decision.events if e.reason == Reason.PROGRESS_DEADLINE_EXCEEDED]
+        for stall in stalls:
+            log.warning("stalled: %s", stall.message)
+        self.metrics.stalled(namespace, len(stalls))
         ran = bool(pods) or (old_status.get("attempt") or old_status.get("restarts") or 0) > 0
         for obj in decision.create:
             try:
