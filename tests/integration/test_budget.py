@@ -16,7 +16,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.builders import example
 from tests.jobs import Jobs
-from tests.operator_process import OperatorProcess
+from tests.operator_process import OperatorProcess, metric
 from tests.registry import finish
 
 pytestmark = pytest.mark.cluster
@@ -63,13 +63,20 @@ def hours(status: dict[str, Any]) -> float:
     return (parse(status["completionTime"]) - parse(status["startTime"])).total_seconds() / 3600
 
 
-def test_estimate_in_status_and_refusals_at_admission(jobs: Jobs, budget: str) -> None:
+def test_estimate_in_status_and_refusals_at_admission(jobs: Jobs, budget: str, operator: OperatorProcess) -> None:
     running = jobs.create(gpu_job("holds-one"))
     jobs.wait_pods(running, 1, phase="Running")
     cost = jobs.status(running)["cost"]
     assert cost == {"estimatedGpuHours": 1.0, "pricePerGpuHour": A100_PRICE, "estimatedCost": A100_PRICE,
                     "usedGpuHours": 0.0}
     assert jobs.condition(running, "BudgetAvailable")["reason"] == "WithinBudget"  # type: ignore[index]
+    # The metrics account as admission does: the running job holds its whole estimate.
+    jobs.wait_phase(running, "Running")
+    page, labels = operator.metrics(), {"namespace": jobs.ns, "policy": budget}
+    assert metric(page, "kubetrain_budget_gpu_hours", **labels) == BUDGET
+    assert metric(page, "kubetrain_budget_gpu_hours_remaining", **labels) == pytest.approx(BUDGET - 1.0)
+    assert metric(page, "kubetrain_budget_gpu_hours_used", **labels) < 0.1
+    assert metric(page, "kubetrain_trainingjobs", namespace=jobs.ns, phase="Running") == 1
 
     message = refusal(jobs, gpu_job("too-big"))
     assert f"BudgetPolicy {budget}" in message and "0.5 of 1.5 GPU-hours left this day" in message, message

@@ -5,6 +5,7 @@ job end to end (and `kubectl auth can-i` that it is not more)."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -85,7 +86,7 @@ def test_default_values_render_a_cluster_wide_operator() -> None:
     assert not find(objects, "ServiceMonitor")
 
 
-def test_full_values_render_roles_disruption_budget_catalogue_and_service_monitor() -> None:
+def test_full_values_render_roles_disruption_budget_catalogue_service_monitor_and_dashboard() -> None:
     objects = Helm().template(FULL)
     # Sorted: the order in which helm renders the objects is no promise of the chart.
     assert sorted(o["metadata"]["namespace"] for o in find(objects, "Role")) == ["kubetrain", "team-a", "team-b"]
@@ -105,7 +106,12 @@ def test_full_values_render_roles_disruption_budget_catalogue_and_service_monito
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     assert monitor["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics", "interval": "15s"}]
-    (config_map,) = find(objects, "ConfigMap")
+    (dashboard,) = find(objects, "ConfigMap", f"{FULLNAME}-dashboard", namespace="monitoring")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Training"}
+    shipped = json.loads((CHART / "dashboards" / "kubetrain.json").read_text())
+    assert json.loads(dashboard["data"]["kubetrain.json"]) == shipped
+    (config_map,) = find(objects, "ConfigMap", f"{FULLNAME}-node-pools")
     catalogue = load_catalogue(yaml.safe_load(config_map["data"]["node-pools.yaml"]))
     assert catalogue.names() == ["a100-eu", "cpu"] and catalogue.pools["a100-eu"].gpus_per_node == 8
     (deployment,) = find(objects, "Deployment")
@@ -380,8 +386,8 @@ def test_install_creates_everything_and_its_rbac_runs_a_job_end_to_end(
         assert status["restarts"] == 1 and status["completionTime"]
         assert {"Running", "Succeeded"} <= {e.reason for e in jobs.events(name)}
         page = operator.metrics()
-        assert metric(page, "kubetrain_trainingjobs", phase="Succeeded") >= 1
-        assert metric(page, "kubetrain_trainingjobs", phase="Running") == 0
+        assert metric(page, "kubetrain_trainingjobs", namespace=release.jobs_namespace, phase="Succeeded") >= 1
+        assert metric(page, "kubetrain_trainingjobs", namespace=release.jobs_namespace, phase="Running") == 0
         assert metric(page, "kubetrain_job_restarts_total", namespace=release.jobs_namespace) == 1
         assert metric(page, "kubetrain_reconcile_duration_seconds_count", outcome="ok") > 0
         assert metric(page, "kubetrain_leader") == 1

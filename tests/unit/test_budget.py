@@ -14,6 +14,7 @@ from kubetrain.api.budget import BudgetPeriod
 from kubetrain.api.status import Reason
 from kubetrain.policy.budget import (
     BudgetFacts,
+    budget_usage,
     charged,
     estimate,
     judge_budget,
@@ -163,3 +164,23 @@ def test_the_job_itself_is_not_counted_against_its_own_budget() -> None:
         TrainingJob.model_validate(admitted), facts(policy(2, "Day"), jobs=(admitted,)), CATALOGUE, NOW
     )
     assert verdict.allowed, verdict.message
+
+
+def test_budget_usage_counts_what_was_used_and_what_admission_would_still_grant() -> None:
+    """For the metrics: a finished 1 GPU-hour and a running job holding 4 of its estimate, under a
+    10 GPU-hour daily budget and a monthly one; a policy selecting another namespace, and one the
+    operator cannot read, are left out."""
+    jobs = (
+        TWO_BY_TWO.named("done").conditions("Succeeded", at=NOW).started(at(hours=-3)).completed(at(hours=-2.75))
+        .manifest(),
+        TWO_BY_TWO.named("running").conditions("BudgetAvailable", at=NOW).started(at(hours=-0.5)).manifest(),
+    )
+    elsewhere = {**policy(100, "Day", "elsewhere"), "spec": {"namespaces": ["other"], "gpuHours": 100}}
+    unreadable = {**policy(1, "Day", "broken"), "spec": {"namespaces": [NAMESPACE]}}
+    usages = budget_usage(facts(policy(10, "Day", "daily"), policy(50, "Month", "monthly"), elsewhere, unreadable,
+                                jobs=jobs), CATALOGUE, NOW)
+    assert [(u.policy, u.gpu_hours) for u in usages] == [("daily", 10), ("monthly", 50)]
+    assert {u.namespace for u in usages} == {NAMESPACE}
+    assert usages[0].used == pytest.approx(1.0 + 2.0)  # 4 GPUs x 0.25 h, 4 GPUs x 0.5 h so far
+    assert usages[0].remaining == pytest.approx(10 - 1.0 - 4.0)  # the running job holds its whole estimate
+    assert usages[1].remaining == pytest.approx(50 - 5.0)

@@ -29,13 +29,13 @@ def test_jobs_are_kept_without_managed_fields_and_the_event_body_is_untouched() 
     assert "managedFields" in body["metadata"], "the caller's object is not modified"
 
 
-def test_phases_and_deletion() -> None:
+def test_jobs_and_deletion() -> None:
     cache = ClusterCache(kube=None)  # type: ignore[arg-type]
     cache.job_event("ADDED", job("a", "Running"))
     cache.job_event("ADDED", job("b"))
-    assert sorted(cache.phases()) == ["Pending", "Running"]
+    assert sorted(j["metadata"]["name"] for j in cache.jobs()) == ["a", "b"]
     cache.job_event("DELETED", job("a"))
-    assert cache.phases() == ["Pending"]
+    assert [j["metadata"]["name"] for j in cache.jobs()] == ["b"]
 
 
 

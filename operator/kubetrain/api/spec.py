@@ -82,6 +82,13 @@ class CleanPodPolicy(StrEnum):
     NONE = "None"
 
 
+class StallPolicy(StrEnum):
+    """What runPolicy.progressDeadlineSeconds does to a job whose trainer went silent."""
+
+    RESTART = "Restart"
+    FAIL = "Fail"
+
+
 class DataLocation(CamelModel):
     uri: str = Field(
         pattern=URI_PATTERN,
@@ -210,6 +217,19 @@ class RunPolicy(CamelModel):
     clean_pod_policy: CleanPodPolicy = Field(
         default=CleanPodPolicy.RUNNING,
         description="Pods to delete when the job finishes: Running (those not terminated), All, or None.",
+    )
+    progress_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds the running job may go without a progress report (status.progress.updateTime, "
+        "written by the trainer or the SDK) before it is Stalled and handled as runPolicy.onStall says; counted "
+        "from the later of the last report and the moment every worker ran (Running=True). Unset: no stall "
+        "detection.",
+    )
+    on_stall: StallPolicy = Field(
+        default=StallPolicy.RESTART,
+        description="What a stall (runPolicy.progressDeadlineSeconds exceeded) does: Restart replaces the whole "
+        "group, a restart counted against runPolicy.backoffLimit like a failure; Fail fails the job.",
     )
 
 

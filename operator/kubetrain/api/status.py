@@ -33,6 +33,7 @@ class ConditionType(StrEnum):
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
     BUDGET_AVAILABLE = "BudgetAvailable"
     PROMOTED = "Promoted"
+    STALLED = "Stalled"
 
 
 class Reason(StrEnum):
@@ -62,6 +63,9 @@ class Reason(StrEnum):
     DRIVER_SUCCEEDED = "DriverSucceeded"
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
+    # Stalled (plan/run_policy.py: runPolicy.progressDeadlineSeconds).
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"
+    PROGRESS_RESUMED = "ProgressResumed"
     # ResidencyCompliant (plan/residency.py).
     RESIDENCY_VIOLATION = "ResidencyViolation"
     RESIDENCY_VIOLATION_AUDITED = "ResidencyViolationAudited"
@@ -88,7 +92,7 @@ class Condition(CamelModel):
     """metav1.Condition, so generic tooling (`kubectl wait --for=condition=Succeeded`) works."""
 
     type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended, "
-        "ResidencyCompliant, BudgetAvailable or Promoted.")
+        "ResidencyCompliant, BudgetAvailable, Promoted or Stalled.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="Machine-readable CamelCase cause of the last transition or update.")
     message: str = Field(default="", description="Human-readable details.")
@@ -145,7 +149,7 @@ class TrainingJobStatus(CamelModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended, "
-        "ResidencyCompliant, BudgetAvailable, Promoted.",
+        "ResidencyCompliant, BudgetAvailable, Promoted, Stalled.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     replica_statuses: dict[str, ReplicaStatus] = Field(

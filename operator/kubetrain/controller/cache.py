@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from kubetrain.api.contract import JOB_NAME_LABEL
-from kubetrain.api.status import Phase
 from kubetrain.controller.kube import Kube
 
 Key = tuple[str, str]
@@ -115,11 +114,10 @@ class ClusterCache:
                 self._unloaded_events.pop(key, None)
         return listed_pods, listed_services
 
-    def phases(self) -> list[str]:
-        """The phase of every job the watches delivered; a job the operator has not written a
-        status to yet is Pending, as its first status will say."""
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every job the watches delivered (for the metrics: read, never modified)."""
         with self._lock:
-            return [(job.get("status") or {}).get("phase") or Phase.PENDING for job in self._jobs.values()]
+            return list(self._jobs.values())
 
     # -- our own writes -------------------------------------------------------------------------
     def wrote(self, body: dict[str, Any] | None) -> None:

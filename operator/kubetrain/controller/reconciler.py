@@ -9,8 +9,9 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.status import Reason
 from kubetrain.controller.backoff import Backoff
-from kubetrain.controller.budget import fetch_budget
+from kubetrain.controller.budget import BudgetUsageReader, fetch_budget
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.kube import Conflict, Kube, namespace_terminating
 from kubetrain.controller.logging_setup import job_logger
@@ -45,7 +46,9 @@ class Reconciler(QueuedReconciler):
         self.residency = ResidencyReader(kube, inputs.default_residency)
         self.inputs = inputs
         self.metrics = metrics
-        metrics.watch_phases(self.cache.phases)
+        self.budgets = BudgetUsageReader(kube, self.cache.jobs, self.residency.namespace_labels, inputs.catalogue)
+        metrics.watch_jobs(self.cache.jobs)
+        metrics.watch_budgets(self.budgets.usage)
         self._tracked: set[tuple[str, str]] = set()
         self.errors = Backoff(*ERROR_RETRY)
         self.refusals = Backoff(*REFUSED_RETRY)
@@ -129,14 +132,16 @@ class Reconciler(QueuedReconciler):
             current = written or raw
             if written is not None and Needs.of(written, now).beyond(needs):
                 self.wake(namespace, name)  # the echo of this write is skipped as nothing new
-            old_restarts = old_status.get("restarts") or 0
-            new_restarts = decision.status_patch.get("restarts", old_restarts) or 0
-            self.metrics.restarted(namespace, new_restarts - old_restarts)
+            self.metrics.status_written(raw, old_status, decision.status_patch, now)
             old_phase, new_phase = old_status.get("phase"), decision.status_patch.get("phase", old_status.get("phase"))
             if old_phase != new_phase:
                 log.info("phase %s -> %s", old_phase or "-", new_phase)
         for event in decision.events:  # before the creates: a refused one ends this reconcile
             self.kube.post_event(raw, event.type, event.reason, event.message)
+        stalls = [e for e in decision.events if e.reason == Reason.PROGRESS_DEADLINE_EXCEEDED]
+        for stall in stalls:
+            log.warning("stalled: %s", stall.message)
+        self.metrics.stalled(namespace, len(stalls))
         ran = bool(pods) or (old_status.get("attempt") or old_status.get("restarts") or 0) > 0
         for obj in decision.create:
             try:

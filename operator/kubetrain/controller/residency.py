@@ -75,13 +75,20 @@ class ResidencyReader:
         self, job: TrainingJob | None, namespace: str, fresh: bool, pods: list[dict[str, Any]] | None = None
     ) -> ResidencyFacts:
         """`pods`: the job's pods, judged where they were scheduled (their nodes' regions)."""
-        labels = None if fresh else self._recent_labels(namespace)
-        if labels is None:
-            labels = self.kube.namespace_labels(namespace)
-            with self._lock:
-                self._labels[namespace] = (time.monotonic(), labels)
+        labels = self._read_labels(namespace) if fresh else self.namespace_labels(namespace)
         policies = None if fresh else self.policies.get()
         return fetch_residency(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        """The namespace's labels, read at most every NAMESPACE_LABELS_TTL_SECONDS."""
+        labels = self._recent_labels(namespace)
+        return self._read_labels(namespace) if labels is None else labels
+
+    def _read_labels(self, namespace: str) -> dict[str, str]:
+        labels = self.kube.namespace_labels(namespace)
+        with self._lock:
+            self._labels[namespace] = (time.monotonic(), labels)
+        return labels
 
     def _placements(self, pods: list[dict[str, Any]]) -> list[PodPlacement]:
         """A pod whose node is gone (a reclaimed spot node) is not judged: it no longer runs

@@ -12,6 +12,7 @@ from datetime import datetime
 from kubetrain.api.events import EventType
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
+from kubetrain.api.spec import StallPolicy
 from kubetrain.api.status import ConditionType as C
 from kubetrain.api.status import Reason as R
 from kubetrain.plan import conditions as cond
@@ -133,6 +134,10 @@ def _run(
     if all(name in succeeded for name in deciding):
         draft.set(C.SUCCEEDED, True, group.success_reason, _success_message(group, live))
         return
+    stall = run_policy.progress_stall(draft)
+    if stall is not None:
+        _stalled(draft, group, stall, current)
+        return
     if not _replace(draft, group, live, current):
         return
     _start(draft, group, observed, live, desired)
@@ -204,6 +209,17 @@ def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list
     draft.close(C.RUNNING, R.RESTARTING, message)
     draft.close(C.CREATED, R.RESTARTING, message)
     draft.delete([p.name for p in current if not p.deleting])
+
+
+def _stalled(draft: Draft, group: Group, message: str, current: list[ObservedPod]) -> None:
+    """runPolicy.onStall: Fail ends the job and stops its pods; Restart replaces the whole group as
+    a failure would, so runPolicy.backoffLimit bounds a trainer that hangs every time."""
+    if draft.job.spec.run_policy.on_stall == StallPolicy.FAIL:
+        draft.set(C.FAILED, True, R.PROGRESS_DEADLINE_EXCEEDED, message)
+        draft.delete([p.name for p in current if not p.finished and not p.deleting])
+        return
+    stall = Failure(pod=group.reporter, reason=R.PROGRESS_DEADLINE_EXCEEDED, message=message)
+    _fail_or_restart(draft, group, stall, current)
 
 
 def _roll(draft: Draft, group: Group, observed: Observed, old_workers: int) -> None:

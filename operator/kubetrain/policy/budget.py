@@ -175,6 +175,47 @@ def _room(
     )
 
 
+class BudgetUsage(BaseModel):
+    """One BudgetPolicy's account of one namespace in the current period, as the metrics show it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    policy: str
+    namespace: str
+    gpu_hours: float = Field(description="The policy's GPU-hours per period.")
+    used: float = Field(description="GPU-hours the namespace's jobs consumed since the period began.")
+    remaining: float = Field(description="What admission would still grant: the budget less what is used or held.")
+
+
+def budget_usage(facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> list[BudgetUsage]:
+    """Every readable BudgetPolicy selecting the namespace, with what its jobs used in the period
+    and what is left of it, counted as judge_budget counts (admitted jobs hold their estimate)."""
+    usages = []
+    for raw in facts.policies:
+        try:
+            policy = BudgetPolicy.model_validate(raw)
+        except ValidationError:
+            continue  # judge_budget names it on every refusal; a metric has no words for it
+        if not selects(policy.spec, facts.namespace, facts.namespace_labels):
+            continue
+        since = period_start(policy.spec.period, now)
+        used = sum(_used_since(job, now, since) for job in facts.jobs)
+        held = sum(charged(job, catalogue, now, since) for job in facts.jobs)
+        usages.append(BudgetUsage(
+            policy=policy.metadata.name, namespace=facts.namespace, gpu_hours=policy.spec.gpu_hours,
+            used=used, remaining=max(policy.spec.gpu_hours - held, 0.0),
+        ))
+    return usages
+
+
+def _used_since(raw: dict[str, Any], now: datetime, since: datetime) -> float:
+    try:
+        job = TrainingJob.model_validate(raw)
+    except ValidationError:
+        return 0.0
+    return used_gpu_hours(job.spec, job.status, now, since)
+
+
 def _hours(value: float) -> str:
     return f"{value:.4g}"
 
