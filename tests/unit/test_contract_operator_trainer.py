@@ -110,3 +110,13 @@ def test_model_card_inputs_reach_the_trainer() -> None:
     assert (job_env.image, job_env.submitted_by) == ("img", "alice@example.com")
     anonymous = JobEnvironment.from_env(rendered_env({**spec, "image": "ghcr.io/acme/t:1"}, 0))
     assert (anonymous.image, anonymous.submitted_by) == ("ghcr.io/acme/t:1", None)
+
+
+def test_model_documentation_reaches_the_model_card() -> None:
+    model = {"name": "fraud", "intendedUse": "Flag card transactions for review.",
+             "outOfScopeUse": "Declining payments without review.", "limitations": "Trained on EU traffic only."}
+    job_env = JobEnvironment.from_env(rendered_env({**SPEC, "task": {"type": "tabular-classification"},
+                                                    "model": model}, 0))
+    assert job_env.model_docs() == model
+    undocumented = JobEnvironment.from_env(rendered_env({**SPEC, "task": {"type": "tabular-classification"}}, 0))
+    assert undocumented.model_docs() == {}

@@ -20,6 +20,7 @@ from kubetrain_trainer import (
     lora,
     modelcard,
     models,
+    predict,
     preprocess,
     storage,
     termination,
@@ -28,7 +29,7 @@ from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import TaskConfig, parse_task
 from kubetrain_trainer.environment import JobEnvironment
 from kubetrain_trainer.errors import TrainerFailure
-from kubetrain_trainer.evaluate import evaluate
+from kubetrain_trainer.evaluate import evaluate, held_out_digest
 from kubetrain_trainer.loop import LoopResult, TrainingLoop
 from kubetrain_trainer.progress import Gate
 from kubetrain_trainer.status import StatusReporter, Throttle, rfc3339
@@ -79,9 +80,11 @@ def _model_card(
         "data": {**dataset.audit.as_dict(), "classes": dataset.classes, **env.data_terms()},
         "config": task.resolved(),
         "preprocessing": prepared.recipe,
+        "schema": predict.schema(task.family, dataset.feature_names, prepared.input_shape, dataset.classes),
         "model": {
             "family": task.family,
             "class": type(built.module).__name__,
+            "inputShape": list(prepared.input_shape),
             "parameters": params,
             "trainableParameters": trainable,
             "finetunedFrom": task.finetune.checkpoint_uri if task.finetune else None,
@@ -99,6 +102,7 @@ def _model_card(
             "samplesPerSecond": round(result.samples_per_second, 2),
         },
         "metrics": metrics,
+        "evaluation": {"split": "test", "rows": len(prepared.test[1]), "digest": held_out_digest(*prepared.test)},
         "startTime": started,
         "endTime": rfc3339(),
     }
@@ -135,7 +139,10 @@ def train(env: JobEnvironment, started: str) -> str | None:
     digests = rank_digests(built.module)
     if not topology.is_chief:
         return None
-    metrics = {k: round(v, 6) for k, v in evaluate(built.module, *prepared.test, prepared.num_classes, device).items()}
+    # The adapters are folded in before the evaluation, so the metrics describe the very weights
+    # exported, which the predictor (kubetrain_trainer.predict) loads and re-scores exactly.
+    lora.merge(built.module)
+    metrics = evaluate(built.module, *prepared.test, prepared.num_classes, device)
     logs.info("evaluated", **metrics)
     card = export.write(
         env.output_uri, built.module,
