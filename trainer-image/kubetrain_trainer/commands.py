@@ -13,12 +13,13 @@ from kubetrain_trainer import logs
 from kubetrain_trainer.errors import TrainerFailure
 
 MODEL_HELP = "the model card (model-card.json) or the output location holding it: file://, pvc://, s3://, gs://"
+DIGEST_HELP = "sha256:<hex> the weights must have (a ModelVersion's provenance.weightsDigest); default: the card's"
 
 
 def _predict(args: argparse.Namespace) -> int:
     from kubetrain_trainer.predict import Predictor
 
-    predictor = Predictor.load(args.model)
+    predictor = Predictor.load(args.model, args.weights_digest)
     predictions = predictor.predict_features(predictor.file_features(args.input))
     out = sys.stdout if args.output is None else args.output.open("w")
     try:
@@ -40,7 +41,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from kubetrain_trainer import serve
 
-    serve.serve(args.model, args.name, args.host, args.port)
+    serve.serve(args.model, args.weights_digest, args.name, args.host, args.port)
     return 0
 
 
@@ -52,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--input", type=Path, required=True,
                          help=".csv (columns by name; `label` ignored), .jsonl (one instance a line) or .npz (x)")
     predict.add_argument("--output", type=Path, default=None, help="JSONL file (default: stdout)")
+    predict.add_argument("--weights-digest", default=None, help=DIGEST_HELP)
     predict.set_defaults(func=_predict)
     evaluate = sub.add_parser("evaluate", help="recompute the held-out metrics on the run's test split")
     evaluate.add_argument("--model", required=True, help=MODEL_HELP)
@@ -59,6 +61,7 @@ def parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=_evaluate)
     serve = sub.add_parser("serve", help="serve the model over HTTP (KServe v1 protocol)")
     serve.add_argument("--model", required=True, help=MODEL_HELP)
+    serve.add_argument("--weights-digest", default=None, help=DIGEST_HELP)
     serve.add_argument("--name", default="model", help="the model's name in /v1/models/NAME (default: model)")
     serve.add_argument("--host", default="0.0.0.0")
     serve.add_argument("--port", type=int, default=8080)

@@ -76,9 +76,10 @@ class Predictor:
     classes: list[str]
 
     @classmethod
-    def load(cls, uri: str) -> Predictor:
+    def load(cls, uri: str, weights_digest: str | None = None) -> Predictor:
         """From a model card's URI (a ModelVersion's modelCardUri) or the output location holding
-        it; refuses weights whose sha256 is not the card's."""
+        it; refuses weights whose sha256 is not the card's, nor `weights_digest` (`sha256:<hex>`,
+        what a ModelVersion recorded) when given."""
         location = card_uri(uri)
         try:
             card = json.loads(storage.read_bytes(location))
@@ -91,7 +92,7 @@ class Predictor:
         task = TaskConfig.model_validate(card["config"])
         classes = [str(name) for name in card["data"]["classes"]]
         module = models.build(task, tuple(card["model"]["inputShape"]), len(classes))
-        module.load_state_dict(load_safetensors(_weights(card)))
+        module.load_state_dict(load_safetensors(_weights(card, weights_digest)))
         module.eval()
         return cls(card=card, task=task, module=module, classes=classes)
 
@@ -168,12 +169,14 @@ class Predictor:
         return self.features([json.loads(line) for line in text.splitlines() if line.strip()])
 
 
-def _weights(card: dict[str, Any]) -> bytes:
+def _weights(card: dict[str, Any], expected: str | None) -> bytes:
     weights = card["weights"]
     blob = storage.read_bytes(weights["uri"])
     digest = hashlib.sha256(blob).hexdigest()
     if digest != weights["sha256"]:
         raise InvalidConfig(f"{weights['uri']}: sha256 {digest} is not the model card's {weights['sha256']}")
+    if expected is not None and f"sha256:{digest}" != expected:
+        raise InvalidConfig(f"{weights['uri']}: sha256:{digest} is not the expected {expected}")
     return blob
 
 

@@ -110,9 +110,9 @@ class PredictorServer(ThreadingHTTPServer):
         self.predictor = predictor
 
 
-def serve(model_uri: str, model_name: str, host: str, port: int) -> None:
+def serve(model_uri: str, weights_digest: str | None, model_name: str, host: str, port: int) -> None:
     """Loads the model, then listens until killed: a pod is ready once the port answers."""
-    predictor = Predictor.load(model_uri)
+    predictor = Predictor.load(model_uri, weights_digest)
     server = PredictorServer((host, port), model_name, predictor)
     logs.info("serving", model=model_name, uri=model_uri, address=f"{host}:{server.server_address[1]}",
               version=f"sha256:{predictor.card['weights']['sha256']}")

@@ -1,0 +1,60 @@
+"""`kubetrain predict MODEL[:VERSION]`: predictions of a registered model on a local file.
+
+The operator never imports the trainer (the import contracts keep them independent), so the verb
+resolves the reference to a ModelVersion and its model card here, through the user's kubeconfig,
+and runs the trainer's own predictor (`python -m kubetrain_trainer predict`, the code that
+evaluated the model) with the same interpreter; the trainer reads the weights by their URI with
+the user's own storage credentials."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+from kubernetes.client.exceptions import ApiException
+
+from kubetrain.cli.jobs import client_options
+from kubetrain.client import Client, NotServable, card_uri
+
+TRAINER_MODULE = "kubetrain_trainer"
+
+
+def predictor_argv(card: str, weights_digest: str | None, input_path: Path, output: Path | None) -> list[str]:
+    argv = [sys.executable, "-m", TRAINER_MODULE, "predict", "--model", card, "--input", str(input_path)]
+    if weights_digest is not None:
+        argv += ["--weights-digest", weights_digest]
+    return argv + (["--output", str(output)] if output is not None else [])
+
+
+def _predict(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec(TRAINER_MODULE) is None:
+        print(f"kubetrain: predict runs the trainer's predictor: install kubetrain[trainer] beside {sys.executable}",
+              file=sys.stderr)
+        return 1
+    try:
+        version = Client(namespace=args.namespace, kubeconfig=args.kubeconfig).resolve_version(args.reference)
+        card = card_uri(version)
+    except NotServable as exc:
+        print(f"kubetrain: {exc}", file=sys.stderr)
+        return 1
+    except ApiException as exc:
+        print(f"kubetrain: the API server answered {exc.status}: {exc.reason}", file=sys.stderr)
+        return 1
+    print(f"kubetrain: {version.metadata.name} ({card})", file=sys.stderr)
+    argv = predictor_argv(card, version.spec.provenance.weights_digest, args.input, args.output)
+    return subprocess.run(argv, check=False).returncode
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    help_ = ("predict a file of instances with a registered model (its promoted version, or MODEL:VERSION); "
+             "one JSON line per instance")
+    predict = sub.add_parser("predict", parents=[client_options()], help=help_, description=help_)
+    predict.add_argument("reference", metavar="MODEL[:VERSION]", help="e.g. fraud (promoted), fraud:3, fraud:fraud-v3")
+    predict.add_argument("--input", type=Path, required=True,
+                         help=".csv (tabular columns by name, or a text column), .jsonl (one instance a line), "
+                              ".npz (images in x)")
+    predict.add_argument("-o", "--output", type=Path, default=None, help="JSONL file (default: stdout)")
+    predict.set_defaults(func=_predict)
