@@ -4,6 +4,7 @@ same through the Python API, the `predict` command and the HTTP server."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from kubetrain_trainer import data
+from kubetrain_trainer import data, preprocess
 from kubetrain_trainer.errors import InvalidConfig, InvalidData
 from kubetrain_trainer.predict import Predictor
 from tests.helpers import wait_for
@@ -24,14 +25,20 @@ from tests.training import harness
 
 pytestmark = pytest.mark.training
 
+# Every family also exports ONNX, which ONNX Runtime must run to the PyTorch model's logits.
 TASKS: dict[str, dict[str, Any]] = {
-    "tabular": {"type": "tabular-classification", "epochs": 2, "batchSize": 32, "model": {"hiddenSizes": [32]}},
-    "image": {"type": "image-classification", "epochs": 1, "batchSize": 32, "model": {"channels": [8]}},
+    "tabular": {"type": "tabular-classification", "epochs": 2, "batchSize": 32, "model": {"hiddenSizes": [32]},
+                "exportFormats": ["onnx"]},
+    "image": {"type": "image-classification", "epochs": 1, "batchSize": 32, "model": {"channels": [8]},
+              "exportFormats": ["onnx"]},
     "text": {
         "type": "text-classification", "epochs": 1, "batchSize": 32,
         "model": {"layers": 1, "dModel": 16, "heads": 2, "vocabSize": 256, "maxLength": 8},
+        "exportFormats": ["onnx"],
     },
 }
+# float32 logits through two runtimes' kernels.
+ONNX_TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +86,27 @@ def test_predictions_are_the_evaluated_models_answers(
         assert set(prediction.probabilities) == set(predictor.classes)
         assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
         assert prediction.label == max(prediction.probabilities, key=prediction.probabilities.__getitem__)
+
+
+@pytest.mark.parametrize("kind", list(TASKS))
+def test_the_onnx_export_runs_in_onnx_runtime_as_the_pytorch_model(
+    runs: dict[str, tuple[dict[str, Any], Path]], datasets: dict[str, Path], kind: str
+) -> None:
+    import onnxruntime
+
+    report, output = runs[kind]
+    predictor = Predictor.load(str(output))
+    exported = predictor.card["exports"]["onnx"]
+    blob = (output / "model.onnx").read_bytes()
+    assert exported["uri"] == f"file://{output}/model.onnx"
+    assert report["provenance"]["exports"]["onnx"] == {"uri": exported["uri"],
+                                                       "digest": f"sha256:{hashlib.sha256(blob).hexdigest()}"}
+    # Any batch size (the export traced two rows), the card's recipe applied outside the graph.
+    raw = data.load(str(datasets[kind]), kind).features[:7]  # type: ignore[arg-type]
+    inputs = preprocess.transform(predictor.card["preprocessing"], raw)
+    session = onnxruntime.InferenceSession(blob)
+    [logits] = session.run(["logits"], {"input": inputs})
+    np.testing.assert_allclose(logits, predictor.logits(raw).numpy(), atol=ONNX_TOLERANCE)
 
 
 def test_tabular_instances_by_feature_name_and_file(

@@ -94,6 +94,7 @@ def test_trainer_report_provenance_reaches_the_operator() -> None:
         "weightsDigest": "sha256:" + "b" * 64,
         "modelCardUri": "file:///out/model-card.json",
         "codeVersion": "0.1.0",
+        "exports": {"onnx": {"uri": "file:///out/model.onnx", "digest": "sha256:" + "c" * 64}},
     }
     text = report("Succeeded", "Completed", "x" * 5000, {"accuracy": 0.9}, "file:///out/model.safetensors", provenance)
     assert len(text.encode()) < 4096
@@ -120,3 +121,10 @@ def test_model_documentation_reaches_the_model_card() -> None:
     assert job_env.model_docs() == model
     undocumented = JobEnvironment.from_env(rendered_env({**SPEC, "task": {"type": "tabular-classification"}}, 0))
     assert undocumented.model_docs() == {}
+
+
+def test_export_formats_reach_the_trainer() -> None:
+    env = rendered_env({**SPEC, "task": {"type": "image-classification", "exportFormats": ["onnx"]}}, 0)
+    assert parse_task(env["KUBETRAIN_TASK"]).export_formats == ["onnx"]
+    assert parse_task(rendered_env({**SPEC, "task": {"type": "image-classification"}}, 0)["KUBETRAIN_TASK"]
+                      ).export_formats == []

@@ -20,6 +20,7 @@ from kubetrain_trainer import (
     lora,
     modelcard,
     models,
+    portable,
     predict,
     preprocess,
     storage,
@@ -147,6 +148,7 @@ def train(env: JobEnvironment, started: str) -> str | None:
     card = export.write(
         env.output_uri, built.module,
         _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests),
+        task.export_formats, prepared.test[0][:2],
     )
     logs.info("exported", weights=card["weights"]["uri"], sha256=card["weights"]["sha256"])
     if reporter is not None:
@@ -165,8 +167,12 @@ def rank_digests(module: nn.Module) -> list[str]:
 
 
 def provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, Any]:
-    """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md)."""
+    """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md):
+    the portable exports (ONNX, the Hugging Face folders) are there for the ModelVersion too."""
+    exported = card.get("exports", {})
+    exports = {name: {"uri": e["uri"], "digest": f"sha256:{e['sha256']}"} for name, e in exported.items()}
     return {
+        **({"exports": exports} if exports else {}),
         "datasetDigest": f"sha256:{card['data']['sha256']}",
         "datasetProfile": card["data"]["profile"],
         "weightsUri": card["weights"]["uri"],
