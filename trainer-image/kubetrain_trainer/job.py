@@ -20,7 +20,6 @@ from kubetrain_trainer import (
     lora,
     modelcard,
     models,
-    portable,
     predict,
     preprocess,
     storage,
