@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import yaml
+
 from kubetrain.api.registry import ModelVersion
 from kubetrain.render.serving import ServingSettings, claims, serving_objects
+from tests.builders import EXAMPLES
 
 CARD = "pvc://models/fraud-train/model-card.json"
 DIGEST = "sha256:" + "ab" * 32
@@ -59,3 +62,11 @@ def test_least_privilege() -> None:
 
 def test_only_pvc_uris_need_a_claim() -> None:
     assert claims(["s3://b/m/model-card.json", "pvc://a/x", "pvc://a/y", "pvc://b/z", "file:///m"]) == ["a", "b"]
+
+
+def test_the_example_is_what_kubetrain_serving_prints() -> None:
+    card = "pvc://kubetrain-output/fraud-train/model-card.json"
+    example = version(weightsUri="pvc://kubetrain-output/fraud-train/model.safetensors", modelCardUri=card,
+                      weightsDigest="sha256:<spec.provenance.weightsDigest of fraud-v2>")
+    rendered = serving_objects(example, card, ServingSettings(image="ghcr.io/acme/kubetrain-trainer:0.1.0"))
+    assert list(yaml.safe_load_all((EXAMPLES / "serve-model.yaml").read_text())) == rendered

@@ -104,16 +104,16 @@ def serving_objects(version: ModelVersion, card_uri: str, settings: ServingSetti
         "metadata": {"name": name, "labels": labels, "annotations": annotations},
         "spec": {
             "replicas": settings.replicas,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": dict(selector)},
             # A new version's pods are ready before an old one goes: no request goes unanswered.
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-            "template": {"metadata": {"labels": labels, "annotations": annotations}, "spec": pod_spec},
+            "template": {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": pod_spec},
         },
     }
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"selector": selector, "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
+        "metadata": {"name": name, "labels": dict(labels)},
+        "spec": {"selector": dict(selector), "ports": [{"name": "http", "port": 80, "targetPort": "http"}]},
     }
     return [deployment, service]

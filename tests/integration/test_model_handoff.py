@@ -1,6 +1,9 @@
-"""`kubetrain predict MODEL[:VERSION]` against the real control plane: it resolves the Model's
-promoted version (or the named one) to its ModelVersion's model card and predicts with the
-trainer's own predictor; pinning `promotedVersion` back (a rollback) changes what it predicts.
+"""From a ModelVersion to predictions, against the real control plane: `kubetrain predict
+MODEL[:VERSION]` resolves the Model's promoted version (or the named one) to its model card and
+predicts with the trainer's own predictor; `kubetrain serving` renders the Deployment that serves
+it, whose pod (on the executing local node) answers HTTP requests as the offline predictor does.
+Pinning `promotedVersion` back (a rollback) changes what is predicted and, once re-applied,
+what is served.
 
 The two versions' weights are real (the trainer, run locally); their runs on the cluster are KWOK
 workers whose final report names those outputs, as a trainer pod's would."""
@@ -11,17 +14,21 @@ import copy
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 
 from kubetrain.client import Client, card_uri
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain_trainer import datagen
 from kubetrain_trainer.predict import Predictor
 from tests.builders import example
+from tests.helpers import wait_for
 from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 from tests.registry import Registry, finish
@@ -113,3 +120,72 @@ def test_predict_says_what_is_missing(cluster: LocalCluster, namespace: str, tmp
     )
     assert result.returncode == 1
     assert f"Model {namespace}/nosuch not found" in result.stderr
+
+
+def served(cluster: LocalCluster, namespace: str, port: int) -> None:
+    """Renders the promoted version's serving manifests and applies them, as a user pipes
+    `kubetrain serving` into `kubectl apply`; adapted to the dev cluster's executing node, whose
+    pods share the host's loopback (so the old pod goes before the new one binds the port)."""
+    rendered = subprocess.run(
+        [sys.executable, "-m", "kubetrain.cli", "serving", "fraud", "--image", "kubetrain-trainer:dev",
+         "--port", str(port), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace],
+        capture_output=True, text=True, timeout=60, check=True,
+    )
+    objects = list(yaml.safe_load_all(rendered.stdout))
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    deployment["spec"]["strategy"] = {"type": "Recreate"}
+    deployment["spec"]["template"]["spec"]["nodeSelector"] = {"kubetrain.io/node-pool": "local"}
+    deployment["spec"]["template"]["spec"]["tolerations"] = [
+        {"key": "kubetrain.io/local", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump_all(objects))
+
+
+def call(url: str, body: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    request = urllib.request.Request(url, data=None if body is None else json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            loaded: dict[str, Any] = json.loads(answer.read())
+            return loaded
+    except (OSError, urllib.error.HTTPError):
+        return None
+
+
+def serving_version(base: str, digest: str) -> dict[str, Any]:
+    """Waits until the predictor answers with the weights of `digest` (a rollout replaces it)."""
+    return wait_for(lambda: (found := call(f"{base}/v1/models/fraud")) and found["version"] == digest and found,
+                    timeout=180, what=f"the predictor serving {digest}")
+
+
+def test_the_served_model_answers_as_the_offline_predictor_and_follows_a_rollback(
+    outputs: tuple[Path, list[dict[str, Any]]], cluster: LocalCluster, api: kubernetes.client.ApiClient,
+    namespace: str, operator: OperatorProcess,
+) -> None:
+    data, (first, second) = outputs
+    rows = [line.split(",") for line in data.read_text().splitlines()[1:6]]
+    header = data.read_text().splitlines()[0].split(",")
+    instances = [{name: float(value) for name, value in zip(header, row, strict=True) if name != "label"}
+                 for row in rows]
+    jobs, registry = Jobs(api, namespace), Registry(api, namespace)
+    record(jobs, "fraud-1", first)
+    registry.wait_promoted("fraud", "fraud-v1")
+    record(jobs, "fraud-2", second)
+    registry.wait_promoted("fraud", "fraud-v2")
+
+    port = harness.free_port()
+    base = f"http://127.0.0.1:{port}"
+    served(cluster, namespace, port)
+    serving_version(base, second["provenance"]["weightsDigest"])
+    answer = call(f"{base}/v1/models/fraud:predict", {"instances": instances})
+    offline_second = Predictor.load(second["provenance"]["modelCardUri"]).predict(instances)
+    assert answer == {"predictions": [p.model_dump() for p in offline_second]}
+
+    registry.patch_model("fraud", {"promotedVersion": "fraud-v1"})
+    registry.wait_promoted("fraud", "fraud-v1")
+    served(cluster, namespace, port)
+    serving_version(base, first["provenance"]["weightsDigest"])
+    answer = call(f"{base}/v1/models/fraud:predict", {"instances": instances})
+    offline_first = Predictor.load(first["provenance"]["modelCardUri"]).predict(instances)
+    assert answer == {"predictions": [p.model_dump() for p in offline_first]}
+    assert offline_first != offline_second
