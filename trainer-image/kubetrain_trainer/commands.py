@@ -17,10 +17,9 @@ DIGEST_HELP = "sha256:<hex> the weights must have (a ModelVersion's provenance.w
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from kubetrain_trainer.predict import Predictor
+    from kubetrain_trainer import predict
 
-    predictor = Predictor.load(args.model, args.weights_digest)
-    predictions = predictor.predict_features(predictor.file_features(args.input))
+    predictions = predict.load(args.model, args.weights_digest).predict_file(args.input)
     out = sys.stdout if args.output is None else args.output.open("w")
     try:
         for prediction in predictions:
@@ -32,9 +31,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from kubetrain_trainer.predict import Predictor
+    from kubetrain_trainer import predict
 
-    print(json.dumps(Predictor.load(args.model).evaluate(args.dataset), sort_keys=True))
+    print(json.dumps(predict.load(args.model).evaluate(args.dataset), sort_keys=True))
     return 0
 
 
@@ -51,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="predict a file of instances; one JSON line per instance")
     predict.add_argument("--model", required=True, help=MODEL_HELP)
     predict.add_argument("--input", type=Path, required=True,
-                         help=".csv (columns by name; `label` ignored), .jsonl (one instance a line) or .npz (x)")
+                         help=".csv (columns by name; `label` ignored), .jsonl (one instance a line) or .npz (x); "
+                              "causal-lm: .jsonl of prompts")
     predict.add_argument("--output", type=Path, default=None, help="JSONL file (default: stdout)")
     predict.add_argument("--weights-digest", default=None, help=DIGEST_HELP)
     predict.set_defaults(func=_predict)

@@ -15,7 +15,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ from torch import nn
 from kubetrain_trainer import data, evaluate, export, models, preprocess, storage
 from kubetrain_trainer.config import Family, TaskConfig
 from kubetrain_trainer.errors import InvalidConfig, InvalidData
+
+if TYPE_CHECKING:
+    from kubetrain_trainer.llm.predict import GenerativePredictor
 
 CPU = torch.device("cpu")
 
@@ -68,6 +71,26 @@ def card_uri(uri: str) -> str:
     return uri if uri.endswith(".json") else storage.join(uri, export.CARD)
 
 
+def read_card(uri: str) -> dict[str, Any]:
+    location = card_uri(uri)
+    try:
+        card: dict[str, Any] = json.loads(storage.read_bytes(location))
+    except (OSError, ValueError) as error:
+        raise InvalidConfig(f"{location}: cannot read the model card ({error})") from error
+    return card
+
+
+def load(uri: str, weights_digest: str | None = None) -> Predictor | GenerativePredictor:
+    """The predictor for whatever the card describes: a classifier, or a causal-lm fine-tune
+    (kubetrain_trainer.llm.predict, imported only then: it loads transformers and peft)."""
+    card = read_card(uri)
+    if card.get("model", {}).get("family") == "causal-lm":
+        from kubetrain_trainer.llm.predict import GenerativePredictor
+
+        return GenerativePredictor.load(card, weights_digest)
+    return Predictor.from_card(card, weights_digest)
+
+
 @dataclass(frozen=True)
 class Predictor:
     card: dict[str, Any]
@@ -80,15 +103,14 @@ class Predictor:
         """From a model card's URI (a ModelVersion's modelCardUri) or the output location holding
         it; refuses weights whose sha256 is not the card's, nor `weights_digest` (`sha256:<hex>`,
         what a ModelVersion recorded) when given."""
-        location = card_uri(uri)
-        try:
-            card = json.loads(storage.read_bytes(location))
-        except (OSError, ValueError) as error:
-            raise InvalidConfig(f"{location}: cannot read the model card ({error})") from error
+        return cls.from_card(read_card(uri), weights_digest)
+
+    @classmethod
+    def from_card(cls, card: dict[str, Any], weights_digest: str | None = None) -> Predictor:
         if card.get("model", {}).get("family") not in ("tabular", "image", "text"):
-            raise InvalidConfig(f"{location}: the predictor serves the built-in classifiers, not {card.get('model')}")
+            raise InvalidConfig(f"the predictor serves the built-in classifiers, not {card.get('model')}")
         if "inputShape" not in card["model"]:
-            raise InvalidConfig(f"{location}: the card predates model.inputShape; retrain with this trainer")
+            raise InvalidConfig("the model card predates model.inputShape; retrain with this trainer")
         task = TaskConfig.model_validate(card["config"])
         classes = [str(name) for name in card["data"]["classes"]]
         module = models.build(task, tuple(card["model"]["inputShape"]), len(classes))
@@ -154,6 +176,9 @@ class Predictor:
         except (KeyError, TypeError, ValueError) as error:
             expected = self.card["schema"]["input"]
             raise InvalidData(f"instances do not fit the model's input ({expected}): {error}") from error
+
+    def predict_file(self, path: Path) -> list[Prediction]:
+        return self.predict_features(self.file_features(path))
 
     def file_features(self, path: Path) -> np.ndarray:
         """A file of instances: .csv (tabular columns by name, or a `text` column; a `label`

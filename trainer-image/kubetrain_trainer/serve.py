@@ -20,9 +20,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kubetrain_trainer import logs
+from kubetrain_trainer import logs, predict
 from kubetrain_trainer.errors import TrainerFailure
-from kubetrain_trainer.predict import Prediction, Predictor
+from kubetrain_trainer.llm.predict import Generation, GenerativePredictor
+from kubetrain_trainer.predict import Prediction
 
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
@@ -36,7 +37,7 @@ class PredictRequest(BaseModel):
 class PredictResponse(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    predictions: list[Prediction]
+    predictions: list[Prediction] | list[Generation]
 
 
 class ModelStatus(BaseModel):
@@ -48,7 +49,7 @@ class ModelStatus(BaseModel):
     job: dict[str, Any]
 
 
-def model_status(name: str, predictor: Predictor) -> ModelStatus:
+def model_status(name: str, predictor: predict.Predictor | GenerativePredictor) -> ModelStatus:
     return ModelStatus(
         name=name, ready=True, version=f"sha256:{predictor.card['weights']['sha256']}", job=predictor.card["job"]
     )
@@ -104,7 +105,9 @@ class Handler(BaseHTTPRequestHandler):
 class PredictorServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], model_name: str, predictor: Predictor) -> None:
+    def __init__(
+        self, address: tuple[str, int], model_name: str, predictor: predict.Predictor | GenerativePredictor
+    ) -> None:
         super().__init__(address, Handler)
         self.model_name = model_name
         self.predictor = predictor
@@ -112,7 +115,7 @@ class PredictorServer(ThreadingHTTPServer):
 
 def serve(model_uri: str, weights_digest: str | None, model_name: str, host: str, port: int) -> None:
     """Loads the model, then listens until killed: a pod is ready once the port answers."""
-    predictor = Predictor.load(model_uri, weights_digest)
+    predictor = predict.load(model_uri, weights_digest)
     server = PredictorServer((host, port), model_name, predictor)
     logs.info("serving", model=model_name, uri=model_uri, address=f"{host}:{server.server_address[1]}",
               version=f"sha256:{predictor.card['weights']['sha256']}")
