@@ -42,9 +42,9 @@ class Prediction(BaseModel):
     probabilities: dict[str, float]
 
 
-def schema(family: Family, feature_names: Sequence[str], input_shape: Sequence[int], classes: Sequence[str]) -> dict[
-    str, Any
-]:
+def schema(
+    family: Family, feature_names: Sequence[str], input_shape: Sequence[int], classes: Sequence[str]
+) -> dict[str, Any]:
     """The input and output of one instance, as the model card documents them and `instances`
     below parses them."""
     inputs: dict[str, dict[str, Any]] = {
