@@ -72,9 +72,8 @@ def _model_card(
     device: torch.device,
     started: str,
     digests: list[str],
+    counts: dict[str, int],
 ) -> dict[str, Any]:
-    params = sum(p.numel() for p in built.module.parameters())
-    trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
     return {
         **modelcard.job_facts(env, code_version(env)),
         "data": {**dataset.audit.as_dict(), "classes": dataset.classes, **env.data_terms()},
@@ -85,8 +84,7 @@ def _model_card(
             "family": task.family,
             "class": type(built.module).__name__,
             "inputShape": list(prepared.input_shape),
-            "parameters": params,
-            "trainableParameters": trainable,
+            **counts,
             "finetunedFrom": task.finetune.checkpoint_uri if task.finetune else None,
             "loraTargets": built.lora_targets,
         },
@@ -139,6 +137,7 @@ def train(env: JobEnvironment, started: str) -> str | None:
     digests = rank_digests(built.module)
     if not topology.is_chief:
         return None
+    counts = parameter_counts(built.module)
     # The adapters are folded in before the evaluation, so the metrics describe the very weights
     # exported, which the predictor (kubetrain_trainer.predict) loads and re-scores exactly.
     lora.merge(built.module)
@@ -146,7 +145,7 @@ def train(env: JobEnvironment, started: str) -> str | None:
     logs.info("evaluated", **metrics)
     card = export.write(
         env.output_uri, built.module,
-        _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests),
+        _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests, counts),
         task.export_formats, prepared.test[0][:2],
     )
     logs.info("exported", weights=card["weights"]["uri"], sha256=card["weights"]["sha256"])
@@ -155,6 +154,15 @@ def train(env: JobEnvironment, started: str) -> str | None:
     message = f"test accuracy {metrics['accuracy']:.4f} after {result.steps} steps"
     weights_uri = storage.join(env.output_uri, export.WEIGHTS)
     return termination.report("Succeeded", "Completed", message, metrics, weights_uri, provenance(card, env))
+
+
+def parameter_counts(module: nn.Module) -> dict[str, int]:
+    """All parameters and the trained ones (a LoRA fine-tune trains only its adapters), counted
+    as trained: before the adapters are merged away."""
+    return {
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "trainableParameters": sum(p.numel() for p in module.parameters() if p.requires_grad),
+    }
 
 
 def rank_digests(module: nn.Module) -> list[str]:
