@@ -50,7 +50,7 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[dict[s
                       f"file://{work / f'run-{seed}' / 'output'}", job=f"run-{seed}")[0]
         for seed in (1, 2)
     ]
-    harness.wait(pods, timeout=300)
+    harness.wait(pods, timeout=540)
     reports = [pod.report() for pod in pods]
     assert all(report is not None for report in reports), harness.describe(pods)
     return data, [report for report in reports if report is not None]

@@ -3,7 +3,6 @@ a majority one; a class never predicted has precision 0 (as sklearn's zero_divis
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 
 import numpy as np
@@ -33,14 +32,14 @@ def macro_scores(truth: np.ndarray, predicted: np.ndarray, num_classes: int) -> 
 @torch.no_grad()
 def logits(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
     """The model's float32 logits for model-ready inputs (preprocess.transform), on the CPU: what
-    the held-out metrics and every prediction (kubetrain_trainer.predict) are computed from."""
+    the held-out metrics and every prediction (kubetrain_trainer.predict) are computed from. In
+    float32 even on a GPU (where training runs in bf16 autocast): the metrics describe the
+    exported float32 weights as a server runs them."""
     was_training = model.training
     model.eval()
     outputs = []
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     for start in range(0, len(x), batch_size):
-        with autocast:
-            outputs.append(model(x[start : start + batch_size].to(device)).float().cpu())
+        outputs.append(model(x[start : start + batch_size].to(device)).float().cpu())
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0)
 
