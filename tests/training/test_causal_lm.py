@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,6 +184,29 @@ def test_merged_weights_answer_as_base_plus_adapter(sft: Run, inputs: Inputs) ->
     ids = tokenizer("<|user|> what colour is the lime ? <|assistant|>", return_tensors="pt")["input_ids"]
     with torch.no_grad():
         assert torch.allclose(merged(ids).logits, adapted.eval()(ids).logits, atol=1e-4)
+
+
+@pytest.mark.training
+def test_the_generative_predictor_reproduces_the_held_out_answers(sft: Run, tmp_path: Path) -> None:
+    """Base + adapter loaded back from the card answer the run's own test prompts as the run did:
+    exactMatch and rougeL are reproduced exactly; the `predict` command answers prompts alike."""
+    from kubetrain_trainer.predict import load
+
+    predictor = load(str(sft.output), sft.report["provenance"]["weightsDigest"])
+    scores = predictor.evaluate()
+    assert scores == {k: sft.report["metrics"][k] for k in ("exactMatch", "rougeL")}
+    assert sft.report["provenance"]["exports"]["merged"]["digest"] == storage.content_digest(str(sft.output / "merged"))
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('"what colour is the lime ?"\n{"prompt": "what colour is the lime ?"}\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "kubetrain_trainer", "predict", "--model", str(sft.output / "model-card.json"),
+         "--input", str(prompts)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    assert answers == [g.model_dump() for g in predictor.predict(["what colour is the lime ?"] * 2)]
+    assert "Input and output" in (sft.output / "model-card.md").read_text()
 
 
 @pytest.mark.training

@@ -94,6 +94,7 @@ def test_trainer_report_provenance_reaches_the_operator() -> None:
         "weightsDigest": "sha256:" + "b" * 64,
         "modelCardUri": "file:///out/model-card.json",
         "codeVersion": "0.1.0",
+        "exports": {"onnx": {"uri": "file:///out/model.onnx", "digest": "sha256:" + "c" * 64}},
     }
     text = report("Succeeded", "Completed", "x" * 5000, {"accuracy": 0.9}, "file:///out/model.safetensors", provenance)
     assert len(text.encode()) < 4096
@@ -110,3 +111,20 @@ def test_model_card_inputs_reach_the_trainer() -> None:
     assert (job_env.image, job_env.submitted_by) == ("img", "alice@example.com")
     anonymous = JobEnvironment.from_env(rendered_env({**spec, "image": "ghcr.io/acme/t:1"}, 0))
     assert (anonymous.image, anonymous.submitted_by) == ("ghcr.io/acme/t:1", None)
+
+
+def test_model_documentation_reaches_the_model_card() -> None:
+    model = {"name": "fraud", "intendedUse": "Flag card transactions for review.",
+             "outOfScopeUse": "Declining payments without review.", "limitations": "Trained on EU traffic only."}
+    job_env = JobEnvironment.from_env(rendered_env({**SPEC, "task": {"type": "tabular-classification"},
+                                                    "model": model}, 0))
+    assert job_env.model_docs() == model
+    undocumented = JobEnvironment.from_env(rendered_env({**SPEC, "task": {"type": "tabular-classification"}}, 0))
+    assert undocumented.model_docs() == {}
+
+
+def test_export_formats_reach_the_trainer() -> None:
+    env = rendered_env({**SPEC, "task": {"type": "image-classification", "exportFormats": ["onnx"]}}, 0)
+    assert parse_task(env["KUBETRAIN_TASK"]).export_formats == ["onnx"]
+    assert parse_task(rendered_env({**SPEC, "task": {"type": "image-classification"}}, 0)["KUBETRAIN_TASK"]
+                      ).export_formats == []

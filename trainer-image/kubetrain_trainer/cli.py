@@ -1,16 +1,24 @@
-"""Entrypoint dispatch: a pod with several local processes runs the launcher, every other process
-is a worker. Configuration errors found before a worker starts still produce a final report."""
+"""Entrypoint dispatch: with arguments, a command on a trained model (kubetrain_trainer.commands:
+predict, evaluate, serve); without, a training pod: one with several local processes runs the
+launcher, every other process is a worker. Configuration errors found before a worker starts
+still produce a final report."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 from kubetrain_trainer import launcher, logs, termination
 from kubetrain_trainer.environment import DEFAULT_TERMINATION_MESSAGE_PATH, JobEnvironment
 from kubetrain_trainer.errors import TrainerFailure
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        from kubetrain_trainer import commands
+
+        return commands.main(args)
     try:
         env = JobEnvironment.from_env()
     except TrainerFailure as failure:

@@ -91,6 +91,9 @@ class TaskConfig(_Camel):
     finetune: FinetuneConfig | None = None
     divergence: DivergenceConfig = Field(default_factory=DivergenceConfig)
     causal_lm: CausalLMConfig = Field(default_factory=CausalLMConfig)
+    # Formats written beside model.safetensors that serving runtimes read without this code
+    # (kubetrain_trainer.portable); causal-lm always writes the Hugging Face folder layout.
+    export_formats: list[Literal["onnx"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _room_to_train(self) -> TaskConfig:

@@ -55,6 +55,8 @@ class Dataset:
     labels: np.ndarray  # int64 class indices into `classes`
     classes: list[str]
     audit: Audit
+    # Tabular: the CSV's feature columns in model order (what a prediction request names); else empty.
+    feature_names: list[str]
 
 
 def decode(raw: bytes, uri: str) -> str:
@@ -71,7 +73,7 @@ def _encode_labels(values: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[v] for v in values], dtype=np.int64), names
 
 
-def _csv_rows(text: str, uri: str, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
+def csv_rows(text: str, uri: str, required: tuple[str, ...]) -> tuple[list[str], list[list[str]]]:
     reader = csv.reader(io.StringIO(text))
     try:
         header = [h.strip() for h in next(reader)]
@@ -90,10 +92,15 @@ def _csv_rows(text: str, uri: str, required: tuple[str, ...]) -> tuple[list[str]
     return header, rows
 
 
-def _tabular(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
-    header, rows = _csv_rows(decode(raw, uri), uri, (LABEL,))
+def feature_columns(header: list[str]) -> list[int]:
+    """Every column but the label, in file order: the order of the model's input features."""
+    return [i for i in range(len(header)) if header[i] != LABEL]
+
+
+def _tabular(raw: bytes, uri: str) -> tuple[np.ndarray, list[str], list[str]]:
+    header, rows = csv_rows(decode(raw, uri), uri, (LABEL,))
     label_at = header.index(LABEL)
-    feature_at = [i for i in range(len(header)) if i != label_at]
+    feature_at = feature_columns(header)
     if not feature_at:
         raise InvalidData(f"{uri}: no feature columns besides '{LABEL}'")
     features = np.empty((len(rows), len(feature_at)), dtype=np.float32)
@@ -108,7 +115,7 @@ def _tabular(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
     if not np.isfinite(features).all():
         line = int(np.argwhere(~np.isfinite(features))[0][0]) + 2
         raise InvalidData(f"{uri}: missing or non-finite feature values (first at line {line})")
-    return features, [row[label_at].strip() for row in rows]
+    return features, [row[label_at].strip() for row in rows], [header[i] for i in feature_at]
 
 
 def _is_float(value: str) -> bool:
@@ -119,7 +126,7 @@ def _is_float(value: str) -> bool:
     return True
 
 
-def _image(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
+def _image(raw: bytes, uri: str) -> tuple[np.ndarray, list[str], list[str]]:
     try:
         archive = np.load(io.BytesIO(raw), allow_pickle=False)
         x, y = archive["x"], archive["y"]
@@ -137,13 +144,13 @@ def _image(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
         )
     if not np.issubdtype(x.dtype, np.number) or not np.isfinite(x).all():
         raise InvalidData(f"{uri}: image pixels must be finite numbers")
-    return x.astype(np.float32), [str(v) for v in y.tolist()]
+    return x.astype(np.float32), [str(v) for v in y.tolist()], []
 
 
-def _text(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
+def _text(raw: bytes, uri: str) -> tuple[np.ndarray, list[str], list[str]]:
     text = decode(raw, uri)
     if uri.lower().endswith(".csv"):
-        header, rows = _csv_rows(text, uri, (TEXT, LABEL))
+        header, rows = csv_rows(text, uri, (TEXT, LABEL))
         t, lab = header.index(TEXT), header.index(LABEL)
         pairs = [(row[t], row[lab].strip()) for row in rows]
     else:
@@ -160,7 +167,7 @@ def _text(raw: bytes, uri: str) -> tuple[np.ndarray, list[str]]:
                 ) from error
     if any(not p[0].strip() for p in pairs):
         raise InvalidData(f"{uri}: examples with empty text")
-    return np.array([p[0] for p in pairs], dtype=object), [p[1] for p in pairs]
+    return np.array([p[0] for p in pairs], dtype=object), [p[1] for p in pairs], []
 
 
 _PARSERS = {"tabular": _tabular, "image": _image, "text": _text}
@@ -179,7 +186,7 @@ def read(uri: str) -> bytes:
 
 def load(uri: str, kind: Family) -> Dataset:
     raw = read(uri)
-    features, label_values = _PARSERS[kind](raw, uri)
+    features, label_values, feature_names = _PARSERS[kind](raw, uri)
     if len(label_values) == 0:
         raise InvalidData(f"{uri}: the data set has no examples")
     if any(not v for v in label_values):
@@ -194,4 +201,6 @@ def load(uri: str, kind: Family) -> Dataset:
         rows=len(labels),
         class_counts={name: counts[name] for name in classes},
     )
-    return Dataset(kind=kind, features=features, labels=labels, classes=classes, audit=audit)
+    return Dataset(
+        kind=kind, features=features, labels=labels, classes=classes, audit=audit, feature_names=feature_names
+    )

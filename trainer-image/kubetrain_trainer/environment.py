@@ -84,6 +84,11 @@ class JobEnvironment:
     image: str | None
     submitted_by: str | None
     topology: Topology
+    # spec.model: the line's name and the integrator documentation the model card carries.
+    model_name: str | None = None
+    intended_use: str | None = None
+    out_of_scope_use: str | None = None
+    limitations: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> JobEnvironment:
@@ -106,6 +111,10 @@ class JobEnvironment:
             image=env.get("KUBETRAIN_IMAGE") or None,
             submitted_by=env.get("KUBETRAIN_SUBMITTED_BY") or None,
             topology=Topology.from_env(env),
+            model_name=env.get("KUBETRAIN_MODEL_NAME") or None,
+            intended_use=env.get("KUBETRAIN_MODEL_INTENDED_USE") or None,
+            out_of_scope_use=env.get("KUBETRAIN_MODEL_OUT_OF_SCOPE_USE") or None,
+            limitations=env.get("KUBETRAIN_MODEL_LIMITATIONS") or None,
         )
 
     def require_uris(self) -> None:
@@ -120,3 +129,13 @@ class JobEnvironment:
         """spec.dataset's licence and consent basis, as the model card records them (unset: absent)."""
         terms = {"license": self.dataset_license, "consentBasis": self.dataset_consent_basis}
         return {key: value for key, value in terms.items() if value}
+
+    def model_docs(self) -> dict[str, str]:
+        """spec.model's name and documentation, as the model card records them (unset: absent)."""
+        docs = {
+            "name": self.model_name,
+            "intendedUse": self.intended_use,
+            "outOfScopeUse": self.out_of_scope_use,
+            "limitations": self.limitations,
+        }
+        return {key: value for key, value in docs.items() if value}

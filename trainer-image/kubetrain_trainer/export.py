@@ -4,6 +4,7 @@ exact data (digest), configuration and code that produced them."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -11,7 +12,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
-from kubetrain_trainer import lora, modelcard, storage
+from kubetrain_trainer import lora, modelcard, portable, storage
 from kubetrain_trainer.errors import InvalidConfig
 
 WEIGHTS = "model.safetensors"
@@ -47,14 +48,24 @@ def load_weights(model: nn.Module, uri: str) -> None:
         raise InvalidConfig(f"finetune.checkpointUri {uri} does not fit the configured model: {error}") from error
 
 
-def write(output_uri: str, model: nn.Module, card: dict[str, Any]) -> dict[str, Any]:
-    """Writes weights then card (the card last, so its presence means the weights are complete)."""
+def write(
+    output_uri: str, model: nn.Module, card: dict[str, Any], formats: Sequence[str], example: torch.Tensor
+) -> dict[str, Any]:
+    """Writes weights, the portable `formats` (traced with `example`, a model-ready batch), then
+    the card (last, so its presence means everything it names is complete)."""
     blob = weights_bytes(model)
     weights_uri = storage.join(output_uri, WEIGHTS)
     storage.write_bytes(weights_uri, blob)
+    exports = {}
+    for fmt in formats:
+        exported = portable.onnx_bytes(model, example)
+        uri = storage.join(output_uri, portable.FILES[fmt])
+        storage.write_bytes(uri, exported)
+        exports[fmt] = {"uri": uri, "sha256": hashlib.sha256(exported).hexdigest(), **portable.describe(fmt)}
     card = {
         **card,
         "weights": {"uri": weights_uri, "sha256": hashlib.sha256(blob).hexdigest(), "format": "safetensors"},
+        **({"exports": exports} if exports else {}),
         "software": modelcard.software(torch=torch.__version__),
     }
     modelcard.write(storage.join(output_uri, CARD), card)

@@ -20,6 +20,7 @@ from kubetrain_trainer import (
     lora,
     modelcard,
     models,
+    predict,
     preprocess,
     storage,
     termination,
@@ -28,7 +29,7 @@ from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import TaskConfig, parse_task
 from kubetrain_trainer.environment import JobEnvironment
 from kubetrain_trainer.errors import TrainerFailure
-from kubetrain_trainer.evaluate import evaluate
+from kubetrain_trainer.evaluate import evaluate, held_out_digest
 from kubetrain_trainer.loop import LoopResult, TrainingLoop
 from kubetrain_trainer.progress import Gate
 from kubetrain_trainer.status import StatusReporter, Throttle, rfc3339
@@ -71,19 +72,19 @@ def _model_card(
     device: torch.device,
     started: str,
     digests: list[str],
+    counts: dict[str, int],
 ) -> dict[str, Any]:
-    params = sum(p.numel() for p in built.module.parameters())
-    trainable = sum(p.numel() for p in built.module.parameters() if p.requires_grad)
     return {
         **modelcard.job_facts(env, code_version(env)),
         "data": {**dataset.audit.as_dict(), "classes": dataset.classes, **env.data_terms()},
         "config": task.resolved(),
         "preprocessing": prepared.recipe,
+        "schema": predict.schema(task.family, dataset.feature_names, prepared.input_shape, dataset.classes),
         "model": {
             "family": task.family,
             "class": type(built.module).__name__,
-            "parameters": params,
-            "trainableParameters": trainable,
+            "inputShape": list(prepared.input_shape),
+            **counts,
             "finetunedFrom": task.finetune.checkpoint_uri if task.finetune else None,
             "loraTargets": built.lora_targets,
         },
@@ -99,6 +100,7 @@ def _model_card(
             "samplesPerSecond": round(result.samples_per_second, 2),
         },
         "metrics": metrics,
+        "evaluation": {"split": "test", "rows": len(prepared.test[1]), "digest": held_out_digest(*prepared.test)},
         "startTime": started,
         "endTime": rfc3339(),
     }
@@ -135,11 +137,16 @@ def train(env: JobEnvironment, started: str) -> str | None:
     digests = rank_digests(built.module)
     if not topology.is_chief:
         return None
-    metrics = {k: round(v, 6) for k, v in evaluate(built.module, *prepared.test, prepared.num_classes, device).items()}
+    counts = parameter_counts(built.module)
+    # The adapters are folded in before the evaluation, so the metrics describe the very weights
+    # exported, which the predictor (kubetrain_trainer.predict) loads and re-scores exactly.
+    lora.merge(built.module)
+    metrics = evaluate(built.module, *prepared.test, prepared.num_classes, device)
     logs.info("evaluated", **metrics)
     card = export.write(
         env.output_uri, built.module,
-        _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests),
+        _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests, counts),
+        task.export_formats, prepared.test[0][:2],
     )
     logs.info("exported", weights=card["weights"]["uri"], sha256=card["weights"]["sha256"])
     if reporter is not None:
@@ -147,6 +154,15 @@ def train(env: JobEnvironment, started: str) -> str | None:
     message = f"test accuracy {metrics['accuracy']:.4f} after {result.steps} steps"
     weights_uri = storage.join(env.output_uri, export.WEIGHTS)
     return termination.report("Succeeded", "Completed", message, metrics, weights_uri, provenance(card, env))
+
+
+def parameter_counts(module: nn.Module) -> dict[str, int]:
+    """All parameters and the trained ones (a LoRA fine-tune trains only its adapters), counted
+    as trained: before the adapters are merged away."""
+    return {
+        "parameters": sum(p.numel() for p in module.parameters()),
+        "trainableParameters": sum(p.numel() for p in module.parameters() if p.requires_grad),
+    }
 
 
 def rank_digests(module: nn.Module) -> list[str]:
@@ -158,8 +174,12 @@ def rank_digests(module: nn.Module) -> list[str]:
 
 
 def provenance(card: dict[str, Any], env: JobEnvironment) -> dict[str, Any]:
-    """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md)."""
+    """The digests only the trainer knows, for the operator's provenance record (docs/contracts.md):
+    the portable exports (ONNX, the Hugging Face folders) are there for the ModelVersion too."""
+    exported = card.get("exports", {})
+    exports = {name: {"uri": e["uri"], "digest": f"sha256:{e['sha256']}"} for name, e in exported.items()}
     return {
+        **({"exports": exports} if exports else {}),
         "datasetDigest": f"sha256:{card['data']['sha256']}",
         "datasetProfile": card["data"]["profile"],
         "weightsUri": card["weights"]["uri"],

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,6 +18,7 @@ from kubetrain_trainer.errors import InvalidData
 
 _WORD = re.compile(r"\w+")
 PAD = 0
+TOKENIZER = "crc32-hashed-words"
 
 
 @dataclass(frozen=True)
@@ -69,25 +72,41 @@ def tokenize(texts: np.ndarray, vocab_size: int, max_length: int) -> np.ndarray:
     return ids
 
 
-def prepare(dataset: Dataset, task: TaskConfig) -> Prepared:
-    split = stratified_split(dataset.labels, task.validation_fraction, task.test_fraction, task.seed)
-    x, y = dataset.features, dataset.labels
-    recipe: dict[str, object]
+def split_of(dataset: Dataset, task: TaskConfig) -> Split:
+    """The run's split of `dataset`, which the task's seed and fractions alone decide: the
+    predictor recomputes the held-out rows from the model card's configuration."""
+    return stratified_split(dataset.labels, task.validation_fraction, task.test_fraction, task.seed)
+
+
+def fit(dataset: Dataset, task: TaskConfig, split: Split) -> dict[str, object]:
+    """The recipe: everything `transform` needs, fitted on the training rows and kept at full
+    precision (JSON round-trips a float exactly), so the model card reproduces the training
+    features bit for bit."""
     if dataset.kind == "text":
-        x = tokenize(x, task.model.vocab_size, task.model.max_length)
-        recipe = {
-            "tokenizer": "crc32-hashed-words",
-            "vocabSize": task.model.vocab_size,
-            "maxLength": task.model.max_length,
-        }
-    else:
-        # Tabular columns are standardised one by one; image pixels share one scale.
-        axis = 0 if dataset.kind == "tabular" else None
-        mean = x[split.train].mean(axis=axis, dtype=np.float64)
-        std = x[split.train].std(axis=axis, dtype=np.float64)
-        std = np.where(std > 1e-12, std, 1.0)
-        x = ((x - mean) / std).astype(np.float32)
-        recipe = {"standardize": {"mean": np.round(mean, 6).tolist(), "std": np.round(std, 6).tolist()}}
+        return {"tokenizer": TOKENIZER, "vocabSize": task.model.vocab_size, "maxLength": task.model.max_length}
+    # Tabular columns are standardised one by one; image pixels share one scale.
+    axis = 0 if dataset.kind == "tabular" else None
+    train = dataset.features[split.train]
+    mean = train.mean(axis=axis, dtype=np.float64)
+    std = train.std(axis=axis, dtype=np.float64)
+    std = np.where(std > 1e-12, std, 1.0)
+    return {"standardize": {"mean": mean.tolist(), "std": std.tolist()}}
+
+
+def transform(recipe: Mapping[str, Any], features: np.ndarray) -> np.ndarray:
+    """Raw features (texts, pixels, table rows) to model inputs: the one function both training
+    and the predictor (kubetrain_trainer.predict) call."""
+    if recipe.get("tokenizer") == TOKENIZER:
+        return tokenize(features, int(recipe["vocabSize"]), int(recipe["maxLength"]))
+    scale = recipe["standardize"]
+    mean, std = np.asarray(scale["mean"], dtype=np.float64), np.asarray(scale["std"], dtype=np.float64)
+    return np.ascontiguousarray(((features - mean) / std).astype(np.float32))
+
+
+def prepare(dataset: Dataset, task: TaskConfig) -> Prepared:
+    split = split_of(dataset, task)
+    recipe = fit(dataset, task, split)
+    x, y = transform(recipe, dataset.features), dataset.labels
 
     def tensors(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.from_numpy(np.ascontiguousarray(x[rows])), torch.from_numpy(y[rows])

@@ -34,6 +34,19 @@ class ModelRef(CamelModel):
         description="Model line this job trains (e.g. fraud): a job that passes its gates records a ModelVersion "
         "<name>-v<N> and the Model <name> may promote it.",
     )
+    intended_use: str | None = Field(
+        default=None, max_length=2000,
+        description="What the model is for (users, decisions, inputs); written into the model card's Intended use.",
+    )
+    out_of_scope_use: str | None = Field(
+        default=None, max_length=2000,
+        description="Uses the model was not built or evaluated for; written into the model card's Out-of-scope use.",
+    )
+    limitations: str | None = Field(
+        default=None, max_length=2000,
+        description="Known weaknesses (populations, inputs, drift) beyond what the metrics show; written into the "
+        "model card's Limitations.",
+    )
 
 
 class Gate(CamelModel):

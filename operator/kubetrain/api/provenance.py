@@ -34,6 +34,15 @@ class DatasetProfile(CamelModel):
     tokens: int | None = Field(default=None, ge=0, description="Tokens of a text corpus, by the code's tokenizer.")
 
 
+class Artifact(CamelModel):
+    """One exported file or folder the trainer wrote and hashed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    uri: str = Field(description="Where it lies.")
+    digest: str = Field(description="sha256:<hex> of the file, or of a folder's manifest (sha256sum lines).")
+
+
 class Provenance(CamelModel):
     submitted_by: str | None = Field(
         default=None,
@@ -70,3 +79,8 @@ class Provenance(CamelModel):
     weights_uri: str | None = Field(default=None, description="The exported weights (model.safetensors).")
     weights_digest: str | None = Field(default=None, description="sha256:<hex> of the exported weights.")
     model_card_uri: str | None = Field(default=None, description="The model card (model-card.json) next to them.")
+    exports: dict[str, Artifact] = Field(
+        default_factory=dict,
+        description="Portable exports beside the weights, by format (onnx: spec.task.exportFormats; adapter, "
+        "merged, model: a causal-lm's Hugging Face folders), each with its digest.",
+    )

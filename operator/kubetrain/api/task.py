@@ -23,6 +23,10 @@ class TaskType(StrEnum):
     CAUSAL_LM = "causal-lm"
 
 
+class ExportFormat(StrEnum):
+    ONNX = "onnx"
+
+
 class ArchitectureSpec(CamelModel):
     """Architecture knobs. Unset fields keep the trainer's own defaults, so only the knobs a user
     really chose travel in KUBETRAIN_TASK; each model family reads only its own."""
@@ -153,6 +157,12 @@ class TaskSpec(CamelModel):
     )
     causal_lm: CausalLMSpec | None = Field(
         default=None, description="Settings of type causal-lm (sequences, schedule, accumulation, export)."
+    )
+    export_formats: list[ExportFormat] | None = Field(
+        default=None, max_length=1,
+        description="Portable formats exported beside model.safetensors for runtimes without kubetrain's code "
+        "(onnx: ONNX Runtime, Triton, KServe), each recorded with its digest in provenance.exports and the "
+        "ModelVersion; classification tasks only (causal-lm always writes the Hugging Face folder layout).",
     )
 
     @model_validator(mode="after")

@@ -136,10 +136,16 @@ def _run(verb: Verb) -> Callable[[argparse.Namespace], int]:
     return run
 
 
-def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def client_options() -> argparse.ArgumentParser:
+    """--kubeconfig and --namespace, the options of every verb that talks to a cluster."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--kubeconfig", type=Path, default=None, help="default: $KUBECONFIG, else ~/.kube/config")
     common.add_argument("-n", "--namespace", default=None, help="default: the kubeconfig context's namespace")
+    return common
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = client_options()
 
     def verb(name: str, func: Verb, help_: str) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, parents=[common], help=help_, description=help_)

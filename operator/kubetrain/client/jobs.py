@@ -17,9 +17,10 @@ import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.job import TrainingJob
-from kubetrain.api.registry import MODEL_LABEL, ModelVersion
+from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.status import Phase
 from kubetrain.client.logs import LogLine, pod_logs
+from kubetrain.client.registry import NotServable, parse_reference, promoted_name
 
 JOB = TrainingJob.api_info
 FINISHED = (Phase.SUCCEEDED, Phase.FAILED)
@@ -181,6 +182,28 @@ class Client:
         ))
         versions = [ModelVersion.model_validate(raw) for raw in listed["items"]]
         return sorted(versions, key=lambda v: v.spec.version)
+
+    def model(self, name: str) -> Model:
+        return Model.model_validate(self._registry_object(Model.api_info.plural, name, Model.api_info.kind))
+
+    def model_version(self, name: str) -> ModelVersion:
+        info = ModelVersion.api_info
+        return ModelVersion.model_validate(self._registry_object(info.plural, name, info.kind))
+
+    def resolve_version(self, reference: str) -> ModelVersion:
+        """`MODEL` (its promoted version) or `MODEL:VERSION` to the ModelVersion (client/registry.py)."""
+        model, version = parse_reference(reference)
+        return self.model_version(version or promoted_name(self.model(model)))
+
+    def _registry_object(self, plural: str, name: str, kind: str) -> dict[str, Any]:
+        info = Model.api_info
+        try:
+            return as_dict(self.custom.get_namespaced_custom_object(info.group, info.version, self.namespace, plural,
+                                                                    name))
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotServable(f"{kind} {self.namespace}/{name} not found") from None
+            raise
 
     def events(self, name: str) -> list[dict[str, Any]]:
         """The job's Events, oldest first, as the API serialises them (camelCase dicts)."""

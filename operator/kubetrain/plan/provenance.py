@@ -44,6 +44,7 @@ def provenance(draft: Draft, report: TrainerReport | None, image: str, image_id:
         weights_uri=produced.weights_uri or (report.model_uri if report else None),
         weights_digest=produced.weights_digest,
         model_card_uri=produced.model_card_uri,
+        exports=produced.exports,
     )
 
 

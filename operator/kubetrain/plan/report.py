@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kubetrain.api.provenance import DatasetProfile
+from kubetrain.api.provenance import Artifact, DatasetProfile
 
 
 class TrainerReason(StrEnum):
@@ -33,6 +33,7 @@ class ReportedProvenance(BaseModel):
     weights_digest: str | None = Field(default=None, alias="weightsDigest")
     model_card_uri: str | None = Field(default=None, alias="modelCardUri")
     code_version: str | None = Field(default=None, alias="codeVersion")
+    exports: dict[str, Artifact] = Field(default_factory=dict)
 
 
 class TrainerReport(BaseModel):

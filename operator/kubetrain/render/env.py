@@ -54,6 +54,10 @@ def contract_env(job: TrainingJob, attempt: int, runtime: dict[str, str], image:
         "KUBETRAIN_TERMINATION_MESSAGE_PATH": TERMINATION_MESSAGE_PATH,
         "KUBETRAIN_IMAGE": image,
         "KUBETRAIN_SUBMITTED_BY": meta.annotations.get(SUBMITTED_BY_ANNOTATION),
+        "KUBETRAIN_MODEL_NAME": spec.model.name if spec.model else None,
+        "KUBETRAIN_MODEL_INTENDED_USE": spec.model.intended_use if spec.model else None,
+        "KUBETRAIN_MODEL_OUT_OF_SCOPE_USE": spec.model.out_of_scope_use if spec.model else None,
+        "KUBETRAIN_MODEL_LIMITATIONS": spec.model.limitations if spec.model else None,
     }
     contract = [{"name": k, "value": v} for k, v in {**runtime, **kubetrain}.items() if v is not None]
     return contract + [{"name": var.name, "value": var.value} for var in spec.env]

@@ -10,6 +10,7 @@ compute spent on padding) unless `causalLm.packing` is off, when each is cut or 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -128,6 +129,12 @@ def split(records: list[Record], task: TaskConfig) -> tuple[list[Record], list[R
         raise InvalidData(f"{len(order)} examples leave none to train on after the held-out splits")
     pick = [records[i] for i in order]
     return pick[n_test + n_validation :], pick[n_test : n_test + n_validation], pick[:n_test]
+
+
+def digest(records: list[Record]) -> str:
+    """`sha256:<hex>` of the examples as JSON lines: names the held-out set in the model card."""
+    lines = "".join(json.dumps(dataclasses.asdict(r), sort_keys=True) + "\n" for r in records)
+    return "sha256:" + hashlib.sha256(lines.encode()).hexdigest()
 
 
 def use_chat_template(tokenizer: Any, config: CausalLMConfig) -> None:

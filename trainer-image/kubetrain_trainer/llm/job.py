@@ -17,6 +17,12 @@ from kubetrain_trainer.llm import export as llm_export
 from kubetrain_trainer.llm.loop import LanguageLoopResult, LanguageModelLoop
 from kubetrain_trainer.status import StatusReporter, rfc3339
 
+# One instance and one prediction of the generative predictor (kubetrain_trainer.llm.predict).
+SCHEMA = {
+    "input": {"type": "prompt", "encoding": "a prompt string, or an object with `prompt` (and `system`)"},
+    "output": {"text": "the greedy answer, formatted with the exported tokenizer's chat template"},
+}
+
 
 def hyperparameters(task: TaskConfig, world_size: int, lora_targets: list[str] | None) -> dict[str, Any]:
     """What the model card lists as the run's hyperparameters (the full configuration is beside it)."""
@@ -112,7 +118,8 @@ def train(env: JobEnvironment, task: TaskConfig, started: str) -> str | None:
     logs.info("evaluated", **scores)
     card = _card(env, task, base, audit, loaded, result, scores, device, started, digests)
     exports = llm_export.write(env.output_uri, loaded, config.export_merged)
-    card = {**card, "exports": exports, "weights": next(iter(exports.values()))}
+    card = {**card, "exports": exports, "weights": next(iter(exports.values())), "schema": SCHEMA,
+            "evaluation": {"split": "test", "rows": len(test_records), "digest": corpus.digest(test_records)}}
     modelcard.write(storage.join(env.output_uri, export.CARD), card)
     logs.info("exported", **{name: folder["uri"] for name, folder in exports.items()})
     if reporter is not None:

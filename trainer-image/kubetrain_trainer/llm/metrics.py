@@ -82,6 +82,21 @@ def rouge_l(prediction: str, reference: str) -> float:
 
 
 @torch.no_grad()
+def answer(model: Any, tokenizer: Any, record: corpus.Record, config: CausalLMConfig, device: torch.device) -> str:
+    """The greedy answer to one prompt, formatted with the tokenizer's chat template: what the
+    held-out exactMatch and rougeL score and what the generative predictor returns
+    (kubetrain_trainer.llm.predict)."""
+    prompt = tokenizer(corpus.render_prompt(tokenizer, record), add_special_tokens=False, return_tensors="pt")
+    prompt = {k: v.to(device) for k, v in prompt.items()}
+    with autocast(device):
+        output = model.generate(
+            **prompt, max_new_tokens=config.max_new_tokens, do_sample=False,
+            pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+        )
+    return str(tokenizer.decode(output[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True))
+
+
+@torch.no_grad()
 def answers(
     model: Any, tokenizer: Any, records: list[corpus.Record], config: CausalLMConfig, device: torch.device
 ) -> dict[str, float]:
@@ -94,15 +109,8 @@ def answers(
     model.eval()
     exact = rouge = 0.0
     for record in chosen:
-        prompt = tokenizer(corpus.render_prompt(tokenizer, record), add_special_tokens=False, return_tensors="pt")
-        prompt = {k: v.to(device) for k, v in prompt.items()}
-        with autocast(device):
-            output = model.generate(
-                **prompt, max_new_tokens=config.max_new_tokens, do_sample=False,
-                pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-            )
-        answer = tokenizer.decode(output[0, prompt["input_ids"].shape[1] :], skip_special_tokens=True)
-        exact += float(normalise(answer) == normalise(record.response or ""))
-        rouge += rouge_l(answer, record.response or "")
+        text = answer(model, tokenizer, record, config, device)
+        exact += float(normalise(text) == normalise(record.response or ""))
+        rouge += rouge_l(text, record.response or "")
     model.train(was_training)
     return {"exactMatch": exact / len(chosen), "rougeL": rouge / len(chosen)}

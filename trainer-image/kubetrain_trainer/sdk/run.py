@@ -153,7 +153,7 @@ class Run:
 
     def export_model(self, uri: str, card: Mapping[str, Any] | None = None) -> str | None:
         """The exported model at `uri` (a weights file, or a directory such as save_pretrained's):
-        its digest, and `model-card.json` beside the file or inside the directory, with `card`
+        its digest, and `model-card.json` (and `model-card.md`) beside the file or inside the directory, with `card`
         (name, description, anything the code knows) under "model". Returns the digest (None on
         an inactive run)."""
         if self.env is None:
@@ -161,7 +161,7 @@ class Run:
         directory = storage.is_local(uri) and storage.local_path(uri).is_dir()
         card_dir = uri if directory else uri.rsplit("/", 1)[0]
         card_uri = storage.join(card_dir, modelcard.CARD)
-        digest = storage.content_digest(uri, ignore=frozenset({modelcard.CARD}))
+        digest = storage.content_digest(uri, ignore=frozenset({modelcard.CARD, modelcard.MARKDOWN}))
         self._model = {"uri": uri, "digest": digest, "cardUri": card_uri, "card": dict(card or {})}
         modelcard.write(card_uri, self._card({}))
         logs.info("exported", weights=uri, digest=digest, card=card_uri)
