@@ -4,7 +4,6 @@ a wake-up at the next scheduled time."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from typing import Any
 
@@ -13,7 +12,7 @@ from pydantic import ValidationError
 
 from kubetrain.api.events import EventType
 from kubetrain.api.schedule import ScheduleReason, TrainingSchedule
-from kubetrain.controller.kube import Kube
+from kubetrain.controller.kube import Kube, api_message
 from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.plan.draft import Event
 from kubetrain.plan.schedule import plan_schedule
@@ -61,14 +60,8 @@ class ScheduleReconciler(QueuedReconciler):
         except ApiException as exc:
             if exc.status not in (400, 403, 422):
                 raise
-            message = f"TrainingJob {job['metadata']['name']} was refused: {_api_message(exc)}"
+            message = f"TrainingJob {job['metadata']['name']} was refused: {api_message(exc)}"
             return [Event(type=EventType.WARNING, reason=ScheduleReason.JOB_REFUSED, message=message[:1024])]
         log.info("TrainingSchedule %s/%s created %s", namespace, name, job["metadata"]["name"])
         return events
 
-
-def _api_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(exc.reason)
