@@ -34,6 +34,21 @@ class DatasetProfile(CamelModel):
     tokens: int | None = Field(default=None, ge=0, description="Tokens of a text corpus, by the code's tokenizer.")
 
 
+class SweepProvenance(CamelModel):
+    """The TrainingSweep a run was a trial of: what the search chose, and within what."""
+
+    sweep: str = Field(description="Name of the TrainingSweep.")
+    trial: int = Field(ge=0, description="The trial's index in the sweep.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="The values the sweep chose, by spec.task path.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    search_space: dict[str, Any] = Field(
+        default_factory=dict, description="The sweep's algorithm, objective and parameters (its search space).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
 class Provenance(CamelModel):
     submitted_by: str | None = Field(
         default=None,
@@ -70,3 +85,4 @@ class Provenance(CamelModel):
     weights_uri: str | None = Field(default=None, description="The exported weights (model.safetensors).")
     weights_digest: str | None = Field(default=None, description="sha256:<hex> of the exported weights.")
     model_card_uri: str | None = Field(default=None, description="The model card (model-card.json) next to them.")
+    sweep: SweepProvenance | None = Field(default=None, description="The TrainingSweep this run was a trial of.")

@@ -20,6 +20,12 @@ SWEEP_KIND: Final = "TrainingSweep"
 SWEEP_LABEL = "kubetrain.io/sweep"
 TRIAL_LABEL = "kubetrain.io/trial"
 SWEEP_ANNOTATION = "kubetrain.io/sweep-parameters"
+SEARCH_SPACE_ANNOTATION = "kubetrain.io/sweep-search-space"
+# On the trials of a sweep with promoteBest: "held" keeps a trial from being judged by its model's
+# gates when it succeeds (plan/promotion.py); the sweep sets "best" on its best trial at the end.
+PROMOTION_ANNOTATION = "kubetrain.io/sweep-promotion"
+PROMOTION_HELD = "held"
+PROMOTION_BEST = "best"
 # <sweep>-t<index> is the trial's job name, at most 63 characters (index below 10^5).
 MAX_SWEEP_NAME_LENGTH = 56
 MAX_TRIALS = 10_000
@@ -39,6 +45,7 @@ class SweepReason(StrEnum):
     BUDGET_EXCEEDED = "BudgetExceeded"
     DEADLINE_REQUIRED = "DeadlineRequired"
     COMPLETED = "Completed"
+    BEST_SUBMITTED = "BestSubmitted"
 
 
 class ParameterType(StrEnum):
@@ -137,6 +144,12 @@ class TrainingSweepSpec(CamelModel):
     max_trials: int = Field(default=10, ge=1, le=MAX_TRIALS, description="Trials to run in all.")
     parallel_trials: int = Field(default=1, ge=1, description="Trials running at once.")
     pruning: Pruning = Field(default_factory=Pruning, description="Early stopping of trials that fall behind.")
+    promote_best: bool = Field(
+        default=False,
+        description="With spec.model in the template: trials are not judged by the model's gates as they succeed; "
+        "once the sweep ends, its best trial is, and becomes a ModelVersion (promoted if it passes) like any job, "
+        "with the sweep and its search space in its provenance. False: every trial is judged as any job.",
+    )
     max_gpu_hours: float | None = Field(
         default=None,
         gt=0,

@@ -14,7 +14,14 @@ from pydantic import ValidationError
 
 from kubetrain.api.events import EventType
 from kubetrain.api.nodepools import NodePoolCatalogue
-from kubetrain.api.sweep import SWEEP_LABEL, SweepReason, TrainingSweep, TrainingSweepStatus
+from kubetrain.api.sweep import (
+    PROMOTION_ANNOTATION,
+    PROMOTION_BEST,
+    SWEEP_LABEL,
+    SweepReason,
+    TrainingSweep,
+    TrainingSweepStatus,
+)
 from kubetrain.controller.budget import fetch_budget
 from kubetrain.controller.kube import Kube, api_message
 from kubetrain.controller.requeue import QueuedReconciler
@@ -62,6 +69,10 @@ class SweepReconciler(QueuedReconciler):
             for job_name, uid in plan.delete:
                 log.info("TrainingSweep %s/%s deletes pruned trial %s", namespace, name, job_name)
                 self.kube.delete_job(namespace, job_name, uid)
+            if plan.promote is not None:
+                log.info("TrainingSweep %s/%s releases its best trial %s to its model's gates", namespace, name,
+                         plan.promote)
+                self.kube.annotate_job(namespace, plan.promote, {PROMOTION_ANNOTATION: PROMOTION_BEST})
             for event in events:
                 self.kube.post_event(raw, event.type, event.reason, event.message)
             self.requeuer.schedule(namespace, name, plan.requeue_after)

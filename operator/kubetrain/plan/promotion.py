@@ -27,6 +27,7 @@ from kubetrain.api.registry import (
 )
 from kubetrain.api.status import ConditionType as C
 from kubetrain.api.status import Reason as R
+from kubetrain.api.sweep import PROMOTION_ANNOTATION, PROMOTION_HELD
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.draft import Draft, Event
 from kubetrain.policy.promotion import Promoted, judge_gates
@@ -55,9 +56,11 @@ class PromotionFacts(BaseModel):
 
 
 def needs_promotion(draft: Draft) -> bool:
-    """Only a succeeded run of a model line whose outcome is not settled yet."""
+    """Only a succeeded run of a model line whose outcome is not settled yet, and not a sweep's
+    trial held back until the sweep picks its best (api/sweep.py PROMOTION_ANNOTATION)."""
     return (
         draft.job.spec.model is not None
+        and draft.job.metadata.annotations.get(PROMOTION_ANNOTATION) != PROMOTION_HELD
         and draft.is_true(C.SUCCEEDED)
         and cond.find(draft.conditions, C.PROMOTED) is None
     )

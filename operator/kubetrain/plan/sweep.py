@@ -10,7 +10,9 @@ pruned ones to delete (pure). The steps, in order:
    (plan/search.py) and recorded. The status is written before any job is created, and a trial's
    job name (<sweep>-t<index>) is fixed by its index, so a crash between the two creates the same
    job on the next reconcile instead of a new trial.
-4. summarise: counts, best trial, cost, phase and reason, with an Event for each change."""
+4. summarise: counts, best trial, cost, phase and reason, with an Event for each change.
+5. promote (spec.promoteBest): once the sweep has ended, its best trial's job is released to its
+   model's gates, which the TrainingJob reconcile judges as for any job."""
 
 from __future__ import annotations
 
@@ -29,6 +31,10 @@ from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import ConditionType, Phase, Reason
 from kubetrain.api.sweep import (
     ACTIVE_TRIALS,
+    PROMOTION_ANNOTATION,
+    PROMOTION_BEST,
+    PROMOTION_HELD,
+    SEARCH_SPACE_ANNOTATION,
     SWEEP_ANNOTATION,
     SWEEP_LABEL,
     TRIAL_LABEL,
@@ -64,6 +70,7 @@ class SweepPlan(BaseModel):
     status: TrainingSweepStatus
     create: list[dict[str, Any]] = Field(default_factory=list, description="Trial jobs to create unless they exist.")
     delete: list[tuple[str, str]] = Field(default_factory=list, description="Pruned trial jobs: (name, uid).")
+    promote: str | None = Field(default=None, description="The best trial's job, to release to its model's gates.")
     events: list[Event] = Field(default_factory=list)
     requeue_after: float | None = None
 
@@ -151,8 +158,29 @@ def plan_sweep(
     active = status.counts.pending + status.counts.running
     requeue = RUNNING_REQUEUE_SECONDS if active else (
         WAITING_REQUEUE_SECONDS if status.phase == SweepPhase.WAITING else None)
-    return SweepPlan(status=status, create=create, delete=delete, events=[*events, *_reason_event(old, status)],
-                     requeue_after=requeue)
+    promote = _promote(sweep, status, jobs)
+    if promote is not None:
+        events.append(Event(type=EventType.NORMAL, reason=SweepReason.BEST_SUBMITTED, message=(
+            f"best trial {promote} goes to model {_model(sweep)}'s gates")))
+    return SweepPlan(status=status, create=create, delete=delete, promote=promote,
+                     events=[*events, *_reason_event(old, status)], requeue_after=requeue)
+
+
+def _model(sweep: TrainingSweep) -> str | None:
+    model = sweep.spec.job_template.spec.model
+    return model.name if model is not None else None
+
+
+def _promote(sweep: TrainingSweep, status: TrainingSweepStatus, jobs: dict[str, dict[str, Any]]) -> str | None:
+    """Once the sweep has ended with a best trial, under promoteBest with a model: that trial's
+    job, until it carries the release (an idempotent annotation, set once)."""
+    best = status.best
+    if not sweep.spec.promote_best or _model(sweep) is None or status.phase != SweepPhase.SUCCEEDED or best is None:
+        return None
+    job = jobs.get(best.job)
+    if job is None or (job["metadata"].get("annotations") or {}).get(PROMOTION_ANNOTATION) == PROMOTION_BEST:
+        return None
+    return best.job
 
 
 def _observe(trial: Trial, raw: dict[str, Any] | None, spec: TrainingSweepSpec, now: datetime,
@@ -338,11 +366,19 @@ def _trial_job(sweep: TrainingSweep, trial: Trial) -> dict[str, Any]:
     """The trial's TrainingJob: the template with the parameters set, labelled with the sweep and
     the trial's index, and the parameters in an annotation (the job's provenance records the
     whole configuration; the annotation says which part the sweep chose)."""
+    spec = sweep.spec
+    space = spec.model_dump(mode="json", by_alias=True, include={"algorithm", "objective", "parameters", "seed"},
+                            exclude_none=True)
+    annotations = {
+        SWEEP_ANNOTATION: json.dumps(trial.parameters, sort_keys=True),
+        SEARCH_SPACE_ANNOTATION: json.dumps(space, sort_keys=True),
+    }
+    if spec.promote_best:
+        annotations[PROMOTION_ANNOTATION] = PROMOTION_HELD
     return templated_job(
-        sweep.kind, sweep.metadata, sweep.spec.job_template, trial.job,
-        {SWEEP_LABEL: sweep.metadata.name, TRIAL_LABEL: str(trial.index)},
-        {SWEEP_ANNOTATION: json.dumps(trial.parameters, sort_keys=True)},
-        trial_spec(sweep.spec, trial.parameters, trial.job),
+        sweep.kind, sweep.metadata, spec.job_template, trial.job,
+        {SWEEP_LABEL: sweep.metadata.name, TRIAL_LABEL: str(trial.index)}, annotations,
+        trial_spec(spec, trial.parameters, trial.job),
     )
 
 
