@@ -21,7 +21,7 @@ from tests.builders import example
 from tests.helpers import wait_for
 from tests.jobs import GROUP, VERSION, Jobs
 from tests.operator_process import OperatorProcess
-from tests.registry import finish, report
+from tests.registry import Registry, finish, report
 
 pytestmark = pytest.mark.cluster
 
@@ -195,3 +195,24 @@ def test_an_operator_killed_mid_sweep_neither_repeats_nor_loses_trials(
     done = wait_sweep(jobs, name, lambda s: s.get("phase") == "Succeeded", what="the sweep to end")
     assert [t["job"] for t in done["trials"]] == [f"restarted-t{i}" for i in range(4)] == trial_jobs(jobs, name)
     assert [t["state"] for t in done["trials"]] == ["Succeeded"] * 4 and done["completed"] == "4/4"
+
+
+def test_promote_best_records_only_the_best_trial_as_a_model_version(
+    jobs: Jobs, api: kubernetes.client.ApiClient, namespace: str
+) -> None:
+    body = kwok_sweep("best", algorithm="Random", maxTrials=2, parallelTrials=2, promoteBest=True)
+    body["spec"]["jobTemplate"]["spec"]["model"] = {"name": "swept"}
+    name = create_sweep(jobs, body)
+    wait_for(lambda: trial_jobs(jobs, name) == ["best-t0", "best-t1"], what="two trials")
+    for job, accuracy in (("best-t0", 0.7), ("best-t1", 0.9)):
+        finish(jobs, job, {"accuracy": accuracy})
+    registry = Registry(api, namespace)
+    registry.wait_promoted("swept", "swept-v1")
+    version = registry.version("swept-v1")
+    assert version is not None
+    assert version["spec"]["sourceJob"]["name"] == "best-t1"
+    recorded = version["spec"]["provenance"]["sweep"]
+    assert recorded["sweep"] == "best" and recorded["trial"] == 1
+    assert recorded["parameters"] == sweep_status(jobs, name)["best"]["parameters"]
+    assert [p["path"] for p in recorded["searchSpace"]["parameters"]] == ["learningRate", "model.hiddenSizes.0"]
+    assert jobs.condition("best-t0", "Promoted") is None and registry.versions("kubetrain.io/model=swept")[1:] == []
