@@ -89,7 +89,8 @@ def test_random_and_tpe_sweeps_train_and_pick_the_best_trial(
         body = copy.deepcopy(example("sweep-tabular.yaml"))
         name = f"tabular-{algorithm.lower()}"
         body["metadata"]["name"] = name
-        body["spec"].update(algorithm=algorithm, maxTrials=3, parallelTrials=1, startupTrials=2)
+        body["spec"].update(algorithm=algorithm, maxTrials=3, parallelTrials=1, startupTrials=2,
+                            pruning={"policy": "None"})  # pruning is driven deterministically below
         template = body["spec"]["jobTemplate"]["spec"]
         template["task"]["epochs"] = 2
         template["dataset"]["uri"] = f"file://{data}"
