@@ -14,9 +14,10 @@ import pytest
 
 from kubetrain.api import default_catalogue
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.provenance import Provenance
 from kubetrain.api.sweep import TrainingSweep, TrialState
 from kubetrain.plan.draft import Draft
-from kubetrain.plan.promotion import needs_promotion
+from kubetrain.plan.promotion import PromotionFacts, apply_promotion
 from kubetrain.plan.provenance import sweep_provenance
 from kubetrain.plan.search import SearchSpaceError, suggest
 from kubetrain.plan.sweep import SweepPlan, plan_sweep, trial_spec
@@ -249,32 +250,34 @@ def test_trial_spec_sets_nested_paths() -> None:
     assert body["task"]["model"] == {"hiddenSizes": [64, 8], "dropout": 0.2}
 
 
-def test_promote_best_holds_trials_back_and_releases_the_best_at_the_end() -> None:
+def test_promote_best_holds_trials_back_and_releases_the_best_when_the_sweep_succeeds() -> None:
     template = {**LOCAL_SPEC, "model": {"name": "fraud"}}
     current = sweep(template=template, maxTrials=2, promoteBest=True)
     first = plan(current)
     annotations = first.create[0]["metadata"]["annotations"]
     assert annotations["kubetrain.io/sweep-promotion"] == "held"
     assert json.loads(annotations["kubetrain.io/sweep-search-space"])["parameters"][0]["path"] == "learningRate"
-    assert first.promote is None
+    assert first.release is None
     jobs = {j["metadata"]["name"]: job_with(j, "Succeeded", {"accuracy": a}) for j, a in zip(first.create, (0.9, 0.7))}
     done = plan(advance(current, first), jobs)
-    assert done.status.phase == "Succeeded" and done.promote == "s-t0"
+    assert done.status.phase == "Succeeded" and done.release == "s-t0"
     assert "BestSubmitted" in [e.reason for e in done.events]
-    jobs["s-t0"]["metadata"]["annotations"]["kubetrain.io/sweep-promotion"] = "best"
-    assert plan(advance(current, done), jobs).promote is None  # released once
+    assert plan(advance(current, done), jobs).release is None  # once, on the transition
 
 
 def test_a_held_trial_is_not_judged_and_its_provenance_names_the_sweep() -> None:
     template = {**LOCAL_SPEC, "model": {"name": "fraud"}}
     created = plan(sweep(template=template, promoteBest=True)).create[0]
     job = TrainingJob.model_validate(job_with(created, "Succeeded", {"accuracy": 0.9}))
-    draft = Draft.start(job, NOW)
-    assert not needs_promotion(draft)
-    released = job.model_copy(deep=True)
-    released.metadata.annotations["kubetrain.io/sweep-promotion"] = "best"
-    assert needs_promotion(Draft.start(released, NOW))
     recorded = sweep_provenance(job)
     assert recorded is not None and recorded.sweep == "s" and recorded.trial == 0
     assert recorded.parameters == json.loads(created["metadata"]["annotations"]["kubetrain.io/sweep-parameters"])
     assert recorded.search_space["algorithm"] == "Random"
+    provenance = Provenance(trainer_image="trainer:1", sweep=recorded)
+    held = Draft.start(job, NOW)
+    apply_promotion(held, PromotionFacts(held=True), {"accuracy": 0.9}, provenance)
+    assert not held.create and not held.conditions[1:]  # no version, no Promoted condition
+    released = Draft.start(job, NOW)
+    apply_promotion(released, PromotionFacts(), {"accuracy": 0.9}, provenance)
+    version = next(o for o in released.create if o["kind"] == "ModelVersion")
+    assert version["spec"]["provenance"]["sweep"]["sweep"] == "s"

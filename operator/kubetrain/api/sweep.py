@@ -22,10 +22,9 @@ TRIAL_LABEL = "kubetrain.io/trial"
 SWEEP_ANNOTATION = "kubetrain.io/sweep-parameters"
 SEARCH_SPACE_ANNOTATION = "kubetrain.io/sweep-search-space"
 # On the trials of a sweep with promoteBest: "held" keeps a trial from being judged by its model's
-# gates when it succeeds (plan/promotion.py); the sweep sets "best" on its best trial at the end.
+# gates until its sweep has ended with it as the best trial (controller/promotion.py).
 PROMOTION_ANNOTATION = "kubetrain.io/sweep-promotion"
 PROMOTION_HELD = "held"
-PROMOTION_BEST = "best"
 # <sweep>-t<index> is the trial's job name, at most 63 characters (index below 10^5).
 MAX_SWEEP_NAME_LENGTH = 56
 MAX_TRIALS = 10_000

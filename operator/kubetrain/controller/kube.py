@@ -205,16 +205,6 @@ class Kube:
             done=(404, 409),
         )
 
-    def annotate_job(self, namespace: str, name: str, annotations: dict[str, str]) -> None:
-        """Merge-patches annotations of a job the operator created (a sweep's trial)."""
-        self._request_or_none(
-            "patch", JOB.plural,
-            lambda: self.custom.patch_namespaced_custom_object(
-                JOB.group, JOB.version, namespace, JOB.plural, name, {"metadata": {"annotations": annotations}}
-            ),
-            done=(404,),
-        )
-
     def patch_status(
         self, namespace: str, name: str, resource_version: str, status: dict[str, Any]
     ) -> dict[str, Any] | None:

@@ -83,7 +83,7 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
     reconciler = Reconciler(kube, inputs, metrics, paused=standby)
     models = ModelReconciler(kube, paused=standby)
     schedules = ScheduleReconciler(kube, paused=standby)
-    sweeps = SweepReconciler(kube, inputs.catalogue, paused=standby)
+    sweeps = SweepReconciler(kube, inputs.catalogue, reconciler.wake, paused=standby)
     registry = build_registry(reconciler, models, schedules, sweeps, config)
     stop = KopfStop()
     lost = threading.Event()

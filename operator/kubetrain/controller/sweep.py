@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -14,14 +15,7 @@ from pydantic import ValidationError
 
 from kubetrain.api.events import EventType
 from kubetrain.api.nodepools import NodePoolCatalogue
-from kubetrain.api.sweep import (
-    PROMOTION_ANNOTATION,
-    PROMOTION_BEST,
-    SWEEP_LABEL,
-    SweepReason,
-    TrainingSweep,
-    TrainingSweepStatus,
-)
+from kubetrain.api.sweep import SWEEP_LABEL, SweepReason, TrainingSweep, TrainingSweepStatus
 from kubetrain.controller.budget import fetch_budget
 from kubetrain.controller.kube import Kube, api_message
 from kubetrain.controller.requeue import QueuedReconciler
@@ -32,10 +26,14 @@ log = logging.getLogger("kubetrain.sweeps")
 
 
 class SweepReconciler(QueuedReconciler):
-    def __init__(self, kube: Kube, catalogue: NodePoolCatalogue, paused: bool = False) -> None:
+    def __init__(
+        self, kube: Kube, catalogue: NodePoolCatalogue, wake_job: Callable[[str, str], None], paused: bool = False
+    ) -> None:
+        """`wake_job`: the TrainingJob reconciler's wake-up, for the best trial of a promoteBest sweep."""
         super().__init__(paused)
         self.kube = kube
         self.catalogue = catalogue
+        self.wake_job = wake_job
 
     def forget(self, namespace: str, name: str) -> None:
         self.requeuer.cancel(namespace, name)
@@ -69,10 +67,10 @@ class SweepReconciler(QueuedReconciler):
             for job_name, uid in plan.delete:
                 log.info("TrainingSweep %s/%s deletes pruned trial %s", namespace, name, job_name)
                 self.kube.delete_job(namespace, job_name, uid)
-            if plan.promote is not None:
+            if plan.release is not None:
                 log.info("TrainingSweep %s/%s releases its best trial %s to its model's gates", namespace, name,
-                         plan.promote)
-                self.kube.annotate_job(namespace, plan.promote, {PROMOTION_ANNOTATION: PROMOTION_BEST})
+                         plan.release)
+                self.wake_job(namespace, plan.release)
             for event in events:
                 self.kube.post_event(raw, event.type, event.reason, event.message)
             self.requeuer.schedule(namespace, name, plan.requeue_after)

@@ -27,7 +27,6 @@ from kubetrain.api.registry import (
 )
 from kubetrain.api.status import ConditionType as C
 from kubetrain.api.status import Reason as R
-from kubetrain.api.sweep import PROMOTION_ANNOTATION, PROMOTION_HELD
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.draft import Draft, Event
 from kubetrain.policy.promotion import Promoted, judge_gates
@@ -53,14 +52,17 @@ class PromotionFacts(BaseModel):
     promoted: Promoted | None = Field(default=None, description="Model.status.promotedVersion and its metrics.")
     recorded: RecordedVersion | None = Field(default=None, description="The ModelVersion of this very run, if any.")
     next_version: int = Field(default=1, ge=1, description="1 + the highest version number of the line.")
+    held: bool = Field(
+        default=False,
+        description="A trial of a sweep with promoteBest that its sweep has not (yet) ended with as its best: "
+        "not judged, and no Promoted condition; the sweep wakes its best trial when it ends.",
+    )
 
 
 def needs_promotion(draft: Draft) -> bool:
-    """Only a succeeded run of a model line whose outcome is not settled yet, and not a sweep's
-    trial held back until the sweep picks its best (api/sweep.py PROMOTION_ANNOTATION)."""
+    """Only a succeeded run of a model line whose outcome is not settled yet."""
     return (
         draft.job.spec.model is not None
-        and draft.job.metadata.annotations.get(PROMOTION_ANNOTATION) != PROMOTION_HELD
         and draft.is_true(C.SUCCEEDED)
         and cond.find(draft.conditions, C.PROMOTED) is None
     )
@@ -72,6 +74,8 @@ def apply_promotion(draft: Draft, facts: PromotionFacts, metrics: dict[str, floa
         return
     if facts.recorded is not None:
         _settle(draft, model.name, facts)
+        return
+    if facts.held:
         return
     gates = job.spec.evaluation.gates if job.spec.evaluation else []
     verdict = judge_gates(gates, metrics, facts.promoted)

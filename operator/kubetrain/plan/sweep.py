@@ -11,8 +11,8 @@ pruned ones to delete (pure). The steps, in order:
    job name (<sweep>-t<index>) is fixed by its index, so a crash between the two creates the same
    job on the next reconcile instead of a new trial.
 4. summarise: counts, best trial, cost, phase and reason, with an Event for each change.
-5. promote (spec.promoteBest): once the sweep has ended, its best trial's job is released to its
-   model's gates, which the TrainingJob reconcile judges as for any job."""
+5. release (spec.promoteBest): when the sweep succeeds, its best trial's job is woken; its
+   reconcile finds the sweep's choice and judges it by its model's gates as any job."""
 
 from __future__ import annotations
 
@@ -32,7 +32,6 @@ from kubetrain.api.status import ConditionType, Phase, Reason
 from kubetrain.api.sweep import (
     ACTIVE_TRIALS,
     PROMOTION_ANNOTATION,
-    PROMOTION_BEST,
     PROMOTION_HELD,
     SEARCH_SPACE_ANNOTATION,
     SWEEP_ANNOTATION,
@@ -70,7 +69,9 @@ class SweepPlan(BaseModel):
     status: TrainingSweepStatus
     create: list[dict[str, Any]] = Field(default_factory=list, description="Trial jobs to create unless they exist.")
     delete: list[tuple[str, str]] = Field(default_factory=list, description="Pruned trial jobs: (name, uid).")
-    promote: str | None = Field(default=None, description="The best trial's job, to release to its model's gates.")
+    release: str | None = Field(
+        default=None, description="The best trial's job, whose reconcile to wake: its model's gates judge it now."
+    )
     events: list[Event] = Field(default_factory=list)
     requeue_after: float | None = None
 
@@ -158,11 +159,11 @@ def plan_sweep(
     active = status.counts.pending + status.counts.running
     requeue = RUNNING_REQUEUE_SECONDS if active else (
         WAITING_REQUEUE_SECONDS if status.phase == SweepPhase.WAITING else None)
-    promote = _promote(sweep, status, jobs)
-    if promote is not None:
+    release = _release(sweep, old, status)
+    if release is not None:
         events.append(Event(type=EventType.NORMAL, reason=SweepReason.BEST_SUBMITTED, message=(
-            f"best trial {promote} goes to model {_model(sweep)}'s gates")))
-    return SweepPlan(status=status, create=create, delete=delete, promote=promote,
+            f"best trial {release} goes to model {_model(sweep)}'s gates")))
+    return SweepPlan(status=status, create=create, delete=delete, release=release,
                      events=[*events, *_reason_event(old, status)], requeue_after=requeue)
 
 
@@ -171,16 +172,14 @@ def _model(sweep: TrainingSweep) -> str | None:
     return model.name if model is not None else None
 
 
-def _promote(sweep: TrainingSweep, status: TrainingSweepStatus, jobs: dict[str, dict[str, Any]]) -> str | None:
-    """Once the sweep has ended with a best trial, under promoteBest with a model: that trial's
-    job, until it carries the release (an idempotent annotation, set once)."""
-    best = status.best
-    if not sweep.spec.promote_best or _model(sweep) is None or status.phase != SweepPhase.SUCCEEDED or best is None:
+def _release(sweep: TrainingSweep, old: TrainingSweepStatus, new: TrainingSweepStatus) -> str | None:
+    """When the sweep succeeds, under promoteBest with a model: its best trial's job, whose reconcile
+    then finds (controller/promotion.py) that the sweep chose it. Once, on the transition; after
+    an operator restart every job is reconciled anyway."""
+    best = new.best
+    if not sweep.spec.promote_best or _model(sweep) is None or best is None:
         return None
-    job = jobs.get(best.job)
-    if job is None or (job["metadata"].get("annotations") or {}).get(PROMOTION_ANNOTATION) == PROMOTION_BEST:
-        return None
-    return best.job
+    return best.job if new.phase == SweepPhase.SUCCEEDED and old.phase != SweepPhase.SUCCEEDED else None
 
 
 def _observe(trial: Trial, raw: dict[str, Any] | None, spec: TrainingSweepSpec, now: datetime,
