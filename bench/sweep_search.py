@@ -26,7 +26,7 @@ import yaml
 
 from kubetrain.api.sweep import Algorithm, TrainingSweepSpec, Trial, TrialState
 from kubetrain.plan.search import suggest
-from kubetrain.plan.sweep import trial_spec
+from kubetrain.render.trial import trial_spec
 from kubetrain_trainer import data, datagen, preprocess
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import parse_task

@@ -1,4 +1,4 @@
-"""TrainingSweep planning, the pure part (plan/sweep.py, plan/search.py): drawing and recording
+"""TrainingSweep planning, the pure part (plan/sweep.py, plan/search.py, render/trial.py): drawing and recording
 trials, following their jobs, median pruning, the cost cap and the namespace budget, and the
 crash between recording a trial and creating its job. The cluster test is
 tests/integration/test_sweeps.py."""
@@ -20,8 +20,9 @@ from kubetrain.plan.draft import Draft
 from kubetrain.plan.promotion import PromotionFacts, apply_promotion
 from kubetrain.plan.provenance import sweep_provenance
 from kubetrain.plan.search import SearchSpaceError, suggest
-from kubetrain.plan.sweep import SweepPlan, plan_sweep, trial_spec
+from kubetrain.plan.sweep import SweepPlan, plan_sweep
 from kubetrain.policy.budget import BudgetFacts
+from kubetrain.render.trial import trial_spec
 from tests.builders import EU_SPEC
 
 NOW = datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc)

@@ -27,16 +27,9 @@ from kubetrain.api.budget import Cost
 from kubetrain.api.events import EventType
 from kubetrain.api.job import ObjectMeta, TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
-from kubetrain.api.spec import TrainingJobSpec
 from kubetrain.api.status import ConditionType, Phase, Reason
 from kubetrain.api.sweep import (
     ACTIVE_TRIALS,
-    PROMOTION_ANNOTATION,
-    PROMOTION_HELD,
-    SEARCH_SPACE_ANNOTATION,
-    SWEEP_ANNOTATION,
-    SWEEP_LABEL,
-    TRIAL_LABEL,
     BestTrial,
     Goal,
     PhaseCounts,
@@ -53,7 +46,7 @@ from kubetrain.api.sweep import (
 from kubetrain.plan.draft import Event
 from kubetrain.plan.search import SearchSpaceError, grid_size, suggest
 from kubetrain.policy.budget import BudgetFacts, budget_summary, estimate, judge_budget, used_gpu_hours
-from kubetrain.render.templated import templated_job
+from kubetrain.render.trial import TrialSpecError, trial_job, trial_name, trial_spec
 
 ENDED = (TrialState.SUCCEEDED, TrialState.FAILED, TrialState.PRUNED)
 # Trial jobs wake the sweep on every change; these only bound how stale a missed wake-up leaves it.
@@ -74,55 +67,6 @@ class SweepPlan(BaseModel):
     )
     events: list[Event] = Field(default_factory=list)
     requeue_after: float | None = None
-
-
-class TrialSpecError(ValueError):
-    """The parameters do not make a valid TrainingJob spec; the message says which and why."""
-
-
-def trial_name(sweep: str, index: int) -> str:
-    return f"{sweep}-t{index}"
-
-
-def trial_spec(spec: TrainingSweepSpec, parameters: dict[str, Any], job: str) -> dict[str, Any]:
-    """The template's spec with each parameter set at its path in spec.task, validated as a
-    TrainingJob spec (the admission would refuse it otherwise). Each trial writes under its own
-    <output.uri>/<job>: the trainer resumes from the checkpoints it finds at its output, so trials
-    sharing one would continue each other's runs."""
-    body = spec.job_template.spec.to_k8s()
-    if "output" in body:
-        body["output"]["uri"] = f"{body['output']['uri'].rstrip('/')}/{job}"
-    for path, value in parameters.items():
-        _set_path(body["task"], path, value)
-    try:
-        TrainingJobSpec.model_validate(body)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise TrialSpecError(f"the parameters {json.dumps(parameters)} make spec.{where} invalid: {error['msg']}") \
-            from exc
-    return body
-
-
-def _set_path(task: dict[str, Any], path: str, value: Any) -> None:
-    parts = path.split(".")
-    node: Any = task
-    for part, following in zip(parts, [*parts[1:], None], strict=True):
-        fresh: Any = [] if following is not None and following.isdigit() else {}
-        if part.isdigit():
-            if not isinstance(node, list) or int(part) > len(node):
-                raise TrialSpecError(f"spec.task.{path}: index {part} is beyond the list's end")
-            if int(part) == len(node):
-                node.append(fresh)
-            if following is None:
-                node[int(part)] = value
-            node = node[int(part)]
-        else:
-            if not isinstance(node, dict):
-                raise TrialSpecError(f"spec.task.{path}: {part} is a field of an object, not of a list")
-            if following is None:
-                node[part] = value
-            node = node.setdefault(part, fresh)
 
 
 def plan_sweep(
@@ -148,7 +92,7 @@ def plan_sweep(
         return SweepPlan(status=status, events=[*events, *_reason_event(old, status)])
     status = _summarise(sweep, trials, per_trial, limit, blocked, budget_summary(budget, catalogue, now))
     create = [
-        _trial_job(sweep, trial) for trial in trials if trial.state == TrialState.PENDING and trial.job not in jobs
+        trial_job(sweep, trial) for trial in trials if trial.state == TrialState.PENDING and trial.job not in jobs
     ]
     delete = [
         (trial.job, str(jobs[trial.job]["metadata"].get("uid", "")))
@@ -359,26 +303,6 @@ def _reason_event(old: TrainingSweepStatus, new: TrainingSweepStatus) -> list[Ev
         return []
     kind = EventType.WARNING if new.reason in _WARNINGS or new.phase == SweepPhase.FAILED else EventType.NORMAL
     return [Event(type=kind, reason=new.reason, message=f"{new.phase}: {new.message}"[:1024])]
-
-
-def _trial_job(sweep: TrainingSweep, trial: Trial) -> dict[str, Any]:
-    """The trial's TrainingJob: the template with the parameters set, labelled with the sweep and
-    the trial's index, and the parameters in an annotation (the job's provenance records the
-    whole configuration; the annotation says which part the sweep chose)."""
-    spec = sweep.spec
-    space = spec.model_dump(mode="json", by_alias=True, include={"algorithm", "objective", "parameters", "seed"},
-                            exclude_none=True)
-    annotations = {
-        SWEEP_ANNOTATION: json.dumps(trial.parameters, sort_keys=True),
-        SEARCH_SPACE_ANNOTATION: json.dumps(space, sort_keys=True),
-    }
-    if spec.promote_best:
-        annotations[PROMOTION_ANNOTATION] = PROMOTION_HELD
-    return templated_job(
-        sweep.kind, sweep.metadata, spec.job_template, trial.job,
-        {SWEEP_LABEL: sweep.metadata.name, TRIAL_LABEL: str(trial.index)}, annotations,
-        trial_spec(spec, trial.parameters, trial.job),
-    )
 
 
 def refused(status: TrainingSweepStatus, job: str, message: str) -> TrainingSweepStatus:
