@@ -120,7 +120,9 @@ def test_the_cost_cap_stops_launching_and_a_budget_refusal_is_a_status(jobs: Job
     assert held["cost"]["trialGpuHours"] == 0.1 and held["cost"]["estimatedGpuHours"] == pytest.approx(0.3)
     assert held["cost"]["estimatedCost"] == pytest.approx(0.75)  # a100-eu at 2.5 per GPU-hour
     assert "no BudgetPolicy selects" in held["cost"]["budget"]
-    assert trial_jobs(jobs, capped) == ["capped-t0", "capped-t1"]  # a third would hold 0.3 > 0.25
+    # Recorded in status before their jobs are created; a third would hold 0.3 > 0.25 GPU-hours.
+    wait_for(lambda: trial_jobs(jobs, capped) == ["capped-t0", "capped-t1"], what="two trial jobs")
+    assert [t["job"] for t in held["trials"]] == ["capped-t0", "capped-t1"]
     for job, accuracy in (("capped-t0", 0.7), ("capped-t1", 0.8)):
         finish(jobs, job, {"accuracy": accuracy})
     wait_for(lambda: trial_jobs(jobs, capped) == ["capped-t0", "capped-t1", "capped-t2"], what="the third trial")
@@ -180,11 +182,11 @@ def test_an_operator_killed_mid_sweep_neither_repeats_nor_loses_trials(
     name = create_sweep(jobs, kwok_sweep("restarted", algorithm="TPE", maxTrials=4, parallelTrials=2,
                                          startupTrials=2))
     wait_for(lambda: trial_jobs(jobs, name) == ["restarted-t0", "restarted-t1"], what="two trials")
+    pods = [jobs.wait_pods(job, 1, phase="Running")[0] for job in ("restarted-t0", "restarted-t1")]
     before = sweep_status(jobs, name)["trials"]
     operator.stop(kill=True)
     try:
-        for job in ("restarted-t0", "restarted-t1"):  # their pods end while no operator runs
-            pod = jobs.wait_pods(job, 1, phase="Running")[0]
+        for pod in pods:  # the trials end while no operator runs
             jobs.end_pod(pod.metadata.name, "Succeeded", 0, report({"accuracy": 0.8}))
     finally:
         operator.start()
