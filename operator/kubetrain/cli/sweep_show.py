@@ -18,7 +18,11 @@ def _hours(value: float | None) -> str:
 
 
 def _parameters(parameters: dict[str, Any]) -> str:
-    return " ".join(f"{path}={json.dumps(value)}" for path, value in parameters.items())
+    """Floats to 4 significant digits (a sampled learning rate has 17); the rest as JSON."""
+    return " ".join(
+        f"{path}={f'{value:.4g}' if isinstance(value, float) else json.dumps(value)}"
+        for path, value in parameters.items()
+    )
 
 
 def _value(value: float | None) -> str:
