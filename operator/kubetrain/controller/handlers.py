@@ -33,6 +33,7 @@ from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.dryrun import pod_refusal
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.model import ModelReconciler
+from kubetrain.controller.parents import ParentReconciler
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.residency import fetch_residency
 from kubetrain.controller.schedule import ScheduleReconciler
@@ -65,7 +66,7 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
 
 
 def _watch_parent(
-    registry: kopf.OperatorRegistry, info: ApiInfo, parents: ScheduleReconciler | SweepReconciler
+    registry: kopf.OperatorRegistry, info: ApiInfo, parents: ParentReconciler
 ) -> None:
     """A kind that stamps out TrainingJobs from a template (TrainingSchedule, TrainingSweep): each
     of its events wakes its reconcile; a deletion forgets it (its jobs go by garbage collection)."""
