@@ -25,7 +25,7 @@ def test_check_reports_missing_changed_and_stale_files(tmp_path: Path) -> None:
     assert {written.name, *(p.name for p in others)} == {
         f"kubetrain.io_{plural}.yaml"
         for plural in ("trainingjobs", "dataresidencypolicies", "modelversions", "models", "trainingschedules",
-                       "budgetpolicies")
+                       "trainingsweeps", "budgetpolicies")
     }
     assert check_crds(tmp_path) == []
     written.write_text(written.read_text().replace("tj", "tjx"))

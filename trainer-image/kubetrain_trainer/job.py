@@ -132,6 +132,7 @@ def train(env: JobEnvironment, started: str) -> str | None:
     loop = TrainingLoop(
         built.module, prepared, task, topology, device, Checkpointer(env.output_uri),
         progress_gate=progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
+        epoch_report=(lambda document: reporter.send({"progress": document})) if reporter is not None else None,
     )
     result = loop.run()
     digests = rank_digests(built.module)

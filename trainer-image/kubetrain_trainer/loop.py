@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,6 +78,7 @@ class TrainingLoop:
         device: torch.device,
         checkpointer: Checkpointer,
         progress_gate: Gate | None = None,
+        epoch_report: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.model = model
         self.data = data
@@ -85,6 +87,7 @@ class TrainingLoop:
         self.device = device
         self.checkpointer = checkpointer
         self.progress_gate = progress_gate
+        self.epoch_report = epoch_report
         self.optimizer = make_optimizer(model, task, device)
         # The sampler only takes len() of its dataset: the indices stand in for the examples.
         self.sampler: DistributedSampler[int] = DistributedSampler(
@@ -138,7 +141,7 @@ class TrainingLoop:
                     name = self.checkpointer.save(step, epoch, self.model, self.optimizer)
                     logs.info("checkpoint_saved", step=step, checkpoint=name)
             train_loss = epoch_loss / max(epoch_count, 1)
-            self._end_of_epoch(epoch, train_loss)
+            self._end_of_epoch(epoch, train_loss, tracker)
             epoch_loss, epoch_count = 0.0, 0
         return LoopResult(
             steps=step,
@@ -149,9 +152,16 @@ class TrainingLoop:
             final_progress=tracker.latest,
         )
 
-    def _end_of_epoch(self, epoch: int, train_loss: float) -> None:
+    def _end_of_epoch(self, epoch: int, train_loss: float, tracker: ProgressTracker) -> None:
+        """On rank 0, the validation scores become the live metrics of a progress document sent
+        at once (epoch_report), so a sweep can compare trials at the same epoch and prune."""
         fields: dict[str, Any] = {"epoch": epoch + 1, "train_loss": round(train_loss, 6)}
         if self.topology.is_chief and len(self.data.validation[1]):
             scores = evaluate(self.model, *self.data.validation, self.data.num_classes, self.device)
             fields.update(validation_loss=round(scores["loss"], 6), validation_accuracy=round(scores["accuracy"], 4))
+            document = tracker.end_epoch(
+                epoch, {"loss": fields["validation_loss"], "accuracy": fields["validation_accuracy"]}
+            )
+            if self.epoch_report is not None:
+                self.epoch_report(document)
         logs.info("epoch_finished", **fields)

@@ -47,6 +47,13 @@ class ProgressTracker:
             logs.info("progress", **self.latest)
             self._window_loss, self._window_samples = 0.0, 0
 
+    def end_epoch(self, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
+        """The latest document, at the end of 0-based `epoch`, carrying the live metrics measured
+        then; the documents of the next steps carry none, so an epoch's metrics are never paired
+        with a later epoch's number."""
+        self.latest = {**self.latest, "epoch": epoch + 1, "metrics": metrics, "updateTime": rfc3339()}
+        return self.latest
+
     @property
     def samples_per_second(self) -> float:
         return self._samples / max(time.monotonic() - self._began, 1e-9)

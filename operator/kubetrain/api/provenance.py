@@ -43,6 +43,21 @@ class Artifact(CamelModel):
     digest: str = Field(description="sha256:<hex> of the file, or of a folder's manifest (sha256sum lines).")
 
 
+class SweepProvenance(CamelModel):
+    """The TrainingSweep a run was a trial of: what the search chose, and within what."""
+
+    sweep: str = Field(description="Name of the TrainingSweep.")
+    trial: int = Field(ge=0, description="The trial's index in the sweep.")
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="The values the sweep chose, by spec.task path.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    search_space: dict[str, Any] = Field(
+        default_factory=dict, description="The sweep's algorithm, objective and parameters (its search space).",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+
+
 class Provenance(CamelModel):
     submitted_by: str | None = Field(
         default=None,
@@ -84,3 +99,5 @@ class Provenance(CamelModel):
         description="Portable exports beside the weights, by format (onnx: spec.task.exportFormats; adapter, "
         "merged, model: a causal-lm's Hugging Face folders), each with its digest.",
     )
+
+    sweep: SweepProvenance | None = Field(default=None, description="The TrainingSweep this run was a trial of.")

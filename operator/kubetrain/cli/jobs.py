@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.nodepools import NodePoolCatalogue, default_catalogue, load_catalogue
 from kubetrain.api.status import Phase
-from kubetrain.cli import show
+from kubetrain.cli import show, sweep_show
 from kubetrain.client import Client, JobGone
 from kubetrain.client.submit import Refused, load_manifests, preview
 
@@ -75,6 +75,12 @@ def _list(client: Client, args: argparse.Namespace) -> int:
 def _describe(client: Client, args: argparse.Namespace) -> int:
     job = client.get(args.name)
     print("\n".join(show.describe(job, client.events(args.name), datetime.now(UTC))))
+    return 0
+
+
+def _sweep(client: Client, args: argparse.Namespace) -> int:
+    sweep = client.sweep(args.name)
+    print("\n".join(sweep_show.describe_sweep(sweep, client.events(args.name, sweep.kind), datetime.now(UTC))))
     return 0
 
 
@@ -167,6 +173,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     verb("describe", _describe, "a job's state, conditions, events, provenance, cost and model version").add_argument(
         "name", metavar="JOB"
     )
+    verb("sweep", _sweep, "a TrainingSweep: phase, best trial, cost, the trial table and the objective by "
+         "trial").add_argument("name", metavar="SWEEP")
     watch = verb("watch", _watch, "follow a job's progress until it ends; exit 0 Succeeded, 1 Failed")
     watch.add_argument("name", metavar="JOB")
     watch.add_argument("--timeout", type=float, default=None, help="seconds; exit 3 if the job is still running")

@@ -218,11 +218,15 @@ def describe(job: TrainingJob, events: Sequence[dict[str, Any]], now: datetime) 
         + [(c.type, c.status.value, c.reason, age(c.last_transition_time, now), c.message) for c in status.conditions]
     ))
     lines += ["", "Provenance:"] + _indent(_provenance(job))
-    lines += ["", "Events:"] + _indent(table(
-        [("TYPE", "REASON", "AGE", "MESSAGE")]
-        + [(e.get("type") or "", e.get("reason") or "", _event_age(e, now), e.get("message") or "") for e in events]
-    ) if events else ["<none>"])
+    lines += ["", "Events:"] + _indent(table(event_rows(events, now)) if events else ["<none>"])
     return lines
+
+
+def event_rows(events: Sequence[dict[str, Any]], now: datetime) -> list[tuple[str, ...]]:
+    """The Events table of `describe`, with its header, oldest first."""
+    return [("TYPE", "REASON", "AGE", "MESSAGE")] + [
+        (e.get("type") or "", e.get("reason") or "", _event_age(e, now), e.get("message") or "") for e in events
+    ]
 
 
 def _provenance(job: TrainingJob) -> list[str]:

@@ -19,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.status import Phase
+from kubetrain.api.sweep import TrainingSweep
 from kubetrain.client.logs import LogLine, pod_logs
 from kubetrain.client.registry import NotServable, parse_reference, promoted_name
 
@@ -205,10 +206,22 @@ class Client:
                 raise NotServable(f"{kind} {self.namespace}/{name} not found") from None
             raise
 
-    def events(self, name: str) -> list[dict[str, Any]]:
-        """The job's Events, oldest first, as the API serialises them (camelCase dicts)."""
+    def sweep(self, name: str) -> TrainingSweep:
+        """The TrainingSweep as it is now, its trial table in status; JobGone when it does not exist."""
+        info = TrainingSweep.api_info
+        try:
+            raw = self.custom.get_namespaced_custom_object(info.group, info.version, self.namespace, info.plural, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise JobGone(f"TrainingSweep {self.namespace}/{name} not found") from None
+            raise
+        return TrainingSweep.model_validate(raw)
+
+    def events(self, name: str, kind: str = JOB.kind) -> list[dict[str, Any]]:
+        """The Events of the job (or of the object of `kind`), oldest first, as the API serialises
+        them (camelCase dicts)."""
         listed = self.core.list_namespaced_event(
-            self.namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={JOB.kind}"
+            self.namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}"
         )
         events = [self.api.sanitize_for_serialization(e) for e in listed.items]
         return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")

@@ -28,14 +28,17 @@ from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.residency import DataResidencyPolicy
 from kubetrain.api.schedule import TrainingSchedule
+from kubetrain.api.sweep import SWEEP_LABEL, TrainingSweep
 from kubetrain.controller.budget import fetch_budget
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.dryrun import pod_refusal
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.model import ModelReconciler
+from kubetrain.controller.parents import ParentReconciler
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.residency import fetch_residency
 from kubetrain.controller.schedule import ScheduleReconciler
+from kubetrain.controller.sweep import SweepReconciler
 from kubetrain.controller.webhook_server import webhook_server
 from kubetrain.policy.admission import (
     admit,
@@ -63,8 +66,26 @@ def _plain(body: kopf.Body) -> dict[str, Any]:
     return copy.deepcopy(dict(body))
 
 
+def _watch_parent(
+    registry: kopf.OperatorRegistry, info: ApiInfo, parents: ParentReconciler
+) -> None:
+    """A kind that stamps out TrainingJobs from a template (TrainingSchedule, TrainingSweep): each
+    of its events wakes its reconcile; a deletion forgets it (its jobs go by garbage collection)."""
+
+    @kopf.on.event(*_resource(info), id=f"{info.singular}_changed", registry=registry)
+    def parent_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
+        if type == "DELETED":
+            parents.forget(namespace, name)
+            return
+        parents.wake(namespace, name)
+
+
 def build_registry(
-    reconciler: Reconciler, models: ModelReconciler, schedules: ScheduleReconciler, config: OperatorConfig
+    reconciler: Reconciler,
+    models: ModelReconciler,
+    schedules: ScheduleReconciler,
+    sweeps: SweepReconciler,
+    config: OperatorConfig,
 ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
@@ -94,9 +115,16 @@ def build_registry(
         reconciler.shutdown()
         models.shutdown()
         schedules.shutdown()
+        sweeps.shutdown()
 
     @kopf.on.event(*_JOB, registry=registry)
-    def job_changed(type: str | None, body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
+    def job_changed(
+        type: str | None, body: kopf.Body, name: str, namespace: str, labels: dict[str, str], **_: Any
+    ) -> None:
+        sweep = labels.get(SWEEP_LABEL)
+        if sweep:
+            # A trial's every change (progress, end, deletion) is news to its sweep.
+            sweeps.wake(namespace, sweep)
         if type == "DELETED":
             reconciler.forget(namespace, name)
             return
@@ -135,12 +163,8 @@ def build_registry(
         if line:
             models.wake(namespace, line)
 
-    @kopf.on.event(*_resource(TrainingSchedule.api_info), registry=registry)
-    def schedule_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:
-        if type == "DELETED":
-            schedules.forget(namespace, name)
-            return
-        schedules.wake(namespace, name)
+    _watch_parent(registry, TrainingSchedule.api_info, schedules)
+    _watch_parent(registry, TrainingSweep.api_info, sweeps)
 
     if config.webhook is not None:
 

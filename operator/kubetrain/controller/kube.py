@@ -3,7 +3,7 @@
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
 exactly these verbs and resources. kopf itself also needs list/watch on what it watches
 (trainingjobs, pods, dataresidencypolicies, budgetpolicies, models, modelversions,
-trainingschedules) and, with the residency webhook enabled, create and
+trainingschedules, trainingsweeps) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 With leader election, the replicas get, create and update one coordination.k8s.io Lease.
@@ -12,6 +12,7 @@ With leader election, the replicas get, create and update one coordination.k8s.i
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -99,15 +100,19 @@ class Kube:
         )
         return list(listed["items"]) if listed is not None else []
 
-    def list_jobs(self, namespace: str) -> list[dict[str, Any]]:
+    def list_jobs(self, namespace: str, selector: str = "") -> list[dict[str, Any]]:
+        """The namespace's TrainingJobs; with `selector`, those whose labels match it."""
         listed = self._request(
             "list", JOB.plural,
-            lambda: self.custom.list_namespaced_custom_object(JOB.group, JOB.version, namespace, JOB.plural),
+            lambda: self.custom.list_namespaced_custom_object(
+                JOB.group, JOB.version, namespace, JOB.plural, label_selector=selector
+            ),
         )
         return list(listed["items"])
 
     def get_custom(self, info: ApiInfo, namespace: str, name: str) -> dict[str, Any] | None:
-        """A Model, ModelVersion or TrainingSchedule (its model's api_info); None when it does not exist."""
+        """A Model, ModelVersion, TrainingSchedule or TrainingSweep (its model's api_info); None when
+        it does not exist."""
         return self._request_or_none(
             "get", info.plural,
             lambda: self.custom.get_namespaced_custom_object(info.group, info.version, namespace, info.plural, name),
@@ -124,7 +129,7 @@ class Kube:
         return list(listed["items"])
 
     def patch_custom_status(self, info: ApiInfo, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patches the status of a Model or TrainingSchedule (the operator owns both statuses)."""
+        """Merge-patches the status of a Model, TrainingSchedule or TrainingSweep (the operator owns them)."""
         self._request_or_none(
             "patch", f"{info.plural}/status", lambda: self.custom.patch_namespaced_custom_object_status(
                 info.group, info.version, namespace, info.plural, name, {"status": status}
@@ -287,6 +292,14 @@ class Kube:
             log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], exc.reason)
         except urllib3.exceptions.HTTPError as exc:
             log.warning("event %s for %s/%s not recorded: %s", reason, meta["namespace"], meta["name"], exc)
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own words for a refusal (its Status message), else the HTTP reason."""
+    try:
+        return str(json.loads(exc.body or "")["message"])
+    except (TypeError, ValueError, KeyError):
+        return str(exc.reason)
 
 
 def namespace_terminating(exc: ApiException) -> bool:

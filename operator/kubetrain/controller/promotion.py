@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.registry import SOURCE_JOB_UID_LABEL, Model, ModelVersion
+from kubetrain.api.sweep import PROMOTION_ANNOTATION, PROMOTION_HELD, SWEEP_LABEL, SweepPhase, TrainingSweep
 from kubetrain.controller.kube import Kube
 from kubetrain.plan.promotion import PromotionFacts, RecordedVersion
 from kubetrain.policy.promotion import Promoted
@@ -37,7 +38,20 @@ def fetch_promotion(kube: Kube, job: TrainingJob) -> PromotionFacts:
         promoted=Promoted(name=promoted.metadata.name, metrics=promoted.spec.metrics) if promoted else None,
         recorded=RecordedVersion(name=mine.metadata.name, gates=mine.spec.gates) if mine else None,
         next_version=1 + max((v.spec.version for v in versions.values()), default=0),
+        held=_held(kube, job),
     )
+
+
+def _held(kube: Kube, job: TrainingJob) -> bool:
+    """A promoteBest sweep's trial is held until its sweep has succeeded with it as the best (the
+    sweep's status says so; the operator never writes a job's metadata or spec)."""
+    meta = job.metadata
+    if meta.annotations.get(PROMOTION_ANNOTATION) != PROMOTION_HELD:
+        return False
+    raw = kube.get_custom(TrainingSweep.api_info, meta.namespace, meta.labels.get(SWEEP_LABEL, ""))
+    status = (raw or {}).get("status") or {}
+    best = status.get("best") or {}
+    return not (status.get("phase") == SweepPhase.SUCCEEDED and best.get("job") == meta.name)
 
 
 def _parse(model: type[T], raw: dict[str, Any]) -> T | None:

@@ -23,6 +23,7 @@ from kubetrain.controller.metrics import OperatorMetrics, serve
 from kubetrain.controller.model import ModelReconciler
 from kubetrain.controller.reconciler import Reconciler
 from kubetrain.controller.schedule import ScheduleReconciler
+from kubetrain.controller.sweep import SweepReconciler
 from kubetrain.controller.webhook_certs import CertRenewer
 from kubetrain.controller.webhook_server import webhook_hosts
 
@@ -78,20 +79,22 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
     metrics = OperatorMetrics()
     kube = Kube(api, metrics)
     standby = config.leader_election is not None
-    reconciler = Reconciler(kube, config.plan_inputs(), metrics, paused=standby)
+    inputs = config.plan_inputs()
+    reconciler = Reconciler(kube, inputs, metrics, paused=standby)
     models = ModelReconciler(kube, paused=standby)
     schedules = ScheduleReconciler(kube, paused=standby)
-    registry = build_registry(reconciler, models, schedules, config)
+    sweeps = SweepReconciler(kube, inputs.catalogue, reconciler.wake, paused=standby)
+    registry = build_registry(reconciler, models, schedules, sweeps, config)
     stop = KopfStop()
     lost = threading.Event()
 
     def lead() -> None:
         metrics.leader.set(1)
-        for actor in (reconciler, models, schedules):
+        for actor in (reconciler, models, schedules, sweeps):
             actor.resume()
 
     def step_down() -> None:
-        for actor in (reconciler, models, schedules):
+        for actor in (reconciler, models, schedules, sweeps):
             actor.pause()
         metrics.leader.set(0)
         lost.set()

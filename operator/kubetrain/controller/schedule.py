@@ -4,71 +4,36 @@ a wake-up at the next scheduled time."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-from typing import Any
-
-from kubernetes.client.exceptions import ApiException
-from pydantic import ValidationError
 
 from kubetrain.api.events import EventType
 from kubetrain.api.schedule import ScheduleReason, TrainingSchedule
-from kubetrain.controller.kube import Kube
-from kubetrain.controller.requeue import QueuedReconciler
+from kubetrain.controller.parents import ParentReconciler
 from kubetrain.plan.draft import Event
 from kubetrain.plan.schedule import plan_schedule
 
-log = logging.getLogger("kubetrain.schedules")
 
-
-class ScheduleReconciler(QueuedReconciler):
-    def __init__(self, kube: Kube, paused: bool = False) -> None:
-        super().__init__(paused)
-        self.kube = kube
-
-    def forget(self, namespace: str, name: str) -> None:
-        self.requeuer.cancel(namespace, name)
-        self.locks.forget(namespace, name)
+class ScheduleReconciler(ParentReconciler):
+    log = logging.getLogger("kubetrain.schedules")
 
     def reconcile(self, namespace: str, name: str) -> None:
+        info = TrainingSchedule.api_info
         with self.locks(namespace, name):
-            raw = self.kube.get_custom(TrainingSchedule.api_info, namespace, name)
-            if raw is None or raw["metadata"].get("deletionTimestamp"):
-                self.forget(namespace, name)
+            read = self.read(info, TrainingSchedule, namespace, name)
+            if read is None:
                 return
-            try:
-                schedule = TrainingSchedule.model_validate(raw)
-            except ValidationError as exc:
-                log.warning("TrainingSchedule %s/%s cannot be read: %s", namespace, name, exc.errors()[0]["msg"])
-                return
+            raw, schedule = read
             plan = plan_schedule(schedule, dt.datetime.now(dt.timezone.utc))
             events = list(plan.events)
             if plan.create is not None:
-                events = self._create(namespace, name, plan.create, events)
-            if plan.status.to_k8s() != schedule.status.to_k8s():
-                # With the unset fields as nulls, so a merge patch clears them.
-                self.kube.patch_custom_status(TrainingSchedule.api_info, namespace, name, plan.status.model_dump(
-                    mode="json", by_alias=True))
+                # A job the admission refuses is skipped, not retried: the next scheduled time
+                # tries again, with the Warning telling why this one did not run.
+                refusal = self.create_job(namespace, plan.create)
+                if refusal is not None:
+                    events = [Event(type=EventType.WARNING, reason=ScheduleReason.JOB_REFUSED, message=refusal)]
+                else:
+                    self.log.info("TrainingSchedule %s/%s created %s", namespace, name, plan.create["metadata"]["name"])
+            self.write_status(info, namespace, name, schedule.status, plan.status)
             for event in events:
                 self.kube.post_event(raw, event.type, event.reason, event.message)
             self.requeuer.schedule(namespace, name, plan.requeue_after)
-
-    def _create(self, namespace: str, name: str, job: dict[str, Any], events: list[Event]) -> list[Event]:
-        """A job the admission refuses (a budget, a residency policy) is skipped, not retried: the
-        next scheduled time tries again, with the Warning telling why this one did not run."""
-        try:
-            self.kube.create(namespace, job)
-        except ApiException as exc:
-            if exc.status not in (400, 403, 422):
-                raise
-            message = f"TrainingJob {job['metadata']['name']} was refused: {_api_message(exc)}"
-            return [Event(type=EventType.WARNING, reason=ScheduleReason.JOB_REFUSED, message=message[:1024])]
-        log.info("TrainingSchedule %s/%s created %s", namespace, name, job["metadata"]["name"])
-        return events
-
-
-def _api_message(exc: ApiException) -> str:
-    try:
-        return str(json.loads(exc.body or "")["message"])
-    except (TypeError, ValueError, KeyError):
-        return str(exc.reason)

@@ -52,6 +52,11 @@ class PromotionFacts(BaseModel):
     promoted: Promoted | None = Field(default=None, description="Model.status.promotedVersion and its metrics.")
     recorded: RecordedVersion | None = Field(default=None, description="The ModelVersion of this very run, if any.")
     next_version: int = Field(default=1, ge=1, description="1 + the highest version number of the line.")
+    held: bool = Field(
+        default=False,
+        description="A trial of a sweep with promoteBest that its sweep has not (yet) ended with as its best: "
+        "not judged, and no Promoted condition; the sweep wakes its best trial when it ends.",
+    )
 
 
 def needs_promotion(draft: Draft) -> bool:
@@ -69,6 +74,8 @@ def apply_promotion(draft: Draft, facts: PromotionFacts, metrics: dict[str, floa
         return
     if facts.recorded is not None:
         _settle(draft, model.name, facts)
+        return
+    if facts.held:
         return
     gates = job.spec.evaluation.gates if job.spec.evaluation else []
     verdict = judge_gates(gates, metrics, facts.promoted)

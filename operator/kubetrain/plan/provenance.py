@@ -4,13 +4,17 @@ or a TTL may delete later, and a record must not change when its source disappea
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+
+from pydantic import ValidationError
 
 from kubetrain.api.budget import Cost
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
-from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION, Provenance
+from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION, Provenance, SweepProvenance
+from kubetrain.api.sweep import SEARCH_SPACE_ANNOTATION, SWEEP_ANNOTATION, SWEEP_LABEL, TRIAL_LABEL
 from kubetrain.plan.draft import Draft
 from kubetrain.plan.report import ReportedProvenance, TrainerReport
 from kubetrain.policy.budget import estimate, used_gpu_hours, with_usage
@@ -45,6 +49,7 @@ def provenance(draft: Draft, report: TrainerReport | None, image: str, image_id:
         weights_digest=produced.weights_digest,
         model_card_uri=produced.model_card_uri,
         exports=produced.exports,
+        sweep=sweep_provenance(job),
     )
 
 
@@ -65,6 +70,21 @@ def image_digest(image_id: str | None) -> str | None:
     runtimes that report no digest (an empty imageID, or a local image's name)."""
     found = _DIGEST.search(image_id or "")
     return found.group(0) if found else None
+
+
+def sweep_provenance(job: TrainingJob) -> SweepProvenance | None:
+    """From the labels and annotations a sweep puts on its trials (plan/sweep.py); None for a job
+    no sweep created, or whose annotations were edited into something unreadable."""
+    meta = job.metadata
+    sweep, trial = meta.labels.get(SWEEP_LABEL), meta.labels.get(TRIAL_LABEL, "")
+    if not sweep or not trial.isdigit():
+        return None
+    try:
+        parameters = json.loads(meta.annotations.get(SWEEP_ANNOTATION) or "{}")
+        space = json.loads(meta.annotations.get(SEARCH_SPACE_ANNOTATION) or "{}")
+        return SweepProvenance(sweep=sweep, trial=int(trial), parameters=parameters, search_space=space)
+    except (ValueError, ValidationError):
+        return None
 
 
 def _config(job: TrainingJob) -> dict[str, Any]:

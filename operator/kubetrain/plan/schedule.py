@@ -12,10 +12,10 @@ from typing import Any
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field
 
-from kubetrain.api.contract import API_VERSION, KIND, MANAGED_BY, MANAGED_BY_LABEL
 from kubetrain.api.events import EventType
 from kubetrain.api.schedule import SCHEDULE_LABEL, ScheduleReason, TrainingSchedule, TrainingScheduleStatus
 from kubetrain.plan.draft import Event
+from kubetrain.render.templated import templated_job
 
 EVERY = re.compile(r"^@every\s+(\d+)\s*([smh])$")
 MIN_INTERVAL = timedelta(seconds=5)
@@ -111,21 +111,5 @@ def plan_schedule(schedule: TrainingSchedule, now: datetime) -> SchedulePlan:
 
 
 def _job(schedule: TrainingSchedule, name: str) -> dict[str, Any]:
-    """Owned by the schedule (deleting it deletes its jobs); the ModelVersions they record are not."""
-    meta, template = schedule.metadata, schedule.spec.job_template
-    labels = {**template.metadata.labels, MANAGED_BY_LABEL: MANAGED_BY, SCHEDULE_LABEL: meta.name}
-    return {
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {
-            "name": name,
-            "namespace": meta.namespace,
-            "labels": labels,
-            "annotations": dict(template.metadata.annotations),
-            "ownerReferences": [
-                {"apiVersion": API_VERSION, "kind": schedule.kind, "name": meta.name, "uid": meta.uid,
-                 "controller": True, "blockOwnerDeletion": True}
-            ],
-        },
-        "spec": template.spec.to_k8s(),
-    }
+    return templated_job(schedule.kind, schedule.metadata, schedule.spec.job_template, name,
+                         {SCHEDULE_LABEL: schedule.metadata.name})

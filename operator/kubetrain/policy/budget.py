@@ -155,14 +155,40 @@ def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalo
     )
 
 
+def budget_left(
+    policy: BudgetPolicy, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime, exclude_uid: str = ""
+) -> tuple[datetime, float, float]:
+    """The policy's current period start, the GPU-hours the namespace's jobs (but the one of uid
+    `exclude_uid`) used or hold in it, and what is left."""
+    since = period_start(policy.spec.period, now)
+    others = [j for j in facts.jobs if not exclude_uid or (j.get("metadata") or {}).get("uid") != exclude_uid]
+    used = sum(charged(j, catalogue, now, since) for j in others)
+    return since, used, max(policy.spec.gpu_hours - used, 0.0)
+
+
+def budget_summary(facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> str:
+    """Which budgets the namespace draws on and what they leave, for a status line: "BudgetPolicy
+    team-risk: 3.5 of 10 GPU-hours left this month", or that none selects it."""
+    lines = []
+    for raw in facts.policies:
+        try:
+            policy = BudgetPolicy.model_validate(raw)
+        except ValidationError:
+            lines.append(f"BudgetPolicy {(raw.get('metadata') or {}).get('name', '?')} cannot be read (it refuses "
+                         "GPU jobs until fixed)")
+            continue
+        if selects(policy.spec, facts.namespace, facts.namespace_labels):
+            _, _, remaining = budget_left(policy, facts, catalogue, now)
+            lines.append(f"BudgetPolicy {policy.metadata.name}: {_hours(remaining)} of {_hours(policy.spec.gpu_hours)} "
+                         f"GPU-hours left this {policy.spec.period.value.lower()}")
+    return "; ".join(lines) or f"no BudgetPolicy selects namespace {facts.namespace}"
+
+
 def _room(
     policy: BudgetPolicy, job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime,
     needed: float,
 ) -> str | None:
-    since = period_start(policy.spec.period, now)
-    others = [j for j in facts.jobs if (j.get("metadata") or {}).get("uid") != job.metadata.uid]
-    used = sum(charged(j, catalogue, now, since) for j in others)
-    remaining = max(policy.spec.gpu_hours - used, 0.0)
+    since, used, remaining = budget_left(policy, facts, catalogue, now, exclude_uid=job.metadata.uid)
     if needed <= remaining + 1e-9:
         return None
     spec = job.spec
