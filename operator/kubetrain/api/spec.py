@@ -82,6 +82,15 @@ class CleanPodPolicy(StrEnum):
     NONE = "None"
 
 
+class GangScheduling(StrEnum):
+    """Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1alpha3) where the cluster
+    serves that API and the operator's --gang-scheduling allows it, so kube-scheduler binds all of
+    them or none; elsewhere pods are placed one by one, as before. Off: always one by one."""
+
+    AUTO = "Auto"
+    OFF = "Off"
+
+
 class DataLocation(CamelModel):
     uri: str = Field(
         pattern=URI_PATTERN,
@@ -210,6 +219,12 @@ class RunPolicy(CamelModel):
     clean_pod_policy: CleanPodPolicy = Field(
         default=CleanPodPolicy.RUNNING,
         description="Pods to delete when the job finishes: Running (those not terminated), All, or None.",
+    )
+    gang_scheduling: GangScheduling = Field(
+        default=GangScheduling.AUTO,
+        description="Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1alpha3, Kubernetes 1.37 "
+        "with the GenericWorkload gate) that kube-scheduler binds all at once or not at all, where the cluster "
+        "serves it and the operator allows it; Off: pods are scheduled one by one. Applies from the next attempt.",
     )
 
 

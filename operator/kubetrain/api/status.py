@@ -15,6 +15,7 @@ from kubetrain.api.provenance import Provenance
 
 class Phase(StrEnum):
     PENDING = "Pending"
+    QUEUED = "Queued"
     STARTING = "Starting"
     RUNNING = "Running"
     RESTARTING = "Restarting"
@@ -30,6 +31,7 @@ class ConditionType(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SUSPENDED = "Suspended"
+    QUEUED = "Queued"
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
     BUDGET_AVAILABLE = "BudgetAvailable"
     PROMOTED = "Promoted"
@@ -72,6 +74,9 @@ class Reason(StrEnum):
     NO_BUDGET = "NoBudget"
     BUDGET_EXCEEDED = "BudgetExceeded"
     DEADLINE_REQUIRED = "DeadlineRequired"
+    # Queued (plan/budget.py): waiting for budget, under a BudgetPolicy whose onExhaustion is Queue.
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+    ADMITTED = "Admitted"
     # Promoted (plan/promotion.py).
     PROMOTED = "Promoted"
     GATE_FAILED = "GateFailed"
@@ -88,7 +93,7 @@ class Condition(CamelModel):
     """metav1.Condition, so generic tooling (`kubectl wait --for=condition=Succeeded`) works."""
 
     type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended, "
-        "ResidencyCompliant, BudgetAvailable or Promoted.")
+        "Queued, ResidencyCompliant, BudgetAvailable or Promoted.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="Machine-readable CamelCase cause of the last transition or update.")
     message: str = Field(default="", description="Human-readable details.")
@@ -144,7 +149,7 @@ class TrainingJobStatus(CamelModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended, "
+        description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended, Queued, "
         "ResidencyCompliant, BudgetAvailable, Promoted.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )

@@ -121,6 +121,11 @@ class ClusterCache:
         with self._lock:
             return [(job.get("status") or {}).get("phase") or Phase.PENDING for job in self._jobs.values()]
 
+    def in_phase(self, phase: Phase) -> list[tuple[str, str]]:
+        """Namespace and name of every job the watches delivered in `phase`."""
+        with self._lock:
+            return sorted(key for key, job in self._jobs.items() if (job.get("status") or {}).get("phase") == phase)
+
     # -- our own writes -------------------------------------------------------------------------
     def wrote(self, body: dict[str, Any] | None) -> None:
         """A created child or the job after a status write, as the API server returned it."""

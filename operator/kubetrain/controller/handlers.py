@@ -20,6 +20,7 @@ from typing import Any
 
 import kopf
 
+from kubetrain.api.budget import BudgetPolicy
 from kubetrain.api.contract import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from kubetrain.api.identity import ApiInfo
 from kubetrain.api.job import TrainingJob
@@ -117,6 +118,11 @@ def build_registry(
         # Policies change after admission: every job is re-judged against the new set.
         logging.getLogger("kubetrain.residency").info("DataResidencyPolicy %s %s; re-checking jobs", name, type)
         reconciler.policies_changed()
+
+    @kopf.on.event(*_resource(BudgetPolicy.api_info), registry=registry)
+    def budget_changed(name: str, type: str | None, **_: Any) -> None:
+        logging.getLogger("kubetrain.budget").info("BudgetPolicy %s %s; re-judging queued jobs", name, type)
+        reconciler.budgets_changed()
 
     @kopf.on.event(*_resource(Model.api_info), registry=registry)
     def model_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:

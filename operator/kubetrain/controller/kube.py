@@ -7,6 +7,8 @@ trainingschedules) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 With leader election, the replicas get, create and update one coordination.k8s.io Lease.
+Where the cluster serves them, it creates scheduling.k8s.io/v1alpha3 PodGroups (native gang
+placement), having asked discovery once whether it does.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from kubetrain.api import contract
 from kubetrain.api.budget import BudgetPolicy
 from kubetrain.api.identity import ApiInfo
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.podgroup import PodGroup
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.residency import DataResidencyPolicy
 from kubetrain.controller.metrics import OperatorMetrics
 
 JOB = TrainingJob.api_info
 # Kinds the operator creates as custom objects, by kind.
-_CREATED_CUSTOM = {info.kind: info for info in (JOB, Model.api_info, ModelVersion.api_info)}
+_CREATED_CUSTOM = {info.kind: info for info in (JOB, Model.api_info, ModelVersion.api_info, PodGroup.api_info)}
 MANAGED_BY = f"{contract.MANAGED_BY_LABEL}={contract.MANAGED_BY}"
 COMPONENT = "kubetrain-operator"
 
@@ -179,6 +182,15 @@ class Kube:
         resource, creator = creators[kind]
         created = self._request_or_none("create", resource, lambda: creator(namespace, obj), done=(409,))
         return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
+
+    def serves(self, info: ApiInfo) -> bool:
+        """Whether the API server serves `info`'s resource (discovery of its group version); a
+        group version it does not serve answers 404."""
+        found = self._request_or_none(
+            "get", f"{info.group}/{info.version}",
+            lambda: self.custom.get_api_resources(info.group, info.version), done=(404,),
+        )
+        return found is not None and any(r.name == info.plural for r in found.resources or [])
 
     def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> None:
         """Asks the API server to validate `pod` without creating it (dryRun=All); raises its refusal."""

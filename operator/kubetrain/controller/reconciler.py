@@ -9,6 +9,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.status import Phase
 from kubetrain.controller.backoff import Backoff
 from kubetrain.controller.budget import fetch_budget
 from kubetrain.controller.cache import ClusterCache
@@ -65,6 +66,12 @@ class Reconciler(QueuedReconciler):
         """A DataResidencyPolicy changed after admission: every job is judged again by a fresh list."""
         self.residency.changed()
         for namespace, name in sorted(self._tracked):
+            self.requeuer.schedule(namespace, name, 0.0)
+
+    def budgets_changed(self) -> None:
+        """A BudgetPolicy changed (raised, removed, queueing now): the queued jobs are judged again
+        at once, rather than at their next periodic check (plan/budget.py)."""
+        for namespace, name in self.cache.in_phase(Phase.QUEUED):
             self.requeuer.schedule(namespace, name, 0.0)
 
     def reconcile(self, namespace: str, name: str) -> None:

@@ -238,6 +238,8 @@ def _start(
     if pods:
         # Created if missing (the controller ignores AlreadyExists), before the pods that use them.
         draft.create.extend(children.access)
+        if children.pod_group is not None:
+            draft.create.append(children.pod_group)
     draft.create.extend(pods)
     # The start (the deadline clock; firstStartTime freezes the spec) is written with the creates,
     # except while the API server refuses them (CreateRefused): each retry would write a start for
