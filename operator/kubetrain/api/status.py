@@ -74,8 +74,10 @@ class Reason(StrEnum):
     NO_BUDGET = "NoBudget"
     BUDGET_EXCEEDED = "BudgetExceeded"
     DEADLINE_REQUIRED = "DeadlineRequired"
-    # Queued (plan/budget.py): waiting for budget, under a BudgetPolicy whose onExhaustion is Queue.
+    # Queued (plan/queue.py): waiting for budget, under a BudgetPolicy whose onExhaustion is Queue
+    # (plan/budget.py), or for room in the namespace's ResourceQuotas (plan/quota.py); Admitted ends it.
     BUDGET_EXHAUSTED = "BudgetExhausted"
+    QUOTA_EXCEEDED = "QuotaExceeded"
     ADMITTED = "Admitted"
     # Promoted (plan/promotion.py).
     PROMOTED = "Promoted"

@@ -152,6 +152,12 @@ class Kube:
         )
         return pvc.spec.storage_class_name if pvc is not None else None
 
+    def list_resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
+        found = self._request(
+            "list", "resourcequotas", lambda: self.core.list_namespaced_resource_quota(namespace)
+        )
+        return [self.api.sanitize_for_serialization(q) for q in found.items]
+
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""
         selector = f"{MANAGED_BY},{contract.JOB_NAME_LABEL}={job}"

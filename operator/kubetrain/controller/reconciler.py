@@ -21,6 +21,7 @@ from kubetrain.controller.refused import fail_refused_child, hold_forbidden_chil
 from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.plan.decision import Needs, PlanInputs, plan_job
+from kubetrain.policy.quota import QuotaFacts
 
 # A failed reconcile (an API error, the API server unreachable) is retried after 1 s, doubling up
 # to 5 minutes, +/- 20 %.
@@ -127,7 +128,8 @@ class Reconciler(QueuedReconciler):
         # fresh: their namespace labels serve both.
         budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
-        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
+        quota = QuotaFacts(quotas=self.kube.list_resource_quotas(namespace)) if needs.quota else None
+        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion, quota)
         old_status = raw.get("status") or {}
         current = raw
         if decision.status_patch:

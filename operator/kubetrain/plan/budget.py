@@ -10,11 +10,11 @@ again when an edit of spec.workers rolls a started job into a larger attempt (pl
 from __future__ import annotations
 
 from kubetrain.api.events import EventType
-from kubetrain.api.status import ConditionStatus
 from kubetrain.api.status import ConditionType as C
 from kubetrain.api.status import Reason as R
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.draft import Draft, Event
+from kubetrain.plan.queue import dequeue, enqueue
 from kubetrain.policy.budget import BudgetVerdict
 
 # Other jobs of the namespace finishing under their estimate free budget without any event the
@@ -36,8 +36,9 @@ def _before_start(draft: Draft) -> bool:
 
 
 def apply_budget(draft: Draft, verdict: BudgetVerdict | None) -> bool:
-    """Sets the condition; returns False when the job must not start (Failed is set then).
-    None: not judged in this reconcile (the job already has its budget)."""
+    """Sets the condition; returns False when the job must not start (Failed is set then, or
+    Queued under policies that queue). None: not judged in this reconcile (the job already has
+    its budget)."""
     if verdict is None or not _before_start(draft):
         return True
     old = cond.find(draft.conditions, C.BUDGET_AVAILABLE)
@@ -46,7 +47,7 @@ def apply_budget(draft: Draft, verdict: BudgetVerdict | None) -> bool:
         kind = EventType.NORMAL if verdict.allowed or verdict.queue else EventType.WARNING
         draft.events.append(Event(type=kind, reason=verdict.reason, message=verdict.message))
     if verdict.allowed:
-        _dequeue(draft)
+        dequeue(draft, R.BUDGET_EXHAUSTED, "the job fits its GPU budget now; starting it")
         return True
     if verdict.queue:
         _enqueue(draft, verdict)
@@ -56,27 +57,11 @@ def apply_budget(draft: Draft, verdict: BudgetVerdict | None) -> bool:
 
 
 def _enqueue(draft: Draft, verdict: BudgetVerdict) -> None:
-    """Queued=True says what is short; Running=False repeats its reason, so `kubectl get tj`
-    (whose Reason column is Running's) shows why the job waits."""
     renews = f"; the budget renews at {verdict.retry_at:%Y-%m-%dT%H:%M:%SZ}" if verdict.retry_at else ""
-    message = f"waiting for GPU budget: {verdict.message}{renews}"
-    draft.set(C.QUEUED, True, R.BUDGET_EXHAUSTED, message)
-    draft.set(C.RUNNING, False, R.BUDGET_EXHAUSTED, message)
     wait = QUEUED_RECHECK_SECONDS
     if verdict.retry_at is not None:
         wait = min(wait, max((verdict.retry_at - draft.now).total_seconds(), 1.0))
-    draft.requeue_within(wait)
-
-
-def _dequeue(draft: Draft) -> None:
-    """Out of the queue: Queued closes, and Running's queue reason goes with it (the pods' own
-    progress writes Running from here on)."""
-    if not draft.is_true(C.QUEUED):
-        return
-    draft.set(C.QUEUED, False, R.ADMITTED, "the job fits its GPU budget now; starting it")
-    running = cond.find(draft.conditions, C.RUNNING)
-    if running is not None and running.status == ConditionStatus.FALSE and running.reason == R.BUDGET_EXHAUSTED:
-        draft.conditions = [c for c in draft.conditions if c is not running]
+    enqueue(draft, R.BUDGET_EXHAUSTED, f"waiting for GPU budget: {verdict.message}{renews}", wait)
 
 
 def refuse_growth(draft: Draft, verdict: BudgetVerdict | None, old_workers: int) -> bool:
