@@ -132,7 +132,11 @@ class Needs(BaseModel):
     def beyond(self, fetched: Needs) -> bool:
         """Whether these needs (of the status just written) call for facts the reconcile that wrote
         it did not fetch: the job then needs one more reconcile (e.g. promotion after Succeeded)."""
-        return (self.budget and not fetched.budget) or (self.promotion and not fetched.promotion)
+        return (
+            (self.budget and not fetched.budget)
+            or (self.promotion and not fetched.promotion)
+            or (self.quota and not fetched.quota)
+        )
 
 
 def _planning_error(raw: dict[str, Any], exc: Exception, now: dt.datetime) -> Decision:
