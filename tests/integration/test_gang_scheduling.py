@@ -1,5 +1,5 @@
 """Native gang placement on the real control plane, whose kube-apiserver and kube-scheduler run
-with the GenericWorkload gate and serve scheduling.k8s.io/v1alpha3 (devcluster/cluster.py): two
+with the GenericWorkload gate and serve scheduling.k8s.io/v1beta1 (devcluster/cluster.py): two
 jobs of 12 GPUs each on the 16 GPUs of the h100-us pool (2 KWOK nodes x 8). With a PodGroup per
 attempt, one job gets every pod bound and the other none, until the first finishes; a job that
 opts out (runPolicy.gangScheduling Off) is placed pod by pod and holds part of the pool."""

@@ -33,7 +33,7 @@ def test_every_pod_of_the_attempt_joins_one_gang_named_after_the_attempt(
     children = render_children(job.obj(), CATALOGUE, GANG)
 
     assert children.pod_group is not None
-    assert children.pod_group["apiVersion"] == "scheduling.k8s.io/v1alpha3"
+    assert children.pod_group["apiVersion"] == "scheduling.k8s.io/v1beta1"
     assert children.pod_group["metadata"]["name"] == group
     assert children.pod_group["metadata"]["ownerReferences"][0]["kind"] == "TrainingJob"
     assert children.pod_group["spec"] == {"schedulingPolicy": {"gang": {"minCount": pods}}}

@@ -1,4 +1,4 @@
-"""Kubernetes' own `PodGroup` (`scheduling.k8s.io/v1alpha3`, feature gate GenericWorkload, 1.37):
+"""Kubernetes' own `PodGroup` (`scheduling.k8s.io/v1beta1`, feature gate GenericWorkload, 1.37):
 the shape of the one field set the operator writes, so kube-scheduler binds all of a job's pods or
 none. Not a kubetrain CRD: the kubernetes Python client has no model for it, so the operator
 creates it as a custom object from this model (controller/kube.py)."""
@@ -14,7 +14,7 @@ from kubetrain.api.identity import ApiInfo
 
 POD_GROUP_KIND: Final = "PodGroup"
 SCHEDULING_GROUP: Final = "scheduling.k8s.io"
-SCHEDULING_VERSION: Final = "v1alpha3"
+SCHEDULING_VERSION: Final = "v1beta1"
 
 
 class GangSchedulingPolicy(CamelModel):
@@ -35,8 +35,8 @@ class PodGroup(CamelModel):
         group=SCHEDULING_GROUP, version=SCHEDULING_VERSION,
     )
 
-    api_version: Literal["scheduling.k8s.io/v1alpha3"] = Field(
-        default="scheduling.k8s.io/v1alpha3", description="API version: SCHEDULING_GROUP/SCHEDULING_VERSION."
+    api_version: Literal["scheduling.k8s.io/v1beta1"] = Field(
+        default="scheduling.k8s.io/v1beta1", description="API version: SCHEDULING_GROUP/SCHEDULING_VERSION."
     )
     kind: Literal["PodGroup"] = Field(default=POD_GROUP_KIND, description="PodGroup.")
     metadata: dict[str, Any] = Field(description="Name, namespace, labels and the owner reference to the job.")

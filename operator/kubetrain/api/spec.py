@@ -83,7 +83,7 @@ class CleanPodPolicy(StrEnum):
 
 
 class GangScheduling(StrEnum):
-    """Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1alpha3) where the cluster
+    """Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1beta1) where the cluster
     serves that API and the operator's --gang-scheduling allows it, so kube-scheduler binds all of
     them or none; elsewhere pods are placed one by one, as before. Off: always one by one."""
 
@@ -222,7 +222,7 @@ class RunPolicy(CamelModel):
     )
     gang_scheduling: GangScheduling = Field(
         default=GangScheduling.AUTO,
-        description="Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1alpha3, Kubernetes 1.37 "
+        description="Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1beta1, Kubernetes 1.37 "
         "with the GenericWorkload gate) that kube-scheduler binds all at once or not at all, where the cluster "
         "serves it and the operator allows it; Off: pods are scheduled one by one. Applies from the next attempt.",
     )

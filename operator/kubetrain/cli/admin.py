@@ -277,7 +277,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--gang-scheduling",
         choices=_choices(OperatorConfig, "gang_scheduling"),
         default=_env("GANG_SCHEDULING", _default(OperatorConfig, "gang_scheduling")),
-        help="auto (default): a PodGroup per job attempt where the cluster serves scheduling.k8s.io/v1alpha3 "
+        help="auto (default): a PodGroup per job attempt where the cluster serves scheduling.k8s.io/v1beta1 "
         "(all pods bound or none); off: never",
     )
     run.add_argument(

@@ -136,7 +136,7 @@ class OperatorConfig(BaseModel):
     )
     gang_scheduling: Literal["auto", "off"] = Field(
         default="auto",
-        description="auto: where the cluster serves scheduling.k8s.io/v1alpha3 PodGroups, each attempt of a job "
+        description="auto: where the cluster serves scheduling.k8s.io/v1beta1 PodGroups, each attempt of a job "
         "(runPolicy.gangScheduling Auto) gets one, so kube-scheduler binds all its pods or none; off: never.",
     )
 

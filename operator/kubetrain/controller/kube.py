@@ -7,7 +7,7 @@ trainingschedules) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 With leader election, the replicas get, create and update one coordination.k8s.io Lease.
-Where the cluster serves them, it creates scheduling.k8s.io/v1alpha3 PodGroups (native gang
+Where the cluster serves them, it creates scheduling.k8s.io/v1beta1 PodGroups (native gang
 placement), having asked discovery once whether it does.
 """
 

@@ -51,10 +51,10 @@ COMPONENTS = (
 REAL_NODE_COMPONENTS = ("registry", "containerd", "kubelet", "kube-proxy")
 LOCAL_NODE_NAME = "local-0"
 # Native gang placement (Kubernetes 1.37, beta, off by default): the API server serves
-# scheduling.k8s.io/v1alpha3 PodGroups and keeps pods' spec.schedulingGroup; the scheduler's
+# scheduling.k8s.io/v1beta1 PodGroups and keeps pods' spec.schedulingGroup; the scheduler's
 # GangScheduling plugin (enabled with the gate) binds a group's pods all at once or not at all.
 FEATURE_GATES = "--feature-gates=GenericWorkload=true"
-WORKLOAD_API = "--runtime-config=scheduling.k8s.io/v1alpha3=true"
+WORKLOAD_API = "--runtime-config=scheduling.k8s.io/v1beta1=true"
 # The binaries' PATH needs: containerd runs runc, kubelet runs mount, kube-proxy iptables.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

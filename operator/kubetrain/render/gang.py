@@ -1,4 +1,4 @@
-"""Native gang placement: one PodGroup per attempt (scheduling.k8s.io/v1alpha3), minCount all
+"""Native gang placement: one PodGroup per attempt (scheduling.k8s.io/v1beta1), minCount all
 of the attempt's pods (PyTorch: every worker; Ray: the head and every worker), and each pod joined
 to it by spec.schedulingGroup, so kube-scheduler binds the whole group or none of it. A new
 attempt gets a new group (its name carries the attempt), so a whole-group restart never waits

@@ -12,5 +12,5 @@ class RenderSettings(BaseModel):
     gang_scheduling: bool = Field(
         default=False,
         description="Render a PodGroup per attempt for jobs whose runPolicy.gangScheduling is Auto: the cluster "
-        "serves scheduling.k8s.io/v1alpha3 PodGroups (found once at start) and --gang-scheduling is auto.",
+        "serves scheduling.k8s.io/v1beta1 PodGroups (found once at start) and --gang-scheduling is auto.",
     )
