@@ -2,20 +2,27 @@
 with the GenericWorkload gate and serve scheduling.k8s.io/v1beta1 (devcluster/cluster.py): two
 jobs of 12 GPUs each on the 16 GPUs of the h100-us pool (2 KWOK nodes x 8). With a PodGroup per
 attempt, one job gets every pod bound and the other none, until the first finishes; a job that
-opts out (runPolicy.gangScheduling Off) is placed pod by pod and holds part of the pool."""
+opts out (runPolicy.gangScheduling Off) is placed pod by pod and holds part of the pool. Where
+the API is not served, the operator says so once and renders no group."""
 
 from __future__ import annotations
 
 import copy
+import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
 
+from kubetrain.controller.config import OperatorConfig
+from kubetrain.controller.gang import pod_groups_served
+from kubetrain.controller.kube import Kube
+from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.builders import example
-from tests.helpers import wait_for
+from tests.helpers import admin_client, wait_for
 from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
 
@@ -81,3 +88,23 @@ def test_a_job_that_opts_out_is_placed_pod_by_pod(jobs: Jobs) -> None:
 
     wait_for(lambda: len(bound(jobs, partial)) == 1 or None, timeout=60, what=f"one pod of {partial} bound")
     assert len(bound(jobs, partial)) == 1  # the 4 GPUs left take one worker; the others wait
+
+
+def test_where_podgroups_are_not_served_the_operator_says_so_and_renders_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cluster of its own, whose API server is told not to serve the group version (the flag
+    given last wins over the dev cluster's own)."""
+    local = LocalCluster(tmp_path / "cluster", local_node=False,
+                         apiserver_args=["--runtime-config=scheduling.k8s.io/v1beta1=false"])
+    try:
+        local.start()
+        with admin_client(local.kubeconfig) as api, caplog.at_level(logging.INFO, logger="kubetrain.gang"):
+            served = pod_groups_served(Kube(api, OperatorMetrics()), OperatorConfig())
+    finally:
+        local.stop()
+
+    assert not served
+    assert not OperatorConfig().plan_inputs(served).render.gang_scheduling
+    [said] = [r for r in caplog.records if r.name == "kubetrain.gang"]
+    assert said.levelno == logging.WARNING and "does not serve scheduling.k8s.io/v1beta1 podgroups" in said.message
