@@ -1,7 +1,7 @@
 """GPU budgets on the real control plane: the cost estimate in status, refusal at admission
 (the webhook's message names what is left), refusal before start in the reconcile, an
-edit of a running job that raises its cost refused at admission, and accounting of what finished
-jobs really used."""
+edit of a running job that raises its cost refused at admission, accounting of what finished
+jobs really used, and a budget that queues (onExhaustion Queue) instead of refusing."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.devcluster.cluster import LocalCluster
 from tests.builders import example
 from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess, metric
@@ -139,3 +140,27 @@ def test_an_edit_of_a_running_job_that_raises_its_cost_past_the_budget_is_refuse
     assert named in str(refused.value.body), refused.value.body
     assert jobs.get(name)["spec"]["workers"] == 1
     jobs.patch_spec(name, {"runPolicy": {"activeDeadlineSeconds": 1800}})  # lowering the cost always passes
+
+
+def test_a_queueing_budget_holds_a_job_queued_until_it_is_raised(
+    jobs: Jobs, budget: str, cluster: LocalCluster
+) -> None:
+    policies = ("kubetrain.io", "v1alpha1", "budgetpolicies", budget)
+    jobs.custom.patch_cluster_custom_object(*policies, {"spec": {"onExhaustion": "Queue"}})
+    running = jobs.create(gpu_job("holds-one"))
+    jobs.wait_pods(running, 1, phase="Running")
+
+    waiting = jobs.create(gpu_job("waits"))  # admitted: the webhook leaves it to the queue
+
+    status = jobs.wait_phase(waiting, "Queued")
+    queued = next(c for c in status["conditions"] if c["type"] == "Queued")
+    assert queued["reason"] == "BudgetExhausted" and "0.5 of 1.5 GPU-hours left this day" in queued["message"]
+    assert status["cost"]["estimatedGpuHours"] == 1.0 and jobs.pods(waiting) == []
+    row = cluster.kubectl("get", "tj", waiting, "-n", jobs.ns, "--no-headers").stdout.split()
+    assert row[1] == "Queued" and "BudgetExhausted" in row, row
+
+    jobs.custom.patch_cluster_custom_object(*policies, {"spec": {"gpuHours": 3}})
+
+    jobs.wait_pods(waiting, 1, phase="Running", timeout=30)
+    assert jobs.condition(waiting, "Queued")["reason"] == "Admitted"  # type: ignore[index]
+    assert [e.reason for e in jobs.events(waiting) if e.type == "Warning"] == []

@@ -69,6 +69,9 @@ def test_the_reason_is_the_phases_condition_else_the_latest_change() -> None:
     assert show.reason(failed) == "BackoffLimitExceeded"
     assert show.reason(pending) == "Unschedulable"
     assert show.reason(JOB.obj()) == "-"
+    queued = JOB.status({"phase": "Queued", "conditions": [
+        condition("BudgetAvailable", "BudgetExceeded", 9, "False"), condition("Queued", "BudgetExhausted", 8)]}).obj()
+    assert show.reason(queued) == "BudgetExhausted"
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(0, "0s"), (59, "59s"), (60, "1m"), (7200, "2h"), (200000, "2d")])

@@ -22,6 +22,11 @@ class BudgetPeriod(StrEnum):
     MONTH = "Month"
 
 
+class BudgetAction(StrEnum):
+    REJECT = "Reject"
+    QUEUE = "Queue"
+
+
 class BudgetPolicySpec(NamespaceScope):
     gpu_hours: float = Field(
         gt=0,
@@ -31,6 +36,12 @@ class BudgetPolicySpec(NamespaceScope):
     period: BudgetPeriod = Field(
         default=BudgetPeriod.MONTH, description="Calendar period (UTC) the budget renews: Day, Week (from Monday) "
         "or Month."
+    )
+    on_exhaustion: BudgetAction = Field(
+        default=BudgetAction.REJECT,
+        description="What a job that does not fit gets: Reject refuses it at admission (or fails it before it "
+        "starts); Queue admits it and holds it in phase Queued (reason BudgetExhausted), no pod created, until it "
+        "fits: the period rolls over, the budget is raised, or other jobs finish under their estimate.",
     )
 
 

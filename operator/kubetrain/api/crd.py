@@ -59,7 +59,7 @@ PRINTER_COLUMNS: tuple[dict[str, Any], ...] = (
         "type": "string",
         "jsonPath": '.status.conditions[?(@.type=="Running")].reason',
         "description": "Why the workers run or not (the Running condition's reason), e.g. Unschedulable, "
-        "ImagePullBackOff, CreateRefused.",
+        "ImagePullBackOff, CreateRefused, BudgetExhausted (Queued).",
     },
     {
         "name": "Restarts",
@@ -307,6 +307,7 @@ def generate_budget_crd() -> dict[str, Any]:
         [
             _column("GPU-Hours", ".spec.gpuHours", "Budget of each selected namespace per period.", "number"),
             _column("Period", ".spec.period", "Day, Week or Month (UTC)."),
+            _column("On-Exhaustion", ".spec.onExhaustion", "Reject or Queue a job that does not fit."),
         ],
     )
 

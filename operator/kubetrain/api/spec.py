@@ -89,6 +89,15 @@ class StallPolicy(StrEnum):
     FAIL = "Fail"
 
 
+class GangScheduling(StrEnum):
+    """Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1beta1) where the cluster
+    serves that API and the operator's --gang-scheduling allows it, so kube-scheduler binds all of
+    them or none; elsewhere pods are placed one by one, as before. Off: always one by one."""
+
+    AUTO = "Auto"
+    OFF = "Off"
+
+
 class DataLocation(CamelModel):
     uri: str = Field(
         pattern=URI_PATTERN,
@@ -230,6 +239,12 @@ class RunPolicy(CamelModel):
         default=StallPolicy.RESTART,
         description="What a stall (runPolicy.progressDeadlineSeconds exceeded) does: Restart replaces the whole "
         "group, a restart counted against runPolicy.backoffLimit like a failure; Fail fails the job.",
+    )
+    gang_scheduling: GangScheduling = Field(
+        default=GangScheduling.AUTO,
+        description="Auto: each attempt's pods form one PodGroup (scheduling.k8s.io/v1beta1, Kubernetes 1.37 "
+        "with the GenericWorkload gate) that kube-scheduler binds all at once or not at all, where the cluster "
+        "serves it and the operator allows it; Off: pods are scheduled one by one. Applies from the next attempt.",
     )
 
 

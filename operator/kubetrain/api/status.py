@@ -15,6 +15,7 @@ from kubetrain.api.provenance import Provenance
 
 class Phase(StrEnum):
     PENDING = "Pending"
+    QUEUED = "Queued"
     STARTING = "Starting"
     RUNNING = "Running"
     RESTARTING = "Restarting"
@@ -30,6 +31,7 @@ class ConditionType(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SUSPENDED = "Suspended"
+    QUEUED = "Queued"
     RESIDENCY_COMPLIANT = "ResidencyCompliant"
     BUDGET_AVAILABLE = "BudgetAvailable"
     PROMOTED = "Promoted"
@@ -76,6 +78,11 @@ class Reason(StrEnum):
     NO_BUDGET = "NoBudget"
     BUDGET_EXCEEDED = "BudgetExceeded"
     DEADLINE_REQUIRED = "DeadlineRequired"
+    # Queued (plan/queue.py): waiting for budget, under a BudgetPolicy whose onExhaustion is Queue
+    # (plan/budget.py), or for room in the namespace's ResourceQuotas (plan/quota.py); Admitted ends it.
+    BUDGET_EXHAUSTED = "BudgetExhausted"
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    ADMITTED = "Admitted"
     # Promoted (plan/promotion.py).
     PROMOTED = "Promoted"
     GATE_FAILED = "GateFailed"
@@ -92,7 +99,7 @@ class Condition(CamelModel):
     """metav1.Condition, so generic tooling (`kubectl wait --for=condition=Succeeded`) works."""
 
     type: str = Field(description="Condition type: Created, Running, Restarting, Succeeded, Failed, Suspended, "
-        "ResidencyCompliant, BudgetAvailable, Promoted or Stalled.")
+        "Queued, ResidencyCompliant, BudgetAvailable, Promoted or Stalled.")
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="Machine-readable CamelCase cause of the last transition or update.")
     message: str = Field(default="", description="Human-readable details.")
@@ -148,7 +155,7 @@ class TrainingJobStatus(CamelModel):
     )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended, "
+        description="Latest observations: Created, Running, Restarting, Succeeded, Failed, Suspended, Queued, "
         "ResidencyCompliant, BudgetAvailable, Promoted, Stalled.",
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )

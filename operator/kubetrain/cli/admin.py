@@ -112,6 +112,7 @@ def _operator_run(args: argparse.Namespace) -> int:
         log_level=args.log_level,
         default_residency=args.default_residency,
         webhook=webhook,
+        gang_scheduling=args.gang_scheduling,
     )
     return run_operator(config, kubeconfig=args.kubeconfig)
 
@@ -271,6 +272,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         choices=[d.value for d in DefaultResidency],
         default=_env("DEFAULT_RESIDENCY", _default(OperatorConfig, "default_residency")),
         help="jobs in namespaces no DataResidencyPolicy selects: allow-all (default) or deny-all",
+    )
+    run.add_argument(
+        "--gang-scheduling",
+        choices=_choices(OperatorConfig, "gang_scheduling"),
+        default=_env("GANG_SCHEDULING", _default(OperatorConfig, "gang_scheduling")),
+        help="auto (default): a PodGroup per job attempt where the cluster serves scheduling.k8s.io/v1beta1 "
+        "(all pods bound or none); off: never",
     )
     run.add_argument(
         "--webhook",

@@ -191,7 +191,9 @@ def submit_summary(preview: Preview) -> list[str]:
     lines.append(f"  residency: {residency[0]}")
     lines += [f"    {line}" for line in residency[1:]]
     budget = preview.budget
-    lines.append(f"  budget:    {budget if isinstance(budget, str) else budget.message}")
+    queued = not isinstance(budget, str) and budget.queue
+    lines.append(f"  budget:    {budget if isinstance(budget, str) else budget.message}"
+                 f"{' (the job will be Queued until it fits)' if queued else ''}")
     return lines
 
 

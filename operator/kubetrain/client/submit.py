@@ -41,10 +41,11 @@ class Preview:
 
     @property
     def refused(self) -> bool:
-        """Whether the operator would refuse the job on these verdicts (one not judged refuses nothing)."""
+        """Whether the operator would refuse the job on these verdicts (one not judged refuses nothing;
+        a budget that queues the job does not refuse it)."""
         residency, budget = self.residency, self.budget
         return (not isinstance(residency, str) and bool(residency.blocking)) or (
-            not isinstance(budget, str) and not budget.allowed
+            not isinstance(budget, str) and not budget.allowed and not budget.queue
         )
 
 

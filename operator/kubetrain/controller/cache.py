@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubetrain.api.contract import JOB_NAME_LABEL
+from kubetrain.api.status import Phase
 from kubetrain.controller.kube import Kube
 
 Key = tuple[str, str]
@@ -118,6 +119,11 @@ class ClusterCache:
         """Every job the watches delivered (for the metrics: read, never modified)."""
         with self._lock:
             return list(self._jobs.values())
+
+    def in_phase(self, phase: Phase) -> list[tuple[str, str]]:
+        """Namespace and name of every job the watches delivered in `phase`."""
+        with self._lock:
+            return sorted(key for key, job in self._jobs.items() if (job.get("status") or {}).get("phase") == phase)
 
     # -- our own writes -------------------------------------------------------------------------
     def wrote(self, body: dict[str, Any] | None) -> None:

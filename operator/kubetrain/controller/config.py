@@ -134,6 +134,11 @@ class OperatorConfig(BaseModel):
     webhook: WebhookConfig | None = Field(
         default=None, description="The residency admission webhook; None serves none."
     )
+    gang_scheduling: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: where the cluster serves scheduling.k8s.io/v1beta1 PodGroups, each attempt of a job "
+        "(runPolicy.gangScheduling Auto) gets one, so kube-scheduler binds all its pods or none; off: never.",
+    )
 
     def catalogue_yaml(self) -> object | None:
         if self.node_pools_file is None:
@@ -141,12 +146,14 @@ class OperatorConfig(BaseModel):
         document: object = yaml.safe_load(self.node_pools_file.read_text())
         return document
 
-    def plan_inputs(self) -> PlanInputs:
-        """The planner's cluster-independent inputs, as this configuration sets them."""
+    def plan_inputs(self, pod_groups_served: bool = False) -> PlanInputs:
+        """The planner's cluster-independent inputs, as this configuration sets them;
+        `pod_groups_served`: what discovery found at start (controller/gang.py)."""
         document = self.catalogue_yaml()
         catalogue = default_catalogue() if document is None else load_catalogue(document)
+        gang = pod_groups_served and self.gang_scheduling == "auto"
         return PlanInputs(
             catalogue=catalogue,
-            render=RenderSettings(default_image=self.default_image),
+            render=RenderSettings(default_image=self.default_image, gang_scheduling=gang),
             default_residency=self.default_residency,
         )

@@ -148,9 +148,9 @@ def build_registry(
         reconciler.policies_changed()
 
     @kopf.on.event(*_resource(BudgetPolicy.api_info), registry=registry)
-    def budget_policy_changed(**_: Any) -> None:
-        # Only the metrics keep the list: admission and reconciles read BudgetPolicies fresh.
-        reconciler.budgets.changed()
+    def budget_changed(name: str, type: str | None, **_: Any) -> None:
+        logging.getLogger("kubetrain.budget").info("BudgetPolicy %s %s; re-judging queued jobs", name, type)
+        reconciler.budgets_changed()
 
     @kopf.on.event(*_resource(Model.api_info), registry=registry)
     def model_changed(type: str | None, name: str, namespace: str, **_: Any) -> None:

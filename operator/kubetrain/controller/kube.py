@@ -7,6 +7,8 @@ trainingschedules, trainingsweeps) and, with the residency webhook enabled, crea
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 With leader election, the replicas get, create and update one coordination.k8s.io Lease.
+Where the cluster serves them, it creates scheduling.k8s.io/v1beta1 PodGroups (native gang
+placement), having asked discovery once whether it does.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from kubetrain.api import contract
 from kubetrain.api.budget import BudgetPolicy
 from kubetrain.api.identity import ApiInfo
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.podgroup import PodGroup
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.residency import DataResidencyPolicy
 from kubetrain.controller.metrics import OperatorMetrics
 
 JOB = TrainingJob.api_info
 # Kinds the operator creates as custom objects, by kind.
-_CREATED_CUSTOM = {info.kind: info for info in (JOB, Model.api_info, ModelVersion.api_info)}
+_CREATED_CUSTOM = {info.kind: info for info in (JOB, Model.api_info, ModelVersion.api_info, PodGroup.api_info)}
 MANAGED_BY = f"{contract.MANAGED_BY_LABEL}={contract.MANAGED_BY}"
 COMPONENT = "kubetrain-operator"
 
@@ -154,6 +157,12 @@ class Kube:
         )
         return pvc.spec.storage_class_name if pvc is not None else None
 
+    def list_resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
+        found = self._request(
+            "list", "resourcequotas", lambda: self.core.list_namespaced_resource_quota(namespace)
+        )
+        return [self.api.sanitize_for_serialization(q) for q in found.items]
+
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""
         selector = f"{MANAGED_BY},{contract.JOB_NAME_LABEL}={job}"
@@ -184,6 +193,15 @@ class Kube:
         resource, creator = creators[kind]
         created = self._request_or_none("create", resource, lambda: creator(namespace, obj), done=(409,))
         return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
+
+    def serves(self, info: ApiInfo) -> bool:
+        """Whether the API server serves `info`'s resource (discovery of its group version); a
+        group version it does not serve answers 404."""
+        found = self._request_or_none(
+            "get", f"{info.group}/{info.version}",
+            lambda: self.custom.get_api_resources(info.group, info.version), done=(404,),
+        )
+        return found is not None and any(r.name == info.plural for r in found.resources or [])
 
     def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> None:
         """Asks the API server to validate `pod` without creating it (dryRun=All); raises its refusal."""

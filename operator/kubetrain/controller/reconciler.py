@@ -9,7 +9,7 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.api.status import Reason
+from kubetrain.api.status import Phase, Reason
 from kubetrain.controller.backoff import Backoff
 from kubetrain.controller.budget import BudgetUsageReader, fetch_budget
 from kubetrain.controller.cache import ClusterCache
@@ -21,6 +21,7 @@ from kubetrain.controller.refused import fail_refused_child, hold_forbidden_chil
 from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.plan.decision import Needs, PlanInputs, plan_job
+from kubetrain.policy.quota import QuotaFacts
 
 # A failed reconcile (an API error, the API server unreachable) is retried after 1 s, doubling up
 # to 5 minutes, +/- 20 %.
@@ -68,6 +69,14 @@ class Reconciler(QueuedReconciler):
         """A DataResidencyPolicy changed after admission: every job is judged again by a fresh list."""
         self.residency.changed()
         for namespace, name in sorted(self._tracked):
+            self.requeuer.schedule(namespace, name, 0.0)
+
+    def budgets_changed(self) -> None:
+        """A BudgetPolicy changed (raised, removed, queueing now): the queued jobs are judged again
+        at once, rather than at their next periodic check (plan/budget.py); the metrics' list of
+        policies is refreshed."""
+        self.budgets.changed()
+        for namespace, name in self.cache.in_phase(Phase.QUEUED):
             self.requeuer.schedule(namespace, name, 0.0)
 
     def reconcile(self, namespace: str, name: str) -> None:
@@ -123,7 +132,8 @@ class Reconciler(QueuedReconciler):
         # fresh: their namespace labels serve both.
         budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
-        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion)
+        quota = QuotaFacts(quotas=self.kube.list_resource_quotas(namespace)) if needs.quota else None
+        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion, quota)
         old_status = raw.get("status") or {}
         current = raw
         if decision.status_patch:

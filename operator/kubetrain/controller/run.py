@@ -15,6 +15,7 @@ import kubernetes
 from kopf._core.engines.peering import Identity  # kopf.operator() types it; kopf exports no public name
 
 from kubetrain.controller.config import OperatorConfig
+from kubetrain.controller.gang import pod_groups_served
 from kubetrain.controller.handlers import build_registry
 from kubetrain.controller.kube import Kube
 from kubetrain.controller.leadership import LeaderElector
@@ -79,7 +80,7 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
     metrics = OperatorMetrics()
     kube = Kube(api, metrics)
     standby = config.leader_election is not None
-    inputs = config.plan_inputs()
+    inputs = config.plan_inputs(pod_groups_served(kube, config))
     reconciler = Reconciler(kube, inputs, metrics, paused=standby)
     models = ModelReconciler(kube, paused=standby)
     schedules = ScheduleReconciler(kube, paused=standby)

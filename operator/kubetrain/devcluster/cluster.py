@@ -50,6 +50,11 @@ COMPONENTS = (
 )
 REAL_NODE_COMPONENTS = ("registry", "containerd", "kubelet", "kube-proxy")
 LOCAL_NODE_NAME = "local-0"
+# Native gang placement (Kubernetes 1.37, beta, off by default): the API server serves
+# scheduling.k8s.io/v1beta1 PodGroups and keeps pods' spec.schedulingGroup; the scheduler's
+# GangScheduling plugin (enabled with the gate) binds a group's pods all at once or not at all.
+FEATURE_GATES = "--feature-gates=GenericWorkload=true"
+WORKLOAD_API = "--runtime-config=scheduling.k8s.io/v1beta1=true"
 # The binaries' PATH needs: containerd runs runc, kubelet runs mount, kube-proxy iptables.
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -332,6 +337,8 @@ class LocalCluster:
                 f"--service-account-signing-key-file={pki.sa_private_key}",
                 "--allow-privileged=true",
                 "--profiling=false",
+                FEATURE_GATES,
+                WORKLOAD_API,
                 "--v=1",
                 *self.apiserver_args,
             ]
@@ -350,6 +357,7 @@ class LocalCluster:
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['kcm']}",
+                FEATURE_GATES,
                 "--v=1",
             ]
         if component == "kube-scheduler":
@@ -361,6 +369,7 @@ class LocalCluster:
                 "--leader-elect=false",
                 "--bind-address=127.0.0.1",
                 f"--secure-port={ports['scheduler']}",
+                FEATURE_GATES,
                 "--v=1",
             ]
         if component == "kwok":

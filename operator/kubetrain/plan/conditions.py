@@ -55,6 +55,7 @@ _PRECEDENCE = (
     (ConditionType.FAILED, Phase.FAILED),
     (ConditionType.SUCCEEDED, Phase.SUCCEEDED),
     (ConditionType.SUSPENDED, Phase.SUSPENDED),
+    (ConditionType.QUEUED, Phase.QUEUED),
     (ConditionType.RESTARTING, Phase.RESTARTING),
     (ConditionType.RUNNING, Phase.RUNNING),
     (ConditionType.CREATED, Phase.STARTING),
@@ -63,5 +64,6 @@ _PRECEDENCE = (
 
 def derive_phase(conditions: list[Condition]) -> Phase:
     """The first true condition in precedence order: an outcome beats a hold, a hold beats
-    progress. Starting means every worker pod exists but not all run yet."""
+    progress. Queued: waiting, before any pod exists, for what will come (budget). Starting means
+    every worker pod exists but not all run yet."""
     return next((phase for type_, phase in _PRECEDENCE if is_true(conditions, type_)), Phase.PENDING)

@@ -18,8 +18,10 @@ from kubetrain.plan.budget import needs_budget
 from kubetrain.plan.conditions import set_condition
 from kubetrain.plan.draft import Draft
 from kubetrain.plan.promotion import PromotionFacts, needs_promotion
+from kubetrain.plan.quota import needs_quota
 from kubetrain.policy.admission import validation_problems
 from kubetrain.policy.budget import BudgetFacts, judge_budget
+from kubetrain.policy.quota import QuotaFacts
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.render.errors import InvalidSpec
 from kubetrain.render.job import render_children
@@ -58,9 +60,10 @@ def plan_job(
     residency: ResidencyFacts,
     budget: BudgetFacts | None = None,
     promotion: PromotionFacts | None = None,
+    quota: QuotaFacts | None = None,
 ) -> Decision:
     """`residency` holds the namespace's policies and labels and the claims' storage classes,
-    fetched fresh for this reconcile; `budget` and `promotion` only when Needs says so. The steps,
+    fetched fresh for this reconcile; `budget`, `promotion` and `quota` only when Needs says so. The steps,
     each pure: judge the policies, render the desired children (on the planner's demand: see
     plan.job.Desired), plan the status and actions, diff the status."""
     # metav1 times have second precision; planning at that precision keeps re-plans identical.
@@ -77,7 +80,9 @@ def plan_job(
         verdict = evaluate(job, residency, inputs.catalogue)
         budget_verdict = judge_budget(job, budget, inputs.catalogue, now) if budget is not None else None
         desired = partial(render_children, job, inputs.catalogue, inputs.render, verdict.regions)
-        result = plan(job, observed, desired, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion)
+        result = plan(
+            job, observed, desired, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion, quota
+        )
     except (InvalidSpec, ValidationError) as exc:  # the spec (or its pod template) cannot be rendered
         message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"
         return invalid_spec(raw, message, now, [p["metadata"]["name"] for p in pods])
@@ -102,6 +107,7 @@ class Needs(BaseModel):
     job: TrainingJob | None = None
     budget: bool = False
     promotion: bool = False
+    quota: bool = False
     fresh_residency: bool = Field(
         default=True,
         description="Read the residency facts (policies, namespace labels) from the API, not from what "
@@ -111,21 +117,26 @@ class Needs(BaseModel):
 
     @classmethod
     def of(cls, raw: dict[str, Any], now: dt.datetime) -> Needs:
-        """The budget before the job first starts; the model line once it has succeeded."""
+        """The budget before the job first starts; the quotas while an attempt's pods are being
+        created; the model line once it has succeeded."""
         try:
             job = TrainingJob.model_validate(raw)
         except ValidationError:
             return cls()
         draft = Draft.start(job, now)
         return cls(
-            job=job, budget=needs_budget(draft), promotion=needs_promotion(draft),
+            job=job, budget=needs_budget(draft), promotion=needs_promotion(draft), quota=needs_quota(draft),
             fresh_residency=not draft.finished() and draft.start_time is None,
         )
 
     def beyond(self, fetched: Needs) -> bool:
         """Whether these needs (of the status just written) call for facts the reconcile that wrote
         it did not fetch: the job then needs one more reconcile (e.g. promotion after Succeeded)."""
-        return (self.budget and not fetched.budget) or (self.promotion and not fetched.promotion)
+        return (
+            (self.budget and not fetched.budget)
+            or (self.promotion and not fetched.promotion)
+            or (self.quota and not fetched.quota)
+        )
 
 
 def _planning_error(raw: dict[str, Any], exc: Exception, now: dt.datetime) -> Decision:

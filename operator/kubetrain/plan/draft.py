@@ -45,6 +45,7 @@ _PHASE_CONDITION = {
     Phase.FAILED: ConditionType.FAILED,
     Phase.SUCCEEDED: ConditionType.SUCCEEDED,
     Phase.SUSPENDED: ConditionType.SUSPENDED,
+    Phase.QUEUED: ConditionType.QUEUED,
     Phase.RESTARTING: ConditionType.RESTARTING,
     Phase.RUNNING: ConditionType.RUNNING,
     Phase.STARTING: ConditionType.CREATED,

@@ -24,10 +24,12 @@ from kubetrain.plan.group import Group, group_of
 from kubetrain.plan.observed import Observed, ObservedPod
 from kubetrain.plan.promotion import PromotionFacts, apply_promotion
 from kubetrain.plan.provenance import cost, provenance
+from kubetrain.plan.quota import admit_quota
 from kubetrain.plan.replicas import replica_status
 from kubetrain.plan.report import TrainerReport, parse_report
 from kubetrain.plan.residency import apply_residency, recheck
 from kubetrain.policy.budget import BudgetVerdict
+from kubetrain.policy.quota import QuotaFacts
 from kubetrain.policy.residency.verdict import ALLOW_ALL, ResidencyVerdict
 from kubetrain.render.errors import summarize
 from kubetrain.render.objects import DesiredObjects
@@ -52,6 +54,7 @@ def plan(
     residency: ResidencyVerdict = ALLOW_ALL,
     budget: BudgetVerdict | None = None,
     promotion: PromotionFacts | None = None,
+    quota: QuotaFacts | None = None,
 ) -> Plan:
     """`desired` renders the job's children (see Desired); `catalogue` and `settings` serve the
     spec's validation, the cost and the provenance. `residency` is the verdict of the namespace's
@@ -59,7 +62,8 @@ def plan(
     reconcile (they change after admission). `budget` (judged before the job first starts, and after
     an edit of a started job: a spec.workers raise that no longer fits fails it instead of rolling)
     and `promotion` (after it succeeded) are given by the caller only when needed; None leaves that
-    part of the status as it is."""
+    part of the status as it is. `quota` (the namespace's ResourceQuotas, while the attempt's pods
+    are being created) holds the job Queued rather than creating part of its group."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
     group = group_of(job)
@@ -73,7 +77,7 @@ def plan(
         elif job.spec.run_policy.suspend:
             run_policy.suspend(draft, observed)
         elif apply_budget(draft, budget):
-            _run(draft, group, observed, current, desired, budget)
+            _run(draft, group, observed, current, desired, budget, quota)
     if draft.finished():
         _finish(draft, observed)
     else:
@@ -108,6 +112,7 @@ def _run(
     current: list[ObservedPod],
     desired: Desired,
     budget: BudgetVerdict | None,
+    quota: QuotaFacts | None,
 ) -> None:
     job = draft.job
     run_policy.resume(draft)
@@ -140,7 +145,7 @@ def _run(
         return
     if not _replace(draft, group, live, current):
         return
-    _start(draft, group, observed, live, desired)
+    _start(draft, group, observed, live, desired, quota)
 
 
 def _failures(draft: Draft, group: Group, critical: list[ObservedPod]) -> list[Failure]:
@@ -243,17 +248,23 @@ def _start(
     observed: Observed,
     live: list[ObservedPod],
     desired: Desired,
+    quota: QuotaFacts | None,
 ) -> None:
-    """Creates what is missing; Created and Running are all-or-nothing over the group."""
+    """Creates what is missing; Created and Running are all-or-nothing over the group, and so is
+    the quota check before the attempt's first pod."""
     size = len(group.members)
     children = desired()
-    if children.service["metadata"]["name"] not in observed.service_names:
-        draft.create.append(children.service)
     taken = {p.name for p in observed.pods}
     pods = [pod for pod in children.pods if pod["metadata"]["name"] not in taken]
+    if not live and not admit_quota(draft, pods, quota):
+        return
+    if children.service["metadata"]["name"] not in observed.service_names:
+        draft.create.append(children.service)
     if pods:
         # Created if missing (the controller ignores AlreadyExists), before the pods that use them.
         draft.create.extend(children.access)
+        if children.pod_group is not None:
+            draft.create.append(children.pod_group)
     draft.create.extend(pods)
     # The start (the deadline clock; firstStartTime freezes the spec) is written with the creates,
     # except while the API server refuses them (CreateRefused): each retry would write a start for

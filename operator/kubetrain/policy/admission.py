@@ -95,13 +95,14 @@ def admit_budget(
     job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime, old: TrainingJob | None = None
 ) -> str | None:
     """The refusal message when the job does not fit its namespace's budget; None admits. An
-    update (`old`) is judged only when it raises the most the job can cost. The reconcile judges
-    again before the job starts and when a spec.workers raise rolls it (the budget may be spent
-    in between)."""
+    update (`old`) is judged only when it raises the most the job can cost. A new job refused only
+    by policies that queue (onExhaustion Queue) is admitted: the reconcile holds it Queued until
+    it fits. The reconcile judges again before the job starts and when a spec.workers raise rolls
+    it (the budget may be spent in between)."""
     if old is not None and not cost_bound_raised(old, job):
         return None
     verdict = judge_budget(job, facts, catalogue, now)
-    if verdict.allowed:
+    if verdict.allowed or (verdict.queue and old is None):
         return None
     meta = job.metadata
     return f"TrainingJob {meta.namespace}/{meta.name} refused by the GPU budget: {verdict.message}"

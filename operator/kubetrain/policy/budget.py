@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from kubetrain.api.budget import BudgetPeriod, BudgetPolicy, Cost
+from kubetrain.api.budget import BudgetAction, BudgetPeriod, BudgetPolicy, Cost
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import TrainingJobSpec
@@ -37,6 +37,14 @@ class BudgetVerdict(BaseModel):
     allowed: bool
     reason: str = Field(description="WithinBudget, NoBudget, BudgetExceeded or DeadlineRequired.")
     message: str
+    queue: bool = Field(
+        default=False,
+        description="Refused for now: every policy that refuses it queues (onExhaustion Queue), so the job "
+        "waits instead of failing.",
+    )
+    retry_at: datetime | None = Field(
+        default=None, description="A queued job's earliest chance: when the first refusing policy's period renews."
+    )
 
 
 def gpus(spec: TrainingJobSpec) -> int:
@@ -95,6 +103,16 @@ def period_start(period: BudgetPeriod, now: datetime) -> datetime:
     return day.replace(day=1)
 
 
+def next_period_start(period: BudgetPeriod, now: datetime) -> datetime:
+    """When the budget of the period holding `now` renews."""
+    start = period_start(period, now)
+    if period == BudgetPeriod.DAY:
+        return start + timedelta(days=1)
+    if period == BudgetPeriod.WEEK:
+        return start + timedelta(weeks=1)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
 def charged(raw: dict[str, Any], catalogue: NodePoolCatalogue, now: datetime, since: datetime) -> float:
     """What one job counts against its namespace's budget in the period from `since`: a finished
     job what it used; a job admitted to run (BudgetAvailable) and not finished its whole estimate,
@@ -120,6 +138,7 @@ def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalo
     needed = estimate(job.spec, catalogue).estimated_gpu_hours
     namespace = facts.namespace
     refusals: list[str] = []
+    renewals: list[datetime] = []  # of the refusing policies that queue
     selected = 0
     for raw in facts.policies:
         name = str((raw.get("metadata") or {}).get("name", "?"))
@@ -142,8 +161,14 @@ def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalo
         refusal = _room(policy, job, facts, catalogue, now, needed)
         if refusal is not None:
             refusals.append(refusal)
+            if policy.spec.on_exhaustion == BudgetAction.QUEUE:
+                renewals.append(next_period_start(policy.spec.period, now))
     if refusals and gpus(job.spec) > 0:
-        return BudgetVerdict(allowed=False, reason=Reason.BUDGET_EXCEEDED, message="; ".join(refusals))
+        queue = len(renewals) == len(refusals)
+        return BudgetVerdict(
+            allowed=False, reason=Reason.BUDGET_EXCEEDED, message="; ".join(refusals), queue=queue,
+            retry_at=min(renewals) if queue else None,
+        )
     if not selected:
         return BudgetVerdict(
             allowed=True, reason=Reason.NO_BUDGET, message=f"no BudgetPolicy selects namespace {namespace}"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import Runtime
+from kubetrain.render.gang import gang_enabled, with_pod_group
 from kubetrain.render.objects import DesiredObjects
 from kubetrain.render.pytorch import render_pytorch
 from kubetrain.render.ray import render_ray
@@ -24,8 +25,9 @@ def render_children(
     allowed_regions: list[str] | None = None,
 ) -> DesiredObjects:
     """The runtime's children, without validation (the planner validates first itself); every
-    runtime gets the same residency regions (render.placement)."""
-    return RENDERERS[job.spec.runtime](job, catalogue, settings, allowed_regions)
+    runtime gets the same residency regions (render.placement) and the same gang (render.gang)."""
+    children = RENDERERS[job.spec.runtime](job, catalogue, settings, allowed_regions)
+    return with_pod_group(job, children) if gang_enabled(job, settings) else children
 
 
 def render_job(job: TrainingJob, catalogue: NodePoolCatalogue, settings: RenderSettings) -> DesiredObjects:

@@ -39,6 +39,12 @@ def ray_head_name(job_name: str) -> str:
     return dns_label(job_name, "-head")
 
 
+def pod_group_name(job_name: str, attempt: int) -> str:
+    """The PodGroup of one attempt (a new attempt, a new group). A DNS subdomain suffices for a
+    PodGroup; a label is stricter and keeps one rule for every child."""
+    return dns_label(job_name, f"-a{attempt}")
+
+
 def trainer_access_name(job_name: str) -> str:
     """The ServiceAccount, Role and RoleBinding that let the job's trainer write its status."""
     return dns_label(job_name, "-trainer")

@@ -18,9 +18,11 @@ class DesiredObjects(BaseModel):
     service: dict[str, Any]
     pods: list[dict[str, Any]]
     access: list[dict[str, Any]]
+    pod_group: dict[str, Any] | None = None
 
     def all(self) -> list[dict[str, Any]]:
-        return [*self.access, self.service, *self.pods]
+        group = [self.pod_group] if self.pod_group is not None else []
+        return [*self.access, *group, self.service, *self.pods]
 
 
 def owner_reference(job: TrainingJob) -> dict[str, Any]:
