@@ -65,3 +65,28 @@ def helm_operator(real_cluster: LocalCluster, project_images: dict[str, str]) ->
 def real_namespace(real_api: kubernetes.client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     with fresh_namespace(real_api, request.node.name, prefix="c") as name:
         yield name
+
+
+def provide_output_volume(core: kubernetes.client.CoreV1Api, namespace: str, directory: Path) -> None:
+    """What kind's default StorageClass does for the example's claim: a host directory bound to
+    it, writable by the trainer's non-root user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o777)
+    core.create_persistent_volume({
+        "metadata": {"name": f"output-{namespace}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "hostPath": {"path": str(directory), "type": "Directory"},
+            "claimRef": {"namespace": namespace, "name": "kubetrain-output"},
+        },
+    })
+
+
+@pytest.fixture
+def output_dir(real_api: kubernetes.client.ApiClient, real_namespace: str, tmp_path: Path) -> Path:
+    core = kubernetes.client.CoreV1Api(real_api)
+    provide_output_volume(core, real_namespace, tmp_path / "output")
+    yield tmp_path / "output"
+    core.delete_persistent_volume(f"output-{real_namespace}")

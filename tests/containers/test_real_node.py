@@ -34,31 +34,6 @@ def first_job_objects() -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(FIRST_JOB.read_text()) if doc]
 
 
-def provide_output_volume(core: kubernetes.client.CoreV1Api, namespace: str, directory: Path) -> None:
-    """What kind's default StorageClass does for the example's claim: a host directory bound to
-    it, writable by the trainer's non-root user."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o777)
-    core.create_persistent_volume({
-        "metadata": {"name": f"output-{namespace}"},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Delete",
-            "hostPath": {"path": str(directory), "type": "Directory"},
-            "claimRef": {"namespace": namespace, "name": "kubetrain-output"},
-        },
-    })
-
-
-@pytest.fixture
-def output_dir(real_api: kubernetes.client.ApiClient, real_namespace: str, tmp_path: Path) -> Path:
-    core = kubernetes.client.CoreV1Api(real_api)
-    provide_output_volume(core, real_namespace, tmp_path / "output")
-    yield tmp_path / "output"
-    core.delete_persistent_volume(f"output-{real_namespace}")
-
-
 def test_first_job_trains_in_containers_under_restricted_pod_security(
     real_cluster: LocalCluster, real_api: kubernetes.client.ApiClient, helm_operator: Helm,
     real_namespace: str, output_dir: Path,
