@@ -18,7 +18,7 @@ import yaml
 
 from kubetrain.devcluster import realnode
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.containers.conftest import REPO
+from tests.containers.conftest import REPO, provide_output_volume
 from tests.helm import Helm
 from tests.helpers import wait_for
 from tests.jobs import Jobs
@@ -32,23 +32,6 @@ FIRST_JOB = REPO / "examples" / "first-job.yaml"
 
 def first_job_objects() -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(FIRST_JOB.read_text()) if doc]
-
-
-def provide_output_volume(core: kubernetes.client.CoreV1Api, namespace: str, directory: Path) -> None:
-    """What kind's default StorageClass does for the example's claim: a host directory bound to
-    it, writable by the trainer's non-root user."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o777)
-    core.create_persistent_volume({
-        "metadata": {"name": f"output-{namespace}"},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Delete",
-            "hostPath": {"path": str(directory), "type": "Directory"},
-            "claimRef": {"namespace": namespace, "name": "kubetrain-output"},
-        },
-    })
 
 
 @pytest.fixture
