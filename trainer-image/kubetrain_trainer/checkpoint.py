@@ -1,13 +1,17 @@
 """Periodic training checkpoints under `<output>/checkpoints/` with a `latest` pointer.
 
 Each checkpoint and then the pointer are written atomically, so a worker killed at any instant
-leaves `latest` naming a complete checkpoint and a restart resumes from it.
+leaves `latest` naming a complete checkpoint and a restart resumes from it. Each save is also
+described as status.lastCheckpoint describes it (step, URI, digest, time; docs/contracts.md) to
+whoever asked (the chief's status reporter), as the SDK's `checkpoint()` does for users' code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +20,7 @@ import torch
 from torch import nn
 
 from kubetrain_trainer import storage
+from kubetrain_trainer.status import rfc3339
 
 DIRECTORY = "checkpoints"
 LATEST = "latest"
@@ -27,6 +32,18 @@ class Resumed:
     step: int
     epoch: int
     name: str
+
+
+@dataclass(frozen=True)
+class Saved:
+    step: int
+    uri: str
+    digest: str  # sha256:<hex> of the checkpoint file's bytes, as storage.content_digest computes it
+    time: str
+
+    def as_status(self) -> dict[str, Any]:
+        """status.lastCheckpoint."""
+        return {"step": self.step, "uri": self.uri, "digest": self.digest, "time": self.time}
 
 
 def _rng_state() -> dict[str, Any]:
@@ -50,19 +67,23 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 class Checkpointer:
     """`trainable_only` keeps just the parameters that train (LoRA adapters: megabytes, where the
-    frozen base model is gigabytes and is read again from its own URI on resume)."""
+    frozen base model is gigabytes and is read again from its own URI on resume). `on_save` hears
+    of every checkpoint once it and the `latest` pointer are written."""
 
-    def __init__(self, output_uri: str, trainable_only: bool = False) -> None:
+    def __init__(
+        self, output_uri: str, trainable_only: bool = False, on_save: Callable[[Saved], None] | None = None
+    ) -> None:
         self._dir = storage.join(output_uri, DIRECTORY)
         self._written: list[str] = []
         self._trainable_only = trainable_only
+        self._on_save = on_save
 
     def _state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         if not self._trainable_only:
             return model.state_dict()
         return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
-    def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:
+    def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> Saved:
         buffer = io.BytesIO()
         torch.save(
             {
@@ -75,13 +96,19 @@ class Checkpointer:
             buffer,
         )
         name = f"step-{step}.pt"
-        storage.write_bytes(storage.join(self._dir, name), buffer.getvalue())
+        blob = buffer.getvalue()
+        uri = storage.join(self._dir, name)
+        storage.write_bytes(uri, blob)
         storage.write_bytes(storage.join(self._dir, LATEST), name.encode())
         self._written.append(name)
         for old in self._written[:-KEEP]:
             storage.remove(storage.join(self._dir, old))
         del self._written[:-KEEP]
-        return name
+        # The digest of the bytes in hand: reading a remote checkpoint back would cost a download.
+        saved = Saved(step, uri, "sha256:" + hashlib.sha256(blob).hexdigest(), rfc3339())
+        if self._on_save is not None:
+            self._on_save(saved)
+        return saved
 
     def read_latest(self) -> tuple[str, bytes] | None:
         pointer = storage.join(self._dir, LATEST)
