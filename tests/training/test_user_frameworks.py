@@ -18,7 +18,7 @@ import torch
 
 from kubetrain_trainer import storage
 from kubetrain_trainer.environment import JobEnvironment
-from kubetrain_trainer.sdk.run import Run
+from kubetrain_trainer.sdk.run import Run, start
 from kubetrain_trainer.status import StatusReporter
 from tests.fake_api import FakeApi, fake_api
 
@@ -99,3 +99,68 @@ def test_a_transformers_trainer_reports_progress_checkpoints_and_final_metrics(a
     assert metrics["eval_accuracy"] >= 0.8 and metrics["eval_loss"] > 0, metrics
     report = json.loads((tmp_path / "termination-log").read_text())
     assert report["outcome"] == "Succeeded" and report["metrics"] == metrics, report
+
+
+def ray_train_function(config: dict[str, Any]) -> None:
+    """A user's Ray Train loop: a logistic regression, one report with a checkpoint per epoch."""
+    import tempfile
+
+    import ray.train
+
+    torch.manual_seed(0)
+    x = torch.randn(256, 4)
+    y = (x[:, 0] + x[:, 1] > 0).long()
+    model = torch.nn.Linear(4, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    for epoch in range(1, config["epochs"] + 1):
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        accuracy = float((model(x).argmax(1) == y).float().mean())
+        with tempfile.TemporaryDirectory() as directory:
+            torch.save(model.state_dict(), Path(directory) / "model.pt")
+            ray.train.report({"step": epoch, "epoch": epoch, "loss": loss.item(), "accuracy": accuracy},
+                             checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+
+def test_a_ray_train_run_reports_each_report_and_the_checkpoint(tmp_path: Path) -> None:
+    """Ray Train's controller, a process of Ray's own, calls the callback, which starts its run
+    from the pod's environment (given to every Ray process as the head pod's would be) and writes
+    to the API server named there; the driver's `sdk.finish` writes the final report."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from kubetrain_trainer.sdk.raytrain import KubetrainRayCallback
+
+    with fake_api(service_account_dir=tmp_path / "serviceaccount") as api:
+        env = {"KUBETRAIN_JOB_NAME": "ray-job", "KUBETRAIN_JOB_NAMESPACE": "team-a", "KUBETRAIN_JOB_UID": "u-2",
+               "KUBETRAIN_TERMINATION_MESSAGE_PATH": str(tmp_path / "termination-log"), **api.pod_env()}
+        ray.init(num_cpus=2, include_dashboard=False, runtime_env={"env_vars": env})
+        try:
+            trainer = TorchTrainer(
+                ray_train_function, train_loop_config={"epochs": 3},
+                scaling_config=ScalingConfig(num_workers=1, use_gpu=False),
+                run_config=RunConfig(storage_path=str(tmp_path / "ray"), name="run",
+                                     callbacks=[KubetrainRayCallback()]),
+            )
+            result = trainer.fit()
+        finally:
+            ray.shutdown()
+        driver = start(env=env)  # the driver's run, from the same pod environment
+        driver.finish(result.metrics)
+
+    statuses = [request.body["status"] for request in api.requests]
+    assert all(r.headers["Authorization"] == "Bearer fake-token" for r in api.requests)
+    reported = [s for s in statuses if "lastCheckpoint" in s]
+    assert [s["lastCheckpoint"]["step"] for s in reported] == [1, 2, 3], statuses
+    last = reported[-1]
+    assert last["progress"]["step"] == 3 and last["progress"]["trainLoss"] > 0, last
+    assert last["progress"]["metrics"]["accuracy"] >= 0.85, last
+    checkpoint = last["lastCheckpoint"]
+    assert checkpoint["uri"] == result.checkpoint.path, (checkpoint, result.checkpoint)
+    assert checkpoint["digest"] == storage.content_digest(result.checkpoint.path)
+    assert statuses[-1]["metrics"] == {key: round(float(value), 6) for key, value in result.metrics.items()}
+    report = json.loads((tmp_path / "termination-log").read_text())
+    assert report["outcome"] == "Succeeded" and report["metrics"]["accuracy"] >= 0.85, report
