@@ -71,7 +71,7 @@ def test_a_saved_checkpoint_is_sent_at_once_and_kept_in_every_later_update(api: 
     clock = FakeClock()
     reporter = StatusReporter(api.url, "team-a", "job-1", lambda: None, interval_seconds=10, clock=clock)
     model = torch.nn.Linear(3, 2)
-    checkpointer = Checkpointer(f"file://{tmp_path}", on_save=checkpoint_sink(reporter))
+    checkpointer = Checkpointer(f"file://{tmp_path}", on_checkpoint=checkpoint_sink(reporter))
     assert reporter.progress(progress(1))
     wait_for(lambda: len(api.requests) == 1, timeout=5, what="the first progress update")
 
@@ -91,6 +91,19 @@ def test_a_saved_checkpoint_is_sent_at_once_and_kept_in_every_later_update(api: 
     reporter.finish({"progress": progress(100), "metrics": {"accuracy": 0.9}})
     assert [r.body["status"]["progress"]["step"] for r in api.requests] == [1, 1, 7, 100]
     assert all(r.body["status"]["lastCheckpoint"] == saved.as_status() for r in api.requests[2:])
+
+
+def test_a_restart_reports_the_checkpoint_it_resumes_from(tmp_path: Path) -> None:
+    """A new attempt's first status write would drop the previous attempt's lastCheckpoint: the
+    checkpoint it resumes from is reported, with the time it was written."""
+    model = torch.nn.Linear(3, 2)
+    saved = Checkpointer(f"file://{tmp_path}").save(8, 1, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    heard: list[Saved] = []
+    restarted = Checkpointer(f"file://{tmp_path}", on_checkpoint=heard.append)
+    latest = restarted.read_latest()
+    assert latest is not None
+    restarted.restore(*latest, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert heard == [saved]
 
 
 def test_unreachable_api_never_blocks_or_raises() -> None:

@@ -128,8 +128,9 @@ def train(env: JobEnvironment, started: str) -> str | None:
     built.module.to(device)
     distributed.init(topology, device)
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
+    checkpointer = Checkpointer(env.output_uri, on_checkpoint=checkpoint_sink(reporter))
     loop = TrainingLoop(
-        built.module, prepared, task, topology, device, Checkpointer(env.output_uri, on_save=checkpoint_sink(reporter)),
+        built.module, prepared, task, topology, device, checkpointer,
         progress_gate=progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
     )
     result = loop.run()
@@ -179,8 +180,8 @@ def progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> G
 
 
 def checkpoint_sink(reporter: StatusReporter | None) -> Callable[[Saved], None] | None:
-    """Each checkpoint the chief saves into status.lastCheckpoint, as users' code reports one
-    through the SDK; nothing where there is no status to write."""
+    """Each checkpoint the chief saves or resumes from into status.lastCheckpoint, as users' code
+    reports one through the SDK; nothing where there is no status to write."""
     if reporter is None:
         return None
     return lambda saved: reporter.checkpoint(saved.as_status())

@@ -99,7 +99,7 @@ def train(env: JobEnvironment, task: TaskConfig, started: str) -> str | None:
     loop = LanguageModelLoop(
         loaded.model, train_batches, validation_batches, task, topology, device,
         Checkpointer(env.output_uri, trainable_only=loaded.lora_targets is not None,
-                     on_save=job.checkpoint_sink(reporter)),
+                     on_checkpoint=job.checkpoint_sink(reporter)),
         progress_gate=job.progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
     )
     result = loop.run()
