@@ -24,6 +24,23 @@ KIND_VALUES = CHART / "values-kind.yaml"
 RELEASE_NAMESPACE = "kubetrain-system"
 
 
+def provide_output_volume(core: kubernetes.client.CoreV1Api, namespace: str, directory: Path) -> None:
+    """What kind's default StorageClass does for the example's claim: a host directory bound to
+    it, writable by the trainer's non-root user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o777)
+    core.create_persistent_volume({
+        "metadata": {"name": f"output-{namespace}"},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Delete",
+            "hostPath": {"path": str(directory), "type": "Directory"},
+            "claimRef": {"namespace": namespace, "name": "kubetrain-output"},
+        },
+    })
+
+
 @pytest.fixture(scope="package")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     cluster = LocalCluster(tmp_path_factory.mktemp("real-cluster"), pools=[], local_node=False, real_node=True)
@@ -65,23 +82,6 @@ def helm_operator(real_cluster: LocalCluster, project_images: dict[str, str]) ->
 def real_namespace(real_api: kubernetes.client.ApiClient, request: pytest.FixtureRequest) -> Iterator[str]:
     with fresh_namespace(real_api, request.node.name, prefix="c") as name:
         yield name
-
-
-def provide_output_volume(core: kubernetes.client.CoreV1Api, namespace: str, directory: Path) -> None:
-    """What kind's default StorageClass does for the example's claim: a host directory bound to
-    it, writable by the trainer's non-root user."""
-    directory.mkdir(parents=True, exist_ok=True)
-    directory.chmod(0o777)
-    core.create_persistent_volume({
-        "metadata": {"name": f"output-{namespace}"},
-        "spec": {
-            "capacity": {"storage": "1Gi"},
-            "accessModes": ["ReadWriteOnce"],
-            "persistentVolumeReclaimPolicy": "Delete",
-            "hostPath": {"path": str(directory), "type": "Directory"},
-            "claimRef": {"namespace": namespace, "name": "kubetrain-output"},
-        },
-    })
 
 
 @pytest.fixture

@@ -1,9 +1,11 @@
 """The main job for real: `kubectl apply` a TrainingJob, the operator launches two DDP workers on
 the executing local node, they train on a generated data set, and the job reaches Succeeded with
-the held-out metrics in its status and in `kubectl get tj`."""
+the held-out metrics in its status and in `kubectl get tj`, and its last checkpoint in
+status.lastCheckpoint."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -35,6 +37,12 @@ def test_example_trains_to_success_with_metrics_in_status(
     assert HELD_OUT_METRICS <= set(metrics)
     assert status["progress"]["percent"] == pytest.approx(100.0)
     assert status["restarts"] == 0
+    # The final step always saves a checkpoint; status names it with the digest of its bytes.
+    checkpoint, step = status["lastCheckpoint"], status["progress"]["step"]
+    saved = tmp_path / "output" / "checkpoints" / f"step-{step}.pt"
+    assert (checkpoint["step"], checkpoint["uri"]) == (step, f"file://{saved}"), checkpoint
+    assert checkpoint["digest"] == "sha256:" + hashlib.sha256(saved.read_bytes()).hexdigest()
+    assert checkpoint["time"] <= status["provenance"]["completionTime"], (checkpoint, status["provenance"])
 
     card = json.loads((tmp_path / "output" / "model-card.json").read_text())
     assert card["metrics"]["accuracy"] == pytest.approx(metrics["accuracy"])

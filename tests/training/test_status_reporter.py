@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
+from kubetrain_trainer import storage
+from kubetrain_trainer.checkpoint import Checkpointer, Saved
 from kubetrain_trainer.environment import JobEnvironment
+from kubetrain_trainer.job import checkpoint_sink
 from kubetrain_trainer.status import StatusReporter
 from tests.fake_api import FakeApi, fake_api
 from tests.helpers import wait_for
@@ -57,6 +63,47 @@ def test_server_side_apply_request_shape_and_rate_limit(api: FakeApi) -> None:
     assert set(first.body["status"]) == {"progress"}
     final = api.requests[-1].body["status"]
     assert final["metrics"] == {"accuracy": 0.9, "f1": 0.88} and final["progress"]["step"] == 100
+
+
+def test_a_saved_checkpoint_is_sent_at_once_and_kept_in_every_later_update(api: FakeApi, tmp_path: Path) -> None:
+    """The built-in trainer's checkpoints reach status.lastCheckpoint as the SDK's do; its
+    progress updates, which know nothing of checkpoints, never drop it (server-side apply would)."""
+    clock = FakeClock()
+    reporter = StatusReporter(api.url, "team-a", "job-1", lambda: None, interval_seconds=10, clock=clock)
+    model = torch.nn.Linear(3, 2)
+    checkpointer = Checkpointer(f"file://{tmp_path}", on_checkpoint=checkpoint_sink(reporter))
+    assert reporter.progress(progress(1))
+    wait_for(lambda: len(api.requests) == 1, timeout=5, what="the first progress update")
+
+    clock.now += 1  # within the interval: only the checkpoint may go out now
+    saved: Saved = checkpointer.save(5, 0, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    wait_for(lambda: len(api.requests) == 2, timeout=5, what="the checkpoint update")
+    path = tmp_path / "checkpoints" / "step-5.pt"
+    assert saved.uri == f"file://{path}" and saved.step == 5
+    digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert saved.digest == digest == storage.content_digest(saved.uri)
+    status = api.requests[1].body["status"]
+    assert status == {"progress": progress(1), "lastCheckpoint": saved.as_status()}, status
+
+    clock.now += 10
+    assert reporter.progress(progress(7))
+    wait_for(lambda: len(api.requests) == 3, timeout=5, what="the next progress update")
+    reporter.finish({"progress": progress(100), "metrics": {"accuracy": 0.9}})
+    assert [r.body["status"]["progress"]["step"] for r in api.requests] == [1, 1, 7, 100]
+    assert all(r.body["status"]["lastCheckpoint"] == saved.as_status() for r in api.requests[2:])
+
+
+def test_a_restart_reports_the_checkpoint_it_resumes_from(tmp_path: Path) -> None:
+    """A new attempt's first status write would drop the previous attempt's lastCheckpoint: the
+    checkpoint it resumes from is reported, with the time it was written."""
+    model = torch.nn.Linear(3, 2)
+    saved = Checkpointer(f"file://{tmp_path}").save(8, 1, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    heard: list[Saved] = []
+    restarted = Checkpointer(f"file://{tmp_path}", on_checkpoint=heard.append)
+    latest = restarted.read_latest()
+    assert latest is not None
+    restarted.restore(*latest, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    assert heard == [saved]
 
 
 def test_unreachable_api_never_blocks_or_raises() -> None:

@@ -1,13 +1,18 @@
 """Periodic training checkpoints under `<output>/checkpoints/` with a `latest` pointer.
 
 Each checkpoint and then the pointer are written atomically, so a worker killed at any instant
-leaves `latest` naming a complete checkpoint and a restart resumes from it.
+leaves `latest` naming a complete checkpoint and a restart resumes from it. Each checkpoint the run
+stands on (each one saved, and the one a restart resumes from) is also described as
+status.lastCheckpoint describes it (step, URI, digest, time; docs/contracts.md) to whoever asked
+(the chief's status reporter), as the SDK's `checkpoint()` does for users' code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +21,7 @@ import torch
 from torch import nn
 
 from kubetrain_trainer import storage
+from kubetrain_trainer.status import rfc3339
 
 DIRECTORY = "checkpoints"
 LATEST = "latest"
@@ -27,6 +33,23 @@ class Resumed:
     step: int
     epoch: int
     name: str
+
+
+@dataclass(frozen=True)
+class Saved:
+    step: int
+    uri: str
+    digest: str  # sha256:<hex> of the checkpoint file's bytes, as storage.content_digest computes it
+    time: str
+
+    @classmethod
+    def of(cls, step: int, uri: str, blob: bytes, time: str) -> Saved:
+        """From the checkpoint's bytes in hand: reading a remote checkpoint back would cost a download."""
+        return cls(step, uri, "sha256:" + hashlib.sha256(blob).hexdigest(), time)
+
+    def as_status(self) -> dict[str, Any]:
+        """status.lastCheckpoint."""
+        return {"step": self.step, "uri": self.uri, "digest": self.digest, "time": self.time}
 
 
 def _rng_state() -> dict[str, Any]:
@@ -50,22 +73,29 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 class Checkpointer:
     """`trainable_only` keeps just the parameters that train (LoRA adapters: megabytes, where the
-    frozen base model is gigabytes and is read again from its own URI on resume)."""
+    frozen base model is gigabytes and is read again from its own URI on resume). `on_checkpoint`
+    hears of every checkpoint once it and the `latest` pointer are written, and of the one a
+    restart resumes from."""
 
-    def __init__(self, output_uri: str, trainable_only: bool = False) -> None:
+    def __init__(
+        self, output_uri: str, trainable_only: bool = False, on_checkpoint: Callable[[Saved], None] | None = None
+    ) -> None:
         self._dir = storage.join(output_uri, DIRECTORY)
         self._written: list[str] = []
         self._trainable_only = trainable_only
+        self._on_checkpoint = on_checkpoint
 
     def _state(self, model: nn.Module) -> dict[str, torch.Tensor]:
         if not self._trainable_only:
             return model.state_dict()
         return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
-    def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:
+    def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> Saved:
         buffer = io.BytesIO()
+        written = rfc3339()
         torch.save(
             {
+                "time": written,
                 "step": step,
                 "epoch": epoch,
                 "model": self._state(model),
@@ -75,13 +105,18 @@ class Checkpointer:
             buffer,
         )
         name = f"step-{step}.pt"
-        storage.write_bytes(storage.join(self._dir, name), buffer.getvalue())
+        blob = buffer.getvalue()
+        uri = storage.join(self._dir, name)
+        storage.write_bytes(uri, blob)
         storage.write_bytes(storage.join(self._dir, LATEST), name.encode())
         self._written.append(name)
         for old in self._written[:-KEEP]:
             storage.remove(storage.join(self._dir, old))
         del self._written[:-KEEP]
-        return name
+        saved = Saved.of(step, uri, blob, written)
+        if self._on_checkpoint is not None:
+            self._on_checkpoint(saved)
+        return saved
 
     def read_latest(self) -> tuple[str, bytes] | None:
         pointer = storage.join(self._dir, LATEST)
@@ -98,4 +133,8 @@ class Checkpointer:
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"])
         self._written.append(name)
+        if self._on_checkpoint is not None:
+            # Checkpoints written before they recorded their time stand at the moment of resuming.
+            written = str(state.get("time") or rfc3339())
+            self._on_checkpoint(Saved.of(int(state["step"]), storage.join(self._dir, name), blob, written))
         return Resumed(step=int(state["step"]), epoch=int(state["epoch"]), name=name)

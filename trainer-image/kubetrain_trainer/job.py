@@ -4,6 +4,7 @@ way it can end into an exit code and a final report."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +26,7 @@ from kubetrain_trainer import (
     storage,
     termination,
 )
-from kubetrain_trainer.checkpoint import Checkpointer
+from kubetrain_trainer.checkpoint import Checkpointer, Saved
 from kubetrain_trainer.config import TaskConfig, parse_task
 from kubetrain_trainer.environment import JobEnvironment
 from kubetrain_trainer.errors import TrainerFailure
@@ -129,8 +130,9 @@ def train(env: JobEnvironment, started: str) -> str | None:
     built.module.to(device)
     distributed.init(topology, device)
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
+    checkpointer = Checkpointer(env.output_uri, on_checkpoint=checkpoint_sink(reporter))
     loop = TrainingLoop(
-        built.module, prepared, task, topology, device, Checkpointer(env.output_uri),
+        built.module, prepared, task, topology, device, checkpointer,
         progress_gate=progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
         epoch_report=(lambda document: reporter.send({"progress": document})) if reporter is not None else None,
     )
@@ -196,6 +198,14 @@ def progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> G
         return reporter.progress
     throttle = Throttle(interval_seconds)
     return lambda _document: throttle.due()
+
+
+def checkpoint_sink(reporter: StatusReporter | None) -> Callable[[Saved], None] | None:
+    """Each checkpoint the chief saves or resumes from into status.lastCheckpoint, as users' code
+    reports one through the SDK; nothing where there is no status to write."""
+    if reporter is None:
+        return None
+    return lambda saved: reporter.checkpoint(saved.as_status())
 
 
 def run(env: JobEnvironment) -> int:

@@ -138,8 +138,8 @@ class TrainingLoop:
                 if self.topology.is_chief and (
                     step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
                 ):
-                    name = self.checkpointer.save(step, epoch, self.model, self.optimizer)
-                    logs.info("checkpoint_saved", step=step, checkpoint=name)
+                    saved = self.checkpointer.save(step, epoch, self.model, self.optimizer)
+                    logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
             train_loss = epoch_loss / max(epoch_count, 1)
             self._end_of_epoch(epoch, train_loss, tracker)
             epoch_loss, epoch_count = 0.0, 0

@@ -70,6 +70,8 @@ class StatusReporter:
         self._ssl = ssl.create_default_context(cafile=ca_file) if base_url.startswith("https") else None
         self._throttle = Throttle(interval_seconds, clock)
         self._pending: dict[str, Any] | None = None
+        self._last: dict[str, Any] = {}
+        self._kept: dict[str, Any] = {}
         self._busy = False
         self._closed = False
         self._cond = threading.Condition()
@@ -124,6 +126,14 @@ class StatusReporter:
         that must not wait for the next interval (a checkpoint written)."""
         self._enqueue(status)
 
+    def checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """status.lastCheckpoint, sent at once with the last status queued, and kept in every later
+        update: server-side apply would remove it from status as soon as an update left it out,
+        and the built-in trainer's progress updates do not know of checkpoints."""
+        with self._cond:
+            self._kept["lastCheckpoint"] = checkpoint
+        self._enqueue(self._last)
+
     def finish(self, status: dict[str, Any], timeout: float = 2 * REQUEST_TIMEOUT_SECONDS) -> None:
         """Sends the final update regardless of the rate limit and waits (bounded) for it to go out.
 
@@ -139,7 +149,8 @@ class StatusReporter:
 
     def _enqueue(self, status: dict[str, Any]) -> None:
         with self._cond:
-            self._pending = status
+            self._last = status
+            self._pending = {**status, **self._kept}
             self._cond.notify_all()
 
     def _run(self) -> None:

@@ -104,7 +104,8 @@ def train(env: JobEnvironment, task: TaskConfig, started: str) -> str | None:
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
     loop = LanguageModelLoop(
         loaded.model, train_batches, validation_batches, task, topology, device,
-        Checkpointer(env.output_uri, trainable_only=loaded.lora_targets is not None),
+        Checkpointer(env.output_uri, trainable_only=loaded.lora_targets is not None,
+                     on_checkpoint=job.checkpoint_sink(reporter)),
         progress_gate=job.progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
     )
     result = loop.run()

@@ -29,17 +29,22 @@ class TrainerReporting:
 
     def __init__(self, run: Run | None = None) -> None:
         self.run = run if run is not None else sdk.current()
+        self._loss: float | None = None
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
+        """Every Trainer log; those without a training loss (evaluations, the end-of-training
+        summary) keep the last one, so status.progress.trainLoss never blinks out between logs."""
         logs = logs or {}
         epoch = state.epoch
         loss = logs.get("loss")
+        if isinstance(loss, (int, float)):
+            self._loss = float(loss)
         self.run.progress(
             state.global_step,
             total_steps=state.max_steps or None,
             epoch=max(math.ceil(epoch), 1) if epoch is not None else None,
             total_epochs=math.ceil(args.num_train_epochs) if args.num_train_epochs else None,
-            loss=float(loss) if isinstance(loss, (int, float)) else None,
+            loss=self._loss,
             metrics={key: value for key, value in logs.items() if key not in _PROGRESS_KEYS},
         )
 
