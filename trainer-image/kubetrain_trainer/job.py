@@ -29,6 +29,7 @@ from kubetrain_trainer.config import TaskConfig, parse_task
 from kubetrain_trainer.environment import JobEnvironment
 from kubetrain_trainer.errors import TrainerFailure
 from kubetrain_trainer.evaluate import evaluate
+from kubetrain_trainer.history import History
 from kubetrain_trainer.loop import LoopResult, TrainingLoop
 from kubetrain_trainer.progress import Gate
 from kubetrain_trainer.status import StatusReporter, Throttle, rfc3339
@@ -127,19 +128,23 @@ def train(env: JobEnvironment, started: str) -> str | None:
     built.module.to(device)
     distributed.init(topology, device)
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
+    history = History(env.output_uri) if topology.is_chief else None
     loop = TrainingLoop(
         built.module, prepared, task, topology, device, Checkpointer(env.output_uri),
         progress_gate=progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
+        history=history,
     )
     result = loop.run()
     digests = rank_digests(built.module)
-    if not topology.is_chief:
+    if history is None:
         return None
     metrics = {k: round(v, 6) for k, v in evaluate(built.module, *prepared.test, prepared.num_classes, device).items()}
     logs.info("evaluated", **metrics)
+    history.record(result.steps, "test", metrics, epoch=task.epochs)
     card = export.write(
         env.output_uri, built.module,
-        _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests),
+        {**_model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests),
+         "history": history.close()},
     )
     logs.info("exported", weights=card["weights"]["uri"], sha256=card["weights"]["sha256"])
     if reporter is not None:
@@ -180,6 +185,7 @@ def progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> G
 def run(env: JobEnvironment) -> int:
     started = rfc3339()
     logs.configure(env.namespace, env.name, env.topology.rank)
+    logs.archive(env.output_uri, env.topology.rank)
     try:
         report = train(env, started)
         code = 0
@@ -194,4 +200,5 @@ def run(env: JobEnvironment) -> int:
     if report is not None:
         termination.write(env.termination_message_path, report)
     logs.info("exiting", exit_code=code)
+    logs.close_archive()
     return code
