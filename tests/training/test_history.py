@@ -8,11 +8,14 @@ import json
 import struct
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from kubetrain.api.history import parse_history
 from kubetrain_trainer.history import step_interval
 from tests.training.conftest import Trained
+
+pytestmark = pytest.mark.training
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

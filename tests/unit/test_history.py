@@ -41,13 +41,14 @@ def test_the_operator_parses_what_the_trainer_writes(tmp_path: Path) -> None:
     assert (tmp_path / "curves.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
-def test_parsing_skips_blank_lines_ignores_new_fields_and_refuses_a_bad_record() -> None:
+def test_parsing_skips_blank_and_unfinished_lines_ignores_new_fields_and_refuses_a_bad_record() -> None:
     newer = json.dumps({**json.loads(line(3, "train", loss=1.0)), "host": "node-0"})
-    assert parse_history(f"{newer}\n\n") == [
+    being_written = line(4, "train", loss=0.9)[:20]
+    assert parse_history(f"{newer}\n\n{being_written}") == [
         MetricRecord(step=3, epoch=None, phase="train", metrics={"loss": 1.0}, time="2026-12-02T12:00:00Z")
     ]
     with pytest.raises(ValidationError, match="phase"):
-        parse_history(line(3, "warmup", loss=1.0))
+        parse_history(line(3, "warmup", loss=1.0) + "\n")
 
 
 @pytest.mark.parametrize(("name", "rank"), [("rank-0.log", 0), ("rank-12.log", 12), ("rank-x.log", None),
@@ -58,8 +59,8 @@ def test_log_rank(name: str, rank: int | None) -> None:
 
 # The operator's and the trainer's series (they share no code: an import contract) agree.
 SERIES: list[Callable[[list[Any]], dict[str, dict[str, list[tuple[int, float]]]]]] = [
-    lambda lines: curve.series(parse_history("\n".join(lines))),
-    lambda lines: trainer_curves.series(trainer_history.parse("\n".join(lines))),
+    lambda lines: curve.series(parse_history("".join(f"{text}\n" for text in lines))),
+    lambda lines: trainer_curves.series(trainer_history.parse("".join(f"{text}\n" for text in lines))),
 ]
 
 
@@ -93,7 +94,7 @@ def test_a_chart_puts_each_phase_on_the_grid_with_its_ranges() -> None:
 
 
 def test_charts_are_drawn_for_every_metric_and_the_png_is_an_image() -> None:
-    curves = curve.series(parse_history("\n".join([line(1, "train", loss=1.0), line(2, "validation", accuracy=0.5)])))
+    curves = curve.series(parse_history(f"{line(1, 'train', loss=1.0)}\n{line(2, 'validation', accuracy=0.5)}\n"))
     lines = curve.charts(curves)
     assert lines[0].startswith("accuracy: o validation 0.5 at step 2") and "" in lines
     assert lines[lines.index("") + 1].startswith("loss: * train 1 at step 1")

@@ -35,9 +35,12 @@ class MetricRecord(BaseModel):
 
 
 def parse_history(text: str) -> list[MetricRecord]:
-    """The records of a metrics.jsonl, in file order (blank lines skipped); a line that is not a
-    record raises pydantic's ValidationError, naming it."""
-    return [MetricRecord.model_validate_json(line) for line in text.splitlines() if line.strip()]
+    """The records of a metrics.jsonl, in file order (blank lines skipped). Text after the last
+    newline is a line the trainer is still writing (the file is read while the job runs), so it
+    is left for the next read; a complete line that is not a record raises pydantic's
+    ValidationError, naming it."""
+    complete = text[: text.rfind("\n") + 1]
+    return [MetricRecord.model_validate_json(line) for line in complete.splitlines() if line.strip()]
 
 
 def log_rank(file_name: str) -> int | None:

@@ -69,6 +69,8 @@ def read_bytes(uri: str) -> bytes:
         return data
     except FileNotFoundError:
         raise ArchiveUnreadable(f"{uri} does not exist (yet): the trainer writes it as training goes") from None
+    except OSError as exc:  # permissions, a store's refusal (credentials, network)
+        raise ArchiveUnreadable(f"{uri}: cannot be read here: {exc}") from exc
 
 
 def log_files(output: str) -> dict[int, str]:
