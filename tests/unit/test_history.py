@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from kubetrain.api.history import MetricRecord, log_rank, parse_history
 from kubetrain.cli import curve
+from kubetrain.client import archive
 from kubetrain.client.logs import LogLine, merge_archived
 from kubetrain_trainer import curves as trainer_curves
 from kubetrain_trainer import history as trainer_history
@@ -141,3 +142,19 @@ def test_the_sdk_keeps_the_history_and_archives_its_log_lines(tmp_path: Path) ->
     assert set(card["history"]) == {"metrics", "curves", "logs"}
     events = [json.loads(text)["event"] for text in (output / "logs" / "rank-0.log").read_text().splitlines()]
     assert events[-3:] == ["exported", "history_written", "finished"]
+
+
+def test_the_client_reads_local_outputs_and_says_why_it_cannot_read_others(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("rank-10.log", "rank-2.log", "rank-0.log", "notes.txt"):
+        (logs / name).write_text(name)
+    found = archive.log_files(f"file://{tmp_path}/")
+    assert found == {rank: f"file://{tmp_path}/logs/rank-{rank}.log" for rank in (0, 2, 10)}
+    assert list(found) == [0, 2, 10]
+    assert archive.read_bytes(found[2]) == b"rank-2.log"
+    assert archive.log_files(f"file://{tmp_path}/elsewhere") == {}
+    with pytest.raises(archive.ArchiveUnreadable, match="does not exist"):
+        archive.read_bytes(f"file://{tmp_path}/metrics.jsonl")
+    with pytest.raises(archive.ArchiveUnreadable, match="PersistentVolumeClaim is mounted in the job's pods"):
+        archive.read_bytes("pvc://models/fraud/metrics.jsonl")
