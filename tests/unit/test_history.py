@@ -5,7 +5,8 @@ back, the curves drawn from it, and the archived logs merged across ranks."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,19 @@ from kubetrain.client import archive
 from kubetrain.client.logs import LogLine, merge_archived
 from kubetrain_trainer import curves as trainer_curves
 from kubetrain_trainer import history as trainer_history
+from kubetrain_trainer import logs as trainer_logs
 from kubetrain_trainer.sdk.run import start
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def trainer_logger() -> Iterator[None]:
+    """The trainer's logger as it was: these tests configure it (a process-wide logger)."""
+    logger = logging.getLogger("kubetrain_trainer")
+    handlers = list(logger.handlers)
+    yield
+    logger.handlers[:] = handlers
 
 
 def line(step: int, phase: str, epoch: int | None = None, **metrics: float) -> str:
@@ -158,3 +169,38 @@ def test_the_client_reads_local_outputs_and_says_why_it_cannot_read_others(tmp_p
         archive.read_bytes(f"file://{tmp_path}/metrics.jsonl")
     with pytest.raises(archive.ArchiveUnreadable, match="PersistentVolumeClaim is mounted in the job's pods"):
         archive.read_bytes("pvc://models/fraud/metrics.jsonl")
+
+
+def test_an_object_store_gets_the_history_and_logs_when_closed_and_the_client_reads_them_back() -> None:
+    # fsspec's in-memory store stands in for s3:// or gs://: the same code paths, no network.
+    output = "memory://history-test/run"
+    trainer_logs.configure("team-a", "churn", 3)
+    trainer_logs.archive(output, 3)
+    trainer_logs.info("training_started", step=0)
+    written = trainer_history.History(output)
+    written.record(2, "train", {"loss": 0.9}, epoch=1)
+    written.record(2, "validation", {"loss": 0.8}, epoch=1)
+    assert not archive.log_files(output), "an object store gets the log file on close only"
+    section = written.close()
+    trainer_logs.close_archive()
+
+    assert [r.metrics for r in parse_history(archive.read_bytes(f"{output}/metrics.jsonl").decode())] == [
+        {"loss": 0.9}, {"loss": 0.8},
+    ]
+    assert archive.read_bytes(section["curves"]["uri"]).startswith(PNG_SIGNATURE)
+    assert list(archive.log_files(output)) == [3]
+    events = [json.loads(text)["event"] for text in archive.read_bytes(f"{output}/logs/rank-3.log").splitlines()]
+    assert events == ["training_started", "history_written"]
+
+
+def test_an_output_the_log_archive_cannot_be_written_to_is_said_and_the_run_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    trainer_logs.configure("team-a", "churn", 0)
+    trainer_logs.archive(f"file://{blocker}/output", 0)
+    trainer_logs.info("still_logged")
+    trainer_logs.close_archive()
+    events = [json.loads(text)["event"] for text in capsys.readouterr().err.splitlines()]
+    assert events == ["log_archive_unavailable", "still_logged"]
