@@ -121,10 +121,10 @@ def _print_log_line(line: LogLine, rank: int | None) -> None:
 
 def _curve(client: Client, args: argparse.Namespace) -> int:
     """The job's training and validation curves from its metric history, in the terminal and
-    with --png as an image; 1 when there is no history (yet) or no such metric."""
+    with --png as an image; 1 when there is no history (yet), it is not one, or no such metric."""
     try:
         curves = curve.series(client.history(args.name))
-    except LookupError as exc:
+    except (LookupError, ValueError) as exc:  # ValueError: pydantic's, a line that is not a record
         _say(str(exc))
         return 1
     if args.metric is not None:
@@ -142,6 +142,9 @@ def _curve(client: Client, args: argparse.Namespace) -> int:
         except curve.NoMatplotlib as exc:
             _say(str(exc))
             return 2
+        except OSError as exc:
+            _say(f"cannot write {args.png}: {exc.strerror or exc}")
+            return 1
         print(f"wrote {args.png}")
     return 0
 
