@@ -1,11 +1,12 @@
 """The `kubetrain` job verbs and the Python client against the real control plane: each verb run
 as a user runs it (a process, the kubeconfig, a namespace), asserting its output and exit code.
 Jobs on KWOK pools are ended on demand; one job really trains on the local node, for `watch`
-and `logs -f` on a running job."""
+and `logs -f` on a running job, then `curve` and `logs` on what it archived once its pods are gone."""
 
 from __future__ import annotations
 
 import copy
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -175,7 +176,7 @@ def test_watch_exits_with_the_jobs_outcome(
     assert f"  watched  {outcome}  " in out.splitlines()[-1], out
 
 
-def test_the_client_and_the_cli_follow_a_job_that_really_trains(
+def test_the_client_and_the_cli_follow_a_job_that_really_trains_then_read_its_archive(
     cluster: LocalCluster, jobs: Jobs, namespace: str, tmp_path: Path
 ) -> None:
     data = tmp_path / "tabular.csv"
@@ -215,3 +216,47 @@ def test_the_client_and_the_cli_follow_a_job_that_really_trains(
     one = kubetrain(cluster, namespace, "logs", name, "--rank", "1")
     assert one.returncode == 1 and "pytorch-ddp-local-worker-1/trainer" in one.stderr, one
     assert client.model_versions("no-such-model") == []
+
+    jobs.patch_spec(name, {"runPolicy": {"cleanPodPolicy": "All"}})
+    wait_for(lambda: not jobs.pods(name, include_terminating=True), timeout=60, what="the pods cleaned up")
+    read_the_archive_without_pods(cluster, client, namespace, name, tmp_path)
+
+
+def read_the_archive_without_pods(
+    cluster: LocalCluster, client: Client, namespace: str, name: str, tmp_path: Path
+) -> None:
+    """`logs` falls back to the logs the trainer archived in spec.output.uri; `curve` draws the
+    metric history there, and writes it as a PNG."""
+    archive = f"file://{tmp_path / 'output'}/logs/"
+    logs = kubetrain(cluster, namespace, "logs", name)
+    assert logs.returncode == 0, logs
+    assert logs.stderr == (
+        f"kubetrain: no pods of TrainingJob {namespace}/{name} (attempt 0): not started yet, or cleaned up "
+        f"(runPolicy.cleanPodPolicy); showing the archived logs in {archive}\n"
+    ), logs.stderr
+    lines = logs.stdout.splitlines()
+    for rank in (0, 1):
+        assert any(line.startswith(f"[rank {rank}] {{") and '"event": "training_started"' in line for line in lines)
+    assert '"event": "exiting"' in lines[-1], lines[-3:]
+    one = kubetrain(cluster, namespace, "logs", name, "--rank", "1")
+    assert one.returncode == 0 and one.stdout.startswith("{") and '"rank": 0' not in one.stdout, one
+
+    history = client.history(name)
+    assert [r.metrics for r in history if r.phase == "test"] == [client.metrics(name)]
+    drawn = kubetrain(cluster, namespace, "curve", name)
+    assert drawn.returncode == 0, drawn
+    charts = drawn.stdout.splitlines()
+    assert charts[0].startswith("accuracy: o validation ") and " X test " in charts[0], charts[0]
+    loss = next(line for line in charts if line.startswith("loss: "))
+    assert loss.startswith("loss: * train ") and " o validation " in loss, loss
+    assert sum(line.count("o") for line in charts[1:14]) >= 2, drawn.stdout  # the epochs' validation points
+
+    png = tmp_path / "accuracy.png"
+    drawn = kubetrain(cluster, namespace, "curve", name, "--metric", "accuracy", "--png", str(png))
+    assert drawn.returncode == 0 and drawn.stdout.splitlines()[-1] == f"wrote {png}", drawn
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert struct.unpack(">II", data[16:24]) == (600, 320)  # one panel
+    absent = kubetrain(cluster, namespace, "curve", name, "--metric", "f1")
+    assert absent.returncode == 1, absent
+    assert absent.stderr == f"kubetrain: no metric 'f1' in the history of {name}; it has: accuracy, loss\n"

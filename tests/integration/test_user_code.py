@@ -19,6 +19,7 @@ import kubernetes
 import pytest
 import yaml
 
+from kubetrain.api.history import parse_history
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.builders import example
 from tests.jobs import GROUP, VERSION, Jobs
@@ -148,6 +149,15 @@ def test_sdk_script_reports_status_provenance_and_is_promoted(
     assert card["metrics"] == metrics and card["weights"]["sha256"] == provenance["weightsDigest"]
     assert (card["data"]["license"], card["data"]["consentBasis"]) == ("CC-BY-4.0", "contract")
     assert card["job"]["name"] == name and card["model"]["name"] == "churn-mlp"
+    # The history the SDK kept beside the model: each progress() a train record, each
+    # log_metrics() a validation one, finish() the test one; the curves; its own log lines.
+    history = parse_history((output / "metrics.jsonl").read_text())
+    assert [r.step for r in history if r.phase == "train"] == list(range(1, progress["totalSteps"] + 1))
+    assert [set(r.metrics) for r in history if r.phase == "validation"] == [{"validationLoss"}] * 6
+    assert [r.metrics for r in history if r.phase == "test"] == [metrics]
+    assert (output / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert card["history"]["curves"]["path"] == "curves.png"
+    assert '"event": "finished"' in (output / "logs" / "rank-0.log").read_text()
 
     promoted = jobs.wait_condition(name, "Promoted")
     assert promoted["status"] == "True", promoted

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 
+from kubetrain.api.history import parse_history
 from kubetrain_trainer import storage
 from kubetrain_trainer.config import CausalLMConfig, TaskConfig
 from kubetrain_trainer.llm import corpus, metrics, source, toy
@@ -147,6 +148,19 @@ def test_loss_falls_and_held_out_metrics_reach_the_report(sft: Run) -> None:
     assert scores["perplexity"] < 5.0, scores
     assert 0.0 <= scores["exactMatch"] <= scores["rougeL"] <= 1.0, scores
     assert sft.report["message"].startswith("test perplexity")
+
+
+@pytest.mark.training
+def test_the_history_holds_the_token_loss_and_validation_perplexity(sft: Run) -> None:
+    records = parse_history((sft.output / "metrics.jsonl").read_text())
+    validation = [r.metrics for r in records if r.phase == "validation"]
+    assert [round(v["perplexity"], 4) for v in validation] == [
+        e["validation_perplexity"] for e in sft.pod.events("epoch_finished")
+    ]
+    assert [r.metrics for r in records if r.phase == "test"] == [sft.report["metrics"]]
+    assert {r.phase for r in records} == {"train", "validation", "test"}
+    assert sft.card["history"]["curves"]["path"] == "curves.png" and (sft.output / "curves.png").stat().st_size
+    assert (sft.output / "logs" / "rank-0.log").read_text().splitlines()[-1].endswith('"exit_code": 0}')
 
 
 @pytest.mark.training

@@ -31,6 +31,7 @@ from kubetrain_trainer.config import TaskConfig, parse_task
 from kubetrain_trainer.environment import JobEnvironment
 from kubetrain_trainer.errors import TrainerFailure
 from kubetrain_trainer.evaluate import evaluate, held_out_digest
+from kubetrain_trainer.history import History
 from kubetrain_trainer.loop import LoopResult, TrainingLoop
 from kubetrain_trainer.progress import Gate
 from kubetrain_trainer.status import StatusReporter, Throttle, rfc3339
@@ -131,14 +132,16 @@ def train(env: JobEnvironment, started: str) -> str | None:
     distributed.init(topology, device)
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
     checkpointer = Checkpointer(env.output_uri, on_checkpoint=checkpoint_sink(reporter))
+    history = History(env.output_uri) if topology.is_chief else None
     loop = TrainingLoop(
         built.module, prepared, task, topology, device, checkpointer,
         progress_gate=progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
         epoch_report=(lambda document: reporter.send({"progress": document})) if reporter is not None else None,
+        history=history,
     )
     result = loop.run()
     digests = rank_digests(built.module)
-    if not topology.is_chief:
+    if history is None:
         return None
     counts = parameter_counts(built.module)
     # The adapters are folded in before the evaluation, so the metrics describe the very weights
@@ -146,9 +149,11 @@ def train(env: JobEnvironment, started: str) -> str | None:
     lora.merge(built.module)
     metrics = evaluate(built.module, *prepared.test, prepared.num_classes, device)
     logs.info("evaluated", **metrics)
+    history.record(result.steps, "test", metrics, epoch=task.epochs)
     card = export.write(
         env.output_uri, built.module,
-        _model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests, counts),
+        {**_model_card(env, task, dataset, prepared, built, result, metrics, device, started, digests, counts),
+         "history": history.close()},
         task.export_formats, prepared.test[0][:2],
     )
     logs.info("exported", weights=card["weights"]["uri"], sha256=card["weights"]["sha256"])
@@ -211,6 +216,7 @@ def checkpoint_sink(reporter: StatusReporter | None) -> Callable[[Saved], None] 
 def run(env: JobEnvironment) -> int:
     started = rfc3339()
     logs.configure(env.namespace, env.name, env.topology.rank)
+    logs.archive(env.output_uri, env.topology.rank)
     try:
         report = train(env, started)
         code = 0
@@ -225,4 +231,5 @@ def run(env: JobEnvironment) -> int:
     if report is not None:
         termination.write(env.termination_message_path, report)
     logs.info("exiting", exit_code=code)
+    logs.close_archive()
     return code

@@ -21,6 +21,7 @@ from kubetrain_trainer.config import TaskConfig
 from kubetrain_trainer.environment import Topology
 from kubetrain_trainer.errors import Diverged
 from kubetrain_trainer.evaluate import evaluate
+from kubetrain_trainer.history import History, step_interval
 from kubetrain_trainer.preprocess import Prepared
 from kubetrain_trainer.progress import Gate, ProgressTracker
 
@@ -68,6 +69,25 @@ def make_optimizer(model: nn.Module, task: TaskConfig, device: torch.device) -> 
     return torch.optim.AdamW(trainable, lr=task.learning_rate, fused=device.type == "cuda")
 
 
+class TrainPoints:
+    """The train loss into the history every `interval` steps, as the mean over those steps (one
+    point per step would be noise, and a file that grows with the run's length)."""
+
+    def __init__(self, history: History | None, interval: int) -> None:
+        self.history = history
+        self.interval = interval
+        self._loss_sum, self._count = 0.0, 0.0
+
+    def add(self, step: int, epoch: int, loss_sum: float, count: float) -> None:
+        """After optimizer step `step`: the summed loss over `count` examples (or tokens)."""
+        if self.history is None:
+            return
+        self._loss_sum, self._count = self._loss_sum + loss_sum, self._count + count
+        if step % self.interval == 0:
+            self.history.record(step, "train", {"loss": self._loss_sum / max(self._count, 1.0)}, epoch=epoch)
+            self._loss_sum, self._count = 0.0, 0.0
+
+
 class TrainingLoop:
     def __init__(
         self,
@@ -79,7 +99,9 @@ class TrainingLoop:
         checkpointer: Checkpointer,
         progress_gate: Gate | None = None,
         epoch_report: Callable[[dict[str, Any]], None] | None = None,
+        history: History | None = None,
     ) -> None:
+        """`progress_gate` and `history`: rank 0's (status reports, metrics.jsonl); None elsewhere."""
         self.model = model
         self.data = data
         self.task = task
@@ -88,6 +110,7 @@ class TrainingLoop:
         self.checkpointer = checkpointer
         self.progress_gate = progress_gate
         self.epoch_report = epoch_report
+        self.history = history
         self.optimizer = make_optimizer(model, task, device)
         # The sampler only takes len() of its dataset: the indices stand in for the examples.
         self.sampler: DistributedSampler[int] = DistributedSampler(
@@ -96,6 +119,7 @@ class TrainingLoop:
         )
         self.steps_per_epoch = math.ceil(len(self.sampler) / task.batch_size)
         self.total_steps = self.steps_per_epoch * task.epochs
+        self.train_points = TrainPoints(history, step_interval(self.total_steps))
 
     def run(self) -> LoopResult:
         start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer)
@@ -134,6 +158,7 @@ class TrainingLoop:
                 self.optimizer.step()
                 step += 1
                 tracker.record(step, epoch, loss_sum, int(count))
+                self.train_points.add(step, epoch + 1, loss_sum, count)
                 epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + int(count)
                 if self.topology.is_chief and (
                     step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
@@ -164,4 +189,9 @@ class TrainingLoop:
             )
             if self.epoch_report is not None:
                 self.epoch_report(document)
+            if self.history is not None:
+                self.history.record(
+                    (epoch + 1) * self.steps_per_epoch, "validation",
+                    {"loss": scores["loss"], "accuracy": scores["accuracy"]}, epoch=epoch + 1,
+                )
         logs.info("epoch_finished", **fields)

@@ -102,7 +102,11 @@ def train_worker(config: dict[str, Any]) -> None:
     }
     environment = JobEnvironment.from_env(env)
     logs.configure(environment.namespace, environment.name, environment.topology.rank)
-    report = job.train(environment, rfc3339())
+    logs.archive(environment.output_uri, environment.topology.rank)
+    try:
+        report = job.train(environment, rfc3339())
+    finally:
+        logs.close_archive()
     if report is not None:
         ray.get(config["box"].put.remote(report))
 

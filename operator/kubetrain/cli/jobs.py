@@ -1,6 +1,6 @@
-"""The job verbs of `kubetrain` (submit, get, list, describe, watch, logs, cancel, suspend,
+"""The job verbs of `kubetrain` (submit, get, list, describe, watch, logs, curve, cancel, suspend,
 resume): each a thin layer over the Python client (kubetrain.client) and the formatting in
-cli/show.py, against whichever cluster the kubeconfig names.
+cli/show.py and cli/curve.py, against whichever cluster the kubeconfig names.
 
 Exit codes: 0 done (for `watch`: the job Succeeded), 1 the job Failed, was refused or is gone,
 2 a usage error or a manifest refused before sending (as argparse's own 2).
@@ -19,8 +19,8 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.nodepools import NodePoolCatalogue, default_catalogue, load_catalogue
 from kubetrain.api.status import Phase
-from kubetrain.cli import show, sweep_show
-from kubetrain.client import Client, JobGone
+from kubetrain.cli import curve, show, sweep_show
+from kubetrain.client import Client, JobGone, LogLine
 from kubetrain.client.submit import Refused, load_manifests, preview
 
 Verb = Callable[[Client, argparse.Namespace], int]
@@ -101,12 +101,57 @@ def _watch(client: Client, args: argparse.Namespace) -> int:
 
 
 def _logs(client: Client, args: argparse.Namespace) -> int:
+    """The pods' output; once no pods are left (cleaned up, or the job finished long ago), the
+    logs the trainer archived in the job's output location, said in one line on stderr."""
     try:
         for line in client.logs(args.name, follow=args.follow, rank=args.rank):
-            print(line.text if args.rank is not None else f"[{line.source}] {line.text}", flush=True)
+            _print_log_line(line, args.rank)
+        return 0
     except LookupError as exc:
+        no_pods = str(exc)
+    try:
+        archived = client.archived_logs(args.name, rank=args.rank)
+    except LookupError as exc:
+        _say(no_pods)
         _say(str(exc))
         return 1
+    _say(f"{no_pods}; showing the archived logs in {archived.location}")
+    for line in archived.lines:
+        _print_log_line(line, args.rank)
+    return 0
+
+
+def _print_log_line(line: LogLine, rank: int | None) -> None:
+    print(line.text if rank is not None else f"[{line.source}] {line.text}", flush=True)
+
+
+def _curve(client: Client, args: argparse.Namespace) -> int:
+    """The job's training and validation curves from its metric history, in the terminal and
+    with --png as an image; 1 when there is no history (yet), it is not one, or no such metric."""
+    try:
+        curves = curve.series(client.history(args.name))
+    except (LookupError, ValueError) as exc:  # ValueError: pydantic's, a line that is not a record
+        _say(str(exc))
+        return 1
+    if args.metric is not None:
+        if args.metric not in curves:
+            _say(f"no metric {args.metric!r} in the history of {args.name}; it has: {', '.join(curves) or 'none'}")
+            return 1
+        curves = {args.metric: curves[args.metric]}
+    if not curves:
+        _say(f"the history of {args.name} holds no metrics yet")
+        return 1
+    print("\n".join(curve.charts(curves)))
+    if args.png is not None:
+        try:
+            args.png.write_bytes(curve.render_png(curves))
+        except curve.NoMatplotlib as exc:
+            _say(str(exc))
+            return 2
+        except OSError as exc:
+            _say(f"cannot write {args.png}: {exc.strerror or exc}")
+            return 1
+        print(f"wrote {args.png}")
     return 0
 
 
@@ -178,10 +223,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     watch = verb("watch", _watch, "follow a job's progress until it ends; exit 0 Succeeded, 1 Failed")
     watch.add_argument("name", metavar="JOB")
     watch.add_argument("--timeout", type=float, default=None, help="seconds; exit 3 if the job is still running")
-    logs = verb("logs", _logs, "the workers' output, each line prefixed with its rank")
+    logs = verb("logs", _logs, "the workers' output, each line prefixed with its rank (once the pods are gone: "
+                "the trainer's logs archived in the output location)")
     logs.add_argument("name", metavar="JOB")
     logs.add_argument("-f", "--follow", action="store_true", help="stream until every worker's output ends")
     logs.add_argument("--rank", type=int, default=None, help="only this worker (no prefix)")
+    curves = verb("curve", _curve, "a job's training and validation curves from the metric history in its output "
+                  "location, as text charts (and a PNG with --png)")
+    curves.add_argument("name", metavar="JOB")
+    curves.add_argument("--metric", default=None, help="only this metric (default: every metric recorded)")
+    curves.add_argument("--png", type=Path, default=None, metavar="FILE", help="also write the curves as a PNG")
     verb("cancel", _cancel, "delete a job and its pods").add_argument("name", metavar="JOB")
     verb("suspend", _suspend, "stop a job's workers and hold it (spec.runPolicy.suspend)").add_argument(
         "name", metavar="JOB"

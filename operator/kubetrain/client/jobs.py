@@ -16,11 +16,13 @@ import kubernetes
 import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.history import MetricRecord
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.status import Phase
 from kubetrain.api.sweep import TrainingSweep
-from kubetrain.client.logs import LogLine, pod_logs
+from kubetrain.client import archive
+from kubetrain.client.logs import ArchivedLogs, LogLine, merge_archived, pod_logs
 from kubetrain.client.registry import NotServable, parse_reference, promoted_name
 
 JOB = TrainingJob.api_info
@@ -225,6 +227,20 @@ class Client:
         )
         events = [self.api.sanitize_for_serialization(e) for e in listed.items]
         return sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
+
+    def history(self, name: str) -> list[MetricRecord]:
+        """The metric history the trainer keeps in the job's output location (metrics.jsonl), in
+        the order it was recorded: every few steps' train loss, each epoch's validation metrics,
+        the final test metrics. Readable after the pods and the job are gone, from wherever the
+        output location is (client/archive.py); ArchiveUnreadable (a LookupError) otherwise."""
+        return archive.history(self.get(name))
+
+    def archived_logs(self, name: str, rank: int | None = None) -> ArchivedLogs:
+        """The logs every trainer process archived in the job's output location (logs/rank-N.log),
+        merged in time order as `logs` merges the pods' (one rank's when given), for when the
+        pods are gone; ArchiveUnreadable (a LookupError) when there are none or they cannot be read."""
+        folder, texts = archive.logs(self.get(name), rank)
+        return ArchivedLogs(folder, merge_archived(texts))
 
     def logs(self, name: str, follow: bool = False, rank: int | None = None) -> Iterator[LogLine]:
         """The output of the job's current attempt: every worker's lines in time order, or one

@@ -8,6 +8,7 @@ trainer's own output (node rank with nprocPerNode > 1); a Ray head is `head`.
 from __future__ import annotations
 
 import heapq
+import json
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,13 @@ class LogLine(NamedTuple):
     text: str
 
 
+class ArchivedLogs(NamedTuple):
+    """Archived lines (merge_archived) and the folder they were read from."""
+
+    location: str
+    lines: list[LogLine]
+
+
 def source_of(labels: dict[str, str]) -> str:
     """`rank N` for a worker, `head` for a Ray head."""
     if labels.get(ROLE_LABEL) == HEAD_ROLE:
@@ -46,6 +54,23 @@ def merge_timestamped(streams: dict[str, str]) -> list[LogLine]:
             yield stamp, number, LogLine(source, rest)
 
     ordered = heapq.merge(*(lines(source, text) for source, text in sorted(streams.items())))
+    return [line for _, _, line in ordered]
+
+
+def merge_archived(texts: dict[int, str]) -> list[LogLine]:
+    """One list of lines in time order from each rank's archived log (the trainer's JSON lines,
+    whose `ts` is RFC 3339 with milliseconds, so the strings sort as times); lines of one rank
+    keep their order, and a line that is not JSON sorts as if logged with the one before it."""
+    def lines(rank: int, text: str) -> Iterable[tuple[str, int, LogLine]]:
+        stamp = ""
+        for number, line in enumerate(text.splitlines()):
+            try:
+                stamp = str(json.loads(line).get("ts", stamp))
+            except (ValueError, AttributeError):
+                pass
+            yield stamp, number, LogLine(f"rank {rank}", line)
+
+    ordered = heapq.merge(*(lines(rank, text) for rank, text in sorted(texts.items())))
     return [line for _, _, line in ordered]
 
 

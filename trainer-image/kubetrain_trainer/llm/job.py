@@ -12,6 +12,7 @@ from kubetrain_trainer import distributed, export, job, logs, modelcard, storage
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import TaskConfig
 from kubetrain_trainer.environment import JobEnvironment
+from kubetrain_trainer.history import History
 from kubetrain_trainer.llm import adapters, corpus, metrics, source
 from kubetrain_trainer.llm import export as llm_export
 from kubetrain_trainer.llm.loop import LanguageLoopResult, LanguageModelLoop
@@ -102,25 +103,29 @@ def train(env: JobEnvironment, task: TaskConfig, started: str) -> str | None:
     loaded.model.to(device)
     distributed.init(topology, device)
     reporter = StatusReporter.from_environment(env, task.progress_interval_seconds) if topology.is_chief else None
+    history = History(env.output_uri) if topology.is_chief else None
     loop = LanguageModelLoop(
         loaded.model, train_batches, validation_batches, task, topology, device,
         Checkpointer(env.output_uri, trainable_only=loaded.lora_targets is not None,
                      on_checkpoint=job.checkpoint_sink(reporter)),
         progress_gate=job.progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
+        history=history,
     )
     result = loop.run()
     digests = job.rank_digests(loaded.model)
-    if not topology.is_chief:
+    if history is None:
         return None
     test = corpus.batches(loaded.tokenizer, test_records, config)
     scores = metrics.language_modelling(loaded.model, test, device, task.batch_size)
     scores.update(metrics.answers(loaded.model, loaded.tokenizer, test_records, config, device))
     scores = {k: round(v, 6) for k, v in scores.items()}
     logs.info("evaluated", **scores)
+    history.record(result.steps, "test", scores, epoch=task.epochs)
     card = _card(env, task, base, audit, loaded, result, scores, device, started, digests)
     exports = llm_export.write(env.output_uri, loaded, config.export_merged)
     card = {**card, "exports": exports, "weights": next(iter(exports.values())), "schema": SCHEMA,
-            "evaluation": {"split": "test", "rows": len(test_records), "digest": corpus.digest(test_records)}}
+            "evaluation": {"split": "test", "rows": len(test_records), "digest": corpus.digest(test_records)},
+            "history": history.close()}
     modelcard.write(storage.join(env.output_uri, export.CARD), card)
     logs.info("exported", **{name: folder["uri"] for name, folder in exports.items()})
     if reporter is not None:

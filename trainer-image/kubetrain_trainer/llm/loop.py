@@ -19,9 +19,10 @@ from kubetrain_trainer import distributed, logs
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import CausalLMConfig, TaskConfig
 from kubetrain_trainer.environment import Topology
+from kubetrain_trainer.history import History, step_interval
 from kubetrain_trainer.llm import metrics
 from kubetrain_trainer.llm.corpus import IGNORE, Batches
-from kubetrain_trainer.loop import LoopResult, check_divergence, make_optimizer, resume
+from kubetrain_trainer.loop import LoopResult, TrainPoints, check_divergence, make_optimizer, resume
 from kubetrain_trainer.progress import Gate, ProgressTracker
 
 
@@ -54,7 +55,9 @@ class LanguageModelLoop:
         device: torch.device,
         checkpointer: Checkpointer,
         progress_gate: Gate | None = None,
+        history: History | None = None,
     ) -> None:
+        """`progress_gate` and `history`: rank 0's (status reports, metrics.jsonl); None elsewhere."""
         self.model = model
         self.train = train
         self.validation = validation
@@ -64,6 +67,7 @@ class LanguageModelLoop:
         self.device = device
         self.checkpointer = checkpointer
         self.progress_gate = progress_gate
+        self.history = history
         self.optimizer = make_optimizer(model, task, device)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         # The sampler only takes len() of its dataset: the indices stand in for the sequences.
@@ -74,6 +78,7 @@ class LanguageModelLoop:
         self.window = task.batch_size * self.config.gradient_accumulation_steps  # sequences per optimizer step
         self.steps_per_epoch = math.ceil(len(self.sampler) / self.window)
         self.total_steps = self.steps_per_epoch * task.epochs
+        self.train_points = TrainPoints(history, step_interval(self.total_steps))
 
     def _step(self, ddp: nn.Module, window: torch.Tensor, step: int) -> tuple[float, float, float, float]:
         """One optimizer step over `window` (this rank's sequences), in micro-batches of
@@ -129,6 +134,7 @@ class LanguageModelLoop:
                 # Progress counts sequences, each weighted by the step's mean token loss.
                 sequences = len(window) * self.topology.world_size
                 tracker.record(step, epoch, loss_sum / tokens * sequences, sequences)
+                self.train_points.add(step, epoch + 1, loss_sum, tokens)
                 epoch_loss, epoch_tokens, read_total = epoch_loss + loss_sum, epoch_tokens + tokens, read_total + read
                 if self.topology.is_chief and (
                     step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
@@ -155,4 +161,9 @@ class LanguageModelLoop:
             fields.update(
                 validation_loss=round(scores["loss"], 6), validation_perplexity=round(scores["perplexity"], 4)
             )
+            if self.history is not None:
+                self.history.record(
+                    (epoch + 1) * self.steps_per_epoch, "validation",
+                    {"loss": scores["loss"], "perplexity": scores["perplexity"]}, epoch=epoch + 1,
+                )
         logs.info("epoch_finished", **fields)

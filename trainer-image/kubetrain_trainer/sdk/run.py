@@ -8,7 +8,10 @@ read, the exported model and the final metrics, through the same channels as the
   limited, never blocking or failing the training loop);
 - the final report in the termination message (termination.report), which carries the final
   metrics and the provenance only the code knows (the data set's URI, digest and profile, the
-  weights' digest, the model card) to the operator's gates and ModelVersion records.
+  weights' digest, the model card) to the operator's gates and ModelVersion records;
+- the metric history, `metrics.jsonl` in spec.output.uri (every progress() as a train record,
+  log_metrics() as validation, finish() as test), its curves `curves.png` at finish(), and the
+  SDK's own log lines in `logs/rank-0.log` there (history.py, logs.py), which outlive the pods.
 
 Only global rank 0 reports (RANK, as torchrun and Ray Train set it); every other rank gets an
 inactive run whose calls do nothing, so a script calls the SDK on every rank without branching.
@@ -22,12 +25,15 @@ import os
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubetrain_trainer import __version__, logs, modelcard, storage, termination
 from kubetrain_trainer.environment import JobEnvironment, int_var
 from kubetrain_trainer.errors import Reason, TrainerFailure
 from kubetrain_trainer.status import StatusReporter, rfc3339
+
+if TYPE_CHECKING:
+    from kubetrain_trainer.history import History
 
 DEFAULT_INTERVAL_SECONDS = 10.0
 
@@ -58,11 +64,15 @@ class Run:
         env: JobEnvironment | None,
         reporter: StatusReporter | None,
         code_version: str | None = None,
+        history: History | None = None,
     ) -> None:
         """`env` None: an inactive run (another rank, or no TrainingJob). `reporter` None: no API
-        server to write to; the final report still goes to the termination message."""
+        server to write to; the final report still goes to the termination message. `history`
+        None: no output location to keep the metric history in."""
         self.env = env
         self._reporter = reporter
+        self._history = history
+        self._history_section: dict[str, Any] = {}
         self._code_version = code_version
         self._started = rfc3339()
         self._began: float | None = None
@@ -109,6 +119,8 @@ class Run:
             if done > 0:
                 document["etaSeconds"] = round(max(total_steps - step, 0) * (now - self._began) / done)
         self._progress = {key: value for key, value in document.items() if value is not None}
+        if self._history is not None:
+            self._history.record(step, "train", {"loss": loss, **(metrics or {})}, epoch=epoch)
         if self._reporter is not None and self._reporter.offer(self._status()):
             logs.info("progress", **self._progress)
 
@@ -118,6 +130,8 @@ class Run:
         if not self.active:
             return
         self._live.update(_numbers(metrics))
+        if self._history is not None:
+            self._history.record(self._progress.get("step", 0), "validation", metrics, self._progress.get("epoch"))
         if self._reporter is not None:
             self._reporter.offer(self._status())
 
@@ -174,6 +188,9 @@ class Run:
             return
         self._finished = True
         final = {key: round(value, 6) for key, value in _numbers(metrics or {}).items()}
+        if self._history is not None:
+            self._history.record(self._progress.get("step", 0), "test", final, self._progress.get("epoch"))
+            self._history_section = self._history.close()
         if self._model:
             modelcard.write(self._model["cardUri"], self._card(final))
         if self._reporter is not None:
@@ -183,6 +200,7 @@ class Run:
         report = termination.report("Succeeded", "Completed", text, final, self._model.get("uri"), self._provenance())
         termination.write(self.env.termination_message_path, report)
         logs.info("finished", **final)
+        logs.close_archive()
 
     def fail(self, reason: Reason, message: str) -> None:
         """The run failed: the final report names the reason (InvalidData, InvalidConfig and
@@ -194,6 +212,7 @@ class Run:
             self._reporter.finish(self._status())
         termination.write(self.env.termination_message_path, termination.report("Failed", reason, message))
         logs.error("failed", reason=reason, message=message)
+        logs.close_archive()
 
     def __enter__(self) -> Run:
         return self
@@ -245,6 +264,7 @@ class Run:
             "startTime": self._started,
             "endTime": rfc3339(),
             "software": modelcard.software(kubetrainTrainer=__version__),
+            **({"history": self._history_section} if self._history_section else {}),
         }
 
 
@@ -264,8 +284,15 @@ def start(
         return Run(None, None)
     environment = JobEnvironment.from_env(env)
     logs.configure_unless_set(environment.namespace, environment.name, 0)
+    logs.archive(environment.output_uri, 0)
     version = code_version or env.get("KUBETRAIN_CODE_VERSION") or None
-    return Run(environment, StatusReporter.from_environment(environment, interval_seconds), version)
+    history = None
+    if environment.output_uri:
+        # Imported for an active run only: it loads pydantic, which importing the SDK must not.
+        from kubetrain_trainer.history import History
+
+        history = History(environment.output_uri)
+    return Run(environment, StatusReporter.from_environment(environment, interval_seconds), version, history)
 
 
 def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
