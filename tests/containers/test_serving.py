@@ -65,10 +65,16 @@ def serve(cluster: LocalCluster, namespace: str, image: str) -> str:
     rendered = subprocess.run(
         [sys.executable, "-m", "kubetrain.cli", "serving", "fraud", "--image", image,
          f"--kubeconfig={cluster.kubeconfig}", "-n", namespace],
-        capture_output=True, text=True, timeout=60, check=True,
-    ).stdout
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=rendered)
-    service = next(o for o in yaml.safe_load_all(rendered) if o["kind"] == "Service")
+        capture_output=True, text=True, timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=rendered.stdout)
+    objects = list(yaml.safe_load_all(rendered.stdout))
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    # Until the rollout is complete the Service may still route to the previous version's pod.
+    cluster.kubectl("rollout", "status", "-n", namespace, f"deployment/{deployment['metadata']['name']}",
+                    "--timeout=300s")
+    service = next(o for o in objects if o["kind"] == "Service")
     return str(cluster.kubectl("get", "service", "-n", namespace, service["metadata"]["name"],
                                "-o", "jsonpath={.spec.clusterIP}").stdout)
 
@@ -113,7 +119,9 @@ def test_a_promoted_version_is_served_in_containers_and_follows_a_rollback(
             registry.wait_promoted("fraud", "fraud-v1")
         address = serve(real_cluster, real_namespace, project_images["trainer"])
         digest = json.loads((output_dir / served / "model-card.json").read_text())["weights"]["sha256"]
-        wait_for(lambda: (found := call(f"http://{address}/v1/models/fraud")) and digest in str(found["version"]),
+        # Several answers in a row from the new weights: the old pod has left the Service's endpoints.
+        wait_for(lambda: all((found := call(f"http://{address}/v1/models/fraud")) and
+                             found["version"] == f"sha256:{digest}" for _ in range(5)),
                  timeout=300, what=f"the Service answering with the weights of {served}")
         answer = call(f"http://{address}/v1/models/fraud:predict", {"instances": instances})
         assert answer == {"predictions": offline(output_dir / served, instances)}

@@ -250,7 +250,7 @@ def test_user_roles_aggregate_into_view_edit_and_admin() -> None:
              "budgetpolicies"}
     assert kinds <= set(read["resources"])
     [write] = roles["edit"]["rules"]
-    assert set(write["resources"]) == {"trainingjobs", "trainingschedules", "models"}
+    assert set(write["resources"]) == {"trainingjobs", "trainingschedules", "trainingsweeps", "models"}
     assert not any(r.endswith("/status") for r in write["resources"])
 
 

@@ -129,8 +129,9 @@ def served(cluster: LocalCluster, namespace: str, port: int) -> None:
     rendered = subprocess.run(
         [sys.executable, "-m", "kubetrain.cli", "serving", "fraud", "--image", "kubetrain-trainer:dev",
          "--port", str(port), "--kubeconfig", str(cluster.kubeconfig), "-n", namespace],
-        capture_output=True, text=True, timeout=60, check=True,
+        capture_output=True, text=True, timeout=60,
     )
+    assert rendered.returncode == 0, rendered.stderr
     objects = list(yaml.safe_load_all(rendered.stdout))
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     deployment["spec"]["strategy"] = {"type": "Recreate"}
