@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 
 from kubetrain_trainer import distributed, logs
 from kubetrain_trainer.checkpoint import Checkpointer
@@ -77,12 +76,8 @@ class TrainingLoop:
         self.checkpointer = checkpointer
         self.progress_gate = progress_gate
         self.optimizer = make_optimizer(model, task, device)
-        # The sampler only takes len() of its dataset: the indices stand in for the examples.
-        self.sampler: DistributedSampler[int] = DistributedSampler(
-            range(len(data.train[1])),  # type: ignore[arg-type]
-            num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed,
-        )
-        self.steps_per_epoch = math.ceil(len(self.sampler) / task.batch_size)
+        self.order = distributed.EpochOrder(len(data.train[1]), topology, task.seed)
+        self.steps_per_epoch = math.ceil(len(self.order) / task.batch_size)
         self.total_steps = self.steps_per_epoch * task.epochs
 
     def run(self) -> LoopResult:
@@ -105,8 +100,7 @@ class TrainingLoop:
         step, epoch_loss, epoch_count, train_loss = start_step, 0.0, 0, None
         self.model.train()
         for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
-            self.sampler.set_epoch(epoch)
-            order = torch.tensor(list(self.sampler), device=self.device)
+            order = self.order.indices(epoch).to(self.device)
             for position in range(step - epoch * self.steps_per_epoch, self.steps_per_epoch):
                 rows = order[position * batch : (position + 1) * batch]
                 with _autocast(self.device):

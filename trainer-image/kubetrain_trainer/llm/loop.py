@@ -13,9 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 
-from kubetrain_trainer import logs
+from kubetrain_trainer import distributed, logs
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import CausalLMConfig, TaskConfig
 from kubetrain_trainer.divergence import LossWindow
@@ -67,13 +66,9 @@ class LanguageModelLoop:
         self.progress_gate = progress_gate
         self.optimizer = make_optimizer(model, task, device)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
-        # The sampler only takes len() of its dataset: the indices stand in for the sequences.
-        self.sampler: DistributedSampler[int] = DistributedSampler(
-            range(len(train)),  # type: ignore[arg-type]
-            num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed,
-        )
+        self.order = distributed.EpochOrder(len(train), topology, task.seed)
         self.window = task.batch_size * self.config.gradient_accumulation_steps  # sequences per optimizer step
-        self.steps_per_epoch = math.ceil(len(self.sampler) / self.window)
+        self.steps_per_epoch = math.ceil(len(self.order) / self.window)
         self.total_steps = self.steps_per_epoch * task.epochs
 
     def _step(self, ddp: nn.Module, window: torch.Tensor, step: int) -> tuple[torch.Tensor, int, int]:
@@ -103,9 +98,9 @@ class LanguageModelLoop:
 
     def _sequences(self, step: int) -> int:
         """Sequences of optimizer step `step` (1-based) on all ranks: a full window but for an
-        epoch's last step; every rank has as many (the sampler pads)."""
+        epoch's last step; every rank has as many (EpochOrder pads)."""
         position = (step - 1) % self.steps_per_epoch
-        return min(self.window, len(self.sampler) - position * self.window) * self.topology.world_size
+        return min(self.window, len(self.order) - position * self.window) * self.topology.world_size
 
     def run(self) -> LanguageLoopResult:
         start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer)
@@ -125,8 +120,7 @@ class LanguageModelLoop:
         step, epoch_loss, epoch_tokens, train_loss = start_step, 0.0, 0.0, None
         self.model.train()
         for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
-            self.sampler.set_epoch(epoch)
-            order = torch.tensor(list(self.sampler))
+            order = self.order.indices(epoch)
             for position in range(step - epoch * self.steps_per_epoch, self.steps_per_epoch):
                 window = order[position * self.window : (position + 1) * self.window]
                 loss_sum, labelled, read = self._step(ddp, window, step)
