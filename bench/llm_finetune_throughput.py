@@ -22,6 +22,7 @@ import functools
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -56,32 +57,29 @@ def build(size: str, seq_len: int, device: torch.device, lora: bool) -> tuple[to
     return model, matmul
 
 
-def plain_loop(model: torch.nn.Module, train: Batches, args: argparse.Namespace, device: torch.device) -> float:
-    """Tokens/s of the least a fine-tuning step can be, as a transformers user writes it: shuffled
+def plain_loop(model: torch.nn.Module, train: Batches, args: argparse.Namespace, device: torch.device) -> None:
+    """The least a fine-tuning step can be, as a transformers user writes it: shuffled
     micro-batches, `model(..., labels=...).loss`, backward, gradient clipping, AdamW step."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=2e-4, fused=device.type == "cuda")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
     model.train()
-    _synchronize(device)
-    began, read = time.perf_counter(), 0
     for window in torch.randperm(len(train)).split(args.batch_size * args.accumulation):
         for micro in window.split(args.batch_size):
             rows = {k: v.to(device) for k, v in train.rows(micro).items()}
             with autocast:
                 loss = model(**rows).loss
             (loss / args.accumulation).backward()
-            read += int(train.attention_mask[micro].sum())
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    _synchronize(device)
-    return read / (time.perf_counter() - began)
 
 
-def kubetrain_loop(model: torch.nn.Module, train: Batches, args: argparse.Namespace, device: torch.device,
-                   lora: bool) -> float:
-    """Tokens/s of `LanguageModelLoop.run` over the same data, as the loop itself reports it."""
+def kubetrain_loop(
+    model: torch.nn.Module, train: Batches, args: argparse.Namespace, device: torch.device, lora: bool
+) -> None:
+    """`LanguageModelLoop.run` over the same data: its bookkeeping, divergence checks and final
+    checkpoint included."""
     ids = train.input_ids
     task = TaskConfig.model_validate({
         "type": "causal-lm", "epochs": 1, "batchSize": args.batch_size, "learningRate": 2e-4,
@@ -91,12 +89,20 @@ def kubetrain_loop(model: torch.nn.Module, train: Batches, args: argparse.Namesp
     with tempfile.TemporaryDirectory() as out:
         loop = LanguageModelLoop(model, train, Batches(ids[:0], ids[:0], ids[:0]), task, SINGLE_PROCESS, device,
                                  Checkpointer(out, trainable_only=lora))
-        return loop.run().tokens_per_second
+        loop.run()
 
 
-def _synchronize(device: torch.device) -> None:
+def tokens_per_second(run: Callable[[], None], tokens: int, device: torch.device, clock: str) -> float:
+    """`clock` wall: elapsed time; cpu: this process's CPU time, which load from other processes
+    on a shared machine barely moves (with one thread; more threads add their spin-waits)."""
+    now = time.perf_counter if clock == "wall" else time.process_time
     if device.type == "cuda":
         torch.cuda.synchronize()
+    began = now()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return tokens / (now() - began)
 
 
 def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[str, Any]:
@@ -108,8 +114,14 @@ def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[
     rows = args.batch_size * args.accumulation * args.steps
     ids = torch.randint(0, SIZES[args.size]["vocab_size"], (rows, args.seq_len))
     train = Batches(ids, ids.clone(), torch.ones_like(ids))
-    plain_run = functools.partial(plain_loop, model, train, args, device)
-    ours_run = functools.partial(kubetrain_loop, model, train, args, device, lora)
+    tokens = int(train.attention_mask.sum())
+    plain_run = functools.partial(
+        tokens_per_second, functools.partial(plain_loop, model, train, args, device), tokens, device, args.clock
+    )
+    ours_run = functools.partial(
+        tokens_per_second, functools.partial(kubetrain_loop, model, train, args, device, lora), tokens, device,
+        args.clock,
+    )
     plain_run(), ours_run()
     plains, ourss = [], []
     for repeat in range(args.repeats):
@@ -121,15 +133,15 @@ def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[
             ourss.append(ours_run())
     ratios = [o / p for o, p in zip(ourss, plains, strict=True)]
     flops_per_token = (4 if lora else 6) * matmul
-    tokens = statistics.median(ourss)
+    rate = statistics.median(ourss)
     return {
         "method": "lora" if lora else "full",
         "plain tokens/s": round(statistics.median(plains), 1),
-        "kubetrain tokens/s": round(tokens, 1),
+        "kubetrain tokens/s": round(rate, 1),
         "ratio": round(statistics.median(ratios), 3),
         "ratio min-max": f"{min(ratios):.2f}-{max(ratios):.2f}",
-        "TFLOP/s": round(flops_per_token * tokens / 1e12, 3),
-        "MFU": round(flops_per_token * tokens / (args.peak_tflops * 1e12), 4) if device.type == "cuda" else None,
+        "TFLOP/s": round(flops_per_token * rate / 1e12, 3),
+        "MFU": round(flops_per_token * rate / (args.peak_tflops * 1e12), 4) if device.type == "cuda" else None,
         "matmul params (M)": round(matmul / 1e6, 1),
     }
 
@@ -143,6 +155,7 @@ def main() -> None:
     parser.add_argument("--accumulation", type=int, default=1)
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved plain/kubetrain pairs per method")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="what a run's time is")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both loops (0: torch's default)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="peak dense bf16 TFLOP/s (H100 SXM: 989)")
     parser.add_argument("--methods", nargs="+", choices=["lora", "full"], default=["lora", "full"])
@@ -154,7 +167,7 @@ def main() -> None:
     device = torch.device(args.device)
     print(f"size {args.size}, device {device} ({'bf16 autocast' if device.type == 'cuda' else 'fp32'}), "
           f"threads {torch.get_num_threads()}, seq {args.seq_len}, batch {args.batch_size} x {args.accumulation}, "
-          f"{args.steps} steps, {args.repeats} pairs")
+          f"{args.steps} steps, {args.repeats} pairs, clock {args.clock}")
     for method in args.methods:
         print(measure(args, method == "lora", device), flush=True)
 
