@@ -140,6 +140,7 @@ def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[
         "kubetrain tokens/s": round(rate, 1),
         "ratio": round(statistics.median(ratios), 3),
         "ratio min-max": f"{min(ratios):.2f}-{max(ratios):.2f}",
+        "best ratio": round(max(ourss) / max(plains), 3),
         "TFLOP/s": round(flops_per_token * rate / 1e12, 3),
         "MFU": round(flops_per_token * rate / (args.peak_tflops * 1e12), 4) if device.type == "cuda" else None,
         "matmul params (M)": round(matmul / 1e6, 1),

@@ -13,6 +13,7 @@ since a check precedes every checkpoint.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -56,7 +57,8 @@ class LossWindow:
 
     def add(self, loss: torch.Tensor, scale: float, count: float, read: float) -> None:
         """One step on this rank: its summed loss is `loss * scale` (a batch mean times its rows,
-        or a sum times 1), over `count`; `read` is what it read. Keeps a reference, syncs nothing."""
+        or a sum times 1; `scale` is the same on every rank), over `count`; `read` is what it read.
+        Keeps a reference to `loss` and syncs nothing."""
         self._losses.append(loss.detach())
         self._scales.append(scale)
         self._counts.append(count)
@@ -71,15 +73,19 @@ class LossWindow:
         kept = len(self._losses)
         if not kept:
             return []
-        sums = torch.stack(self._losses).float() * torch.tensor(self._scales, device=self._device)
+        losses = torch.stack(self._losses)
         host = torch.tensor(self._counts + self._reads, device=self._device)
-        stats = torch.cat([sums, (~torch.isfinite(sums)).float(), host])
-        loss_sums, bad, counts, reads = (
-            distributed.all_reduce_sum(stats).view(4, kept).tolist()  # the one host sync of the window
-        )
+        totals = distributed.all_reduce_sum(torch.cat([losses, host])).tolist()  # the window's one host sync
+        sums, counts, reads = totals[:kept], totals[kept : 2 * kept], totals[2 * kept :]
+        bad = [0.0] * kept
+        if not all(math.isfinite(value) for value in sums):
+            # Some rank's loss was NaN/inf, so every rank sees a non-finite sum and takes this branch:
+            # a second collective, on the way to failing only, counts the ranks for the message.
+            bad = distributed.all_reduce_sum((~torch.isfinite(losses)).float()).tolist()
         first = self._last_step + 1
         for offset in range(kept):
-            check_divergence(self._task, loss_sums[offset], counts[offset], bad[offset], first + offset)
+            sums[offset] *= self._scales[offset]
+            check_divergence(self._task, sums[offset], counts[offset], bad[offset], first + offset)
         self._last_step += kept
         self._losses, self._scales, self._counts, self._reads = [], [], [], []
-        return [StepTotals(first + i, loss_sums[i], counts[i], reads[i]) for i in range(kept)]
+        return [StepTotals(first + i, sums[i], counts[i], reads[i]) for i in range(kept)]
