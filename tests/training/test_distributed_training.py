@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -97,21 +96,22 @@ def test_killed_workers_resume_from_the_latest_checkpoint(datasets: dict[str, Pa
     assert card["training"]["resumedFromStep"] == latest_after_kill
     # 1600 training rows (no validation split), 800 per rank, 25 batches of 32 per epoch.
     assert card["training"]["steps"] == card["training"]["totalSteps"] == 30 * 25
-    # The resumed run's first logged progress continues from the checkpoint instead of step 1.
+    # The resumed run's first logged progress continues from the checkpoint instead of step 1: at
+    # the first divergence check after it (every 10 steps by default; checkpoints, every 100, are
+    # on that cadence).
     first_progress = second[0].events("progress")[0]
-    assert first_progress["step"] == latest_after_kill + 1
+    assert first_progress["step"] == latest_after_kill + 10
     assert second[0].report()["metrics"]["accuracy"] >= ACCURACY_BAR
 
 
 def test_divergence_fails_fast_on_every_rank(datasets: dict[str, Path], tmp_path: Path) -> None:
     # A learning rate this large overflows the weights within a few Adam steps, so the loss goes
-    # non-finite; 200 epochs would take minutes if the trainer did not stop.
+    # non-finite; 200 epochs are 5,000 steps, so a stop within the first 100 is the verdict at work
+    # (counted in steps: the processes' start-up time on a loaded machine is no part of it).
     task = {**BASE_TASK, "epochs": 200, "learningRate": 1e30}
-    began = time.monotonic()
     pods = harness.run(
         tmp_path, task, f"file://{datasets['tabular']}", f"file://{tmp_path / 'output'}", workers=2, job="nan"
     )
-    assert time.monotonic() - began < 60
     stopped_at = set()
     for pod in pods:
         assert pod.process.returncode != 0, harness.describe(pods)
