@@ -56,7 +56,10 @@ def test_artifacts_weights_card_and_checkpoint(trained_tabular: Trained, dataset
     assert card["data"]["rows"] == TABULAR_ROWS
     assert sum(card["data"]["classCounts"].values()) == TABULAR_ROWS
     assert card["weights"]["sha256"] == hashlib.sha256((output / "model.safetensors").read_bytes()).hexdigest()
-    assert card["config"]["batchSize"] == BASE_TASK["batchSize"] and card["config"]["divergence"] == {"maxLoss": None}
+    assert card["config"]["batchSize"] == BASE_TASK["batchSize"] and card["config"]["divergence"] == {
+        "maxLoss": None,
+        "checkEverySteps": 10,
+    }
     assert card["metrics"] == trained_tabular.pods[0].report()["metrics"]
     assert card["training"]["worldSize"] == 2
     assert card["training"]["steps"] == card["training"]["totalSteps"] > 0
