@@ -73,8 +73,8 @@ class LossWindow:
         kept = len(self._losses)
         if not kept:
             return []
-        losses = torch.stack(self._losses)
-        host = torch.tensor(self._counts + self._reads, device=self._device)
+        losses = torch.stack(self._losses).float()  # a no-op for the fp32 losses the loops keep
+        host = torch.tensor(self._counts + self._reads, dtype=torch.float32, device=self._device)
         totals = distributed.all_reduce_sum(torch.cat([losses, host])).tolist()  # the window's one host sync
         sums, counts, reads = totals[:kept], totals[kept : 2 * kept], totals[2 * kept :]
         bad = [0.0] * kept
