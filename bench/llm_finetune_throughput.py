@@ -1,6 +1,7 @@
 """Fine-tuning throughput of the causal-lm task: the trainer's own loop (kubetrain_trainer.llm.loop:
-accumulation, schedule, clipping, divergence collective) on a Llama-style model with random
-weights and random tokens, LoRA and full fine-tuning, in tokens/s and model FLOPs utilisation.
+accumulation, schedule, clipping, divergence checks) against a plain transformers/PyTorch loop on
+the same Llama-style model (random weights, random tokens), LoRA and full fine-tuning, in tokens/s,
+their ratio (median of interleaved pairs, with its spread) and model FLOPs utilisation.
 
 MFU counts matmul parameters only (embeddings are lookups) and leaves attention scores out, as the
 usual estimate does: full fine-tuning does 6 FLOPs per parameter and token (forward 2, backward 4);
@@ -16,7 +17,12 @@ Not a test: it prints a table.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
+import statistics
 import tempfile
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -51,12 +57,30 @@ def build(size: str, seq_len: int, device: torch.device, lora: bool) -> tuple[to
     return model, matmul
 
 
-def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[str, Any]:
-    torch.manual_seed(0)
-    model, matmul = build(args.size, args.seq_len, device, lora)
-    rows = args.batch_size * args.accumulation * args.steps
-    ids = torch.randint(0, SIZES[args.size]["vocab_size"], (rows, args.seq_len))
-    train = Batches(ids, ids.clone(), torch.ones_like(ids))
+def plain_loop(model: torch.nn.Module, train: Batches, args: argparse.Namespace, device: torch.device) -> None:
+    """The least a fine-tuning step can be, as a transformers user writes it: shuffled
+    micro-batches, `model(..., labels=...).loss`, backward, gradient clipping, AdamW step."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=2e-4, fused=device.type == "cuda")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    model.train()
+    for window in torch.randperm(len(train)).split(args.batch_size * args.accumulation):
+        for micro in window.split(args.batch_size):
+            rows = {k: v.to(device) for k, v in train.rows(micro).items()}
+            with autocast:
+                loss = model(**rows).loss
+            (loss / args.accumulation).backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+
+def kubetrain_loop(
+    model: torch.nn.Module, train: Batches, args: argparse.Namespace, device: torch.device, lora: bool
+) -> None:
+    """`LanguageModelLoop.run` over the same data: its bookkeeping, divergence checks and final
+    checkpoint included."""
+    ids = train.input_ids
     task = TaskConfig.model_validate({
         "type": "causal-lm", "epochs": 1, "batchSize": args.batch_size, "learningRate": 2e-4,
         "checkpointEverySteps": 10**9, "finetune": {"checkpointUri": "file:///unused"},
@@ -65,14 +89,60 @@ def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[
     with tempfile.TemporaryDirectory() as out:
         loop = LanguageModelLoop(model, train, Batches(ids[:0], ids[:0], ids[:0]), task, SINGLE_PROCESS, device,
                                  Checkpointer(out, trainable_only=lora))
-        result = loop.run()
+        loop.run()
+
+
+def tokens_per_second(run: Callable[[], None], tokens: int, device: torch.device, clock: str) -> float:
+    """`clock` wall: elapsed time; cpu: this process's CPU time, which load from other processes
+    on a shared machine barely moves (with one thread; more threads add their spin-waits)."""
+    now = time.perf_counter if clock == "wall" else time.process_time
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    began = now()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return tokens / (now() - began)
+
+
+def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[str, Any]:
+    """Interleaved runs of both loops on one model (alternating which goes first, so that load
+    on a shared machine falls on both alike), after a warm-up run of each; medians and the
+    spread of the per-pair ratio."""
+    torch.manual_seed(0)
+    model, matmul = build(args.size, args.seq_len, device, lora)
+    rows = args.batch_size * args.accumulation * args.steps
+    ids = torch.randint(0, SIZES[args.size]["vocab_size"], (rows, args.seq_len))
+    train = Batches(ids, ids.clone(), torch.ones_like(ids))
+    tokens = int(train.attention_mask.sum())
+    plain_run = functools.partial(
+        tokens_per_second, functools.partial(plain_loop, model, train, args, device), tokens, device, args.clock
+    )
+    ours_run = functools.partial(
+        tokens_per_second, functools.partial(kubetrain_loop, model, train, args, device, lora), tokens, device,
+        args.clock,
+    )
+    plain_run(), ours_run()
+    plains, ourss = [], []
+    for repeat in range(args.repeats):
+        if repeat % 2:
+            ourss.append(ours_run())
+            plains.append(plain_run())
+        else:
+            plains.append(plain_run())
+            ourss.append(ours_run())
+    ratios = [o / p for o, p in zip(ourss, plains, strict=True)]
     flops_per_token = (4 if lora else 6) * matmul
-    tokens = result.tokens_per_second
+    rate = statistics.median(ourss)
     return {
         "method": "lora" if lora else "full",
-        "tokens/s": round(tokens, 1),
-        "TFLOP/s": round(flops_per_token * tokens / 1e12, 3),
-        "MFU": round(flops_per_token * tokens / (args.peak_tflops * 1e12), 4) if device.type == "cuda" else None,
+        "plain tokens/s": round(statistics.median(plains), 1),
+        "kubetrain tokens/s": round(rate, 1),
+        "ratio": round(statistics.median(ratios), 3),
+        "ratio min-max": f"{min(ratios):.2f}-{max(ratios):.2f}",
+        "best ratio": round(max(ourss) / max(plains), 3),
+        "TFLOP/s": round(flops_per_token * rate / 1e12, 3),
+        "MFU": round(flops_per_token * rate / (args.peak_tflops * 1e12), 4) if device.type == "cuda" else None,
         "matmul params (M)": round(matmul / 1e6, 1),
     }
 
@@ -84,17 +154,23 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=None, help="default: 64 (toy), 2048 (1b)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: 8 (toy), 4 (1b)")
     parser.add_argument("--accumulation", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per method (the first warms up)")
+    parser.add_argument("--steps", type=int, default=20, help="optimizer steps per run")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved plain/kubetrain pairs per method")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="what a run's time is")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for both loops (0: torch's default)")
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="peak dense bf16 TFLOP/s (H100 SXM: 989)")
     parser.add_argument("--methods", nargs="+", choices=["lora", "full"], default=["lora", "full"])
     args = parser.parse_args()
     args.seq_len = args.seq_len or (64 if args.size == "toy" else 2048)
     args.batch_size = args.batch_size or (8 if args.size == "toy" else 4)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(f"size {args.size}, device {device} ({'bf16 autocast' if device.type == 'cuda' else 'fp32'}), "
-          f"seq {args.seq_len}, batch {args.batch_size} x {args.accumulation}, {args.steps} steps")
+          f"threads {torch.get_num_threads()}, seq {args.seq_len}, batch {args.batch_size} x {args.accumulation}, "
+          f"{args.steps} steps, {args.repeats} pairs, clock {args.clock}")
     for method in args.methods:
-        print(measure(args, method == "lora", device))
+        print(measure(args, method == "lora", device), flush=True)
 
 
 if __name__ == "__main__":

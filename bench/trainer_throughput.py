@@ -1,10 +1,12 @@
 """Training throughput of the reference models: the kubetrain loop against a minimal PyTorch loop
-on the same model and data, so the loop's overhead (per-step divergence collective, progress,
-checkpoint) shows as a ratio. On CUDA it adds bf16 + fused AdamW, optionally torch.compile, and
-the transformer's model FLOPs utilisation: 6 * params * tokens / peak, counting only the
-parameters that do matmuls (embedding lookups are not FLOPs), as the usual estimate does.
+on the same model and data, so the loop's overhead (divergence checks, progress, checkpoint) shows
+as a ratio. Runs of the two loops alternate, several times, and the ratio is the median of the
+pairs: on a shared machine a single pair can be off by 20 %. On CUDA both loops use bf16 autocast
+and fused AdamW, `--compile` runs both on torch.compile(model), and the transformer's model FLOPs
+utilisation is shown: 6 * params * tokens / peak, counting only the parameters that do matmuls
+(embedding lookups are not FLOPs), as the usual estimate does.
 
-    .venv/bin/python bench/trainer_throughput.py --seconds 3
+    .venv/bin/python bench/trainer_throughput.py                     # CPU, 2 threads, 21 pairs
     python bench/trainer_throughput.py --d-model 512 --layers 6 --seq-len 256 --batch-size 64 --compile
 
 Not a test: it prints a table.
@@ -14,11 +16,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -80,39 +83,30 @@ def cases(args: argparse.Namespace) -> list[Case]:
 
 
 def plain_loop(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device, seconds: float, warmup: int
-) -> float:
-    """The least a training step can be: shuffled batch, forward, loss, backward, AdamW step."""
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int, device: torch.device, epochs: int
+) -> None:
+    """The least a training step can be: shuffled batch, forward, loss, backward, AdamW step, over
+    data already on the device (as the kubetrain loop keeps it)."""
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=1e-3, fused=device.type == "cuda"
     )
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    x, y = x.to(device), y.to(device)
     model.train()
-    steps, samples, began = 0, 0, 0.0
-    while True:
-        for rows in torch.randperm(len(y)).split(batch):
-            if steps == warmup:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                began, samples = time.perf_counter(), 0
+    for _ in range(epochs):
+        for rows in torch.randperm(len(y), device=device).split(batch):
             with autocast:
-                loss = F.cross_entropy(
-                    model(x[rows].to(device, non_blocking=True)).float(), y[rows].to(device, non_blocking=True)
-                )
+                loss = F.cross_entropy(model(x[rows]).float(), y[rows])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            steps += 1
-            samples += len(rows)
-            if steps > warmup and time.perf_counter() - began >= seconds:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                return samples / (time.perf_counter() - began)
 
 
 def kubetrain_loop(
     case: Case, model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, epochs: int
-) -> float:
+) -> None:
+    """`TrainingLoop.run` over `epochs` epochs: its bookkeeping, divergence checks and final
+    checkpoint included."""
     empty = (x[:0], y[:0])
     data = Prepared(
         train=(x, y),
@@ -127,61 +121,101 @@ def kubetrain_loop(
         loop = TrainingLoop(
             model, data, task, SINGLE_PROCESS, device, Checkpointer(output), progress_gate=lambda _: False
         )
-        return loop.run().samples_per_second
+        loop.run()
+
+
+def samples_per_second(run: Callable[[], None], samples: int, device: torch.device, clock: str) -> float:
+    """`clock` wall: elapsed time; cpu: this process's CPU time, which load from other processes
+    on a shared machine barely moves (with one thread; more threads add their spin-waits)."""
+    now = time.perf_counter if clock == "wall" else time.process_time
+    _synchronize(device)
+    began = now()
+    run()
+    _synchronize(device)
+    return samples / (now() - began)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def interleaved(
+    repeats: int, plain: Callable[[], float], ours: Callable[[], float]
+) -> tuple[list[float], list[float]]:
+    """`repeats` pairs of runs, alternating which goes first, so that load that comes and goes on a
+    shared machine falls on both loops alike; each pair gives one ratio. The table also shows the
+    ratio of each loop's best run ("best"): the run least disturbed by other work, as timeit uses."""
+    plains, ourss = [], []
+    for repeat in range(repeats):
+        if repeat % 2:
+            ourss.append(ours())
+            plains.append(plain())
+        else:
+            plains.append(plain())
+            ourss.append(ours())
+    return plains, ourss
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--seconds", type=float, default=3.0, help="timed duration of each plain run")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
+    parser.add_argument("--seconds", type=float, default=0.5, help="about how long each timed run lasts")
+    parser.add_argument("--repeats", type=int, default=21, help="interleaved plain/kubetrain pairs per model")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--d-model", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--seq-len", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    parser.add_argument(
-        "--compile", action="store_true", help="CUDA only: also time torch.compile(model) in the plain loop"
-    )
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for both loops (0: torch's default)")
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="what a run's time is")
+    parser.add_argument("--compile", action="store_true", help="run both loops on torch.compile(model)")
+    parser.add_argument("--models", nargs="+", choices=["mlp", "cnn", "transformer"],
+                        default=["mlp", "cnn", "transformer"])
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="peak dense bf16 TFLOP/s (H100 SXM: 989)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     cuda = device.type == "cuda"
-    print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} batch={args.batch_size}"
+    print(f"device={device} torch={torch.__version__} threads={torch.get_num_threads()} batch={args.batch_size} "
+          f"repeats={args.repeats} compile={args.compile} clock={args.clock}"
           + (" precision=bf16-autocast optimizer=fused-AdamW" if cuda else " precision=fp32"))
-    header = f"{'model':<12}{'params':>11}{'plain/s':>12}{'kubetrain/s':>13}{'ratio':>8}"
-    header += f"{'compiled/s':>12}{'MFU':>8}" if cuda else ""
+    header = f"{'model':<12}{'params':>11}{'plain/s':>12}{'kubetrain/s':>13}{'ratio':>8}{'min-max':>13}{'best':>7}"
+    header += f"{'MFU':>8}" if cuda else ""
     print(header)
     for case in cases(args):
+        if case.name not in args.models:
+            continue
         rows = args.batch_size * BATCHES_PER_EPOCH
         x, y = case.inputs(rows), torch.randint(0, case.num_classes, (rows,))
         torch.manual_seed(0)
         model = models.build(case.task, tuple(x.shape[1:]), case.num_classes).to(device)
         params = sum(p.numel() for p in model.parameters())
         embedding = sum(p.numel() for m in model.modules() if isinstance(m, nn.Embedding) for p in m.parameters())
-        plain = plain_loop(model, x, y, args.batch_size, device, args.seconds, args.warmup)
-        # About as many steps as the plain run took, after one warm-up epoch.
-        epochs = max(1, round(plain * args.seconds / rows))
-        kubetrain_loop(case, model, x, y, device, 1)
-        ours = kubetrain_loop(case, model, x, y, device, epochs)
-        line = f"{case.name:<12}{params:>11,}{plain:>12,.0f}{ours:>13,.0f}{ours / plain:>8.2f}"
+        run_model = cast(nn.Module, torch.compile(model)) if args.compile else model
+        # Warm-up (and compilation) in both loops, then as many epochs as take about --seconds.
+        kubetrain_loop(case, run_model, x, y, device, 1)
+        rate = samples_per_second(
+            lambda: plain_loop(run_model, x, y, args.batch_size, device, 1), rows, device, "wall"
+        )
+        epochs = max(1, round(rate * args.seconds / rows))
+        plains, ourss = interleaved(
+            args.repeats,
+            lambda: samples_per_second(
+                lambda: plain_loop(run_model, x, y, args.batch_size, device, epochs), epochs * rows, device, args.clock
+            ),
+            lambda: samples_per_second(
+                lambda: kubetrain_loop(case, run_model, x, y, device, epochs), epochs * rows, device, args.clock
+            ),
+        )
+        ratios = [o / p for o, p in zip(ourss, plains, strict=True)]
+        plain, ours = statistics.median(plains), statistics.median(ourss)
+        line = (f"{case.name:<12}{params:>11,}{plain:>12,.0f}{ours:>13,.0f}{statistics.median(ratios):>8.3f}"
+                f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>13}{max(ourss) / max(plains):>7.3f}")
         if cuda:
-            compiled = (
-                plain_loop(torch.compile(model), x, y, args.batch_size, device, args.seconds, args.warmup)
-                if args.compile
-                else None
-            )
-            best = max(plain, ours, compiled or 0.0)
-            mfu = (
-                6 * (params - embedding) * case.tokens_per_sample * best / (args.peak_tflops * 1e12)
-                if case.tokens_per_sample
-                else None
-            )
-            line += f"{compiled:>12,.0f}" if compiled else f"{'-':>12}"
-            line += f"{mfu:>8.1%}" if mfu is not None else f"{'-':>8}"
+            mfu = 6 * (params - embedding) * case.tokens_per_sample * max(plain, ours) / (args.peak_tflops * 1e12)
+            line += f"{mfu:>8.1%}" if case.tokens_per_sample else f"{'-':>8}"
         print(line, flush=True)
 
 

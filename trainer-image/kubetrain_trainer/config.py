@@ -75,6 +75,9 @@ class CausalLMConfig(_Camel):
 
 class DivergenceConfig(_Camel):
     max_loss: float | None = Field(None, gt=0)  # a batch loss above this fails the run (NaN/inf always do)
+    # Steps between two checks (also before every checkpoint and at every epoch's end): one
+    # all-reduce and host sync per check instead of per step; see kubetrain_trainer.divergence.
+    check_every_steps: int = Field(10, ge=1)
 
 
 class TaskConfig(_Camel):

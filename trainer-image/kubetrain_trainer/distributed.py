@@ -4,7 +4,9 @@ so the loop has a single code path."""
 from __future__ import annotations
 
 import datetime as dt
+import math
 import pickle
+from dataclasses import dataclass
 from typing import TypeVar
 
 import torch
@@ -16,6 +18,30 @@ T = TypeVar("T")
 # A peer that died without a collective failing (e.g. OOM-killed) must not leave the others
 # waiting for the default 30 minutes; the operator restarts the whole group anyway.
 COLLECTIVE_TIMEOUT = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class EpochOrder:
+    """Which of `size` examples this rank reads in each epoch, in order: DistributedSampler's
+    (shuffled by seed + epoch, padded by repeating to a multiple of the world size, every
+    world_size-th from this rank's position), drawn as one tensor. Iterating the sampler builds a
+    Python int per example, which on a small model cost ~6 % of the epoch's steps."""
+
+    size: int
+    topology: Topology
+    seed: int
+
+    def __len__(self) -> int:
+        """Examples per rank and epoch, the same on every rank (the padding sees to it)."""
+        return math.ceil(self.size / self.topology.world_size)
+
+    def indices(self, epoch: int) -> torch.Tensor:
+        generator = torch.Generator()
+        generator.manual_seed(self.seed + epoch)
+        shuffled = torch.randperm(self.size, generator=generator)
+        total = len(self) * self.topology.world_size
+        padded = shuffled.repeat(math.ceil(total / max(self.size, 1)))[:total]
+        return padded[self.topology.rank :: self.topology.world_size]
 
 
 def device_for(topology: Topology) -> torch.device:

@@ -13,13 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 
 from kubetrain_trainer import distributed, logs
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import TaskConfig
+from kubetrain_trainer.divergence import LossWindow
 from kubetrain_trainer.environment import Topology
-from kubetrain_trainer.errors import Diverged
 from kubetrain_trainer.evaluate import evaluate
 from kubetrain_trainer.history import History, step_interval
 from kubetrain_trainer.preprocess import Prepared
@@ -41,15 +40,6 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
-
-
-def check_divergence(task: TaskConfig, loss_sum: float, count: float, bad_ranks: float, step: int) -> None:
-    """Judged on numbers every rank has from one all-reduce, so all ranks raise at the same step."""
-    limit = task.divergence.max_loss
-    if bad_ranks:
-        raise Diverged(f"training loss became NaN/inf on {int(bad_ranks)} rank(s) at step {step}")
-    if limit is not None and loss_sum / count > limit:
-        raise Diverged(f"training loss {loss_sum / count:.4g} exceeded divergence.maxLoss {limit} at step {step}")
 
 
 def resume(checkpointer: Checkpointer, topology: Topology, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
@@ -112,12 +102,8 @@ class TrainingLoop:
         self.epoch_report = epoch_report
         self.history = history
         self.optimizer = make_optimizer(model, task, device)
-        # The sampler only takes len() of its dataset: the indices stand in for the examples.
-        self.sampler: DistributedSampler[int] = DistributedSampler(
-            range(len(data.train[1])),  # type: ignore[arg-type]
-            num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed,
-        )
-        self.steps_per_epoch = math.ceil(len(self.sampler) / task.batch_size)
+        self.order = distributed.EpochOrder(len(data.train[1]), topology, task.seed)
+        self.steps_per_epoch = math.ceil(len(self.order) / task.batch_size)
         self.total_steps = self.steps_per_epoch * task.epochs
         self.train_points = TrainPoints(history, step_interval(self.total_steps))
 
@@ -137,32 +123,33 @@ class TrainingLoop:
         tracker = ProgressTracker(
             self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step
         )
+        window = LossWindow(self.task, self.device, start_step)
         step, epoch_loss, epoch_count, train_loss = start_step, 0.0, 0, None
         self.model.train()
         for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
-            self.sampler.set_epoch(epoch)
-            order = torch.tensor(list(self.sampler), device=self.device)
+            order = self.order.indices(epoch).to(self.device)
             for position in range(step - epoch * self.steps_per_epoch, self.steps_per_epoch):
                 rows = order[position * batch : (position + 1) * batch]
                 with _autocast(self.device):
                     logits = ddp(x_train[rows])
                 loss = F.cross_entropy(logits.float(), y_train[rows])
-                # One collective per step serves both the logged loss and the divergence verdict,
-                # so every rank raises at the same step and none is left waiting in a collective.
-                stats = torch.stack([loss.detach() * len(rows), torch.tensor(float(len(rows)), device=self.device),
-                                     (~torch.isfinite(loss.detach())).float()])
-                loss_sum, count, bad_ranks = distributed.all_reduce_sum(stats).tolist()
-                check_divergence(self.task, loss_sum, count, bad_ranks, step + 1)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
                 step += 1
-                tracker.record(step, epoch, loss_sum, int(count))
-                self.train_points.add(step, epoch + 1, loss_sum, count)
-                epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + int(count)
-                if self.topology.is_chief and (
-                    step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
-                ):
+                window.add(loss, len(rows), len(rows), len(rows))
+                checkpoint_due = step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
+                # The loss, progress and divergence verdict of the steps since the last check, in one
+                # collective; before a checkpoint too, so that none holds a diverged step's weights.
+                if checkpoint_due or window.due(step) or position == self.steps_per_epoch - 1:
+                    totals = window.check()
+                    loss_sum, count = sum(t.loss_sum for t in totals), int(sum(t.count for t in totals))
+                    tracker.record(step, epoch, loss_sum, count)
+                    for totals_of_step in totals:
+                        self.train_points.add(totals_of_step.step, epoch + 1, totals_of_step.loss_sum,
+                                              totals_of_step.count)
+                    epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + count
+                if self.topology.is_chief and checkpoint_due:
                     saved = self.checkpointer.save(step, epoch, self.model, self.optimizer)
                     logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
             train_loss = epoch_loss / max(epoch_count, 1)

@@ -27,7 +27,9 @@ class ProgressTracker:
         self.latest: dict[str, Any] = {}
 
     def record(self, step: int, epoch: int, loss_sum: float, samples: int) -> None:
-        """One optimizer step of the whole group: `loss_sum` over its `samples` (all ranks)."""
+        """The optimizer steps of the whole group since the last call, up to `step`: `loss_sum` over
+        their `samples` (all ranks). The loops call it at each divergence check, not each step, so
+        that building a document stays off the per-step path."""
         self._samples += samples
         self._window_loss += loss_sum
         self._window_samples += samples

@@ -108,6 +108,13 @@ class DivergenceSpec(CamelModel):
         gt=0,
         description="A batch loss above this fails the job with reason Diverged (NaN or infinite loss always does).",
     )
+    check_every_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Steps between two divergence checks, each one all-reduce and host sync (10); also checked "
+        "before every checkpoint and at each epoch's end. A divergence is found up to this many steps minus one "
+        "late, still naming the step it happened at; 1 checks every step.",
+    )
 
 
 class TaskSpec(CamelModel):

@@ -13,16 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DistributedSampler
 
 from kubetrain_trainer import distributed, logs
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import CausalLMConfig, TaskConfig
+from kubetrain_trainer.divergence import LossWindow
 from kubetrain_trainer.environment import Topology
 from kubetrain_trainer.history import History, step_interval
 from kubetrain_trainer.llm import metrics
 from kubetrain_trainer.llm.corpus import IGNORE, Batches
-from kubetrain_trainer.loop import LoopResult, TrainPoints, check_divergence, make_optimizer, resume
+from kubetrain_trainer.loop import LoopResult, TrainPoints, make_optimizer, resume
 from kubetrain_trainer.progress import Gate, ProgressTracker
 
 
@@ -70,24 +70,21 @@ class LanguageModelLoop:
         self.history = history
         self.optimizer = make_optimizer(model, task, device)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
-        # The sampler only takes len() of its dataset: the indices stand in for the sequences.
-        self.sampler: DistributedSampler[int] = DistributedSampler(
-            range(len(train)),  # type: ignore[arg-type]
-            num_replicas=topology.world_size, rank=topology.rank, shuffle=True, seed=task.seed,
-        )
+        self.order = distributed.EpochOrder(len(train), topology, task.seed)
         self.window = task.batch_size * self.config.gradient_accumulation_steps  # sequences per optimizer step
-        self.steps_per_epoch = math.ceil(len(self.sampler) / self.window)
+        self.steps_per_epoch = math.ceil(len(self.order) / self.window)
         self.total_steps = self.steps_per_epoch * task.epochs
         self.train_points = TrainPoints(history, step_interval(self.total_steps))
 
-    def _step(self, ddp: nn.Module, window: torch.Tensor, step: int) -> tuple[float, float, float, float]:
+    def _step(self, ddp: nn.Module, window: torch.Tensor, step: int) -> tuple[torch.Tensor, int, int]:
         """One optimizer step over `window` (this rank's sequences), in micro-batches of
-        `batchSize`; gradients are synchronised on the last micro-batch only. Returns the group's
-        summed token loss, labelled tokens, ranks with a non-finite loss, and sequences read."""
+        `batchSize`; gradients are synchronised on the last micro-batch only. Returns this rank's
+        summed token loss (on the device: nothing waits for it here), its labelled tokens and the
+        tokens it read, both counted on the host from the batch."""
         for group in self.optimizer.param_groups:
             group["lr"] = self.task.learning_rate * lr_factor(step, self.total_steps, self.config)
         rows = self.train.rows(window)
-        labelled = (rows["labels"][:, 1:] != IGNORE).sum().clamp(min=1).to(self.device)
+        labelled = int((rows["labels"][:, 1:] != IGNORE).sum().clamp(min=1))
         loss_sum = torch.zeros((), device=self.device)
         micro = list(range(0, len(window), self.task.batch_size))
         for start in micro:
@@ -98,15 +95,17 @@ class LanguageModelLoop:
                 loss, _ = metrics.token_loss(ddp, part)
                 (loss / labelled).backward()
             loss_sum += loss.detach()
-        read = rows["attention_mask"].sum().to(self.device)
-        stats = torch.stack([loss_sum, labelled.float(), (~torch.isfinite(loss_sum)).float(), read.float()])
-        group_loss, tokens, bad_ranks, group_read = distributed.all_reduce_sum(stats).tolist()
-        check_divergence(self.task, group_loss, tokens, bad_ranks, step + 1)
         if self.config.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return group_loss, tokens, bad_ranks, group_read
+        return loss_sum, labelled, int(rows["attention_mask"].sum())
+
+    def _sequences(self, step: int) -> int:
+        """Sequences of optimizer step `step` (1-based) on all ranks: a full window but for an
+        epoch's last step; every rank has as many (EpochOrder pads)."""
+        position = (step - 1) % self.steps_per_epoch
+        return min(self.window, len(self.order) - position * self.window) * self.topology.world_size
 
     def run(self) -> LanguageLoopResult:
         start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer)
@@ -121,24 +120,33 @@ class LanguageModelLoop:
         tracker = ProgressTracker(
             self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step
         )
+        losses = LossWindow(self.task, self.device, start_step)
         began, read_total = time.monotonic(), 0.0
         step, epoch_loss, epoch_tokens, train_loss = start_step, 0.0, 0.0, None
         self.model.train()
         for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
-            self.sampler.set_epoch(epoch)
-            order = torch.tensor(list(self.sampler))
+            order = self.order.indices(epoch)
             for position in range(step - epoch * self.steps_per_epoch, self.steps_per_epoch):
                 window = order[position * self.window : (position + 1) * self.window]
-                loss_sum, tokens, _, read = self._step(ddp, window, step)
+                loss_sum, labelled, read = self._step(ddp, window, step)
                 step += 1
-                # Progress counts sequences, each weighted by the step's mean token loss.
-                sequences = len(window) * self.topology.world_size
-                tracker.record(step, epoch, loss_sum / tokens * sequences, sequences)
-                self.train_points.add(step, epoch + 1, loss_sum, tokens)
-                epoch_loss, epoch_tokens, read_total = epoch_loss + loss_sum, epoch_tokens + tokens, read_total + read
-                if self.topology.is_chief and (
-                    step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
-                ):
+                losses.add(loss_sum, 1.0, labelled, read)
+                checkpoint_due = step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
+                # As in the classification loop: one collective for the steps since the last check,
+                # before every checkpoint too.
+                if checkpoint_due or losses.due(step) or position == self.steps_per_epoch - 1:
+                    totals = losses.check()
+                    # Progress counts sequences, each weighted by its step's mean token loss.
+                    sequences = [self._sequences(t.step) for t in totals]
+                    weighted = sum(t.loss_sum / t.count * n for t, n in zip(totals, sequences, strict=True))
+                    tracker.record(step, epoch, weighted, sum(sequences))
+                    for totals_of_step in totals:
+                        self.train_points.add(totals_of_step.step, epoch + 1, totals_of_step.loss_sum,
+                                              totals_of_step.count)
+                    epoch_loss += sum(t.loss_sum for t in totals)
+                    epoch_tokens += sum(t.count for t in totals)
+                    read_total += sum(t.read for t in totals)
+                if self.topology.is_chief and checkpoint_due:
                     saved = self.checkpointer.save(step, epoch, self.model, self.optimizer)
                     logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
             train_loss = epoch_loss / max(epoch_tokens, 1.0)
