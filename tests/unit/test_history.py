@@ -105,12 +105,23 @@ def test_a_chart_puts_each_phase_on_the_grid_with_its_ranges() -> None:
     ]
 
 
-def test_charts_are_drawn_for_every_metric_and_the_png_is_an_image() -> None:
+def test_charts_are_drawn_for_every_metric() -> None:
     curves = curve.series(parse_history(f"{line(1, 'train', loss=1.0)}\n{line(2, 'validation', accuracy=0.5)}\n"))
     lines = curve.charts(curves)
     assert lines[0].startswith("accuracy: o validation 0.5 at step 2") and "" in lines
     assert lines[lines.index("") + 1].startswith("loss: * train 1 at step 1")
-    assert curve.render_png(curves).startswith(PNG_SIGNATURE)
+
+
+def test_the_png_is_drawn_by_the_trainers_command(tmp_path: Path) -> None:
+    history = tmp_path / "metrics.jsonl"
+    history.write_text(f"{line(1, 'train', loss=1.0)}\n{line(2, 'validation', accuracy=0.5)}\n")
+    argv = curve.png_argv(history, tmp_path / "all.png", None)
+    assert argv[1:3] == ["-m", "kubetrain_trainer.curves"]
+    assert trainer_curves.main(argv[3:]) == 0
+    assert (tmp_path / "all.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert trainer_curves.main(curve.png_argv(history, tmp_path / "loss.png", "loss")[3:]) == 0
+    assert trainer_curves.main(curve.png_argv(history, tmp_path / "none.png", "f1")[3:]) == 1
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_archived_logs_merge_in_time_order_and_keep_each_ranks_order() -> None:

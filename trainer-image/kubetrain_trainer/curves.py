@@ -3,12 +3,19 @@ panel per metric, drawn at the end of training so the picture travels with the m
 
 matplotlib is imported only to draw (Agg, no display), and is optional: users' images running
 the SDK may lack it, and then the run keeps its history without the picture (said in a log line).
+
+`python -m kubetrain_trainer.curves HISTORY PNG [--metric NAME]` draws the same picture from a
+metrics.jsonl anywhere: `kubetrain curve --png` runs it, so a job's curves are drawn by one piece
+of code whether the trainer draws them at the end of the run or a user asks mid-run.
 """
 
 from __future__ import annotations
 
+import argparse
 import io
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubetrain_trainer import logs
@@ -70,3 +77,37 @@ def render_png(curves: Series) -> bytes | None:
     figure.savefig(buffer, format="png", dpi=DPI)
     pyplot.close(figure)
     return buffer.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 with the PNG written; 1 when the history has nothing to draw (or not the metric);
+    2 without matplotlib."""
+    from kubetrain_trainer.history import MetricRecord
+
+    parser = argparse.ArgumentParser(prog="python -m kubetrain_trainer.curves",
+                                     description="draw a metrics.jsonl's curves as a PNG")
+    parser.add_argument("history", type=Path)
+    parser.add_argument("png", type=Path)
+    parser.add_argument("--metric", default=None)
+    args = parser.parse_args(argv)
+    lines = args.history.read_text().splitlines()
+    drawn = series(MetricRecord.model_validate_json(line) for line in lines if line.strip())
+    if args.metric is not None:
+        drawn = {args.metric: drawn[args.metric]} if args.metric in drawn else {}
+    if not drawn:
+        print(f"{args.history}: no curve to draw", file=sys.stderr)
+        return 1
+    png = render_png(drawn)
+    if png is None:
+        print("drawing a PNG needs matplotlib (pip install matplotlib)", file=sys.stderr)
+        return 2
+    try:
+        args.png.write_bytes(png)
+    except OSError as exc:
+        print(f"cannot write {args.png}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,15 +1,16 @@
 """How `kubetrain curve` draws a job's metric history (api/history.py): a plain-text chart per
 metric, a pure function of the records, so it reads the same in a terminal, a CI log or a pipe
-and is unit-tested to the character; and the same curves as a PNG with matplotlib, imported only
-for `--png` (the `plots` extra).
+and is unit-tested to the character. `--png` runs the trainer's own drawing
+(`python -m kubetrain_trainer.curves`), the code that drew the run's curves.png.
 
 A hand-drawn chart rather than a terminal plotting library: a few dozen lines of ASCII that need
 no dependency, no colour support and no terminal size, and whose output tests can assert."""
 
 from __future__ import annotations
 
-import io
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 from kubetrain.api.history import MetricRecord
 
@@ -20,15 +21,7 @@ WIDTH, HEIGHT = 60, 12
 LABEL_WIDTH = 10
 # Drawn in this order, so a validation point covers a train point in the same cell.
 MARKS = {"train": "*", "validation": "o", "test": "X"}
-PANEL_INCHES = (6.0, 3.2)
-DPI = 100
-# As the trainer draws curves.png: a line of train points, validation per epoch with markers, the
-# test score a point; one colour per phase in every panel.
-STYLES = {"train": ("-", "tab:blue"), "validation": ("-o", "tab:orange"), "test": ("o", "tab:red")}
-
-
-class NoMatplotlib(RuntimeError):
-    """`--png` without matplotlib installed."""
+TRAINER_CURVES = "kubetrain_trainer.curves"
 
 
 def series(records: Iterable[MetricRecord]) -> Series:
@@ -80,30 +73,6 @@ def charts(curves: Series) -> list[str]:
     return lines
 
 
-def render_png(curves: Series) -> bytes:
-    """The curves as a PNG, one panel per metric (train and validation as lines, test as a
-    marker at its step)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        from matplotlib import pyplot
-    except ImportError as exc:
-        raise NoMatplotlib("--png needs matplotlib: pip install 'kubetrain[plots]'") from exc
-    figure, axes = pyplot.subplots(
-        len(curves), 1, figsize=(PANEL_INCHES[0], PANEL_INCHES[1] * len(curves)), squeeze=False
-    )
-    for axis, (name, phases) in zip(axes[:, 0], curves.items(), strict=True):
-        for phase, points in phases.items():
-            steps, values = zip(*points, strict=True)
-            style, colour = STYLES[phase]
-            axis.plot(steps, values, style, color=colour, label=phase, markersize=4)
-        axis.set_title(name)
-        axis.set_xlabel("step")
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    pyplot.close(figure)
-    return buffer.getvalue()
+def png_argv(history: Path, png: Path, metric: str | None) -> list[str]:
+    argv = [sys.executable, "-m", TRAINER_CURVES, str(history), str(png)]
+    return argv + (["--metric", metric] if metric is not None else [])

@@ -9,7 +9,10 @@ Exit codes: 0 done (for `watch`: the job Succeeded), 1 the job Failed, was refus
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import yaml
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.history import MetricRecord
 from kubetrain.api.nodepools import NodePoolCatalogue, default_catalogue, load_catalogue
 from kubetrain.api.status import Phase
 from kubetrain.cli import curve, show, sweep_show
@@ -129,10 +133,11 @@ def _curve(client: Client, args: argparse.Namespace) -> int:
     """The job's training and validation curves from its metric history, in the terminal and
     with --png as an image; 1 when there is no history (yet), it is not one, or no such metric."""
     try:
-        curves = curve.series(client.history(args.name))
+        records = client.history(args.name)
     except (LookupError, ValueError) as exc:  # ValueError: pydantic's, a line that is not a record
         _say(str(exc))
         return 1
+    curves = curve.series(records)
     if args.metric is not None:
         if args.metric not in curves:
             _say(f"no metric {args.metric!r} in the history of {args.name}; it has: {', '.join(curves) or 'none'}")
@@ -143,16 +148,22 @@ def _curve(client: Client, args: argparse.Namespace) -> int:
         return 1
     print("\n".join(curve.charts(curves)))
     if args.png is not None:
-        try:
-            args.png.write_bytes(curve.render_png(curves))
-        except curve.NoMatplotlib as exc:
-            _say(str(exc))
-            return 2
-        except OSError as exc:
-            _say(f"cannot write {args.png}: {exc.strerror or exc}")
-            return 1
-        print(f"wrote {args.png}")
+        return _curve_png(records, args.png, args.metric)
     return 0
+
+
+def _curve_png(records: list[MetricRecord], png: Path, metric: str | None) -> int:
+    """The PNG drawn by the trainer's own code from the same records; 2 where it is not installed."""
+    if importlib.util.find_spec(curve.TRAINER_CURVES.partition(".")[0]) is None:
+        _say(f"--png draws with the trainer's code: install kubetrain[trainer] beside {sys.executable}")
+        return 2
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as history:
+        history.write("".join(record.model_dump_json() + "\n" for record in records))
+        history.flush()
+        drawn = subprocess.run(curve.png_argv(Path(history.name), png, metric), check=False)
+    if drawn.returncode == 0:
+        print(f"wrote {png}")
+    return drawn.returncode
 
 
 def _cancel(client: Client, args: argparse.Namespace) -> int:
