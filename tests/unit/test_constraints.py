@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[2]
-EXTRAS = ("trainer", "ray", "dev", "plots")
+EXTRAS = ("trainer", "ray", "dev")
 
 
 def pinned() -> dict[str, str]:
