@@ -16,9 +16,9 @@ from kopf._core.engines.peering import Identity  # kopf.operator() types it; kop
 
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.gang import pod_groups_served
-from kubetrain.controller.kueue import kueue_served
 from kubetrain.controller.handlers import build_registry
 from kubetrain.controller.kube import Kube
+from kubetrain.controller.kueue import kueue_served
 from kubetrain.controller.leadership import LeaderElector
 from kubetrain.controller.logging_setup import configure
 from kubetrain.controller.metrics import OperatorMetrics, serve

@@ -58,7 +58,8 @@ def admit_kueue(
     elif is_true(workload, EVICTED) and holds_quota(workload):
         draft.workload_status = release(workload, draft.now.isoformat().replace("+00:00", "Z"))
     pending = condition(workload, QUOTA_RESERVED)
-    detail = f": {pending['message']}" if pending and pending.get("status") == "False" and pending.get("message") else ""
+    short = pending is not None and pending.get("status") == "False" and pending.get("message")
+    detail = f": {pending['message']}" if pending is not None and short else ""
     enqueue(draft, R.WAITING_FOR_ADMISSION, f"waiting for Kueue to admit Workload {name} (LocalQueue {queue}){detail}",
             KUEUE_RECHECK_SECONDS)
     return False

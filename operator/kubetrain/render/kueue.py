@@ -40,7 +40,8 @@ def render_workload(job: TrainingJob, queue: str, pods: list[dict[str, Any]]) ->
     roles: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         roles.setdefault(pod["metadata"]["labels"][ROLE_LABEL], []).append(pod)
-    pod_sets = [PodSet(name=role, count=len(members), template=_template(members[0])) for role, members in roles.items()]
+    pod_sets = [PodSet(name=role, count=len(members), template=_template(members[0]))
+                for role, members in roles.items()]
     priority = job.metadata.labels.get(PRIORITY_CLASS_LABEL)
     workload = Workload(
         metadata=child_metadata(job, workload_name(job.metadata.name), job_labels(job.metadata.name)),
