@@ -126,9 +126,14 @@ def queues(kueue_api: kubernetes.client.ApiClient, kueue_operator: OperatorProce
            request: pytest.FixtureRequest) -> Iterator[tuple[Jobs, Queues]]:
     with fresh_namespace(kueue_api, request.node.name) as ns:
         found = Queues(kueue_api, ns)
+        jobs = Jobs(kueue_api, ns)
         try:
-            yield Jobs(kueue_api, ns), found
+            yield jobs, found
         finally:
+            # The pool's nodes are shared by the tests: the next one starts with all 16 GPUs free.
+            core = kubernetes.client.CoreV1Api(kueue_api)
+            core.delete_collection_namespaced_pod(ns, grace_period_seconds=0)
+            wait_for(lambda: not core.list_namespaced_pod(ns).items or None, timeout=60, what=f"no pod left in {ns}")
             found.remove()
 
 

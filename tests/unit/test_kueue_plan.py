@@ -41,7 +41,7 @@ def planned(status: dict[str, Any], facts: KueueFacts | None, *pods: dict[str, A
 
 
 def test_a_labelled_job_gets_a_workload_and_waits_queued_with_no_pod() -> None:
-    result = planned({}, KueueFacts())
+    result = planned({}, KueueFacts(priority=1000))
 
     assert [o["kind"] for o in result.create] == ["Workload"]
     wl = result.create[0]
@@ -50,6 +50,7 @@ def test_a_labelled_job_gets_a_workload_and_waits_queued_with_no_pod() -> None:
     assert wl["spec"]["queueName"] == "team-a"
     assert wl["spec"]["priorityClassRef"] == {"group": "kueue.x-k8s.io", "kind": "WorkloadPriorityClass",
                                               "name": "high"}
+    assert wl["spec"]["priority"] == 1000
     [pod_set] = wl["spec"]["podSets"]
     assert pod_set["name"] == "worker" and pod_set["count"] == 2
     assert pod_set["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
@@ -119,3 +120,18 @@ def test_a_finished_job_marks_its_workload_finished_once() -> None:
 
     marked = KueueFacts(workload=workload(cond("Admitted"), cond("Finished"), admission=True))
     assert planned(done, marked).workload_status is None
+
+
+def test_a_job_naming_a_missing_priority_class_waits_without_a_workload() -> None:
+    result = planned({}, KueueFacts())
+
+    assert result.create == [] and result.status.phase == Phase.QUEUED
+    queued = next(c for c in result.status.conditions if c.type == "Queued")
+    assert "WorkloadPriorityClass high" in queued.message and "does not exist" in queued.message
+
+
+def test_a_job_without_a_priority_class_gets_a_workload_without_priority() -> None:
+    job = DDP.metadata(labels={"kueue.x-k8s.io/queue-name": "team-a"}).status({}).obj()
+    result = plan(job, observe(service=False), children(job), CATALOGUE, SETTINGS, NOW, kueue=KueueFacts())
+    [wl] = result.create
+    assert "priorityClassRef" not in wl["spec"] and "priority" not in wl["spec"]

@@ -46,6 +46,7 @@ class WorkloadSpec(CamelModel):
     queue_name: str = Field(description="The LocalQueue, from the job's kueue.x-k8s.io/queue-name label.")
     pod_sets: list[PodSet] = Field(description="What the job needs, role by role.")
     priority_class_ref: PriorityClassRef | None = Field(default=None, description="The job's priority, if any.")
+    priority: int | None = Field(default=None, description="The class's value (required with priorityClassRef).")
 
 
 class Workload(CamelModel):
@@ -70,6 +71,10 @@ class Placement(CamelModel):
     tolerations: list[dict[str, Any]] = Field(default_factory=list, description="The flavours' tolerations.")
 
 
+WORKLOAD_PRIORITY_CLASS: Final = ApiInfo(
+    kind="WorkloadPriorityClass", plural="workloadpriorityclasses", singular="workloadpriorityclass",
+    short_names=(), group=KUEUE_GROUP, version=KUEUE_VERSION,
+)
 RESOURCE_FLAVOR: Final = ApiInfo(
     kind="ResourceFlavor", plural="resourceflavors", singular="resourceflavor", short_names=(),
     group=KUEUE_GROUP, version=KUEUE_VERSION,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import logging
 
-from kubetrain.api.kueue import RESOURCE_FLAVOR, Workload
+from kubetrain.api.job import TrainingJob
+from kubetrain.api.kueue import RESOURCE_FLAVOR, WORKLOAD_PRIORITY_CLASS, Workload
 from kubetrain.controller.kube import Kube
 from kubetrain.policy.kueue import KueueFacts, flavor_names
-from kubetrain.render.kueue import workload_name
+from kubetrain.render.kueue import priority_class, workload_name
 
 log = logging.getLogger("kubetrain.kueue")
 
@@ -26,10 +27,12 @@ def kueue_served(kube: Kube) -> bool:
     return False
 
 
-def fetch_kueue(kube: Kube, namespace: str, job: str) -> KueueFacts:
-    workload = kube.get_custom(Workload.api_info, namespace, workload_name(job))
+def fetch_kueue(kube: Kube, namespace: str, job: TrainingJob) -> KueueFacts:
+    workload = kube.get_custom(Workload.api_info, namespace, workload_name(job.metadata.name))
     if workload is None:
-        return KueueFacts()
+        named = priority_class(job)
+        found = kube.get_cluster_custom(WORKLOAD_PRIORITY_CLASS, named) if named else None
+        return KueueFacts(priority=int(found["value"]) if found is not None else None)
     flavors = {name: spec for name in sorted(flavor_names(workload))
                if (spec := (kube.get_cluster_custom(RESOURCE_FLAVOR, name) or {}).get("spec")) is not None}
     return KueueFacts(workload=workload, flavors=flavors)

@@ -140,7 +140,7 @@ class Reconciler(QueuedReconciler):
         budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         quota = QuotaFacts(quotas=self.kube.list_resource_quotas(namespace)) if needs.quota else None
-        kueue = fetch_kueue(self.kube, namespace, name) if needs.kueue and self.kueue else None
+        kueue = fetch_kueue(self.kube, namespace, needs.job) if needs.kueue and needs.job and self.kueue else None
         decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion, quota, kueue)
         old_status = raw.get("status") or {}
         current = raw

@@ -21,7 +21,7 @@ from kubetrain.plan.draft import Draft, Event
 from kubetrain.plan.observed import ObservedPod
 from kubetrain.plan.queue import dequeue, enqueue
 from kubetrain.policy.kueue import KueueFacts, admitted, cluster_queue, condition, finished, holds_quota, is_true
-from kubetrain.render.kueue import queue_name, render_workload, workload_name
+from kubetrain.render.kueue import priority_class, queue_name, render_workload, workload_name
 
 # Kueue's Workload events wake the job at once; this is only the safety net for a missed one.
 KUEUE_RECHECK_SECONDS = 60.0
@@ -43,8 +43,13 @@ def admit_kueue(
         return True
     name = workload_name(draft.job.metadata.name)
     workload = facts.workload
+    named = priority_class(draft.job)
+    if workload is None and named and facts.priority is None:
+        enqueue(draft, R.WAITING_FOR_ADMISSION, f"WorkloadPriorityClass {named} (label kueue.x-k8s.io/priority-class) "
+                "does not exist; the job is described to Kueue once it does", KUEUE_RECHECK_SECONDS)
+        return False
     if workload is None:
-        draft.create.append(render_workload(draft.job, queue, pods()))
+        draft.create.append(render_workload(draft.job, queue, pods(), facts.priority))
         enqueue(draft, R.WAITING_FOR_ADMISSION, f"waiting for Kueue to admit Workload {name} (LocalQueue {queue})",
                 KUEUE_RECHECK_SECONDS)
         return False

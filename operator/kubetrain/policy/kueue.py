@@ -18,6 +18,10 @@ class KueueFacts(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     workload: dict[str, Any] | None = None
+    priority: int | None = Field(
+        default=None, description="The value of the WorkloadPriorityClass the job names, read while its Workload is "
+        "to be created; None when it names none or the class does not exist.",
+    )
     flavors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

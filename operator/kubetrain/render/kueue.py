@@ -35,20 +35,27 @@ def workload_name(job_name: str) -> str:
     return dns_label(job_name, "-kueue")
 
 
-def render_workload(job: TrainingJob, queue: str, pods: list[dict[str, Any]]) -> dict[str, Any]:
-    """`pods`: every pod of the attempt, as rendered (all roles)."""
+def priority_class(job: TrainingJob) -> str | None:
+    """The WorkloadPriorityClass a job names, if any."""
+    return job.metadata.labels.get(PRIORITY_CLASS_LABEL) or None
+
+
+def render_workload(job: TrainingJob, queue: str, pods: list[dict[str, Any]], priority: int | None) -> dict[str, Any]:
+    """`pods`: every pod of the attempt, as rendered (all roles); `priority`: the value of the job's
+    WorkloadPriorityClass (Kueue requires it beside the reference)."""
     roles: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         roles.setdefault(pod["metadata"]["labels"][ROLE_LABEL], []).append(pod)
     pod_sets = [PodSet(name=role, count=len(members), template=_template(members[0]))
                 for role, members in roles.items()]
-    priority = job.metadata.labels.get(PRIORITY_CLASS_LABEL)
+    named = priority_class(job)
     workload = Workload(
         metadata=child_metadata(job, workload_name(job.metadata.name), job_labels(job.metadata.name)),
         spec=WorkloadSpec(
             queue_name=queue,
             pod_sets=pod_sets,
-            priority_class_ref=PriorityClassRef(name=priority) if priority else None,
+            priority_class_ref=PriorityClassRef(name=named) if named and priority is not None else None,
+            priority=priority if named else None,
         ),
     )
     return workload.to_k8s()
