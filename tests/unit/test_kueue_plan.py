@@ -13,6 +13,7 @@ from kubetrain.plan.draft import Plan
 from kubetrain.plan.job import plan
 from kubetrain.plan.kueue import KUEUE_RECHECK_SECONDS
 from kubetrain.policy.kueue import KueueFacts
+from tests.builders import JobBuilder
 from tests.unit.test_plan_rules import CATALOGUE, DDP, NOW, SETTINGS, children, cond, observe, raw_pod
 
 QUEUED = DDP.metadata(labels={"kueue.x-k8s.io/queue-name": "team-a", "kueue.x-k8s.io/priority-class": "high"})
@@ -135,3 +136,11 @@ def test_a_job_without_a_priority_class_gets_a_workload_without_priority() -> No
     result = plan(job, observe(service=False), children(job), CATALOGUE, SETTINGS, NOW, kueue=KueueFacts())
     [wl] = result.create
     assert "priorityClassRef" not in wl["spec"] and "priority" not in wl["spec"]
+
+
+def test_a_ray_job_is_one_workload_with_a_head_and_a_worker_pod_set() -> None:
+    job = (JobBuilder.example("ray-train.yaml").placed("ns").metadata(labels={"kueue.x-k8s.io/queue-name": "team-a"})
+           .status({}).obj())
+    result = plan(job, observe(service=False), children(job), CATALOGUE, SETTINGS, NOW, kueue=KueueFacts())
+    [wl] = result.create
+    assert {ps["name"]: ps["count"] for ps in wl["spec"]["podSets"]} == {"head": 1, "worker": job.spec.workers}
