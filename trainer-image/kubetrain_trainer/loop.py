@@ -66,7 +66,6 @@ class TrainPoints:
 
     def __init__(self, history: History | None, interval: int) -> None:
         self.history = history
-        self.stop = stop or StopRequest()
         self.interval = interval
         self._loss_sum, self._count = 0.0, 0.0
 
@@ -105,6 +104,7 @@ class TrainingLoop:
         self.progress_gate = progress_gate
         self.epoch_report = epoch_report
         self.history = history
+        self.stop = stop or StopRequest()
         self.optimizer = make_optimizer(model, task, device)
         self.order = distributed.EpochOrder(len(data.train[1]), topology, task.seed)
         self.steps_per_epoch = math.ceil(len(self.order) / task.batch_size)
