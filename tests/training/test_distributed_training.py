@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
+from tests.helpers import wait_for
 from tests.training import harness
 from tests.training.conftest import ACCURACY_BAR, BASE_TASK, TABULAR_ROWS, Trained
 
@@ -159,3 +161,38 @@ def test_several_processes_per_pod(datasets: dict[str, Path], tmp_path: Path) ->
     assert card["training"]["worldSize"] == 2
     first, second = card["training"]["parameterDigests"]
     assert first == second, "the two local ranks' parameters diverged"
+
+
+def test_sigterm_writes_a_checkpoint_that_the_next_attempt_resumes_from(
+    datasets: dict[str, Path], tmp_path: Path
+) -> None:
+    """What a Kueue preemption does to a pod: SIGTERM to every worker mid-training. With periodic
+    checkpoints too rare to have written one, the workers agree on a step, the chief checkpoints
+    it, and the next attempt starts there."""
+    task = {**BASE_TASK, "epochs": 30, "checkpointEverySteps": 100_000, "validationFraction": 0.0}
+    output = tmp_path / "output"
+    dataset, out_uri = f"file://{datasets['tabular']}", f"file://{output}"
+    first = harness.start(tmp_path, task, dataset, out_uri, workers=2, attempt=0, job="sigterm")
+    try:
+        wait_for(lambda: any(e["step"] >= 60 for e in first[0].events("progress")) or None, timeout=90,
+                         what="training under way")
+    finally:
+        for pod in first:
+            pod.process.send_signal(signal.SIGTERM)
+    codes = harness.wait(first)
+    assert codes == [1, 1], harness.describe(first)
+    [stopped] = first[0].events("stopped_on_sigterm")
+    assert [e["step"] for e in first[1].events("stopped_on_sigterm")] == [stopped["step"]]
+    latest = (output / "checkpoints" / "latest").read_text().strip()
+    assert latest == f"step-{stopped['step']}.pt"
+    report = first[0].report()
+    assert report is not None and "stopped on SIGTERM" in report["message"]
+    assert not (output / "model-card.json").exists()
+
+    second = harness.run(tmp_path, task, dataset, out_uri, workers=2, attempt=1, job="sigterm")
+    assert [p.process.returncode for p in second] == [0, 0], harness.describe(second)
+    for pod in second:
+        [resumed] = pod.events("resumed")
+        assert resumed["step"] == stopped["step"]
+    card = json.loads((output / "model-card.json").read_text())
+    assert card["training"]["resumedFromStep"] == stopped["step"]

@@ -35,6 +35,7 @@ from kubetrain_trainer.history import History
 from kubetrain_trainer.loop import LoopResult, TrainingLoop
 from kubetrain_trainer.progress import Gate
 from kubetrain_trainer.status import StatusReporter, Throttle, rfc3339
+from kubetrain_trainer.stopping import StopRequest
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def train(env: JobEnvironment, started: str) -> str | None:
         progress_gate=progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
         epoch_report=(lambda document: reporter.send({"progress": document})) if reporter is not None else None,
         history=history,
+        stop=StopRequest().install(),
     )
     result = loop.run()
     digests = rank_digests(built.module)

@@ -23,6 +23,7 @@ from kubetrain_trainer.evaluate import evaluate
 from kubetrain_trainer.history import History, step_interval
 from kubetrain_trainer.preprocess import Prepared
 from kubetrain_trainer.progress import Gate, ProgressTracker
+from kubetrain_trainer.stopping import Stopped, StopRequest
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,10 @@ class TrainingLoop:
         progress_gate: Gate | None = None,
         epoch_report: Callable[[dict[str, Any]], None] | None = None,
         history: History | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
-        """`progress_gate` and `history`: rank 0's (status reports, metrics.jsonl); None elsewhere."""
+        """`progress_gate` and `history`: rank 0's (status reports, metrics.jsonl); None elsewhere.
+        `stop`: SIGTERM's request (kubetrain_trainer.stopping), looked at on every loss check."""
         self.model = model
         self.data = data
         self.task = task
@@ -101,6 +104,7 @@ class TrainingLoop:
         self.progress_gate = progress_gate
         self.epoch_report = epoch_report
         self.history = history
+        self.stop = stop or StopRequest()
         self.optimizer = make_optimizer(model, task, device)
         self.order = distributed.EpochOrder(len(data.train[1]), topology, task.seed)
         self.steps_per_epoch = math.ceil(len(self.order) / task.batch_size)
@@ -139,9 +143,14 @@ class TrainingLoop:
                 step += 1
                 window.add(loss, len(rows), len(rows), len(rows))
                 checkpoint_due = step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
+                check_due = checkpoint_due or window.due(step) or position == self.steps_per_epoch - 1
+                # Every rank reaches the same checks, so all agree at one of them on a SIGTERM any got.
+                stopping = check_due and distributed.all_reduce_sum(
+                    torch.tensor([float(self.stop.requested)], device=self.device)
+                ).item() > 0
                 # The loss, progress and divergence verdict of the steps since the last check, in one
                 # collective; before a checkpoint too, so that none holds a diverged step's weights.
-                if checkpoint_due or window.due(step) or position == self.steps_per_epoch - 1:
+                if check_due:
                     totals = window.check()
                     loss_sum, count = sum(t.loss_sum for t in totals), int(sum(t.count for t in totals))
                     tracker.record(step, epoch, loss_sum, count)
@@ -149,9 +158,11 @@ class TrainingLoop:
                         self.train_points.add(totals_of_step.step, epoch + 1, totals_of_step.loss_sum,
                                               totals_of_step.count)
                     epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + count
-                if self.topology.is_chief and checkpoint_due:
+                if self.topology.is_chief and (checkpoint_due or stopping):
                     saved = self.checkpointer.save(step, epoch, self.model, self.optimizer)
                     logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
+                if stopping:
+                    self._stop(step)
             train_loss = epoch_loss / max(epoch_count, 1)
             self._end_of_epoch(epoch, train_loss, tracker)
             epoch_loss, epoch_count = 0.0, 0
@@ -163,6 +174,13 @@ class TrainingLoop:
             samples_per_second=tracker.samples_per_second,
             final_progress=tracker.latest,
         )
+
+    def _stop(self, step: int) -> None:
+        """Every rank leaves at the same step, after the chief's checkpoint of it is written (the
+        barrier), so the next attempt resumes exactly there."""
+        distributed.barrier()
+        logs.info("stopped_on_sigterm", step=step)
+        raise Stopped(f"stopped on SIGTERM at step {step} of {self.total_steps}, after writing its checkpoint")
 
     def _end_of_epoch(self, epoch: int, train_loss: float, tracker: ProgressTracker) -> None:
         """On rank 0, the validation scores become the live metrics of a progress document sent

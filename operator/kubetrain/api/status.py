@@ -83,6 +83,8 @@ class Reason(StrEnum):
     BUDGET_EXHAUSTED = "BudgetExhausted"
     QUOTA_EXCEEDED = "QuotaExceeded"
     ADMITTED = "Admitted"
+    WAITING_FOR_ADMISSION = "WaitingForAdmission"
+    EVICTED = "Evicted"
     # Promoted (plan/promotion.py).
     PROMOTED = "Promoted"
     GATE_FAILED = "GateFailed"

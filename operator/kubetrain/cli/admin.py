@@ -28,7 +28,7 @@ def _default_dev_dir() -> Path:
 
 
 def _dev_up(args: argparse.Namespace) -> int:
-    cluster = LocalCluster(args.state_dir, real_node=args.real_node)
+    cluster = LocalCluster(args.state_dir, real_node=args.real_node, kueue=args.kueue)
     cluster.start(log=lambda line: print(f"kubetrain: {line}", file=sys.stderr))
     print(cluster.kubeconfig)
     return 0
@@ -193,6 +193,12 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         action="store_true",
         help="add a real node (containerd, kubelet, kube-proxy, CoreDNS) whose pods run in containers; "
         "needs root and installs Debian's docker.io, containerd and CNI plugins when missing",
+    )
+    up.add_argument(
+        "--kueue",
+        action="store_true",
+        help="also run Kueue (built from source on first use; see docs/kueue.md) with TrainingJob as an "
+        "external framework",
     )
     up.set_defaults(func=_dev_up)
     dev_sub.add_parser("down", help="stop the cluster").set_defaults(func=_dev_down)

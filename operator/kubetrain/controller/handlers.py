@@ -24,6 +24,7 @@ from kubetrain.api.budget import BudgetPolicy
 from kubetrain.api.contract import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from kubetrain.api.identity import ApiInfo
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.kueue import Workload
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.residency import DataResidencyPolicy
@@ -165,6 +166,15 @@ def build_registry(
 
     _watch_parent(registry, TrainingSchedule.api_info, schedules)
     _watch_parent(registry, TrainingSweep.api_info, sweeps)
+
+    if reconciler.kueue:
+
+        @kopf.on.event(*_resource(Workload.api_info), registry=registry)
+        def workload_changed(body: kopf.Body, namespace: str, **_: Any) -> None:
+            # Kueue admitted, evicted or requeued a job's Workload: the job (its owner) acts on it.
+            for ref in body.get("metadata", {}).get("ownerReferences") or []:
+                if ref.get("kind") == TrainingJob.api_info.kind and ref.get("controller"):
+                    reconciler.wake(namespace, ref["name"])
 
     if config.webhook is not None:
 

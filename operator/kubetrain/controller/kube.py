@@ -8,7 +8,8 @@ patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 With leader election, the replicas get, create and update one coordination.k8s.io Lease.
 Where the cluster serves them, it creates scheduling.k8s.io/v1beta1 PodGroups (native gang
-placement), having asked discovery once whether it does.
+placement), having asked discovery once whether it does. Where Kueue is installed, it creates,
+gets and patches the status of kueue.x-k8s.io Workloads and gets ResourceFlavors (docs/kueue.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from kubetrain.api import contract
 from kubetrain.api.budget import BudgetPolicy
 from kubetrain.api.identity import ApiInfo
 from kubetrain.api.job import TrainingJob
+from kubetrain.api.kueue import Workload
 from kubetrain.api.podgroup import PodGroup
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.residency import DataResidencyPolicy
@@ -35,7 +37,8 @@ from kubetrain.controller.metrics import OperatorMetrics
 
 JOB = TrainingJob.api_info
 # Kinds the operator creates as custom objects, by kind.
-_CREATED_CUSTOM = {info.kind: info for info in (JOB, Model.api_info, ModelVersion.api_info, PodGroup.api_info)}
+_CREATED_CUSTOM = {info.kind: info for info in (JOB, Model.api_info, ModelVersion.api_info, PodGroup.api_info,
+                                                  Workload.api_info)}
 MANAGED_BY = f"{contract.MANAGED_BY_LABEL}={contract.MANAGED_BY}"
 COMPONENT = "kubetrain-operator"
 
@@ -122,6 +125,13 @@ class Kube:
             done=(404,),
         )
 
+    def get_cluster_custom(self, info: ApiInfo, name: str) -> dict[str, Any] | None:
+        """A cluster-scoped custom object (a Kueue ResourceFlavor); None when it does not exist."""
+        return self._request_or_none(
+            "get", info.plural,
+            lambda: self.custom.get_cluster_custom_object(info.group, info.version, info.plural, name), done=(404,),
+        )
+
     def list_model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
         selector, info = f"{MODEL_LABEL}={model}", ModelVersion.api_info
         listed = self._request(
@@ -132,7 +142,8 @@ class Kube:
         return list(listed["items"])
 
     def patch_custom_status(self, info: ApiInfo, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patches the status of a Model, TrainingSchedule or TrainingSweep (the operator owns them)."""
+        """Merge-patches the status of a Model, TrainingSchedule or TrainingSweep (the operator owns them), or
+        of a job's Kueue Workload (its Finished condition, its quota released after an eviction)."""
         self._request_or_none(
             "patch", f"{info.plural}/status", lambda: self.custom.patch_namespaced_custom_object_status(
                 info.group, info.version, namespace, info.plural, name, {"status": status}

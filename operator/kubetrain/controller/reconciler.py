@@ -9,11 +9,13 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from kubetrain.api.kueue import Workload
 from kubetrain.api.status import Phase, Reason
 from kubetrain.controller.backoff import Backoff
 from kubetrain.controller.budget import BudgetUsageReader, fetch_budget
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.kube import Conflict, Kube, namespace_terminating
+from kubetrain.controller.kueue import fetch_kueue
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.promotion import fetch_promotion
@@ -22,6 +24,7 @@ from kubetrain.controller.requeue import QueuedReconciler
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.plan.decision import Needs, PlanInputs, plan_job
 from kubetrain.policy.quota import QuotaFacts
+from kubetrain.render.kueue import workload_name
 
 # A failed reconcile (an API error, the API server unreachable) is retried after 1 s, doubling up
 # to 5 minutes, +/- 20 %.
@@ -40,8 +43,12 @@ class Reconciler(QueuedReconciler):
 
     wake_delay = EVENT_COALESCE_SECONDS
 
-    def __init__(self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics, paused: bool = False) -> None:
+    def __init__(
+        self, kube: Kube, inputs: PlanInputs, metrics: OperatorMetrics, paused: bool = False, kueue: bool = False
+    ) -> None:
+        """`kueue`: the cluster serves Kueue's Workloads (controller/kueue.py, asked once at start)."""
         super().__init__(paused)
+        self.kueue = kueue
         self.kube = kube
         self.cache = ClusterCache(kube)
         self.residency = ResidencyReader(kube, inputs.default_residency)
@@ -133,7 +140,8 @@ class Reconciler(QueuedReconciler):
         budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         quota = QuotaFacts(quotas=self.kube.list_resource_quotas(namespace)) if needs.quota else None
-        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion, quota)
+        kueue = fetch_kueue(self.kube, namespace, needs.job) if needs.kueue and needs.job and self.kueue else None
+        decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion, quota, kueue)
         old_status = raw.get("status") or {}
         current = raw
         if decision.status_patch:
@@ -179,6 +187,10 @@ class Reconciler(QueuedReconciler):
                 log.info("created %s %s", obj["kind"], obj["metadata"]["name"])
         if decision.create:
             self.refusals.succeeded((namespace, name))
+        if decision.workload_status is not None:
+            self.kube.patch_custom_status(Workload.api_info, namespace, workload_name(name),
+                                          decision.workload_status["status"])
+            log.info("patched the status of Workload %s", workload_name(name))
         for pod in decision.delete_pods:
             self.kube.delete_pod(namespace, pod)
             log.info("deleted pod %s", pod)

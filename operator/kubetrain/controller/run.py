@@ -18,6 +18,7 @@ from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.gang import pod_groups_served
 from kubetrain.controller.handlers import build_registry
 from kubetrain.controller.kube import Kube
+from kubetrain.controller.kueue import kueue_served
 from kubetrain.controller.leadership import LeaderElector
 from kubetrain.controller.logging_setup import configure
 from kubetrain.controller.metrics import OperatorMetrics, serve
@@ -81,7 +82,7 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
     kube = Kube(api, metrics)
     standby = config.leader_election is not None
     inputs = config.plan_inputs(pod_groups_served(kube, config))
-    reconciler = Reconciler(kube, inputs, metrics, paused=standby)
+    reconciler = Reconciler(kube, inputs, metrics, paused=standby, kueue=kueue_served(kube))
     models = ModelReconciler(kube, paused=standby)
     schedules = ScheduleReconciler(kube, paused=standby)
     sweeps = SweepReconciler(kube, inputs.catalogue, reconciler.wake, paused=standby)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
+from kubetrain.devcluster.kueue import available
+
 _PACKAGE = "kubetrain.devcluster"
 
 
@@ -28,6 +30,7 @@ class Versions(BaseModel):
     helm: str
     coredns: str
     registry: str
+    kueue: str
 
     @classmethod
     def pinned(cls) -> "Versions":
@@ -60,6 +63,12 @@ class Binaries(BaseModel):
 
     def missing(self) -> list[Path]:
         return [p for p in self.model_dump().values() if not os.access(p, os.X_OK)]
+
+
+def kueue_binary(versions: Versions | None = None) -> Path:
+    """Kueue's manager, with its CRDs and webhook manifests beside it (build_binaries.sh kueue)."""
+    v = versions or Versions.pinned()
+    return cache_dir() / "bin" / f"kueue-{v.kueue}" / "kueue"
 
 
 def cache_dir() -> Path:
@@ -101,3 +110,15 @@ def ensure_binaries() -> Binaries:
         if still:
             raise RuntimeError(f"build finished but these binaries are missing: {still}")
     return wanted
+
+
+def ensure_kueue() -> Path:
+    """Kueue's manager binary, built on first use only: most clusters never start Kueue."""
+    binary = kueue_binary()
+    if not available(binary):
+        script = Path(str(resources.files(_PACKAGE).joinpath("build_binaries.sh")))
+        print(f"kubetrain: building Kueue into {binary.parent} (first run on this machine only)", file=sys.stderr)
+        subprocess.run(["bash", str(script), "kueue"], check=True, stdout=sys.stderr)
+        if not available(binary):
+            raise RuntimeError(f"build finished but Kueue is missing from {binary.parent}")
+    return binary

@@ -2,7 +2,8 @@
 # Builds the local control plane's binaries from the Go module proxy and caches them by version
 # under ${KUBETRAIN_CACHE:-~/.cache/kubetrain}/bin/<component>-<version>/. A component whose
 # binaries are already cached is skipped, so only a machine's first run pays for the build.
-# Usage: build_binaries.sh [all|kubernetes|etcd|kwok|helm|coredns|registry]
+# Usage: build_binaries.sh [all|kubernetes|etcd|kwok|helm|coredns|registry|kueue]
+# kueue is optional (only `kubetrain dev up --kueue` and the Kueue tests need it): `all` skips it.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=/dev/null
@@ -76,7 +77,20 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdmain"
 )
 
-func main() { etcdmain.Main(os.Args) }
+func build_kueue() {
+  local v=$KUEUE_VERSION out="$cache/bin/kueue-$KUEUE_VERSION"
+  have_all "$out" kueue && [ -f "$out/webhooks.yaml" ] && { log "kueue $v cached in $out"; return; }
+  build_go_install kueue "$v" sigs.k8s.io/kueue/cmd/kueue kueue
+  # The CRDs and webhook configurations come from the same module source as the binary.
+  local src
+  src=$(cd "$out" && go mod download -json "sigs.k8s.io/kueue@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$out/crd"; mkdir -p "$out/crd"
+  cp "$src"/config/components/crd/bases/*.yaml "$out/crd/"
+  cp "$src/config/components/webhook/manifests.yaml" "$out/webhooks.yaml"
+  log "kueue $v: CRDs and webhook manifests -> $out"
+}
+
+main() { etcdmain.Main(os.Args) }
 GO
   (cd "$work" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" .)
   mv "$out/etcd.tmp" "$out/etcd"
@@ -92,6 +106,19 @@ build_go_install() {  # name version package binary
   log "$name $v: done -> $out"
 }
 
+build_kueue() {
+  local v=$KUEUE_VERSION out="$cache/bin/kueue-$KUEUE_VERSION"
+  have_all "$out" kueue && [ -f "$out/webhooks.yaml" ] && { log "kueue $v cached in $out"; return; }
+  build_go_install kueue "$v" sigs.k8s.io/kueue/cmd/kueue kueue
+  # The CRDs and webhook configurations come from the same module source as the binary.
+  local src
+  src=$(cd "$out" && go mod download -json "sigs.k8s.io/kueue@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  rm -rf "$out/crd"; mkdir -p "$out/crd"
+  cp "$src"/config/components/crd/bases/*.yaml "$out/crd/"
+  cp "$src/config/components/webhook/manifests.yaml" "$out/webhooks.yaml"
+  log "kueue $v: CRDs and webhook manifests -> $out"
+}
+
 main() {
   local want=${1:-all}
   case $want in
@@ -101,6 +128,7 @@ main() {
     all|helm) build_go_install helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm ;;&
     all|coredns) build_go_install coredns "$COREDNS_VERSION" github.com/coredns/coredns coredns ;;&
     all|registry) build_go_install registry "$REGISTRY_VERSION" github.com/distribution/distribution/v3/cmd/registry registry ;;&
+    kueue) build_kueue ;;
     *) ;;
   esac
 }

@@ -26,8 +26,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from kubetrain.devcluster import host, images, processes, realnode
-from kubetrain.devcluster.binaries import Binaries, Versions, cache_dir, ensure_binaries
+from kubetrain.devcluster import host, images, kueue, processes, realnode
+from kubetrain.devcluster.binaries import Binaries, Versions, cache_dir, ensure_binaries, ensure_kueue
 from kubetrain.devcluster.nodepools import DevNodePool, default_pools, node_manifests
 from kubetrain.devcluster.pki import Pki, write_pki
 from kubetrain.devcluster.realnode import RealNodePaths
@@ -47,6 +47,7 @@ COMPONENTS = (
     "containerd",
     "kubelet",
     "kube-proxy",
+    "kueue",
 )
 REAL_NODE_COMPONENTS = ("registry", "containerd", "kubelet", "kube-proxy")
 LOCAL_NODE_NAME = "local-0"
@@ -82,16 +83,20 @@ class LocalCluster:
         local_node: bool = True,
         apiserver_args: list[str] | None = None,
         real_node: bool = False,
+        kueue: bool = False,
     ) -> None:
         self.state_dir = state_dir.resolve()
         self.apiserver_args = list(apiserver_args or [])
         self.pools = pools if pools is not None else default_pools()
         self.local_node = local_node
         self.real_node = real_node
+        self.kueue = kueue
         self.components = [
             c
             for c in COMPONENTS
-            if (local_node or c != "localnode") and (real_node or c not in REAL_NODE_COMPONENTS)
+            if (local_node or c != "localnode")
+            and (real_node or c not in REAL_NODE_COMPONENTS)
+            and (kueue or c != "kueue")
         ]
         self._host_address = "127.0.0.1"
 
@@ -151,6 +156,8 @@ class LocalCluster:
         binaries = ensure_binaries()
         started = time.monotonic()
         names = ["etcd", "etcd_peer", "apiserver", "kcm", "scheduler", "kwok"]
+        if self.kueue:
+            names += ["kueue_webhook", "kueue_health"]
         if self.real_node:
             self._prepare_host(log)
             names += ["kubelet", "kubelet_healthz", "proxy_metrics", "proxy_healthz"]
@@ -167,6 +174,8 @@ class LocalCluster:
         state = ClusterState(ports=ports, pids={}, executables={}, real_node=self.real_node)
         try:
             for component in self.components:
+                if component == "kueue":
+                    self._install_kueue(pki, ports)
                 argv = self._argv(component, binaries, pki, ports)
                 env = {"PATH": SYSTEM_PATH} if component in REAL_NODE_COMPONENTS else None
                 state.pids[component] = processes.spawn(argv, self.log_path(component), env=env)
@@ -180,6 +189,8 @@ class LocalCluster:
                     self._wait(f"http://{realnode.REGISTRY_ADDRESS}/v2/", component, timeout, state)
                 elif component == "containerd":
                     self._wait_for_containerd(timeout, state)
+                elif component == "kueue":
+                    self._wait(f"http://127.0.0.1:{ports['kueue_health']}/readyz", component, timeout, state)
             self._create_nodes()
             self._wait_until_usable(timeout, state)
             if self.real_node:
@@ -265,6 +276,24 @@ class LocalCluster:
         self.kubectl(
             "-n", "kube-system", "rollout", "status", "deployment/coredns", f"--timeout={int(timeout)}s"
         )
+
+    # -- Kueue ---------------------------------------------------------------------------------
+    def _install_kueue(self, pki: Pki, ports: dict[str, int]) -> None:
+        """Kueue's namespace, CRDs and webhook configurations, before its manager starts (it
+        watches its CRDs from the start; its webhooks answer once it is up)."""
+        release = kueue.release_dir(ensure_kueue())
+        ca_bundle = base64.b64encode(pki.ca_cert.read_bytes()).decode()
+        cert_dir = kueue.write_certs(self.state_dir / "kueue" / "certs", pki)
+        config = kueue.configuration(ports["kueue_webhook"], ports["kueue_health"], cert_dir)
+        (self.state_dir / "kueue" / "config.yaml").write_text(yaml.safe_dump(config))
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kueue.NAMESPACE}}
+        items = [namespace, *kueue.crd_manifests(release)]
+        self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
+                                                                            "items": items}))
+        self.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                     *[f"crd/{crd['metadata']['name']}" for crd in items[1:]])
+        hooks = kueue.webhook_manifests(release, ports["kueue_webhook"], ca_bundle)
+        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": hooks}))
 
     # -- helpers -------------------------------------------------------------------------------
     def kubectl(
@@ -406,6 +435,8 @@ class LocalCluster:
             return realnode.kubelet_argv(b.kubelet, paths, self._host_address)
         if component == "kube-proxy":
             return realnode.kube_proxy_argv(b.kube_proxy, paths)
+        if component == "kueue":
+            return kueue.argv(ensure_kueue(), self.state_dir / "kueue" / "config.yaml", self.kubeconfig)
         raise ValueError(f"unknown component {component}")
 
     def _write_kubeconfig(self, pki: Pki, apiserver_port: int) -> None:

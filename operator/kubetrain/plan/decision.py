@@ -17,10 +17,12 @@ from kubetrain.plan import Event, Observed, derive_phase, plan, status_patch
 from kubetrain.plan.budget import needs_budget
 from kubetrain.plan.conditions import set_condition
 from kubetrain.plan.draft import Draft
+from kubetrain.plan.kueue import needs_kueue
 from kubetrain.plan.promotion import PromotionFacts, needs_promotion
 from kubetrain.plan.quota import needs_quota
 from kubetrain.policy.admission import validation_problems
 from kubetrain.policy.budget import BudgetFacts, judge_budget
+from kubetrain.policy.kueue import KueueFacts
 from kubetrain.policy.quota import QuotaFacts
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.render.errors import InvalidSpec
@@ -49,6 +51,7 @@ class Decision(BaseModel):
     events: list[Event] = Field(default_factory=list)
     requeue_after: float | None = None
     delete_job: bool = False
+    workload_status: dict[str, Any] | None = None
 
 
 def plan_job(
@@ -61,9 +64,10 @@ def plan_job(
     budget: BudgetFacts | None = None,
     promotion: PromotionFacts | None = None,
     quota: QuotaFacts | None = None,
+    kueue: KueueFacts | None = None,
 ) -> Decision:
     """`residency` holds the namespace's policies and labels and the claims' storage classes,
-    fetched fresh for this reconcile; `budget`, `promotion` and `quota` only when Needs says so. The steps,
+    fetched fresh for this reconcile; `budget`, `promotion`, `quota` and `kueue` only when Needs says so. The steps,
     each pure: judge the policies, render the desired children (on the planner's demand: see
     plan.job.Desired), plan the status and actions, diff the status."""
     # metav1 times have second precision; planning at that precision keeps re-plans identical.
@@ -81,7 +85,8 @@ def plan_job(
         budget_verdict = judge_budget(job, budget, inputs.catalogue, now) if budget is not None else None
         desired = partial(render_children, job, inputs.catalogue, inputs.render, verdict.regions)
         result = plan(
-            job, observed, desired, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion, quota
+            job, observed, desired, inputs.catalogue, inputs.render, now, verdict, budget_verdict, promotion, quota,
+            kueue,
         )
     except (InvalidSpec, ValidationError) as exc:  # the spec (or its pod template) cannot be rendered
         message = f"the operator cannot plan this spec ({type(exc).__name__}: {exc}); fix the spec"
@@ -96,6 +101,7 @@ def plan_job(
         events=result.events,
         requeue_after=result.requeue_after,
         delete_job=result.delete_job,
+        workload_status=result.workload_status,
     )
 
 
@@ -108,6 +114,7 @@ class Needs(BaseModel):
     budget: bool = False
     promotion: bool = False
     quota: bool = False
+    kueue: bool = Field(default=False, description="The job asks Kueue for admission (a queue-name label).")
     fresh_residency: bool = Field(
         default=True,
         description="Read the residency facts (policies, namespace labels) from the API, not from what "
@@ -126,7 +133,7 @@ class Needs(BaseModel):
         draft = Draft.start(job, now)
         return cls(
             job=job, budget=needs_budget(draft), promotion=needs_promotion(draft), quota=needs_quota(draft),
-            fresh_residency=not draft.finished() and draft.start_time is None,
+            kueue=needs_kueue(draft), fresh_residency=not draft.finished() and draft.start_time is None,
         )
 
     def beyond(self, fetched: Needs) -> bool:

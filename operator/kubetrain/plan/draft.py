@@ -38,6 +38,9 @@ class Plan(BaseModel):
     events: list[Event] = Field(default_factory=list)
     requeue_after: float | None = Field(default=None, description="Plan again after this many seconds.")
     delete_job: bool = Field(default=False, description="ttlSecondsAfterFinished has expired.")
+    workload_status: dict[str, Any] | None = Field(
+        default=None, description="A merge patch of the job's Kueue Workload status (plan/kueue.py)."
+    )
 
 
 _WARNING_PHASES = frozenset({Phase.FAILED, Phase.RESTARTING})
@@ -69,6 +72,7 @@ class Draft:
     delete_pods: list[str] = field(default_factory=list)
     requeue_after: float | None = None
     delete_job: bool = False
+    workload_status: dict[str, Any] | None = None
     events: list[Event] = field(default_factory=list)
     """Events of actions no status field records (a residency finding, a Ray worker replaced alone)."""
     cost: Cost | None = None
@@ -146,6 +150,7 @@ class Draft:
             events=self.events + self._events(status),
             requeue_after=self.requeue_after,
             delete_job=self.delete_job,
+            workload_status=self.workload_status,
         )
 
     def _events(self, status: TrainingJobStatus) -> list[Event]:

@@ -21,6 +21,7 @@ from kubetrain.plan.budget import apply_budget, refuse_growth
 from kubetrain.plan.draft import Draft, Event, Plan
 from kubetrain.plan.failures import Failure, failure_of, first_failure, missing
 from kubetrain.plan.group import Group, group_of
+from kubetrain.plan.kueue import admit_kueue, finish_kueue
 from kubetrain.plan.observed import Observed, ObservedPod
 from kubetrain.plan.promotion import PromotionFacts, apply_promotion
 from kubetrain.plan.provenance import cost, provenance
@@ -29,9 +30,11 @@ from kubetrain.plan.replicas import replica_status
 from kubetrain.plan.report import TrainerReport, parse_report
 from kubetrain.plan.residency import apply_residency, recheck
 from kubetrain.policy.budget import BudgetVerdict
+from kubetrain.policy.kueue import KueueFacts, placements
 from kubetrain.policy.quota import QuotaFacts
 from kubetrain.policy.residency.verdict import ALLOW_ALL, ResidencyVerdict
 from kubetrain.render.errors import summarize
+from kubetrain.render.kueue import placed
 from kubetrain.render.objects import DesiredObjects
 from kubetrain.render.pods import pod_image
 from kubetrain.render.settings import RenderSettings
@@ -55,6 +58,7 @@ def plan(
     budget: BudgetVerdict | None = None,
     promotion: PromotionFacts | None = None,
     quota: QuotaFacts | None = None,
+    kueue: KueueFacts | None = None,
 ) -> Plan:
     """`desired` renders the job's children (see Desired); `catalogue` and `settings` serve the
     spec's validation, the cost and the provenance. `residency` is the verdict of the namespace's
@@ -63,7 +67,9 @@ def plan(
     an edit of a started job: a spec.workers raise that no longer fits fails it instead of rolling)
     and `promotion` (after it succeeded) are given by the caller only when needed; None leaves that
     part of the status as it is. `quota` (the namespace's ResourceQuotas, while the attempt's pods
-    are being created) holds the job Queued rather than creating part of its group."""
+    are being created) holds the job Queued rather than creating part of its group. `kueue` (the
+    job's Workload, for a job labelled kueue.x-k8s.io/queue-name) holds it Queued until Kueue
+    admits it (plan/kueue.py)."""
     # Whole seconds, like metav1.Time, so a status written and read back compares equal.
     draft = Draft.start(job, now.replace(microsecond=0))
     group = group_of(job)
@@ -77,9 +83,10 @@ def plan(
         elif job.spec.run_policy.suspend:
             run_policy.suspend(draft, observed)
         elif apply_budget(draft, budget):
-            _run(draft, group, observed, current, desired, budget, quota)
+            _run(draft, group, observed, current, desired, budget, quota, kueue)
     if draft.finished():
         _finish(draft, observed)
+        finish_kueue(draft, kueue)
     else:
         run_policy.wake_at_deadline(draft)
     recheck(draft)
@@ -113,12 +120,15 @@ def _run(
     desired: Desired,
     budget: BudgetVerdict | None,
     quota: QuotaFacts | None,
+    kueue: KueueFacts | None,
 ) -> None:
     job = draft.job
     run_policy.resume(draft)
     mine = {p.name for p in current}
     draft.delete([p.name for p in observed.pods if p.name not in mine and not p.deleting])
     if run_policy.exceed_deadline(draft, current):
+        return
+    if not admit_kueue(draft, observed.pods, lambda: desired().pods, kueue):
         return
     resized = sorted({p.workers for p in observed.pods if p.attempt == draft.attempt and p.workers is not None
                       and p.workers != job.spec.workers and not p.deleting})
@@ -145,7 +155,7 @@ def _run(
         return
     if not _replace(draft, group, live, current):
         return
-    _start(draft, group, observed, live, desired, quota)
+    _start(draft, group, observed, live, desired, quota, kueue)
 
 
 def _failures(draft: Draft, group: Group, critical: list[ObservedPod]) -> list[Failure]:
@@ -249,13 +259,17 @@ def _start(
     live: list[ObservedPod],
     desired: Desired,
     quota: QuotaFacts | None,
+    kueue: KueueFacts | None,
 ) -> None:
     """Creates what is missing; Created and Running are all-or-nothing over the group, and so is
-    the quota check before the attempt's first pod."""
+    the quota check before the attempt's first pod. A Kueue-admitted job's pods go on the flavour
+    Kueue admitted them to."""
     size = len(group.members)
     children = desired()
     taken = {p.name for p in observed.pods}
     pods = [pod for pod in children.pods if pod["metadata"]["name"] not in taken]
+    if kueue is not None:
+        pods = placed(pods, placements(kueue))
     if not live and not admit_quota(draft, pods, quota):
         return
     if children.service["metadata"]["name"] not in observed.service_names:
