@@ -168,13 +168,13 @@ def assert_refused_for_its_field(exc: ApiException, case: str, policy_name: str)
 def test_policy_tightened_after_admission_stops_a_pending_job_before_pods_exist(
     api: kubernetes.client.ApiClient, jobs: Jobs, policy: PolicyFactory
 ) -> None:
-    # No pod can be created in this namespace, so the admitted job stays Pending.
+    # No pod can be created in this namespace, so the admitted job waits, Queued for the quota.
     quota = {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
     jobs.core.create_namespaced_resource_quota(jobs.ns, quota)
     created = policy(eu_policy("eu-only", [jobs.ns]))
     name = create_job(jobs, "pending", CPU_JOB)
     wait_for(lambda: reason_of(jobs, name, "ResidencyCompliant") == "True/Compliant", timeout=20, what="compliant")
-    assert jobs.status(name)["phase"] == "Pending"
+    assert jobs.status(name)["phase"] == "Queued"
 
     patch_policy(api, created["metadata"]["name"], {"allowedNodePools": ["a100-eu"]})
 

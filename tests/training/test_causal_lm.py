@@ -259,7 +259,9 @@ def test_a_killed_worker_resumes_from_its_last_checkpoint(inputs: Inputs, tmp_pa
     assert resumed["step"] == latest
     card = json.loads((output / "model-card.json").read_text())
     assert card["training"]["resumedFromStep"] == latest
-    assert second.events("progress")[0]["step"] == latest + 1
+    # Progress continues from the checkpoint, not from step 1: at the first loss check after it (every
+    # divergence.checkEverySteps = 10 steps, or an epoch's end if that comes first).
+    assert latest < second.events("progress")[0]["step"] <= latest + 10
     # Adapter-only checkpoints: the frozen base model is read again from its own URI.
     blob = torch.load(output / "checkpoints" / f"step-{card['training']['steps']}.pt", weights_only=False)
     assert blob["model"] and all("lora_" in name for name in blob["model"])

@@ -7,6 +7,7 @@ from that step instead of the last periodic checkpoint."""
 from __future__ import annotations
 
 import signal
+import threading
 from types import FrameType
 
 from kubetrain_trainer.errors import TrainerFailure
@@ -19,8 +20,11 @@ class StopRequest:
         self.requested = False
 
     def install(self) -> StopRequest:
-        """Takes over SIGTERM for this process (the main thread only, as Python requires)."""
-        signal.signal(signal.SIGTERM, self._on_signal)
+        """Takes over SIGTERM for this process where Python allows it, from the main thread.
+        Elsewhere (Ray Train runs the training function in a thread of its own) SIGTERM stays the
+        host framework's, and a stop resumes from the last periodic checkpoint as before."""
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_signal)
         return self
 
     def _on_signal(self, _signum: int, _frame: FrameType | None) -> None:
