@@ -341,6 +341,8 @@ def run_job_to_success(jobs: Jobs, name: str, restart_once: bool) -> None:
     manifest["metadata"]["name"] = name
     jobs.create(manifest)
     pods = jobs.wait_pods(name, 2, phase="Running")
+    # The operator has seen them run (its Running Event) before the test ends them.
+    jobs.wait_phase(name, "Running")
     if restart_once:
         jobs.end_pod(pods[1].metadata.name, "Failed", 137)
 
@@ -350,6 +352,7 @@ def run_job_to_success(jobs: Jobs, name: str, restart_once: bool) -> None:
             return new if len(live) == len(new) == 2 else None
 
         pods = wait_for(second_attempt_running, timeout=60, what="the restarted group running")
+        jobs.wait_phase(name, "Running")
     for pod in pods:
         jobs.end_pod(pod.metadata.name, "Succeeded", 0)
     jobs.wait_phase(name, "Succeeded")
