@@ -77,20 +77,7 @@ import (
 	"go.etcd.io/etcd/server/v3/etcdmain"
 )
 
-func build_kueue() {
-  local v=$KUEUE_VERSION out="$cache/bin/kueue-$KUEUE_VERSION"
-  have_all "$out" kueue && [ -f "$out/webhooks.yaml" ] && { log "kueue $v cached in $out"; return; }
-  build_go_install kueue "$v" sigs.k8s.io/kueue/cmd/kueue kueue
-  # The CRDs and webhook configurations come from the same module source as the binary.
-  local src
-  src=$(cd "$out" && go mod download -json "sigs.k8s.io/kueue@$v" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
-  rm -rf "$out/crd"; mkdir -p "$out/crd"
-  cp "$src"/config/components/crd/bases/*.yaml "$out/crd/"
-  cp "$src/config/components/webhook/manifests.yaml" "$out/webhooks.yaml"
-  log "kueue $v: CRDs and webhook manifests -> $out"
-}
-
-main() { etcdmain.Main(os.Args) }
+func main() { etcdmain.Main(os.Args) }
 GO
   (cd "$work" && go mod tidy && go build -trimpath -ldflags "-s -w" -o "$out/etcd.tmp" .)
   mv "$out/etcd.tmp" "$out/etcd"
