@@ -17,6 +17,7 @@ import kubernetes.watch
 from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.history import MetricRecord
+from kubetrain.api.identity import ApiInfo
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.registry import MODEL_LABEL, Model, ModelVersion
 from kubetrain.api.status import Phase
@@ -88,13 +89,17 @@ class Client:
 
     def get(self, name: str) -> TrainingJob:
         """The job as it is now; JobGone when it does not exist."""
+        return TrainingJob.model_validate(self._fetch(JOB, name, JobGone))
+
+    def _fetch(self, info: ApiInfo, name: str, missing: type[RuntimeError]) -> dict[str, Any]:
+        """The object of kind `info` named `name` in this namespace; `missing` when there is none."""
         try:
-            raw = self.custom.get_namespaced_custom_object(JOB.group, JOB.version, self.namespace, JOB.plural, name)
+            return as_dict(self.custom.get_namespaced_custom_object(info.group, info.version, self.namespace,
+                                                                    info.plural, name))
         except ApiException as exc:
             if exc.status == 404:
-                raise JobGone(f"TrainingJob {self.namespace}/{name} not found") from None
+                raise missing(f"{info.kind} {self.namespace}/{name} not found") from None
             raise
-        return TrainingJob.model_validate(raw)
 
     def list_jobs(self) -> list[TrainingJob]:
         listed = as_dict(self.custom.list_namespaced_custom_object(JOB.group, JOB.version, self.namespace, JOB.plural))
@@ -187,37 +192,19 @@ class Client:
         return sorted(versions, key=lambda v: v.spec.version)
 
     def model(self, name: str) -> Model:
-        return Model.model_validate(self._registry_object(Model.api_info.plural, name, Model.api_info.kind))
+        return Model.model_validate(self._fetch(Model.api_info, name, NotServable))
 
     def model_version(self, name: str) -> ModelVersion:
-        info = ModelVersion.api_info
-        return ModelVersion.model_validate(self._registry_object(info.plural, name, info.kind))
+        return ModelVersion.model_validate(self._fetch(ModelVersion.api_info, name, NotServable))
 
     def resolve_version(self, reference: str) -> ModelVersion:
         """`MODEL` (its promoted version) or `MODEL:VERSION` to the ModelVersion (client/registry.py)."""
         model, version = parse_reference(reference)
         return self.model_version(version or promoted_name(self.model(model)))
 
-    def _registry_object(self, plural: str, name: str, kind: str) -> dict[str, Any]:
-        info = Model.api_info
-        try:
-            return as_dict(self.custom.get_namespaced_custom_object(info.group, info.version, self.namespace, plural,
-                                                                    name))
-        except ApiException as exc:
-            if exc.status == 404:
-                raise NotServable(f"{kind} {self.namespace}/{name} not found") from None
-            raise
-
     def sweep(self, name: str) -> TrainingSweep:
         """The TrainingSweep as it is now, its trial table in status; JobGone when it does not exist."""
-        info = TrainingSweep.api_info
-        try:
-            raw = self.custom.get_namespaced_custom_object(info.group, info.version, self.namespace, info.plural, name)
-        except ApiException as exc:
-            if exc.status == 404:
-                raise JobGone(f"TrainingSweep {self.namespace}/{name} not found") from None
-            raise
-        return TrainingSweep.model_validate(raw)
+        return TrainingSweep.model_validate(self._fetch(TrainingSweep.api_info, name, JobGone))
 
     def events(self, name: str, kind: str = JOB.kind) -> list[dict[str, Any]]:
         """The Events of the job (or of the object of `kind`), oldest first, as the API serialises
