@@ -131,7 +131,9 @@ def _close_stall(draft: Draft, last_report: datetime | None) -> None:
     stalled = cond.find(draft.conditions, C.STALLED)
     if stalled is None or not draft.is_true(C.STALLED) or last_report is None:
         return
-    if last_report > stalled.last_transition_time:
+    # Both stamps are whole seconds: a restarted trainer can report within the second the stall was
+    # written, and no report the stall was judged on is that recent (it was a whole deadline old).
+    if last_report >= stalled.last_transition_time:
         message = f"the trainer reported progress again at {last_report:%Y-%m-%dT%H:%M:%SZ}"
         draft.close(C.STALLED, R.PROGRESS_RESUMED, message)
         draft.events.append(Event(type=EventType.NORMAL, reason=R.PROGRESS_RESUMED, message=message))
