@@ -221,6 +221,9 @@ def run(env: JobEnvironment) -> int:
     logs.archive(env.output_uri, env.topology.rank)
     try:
         report = train(env, started)
+        # The ranks tear the group down together: a rank that destroys it while the chief is still
+        # exporting dies in gloo's teardown ("terminate called without an active exception").
+        distributed.barrier()
         code = 0
     except TrainerFailure as failure:
         logs.error("failed", reason=failure.reason, message=failure.message)
