@@ -26,10 +26,10 @@ def test_a_check_returns_each_kept_step_summed_and_starts_a_new_window() -> None
     window = LossWindow(task(every=3), CPU, last_step=10)
     window.add(torch.tensor(0.5), 4, 4, 4)  # a batch mean over 4 samples
     window.add(torch.tensor(6.0), 1, 3, 9)  # a token sum over 3 labelled tokens, 9 read
-    assert window.check() == [StepTotals(11, 2.0, 4.0, 4.0), StepTotals(12, 6.0, 3.0, 9.0)]
-    assert window.check() == []
+    assert window.check().steps == [StepTotals(11, 2.0, 4.0, 4.0), StepTotals(12, 6.0, 3.0, 9.0)]
+    assert window.check().steps == []
     window.add(torch.tensor(1.0), 2, 2, 2)
-    assert window.check() == [StepTotals(13, 2.0, 2.0, 2.0)]
+    assert window.check().steps == [StepTotals(13, 2.0, 2.0, 2.0)]
 
 
 @pytest.mark.parametrize("every", [1, 4, 10])
@@ -58,4 +58,13 @@ def test_a_late_check_names_the_step_that_diverged(loss: float, max_loss: float 
 def test_a_loss_at_max_loss_is_not_divergence() -> None:
     window = LossWindow(task(every=2, max_loss=2.0), CPU, last_step=0)
     window.add(torch.tensor(2.0), 8, 8, 8)
-    assert [t.step for t in window.check()] == [1]
+    assert [t.step for t in window.check().steps] == [1]
+
+
+def test_the_stop_vote_rides_on_the_check() -> None:
+    window = LossWindow(task(every=2), CPU, last_step=0)
+    window.add(torch.tensor(1.0), 1, 1, 1)
+    assert window.check().stop is False
+    window.add(torch.tensor(1.0), 1, 1, 1)
+    checked = window.check(stop_requested=True)
+    assert checked.stop is True and [t.step for t in checked.steps] == [2]

@@ -33,6 +33,15 @@ class StepTotals:
     read: float  # what throughput counts: samples, or tokens read
 
 
+@dataclass(frozen=True)
+class Check:
+    """What one check found: every kept step's group totals, and whether any rank was asked to stop
+    (SIGTERM, kubetrain_trainer.stopping), voted in the same collective."""
+
+    steps: list[StepTotals]
+    stop: bool
+
+
 def check_divergence(task: TaskConfig, loss_sum: float, count: float, bad_ranks: float, step: int) -> None:
     """Judged on numbers every rank has from one all-reduce, so all ranks raise at the same step."""
     limit = task.divergence.max_loss
@@ -67,16 +76,15 @@ class LossWindow:
     def due(self, step: int) -> bool:
         return step % self._task.divergence.check_every_steps == 0
 
-    def check(self) -> list[StepTotals]:
-        """Every kept step's group totals, after raising Diverged for the first step that diverged.
-        A collective: every rank calls it at the same step."""
+    def check(self, stop_requested: bool = False) -> Check:
+        """Every kept step's group totals, after raising Diverged for the first step that diverged,
+        and the ranks' vote on stopping. A collective: every rank calls it at the same step."""
         kept = len(self._losses)
-        if not kept:
-            return []
-        losses = torch.stack(self._losses).float()  # a no-op for the fp32 losses the loops keep
-        host = torch.tensor(self._counts + self._reads, dtype=torch.float32, device=self._device)
+        losses = torch.stack(self._losses).float() if kept else torch.zeros(0, device=self._device)
+        host = torch.tensor(self._counts + self._reads + [float(stop_requested)], dtype=torch.float32,
+                            device=self._device)
         totals = distributed.all_reduce_sum(torch.cat([losses, host])).tolist()  # the window's one host sync
-        sums, counts, reads = totals[:kept], totals[kept : 2 * kept], totals[2 * kept :]
+        sums, counts, reads = totals[:kept], totals[kept : 2 * kept], totals[2 * kept : 3 * kept]
         bad = [0.0] * kept
         if not all(math.isfinite(value) for value in sums):
             # Some rank's loss was NaN/inf, so every rank sees a non-finite sum and takes this branch:
@@ -88,4 +96,5 @@ class LossWindow:
             check_divergence(self._task, sums[offset], counts[offset], bad[offset], first + offset)
         self._last_step += kept
         self._losses, self._scales, self._counts, self._reads = [], [], [], []
-        return [StepTotals(first + i, sums[i], counts[i], reads[i]) for i in range(kept)]
+        return Check(steps=[StepTotals(first + i, sums[i], counts[i], reads[i]) for i in range(kept)],
+                     stop=totals[3 * kept] > 0)

@@ -143,15 +143,13 @@ class TrainingLoop:
                 step += 1
                 window.add(loss, len(rows), len(rows), len(rows))
                 checkpoint_due = step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
-                check_due = checkpoint_due or window.due(step) or position == self.steps_per_epoch - 1
-                # Every rank reaches the same checks, so all agree at one of them on a SIGTERM any got.
-                stopping = check_due and distributed.all_reduce_sum(
-                    torch.tensor([float(self.stop.requested)], device=self.device)
-                ).item() > 0
-                # The loss, progress and divergence verdict of the steps since the last check, in one
-                # collective; before a checkpoint too, so that none holds a diverged step's weights.
-                if check_due:
-                    totals = window.check()
+                stopping = False
+                # The loss, progress and divergence verdict of the steps since the last check, and the
+                # ranks' vote on a SIGTERM any of them got, in one collective; before a checkpoint too,
+                # so that none holds a diverged step's weights. Every rank reaches the same checks.
+                if checkpoint_due or window.due(step) or position == self.steps_per_epoch - 1:
+                    checked = window.check(self.stop.requested)
+                    totals, stopping = checked.steps, checked.stop
                     loss_sum, count = sum(t.loss_sum for t in totals), int(sum(t.count for t in totals))
                     tracker.record(step, epoch, loss_sum, count)
                     for totals_of_step in totals:

@@ -135,7 +135,7 @@ class LanguageModelLoop:
                 # As in the classification loop: one collective for the steps since the last check,
                 # before every checkpoint too.
                 if checkpoint_due or losses.due(step) or position == self.steps_per_epoch - 1:
-                    totals = losses.check()
+                    totals = losses.check().steps
                     # Progress counts sequences, each weighted by its step's mean token loss.
                     sequences = [self._sequences(t.step) for t in totals]
                     weighted = sum(t.loss_sum / t.count * n for t, n in zip(totals, sequences, strict=True))
