@@ -82,7 +82,7 @@ def render_png(curves: Series) -> bytes | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 with the PNG written; 1 when the history has nothing to draw (or not the metric);
     2 without matplotlib."""
-    from kubetrain_trainer.history import MetricRecord
+    from kubetrain_trainer.history import parse
 
     parser = argparse.ArgumentParser(prog="python -m kubetrain_trainer.curves",
                                      description="draw a metrics.jsonl's curves as a PNG")
@@ -90,8 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("png", type=Path)
     parser.add_argument("--metric", default=None)
     args = parser.parse_args(argv)
-    lines = args.history.read_text().splitlines()
-    drawn = series(MetricRecord.model_validate_json(line) for line in lines if line.strip())
+    drawn = series(parse(args.history.read_text()))
     if args.metric is not None:
         drawn = {args.metric: drawn[args.metric]} if args.metric in drawn else {}
     if not drawn:

@@ -14,6 +14,7 @@ history is written whole when the run closes it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -25,7 +26,6 @@ from kubetrain_trainer.status import rfc3339
 
 HISTORY = "metrics.jsonl"
 CURVES = "curves.png"
-LOGS = "logs"
 # The most train-loss points a run records (about): enough for a smooth curve, few enough that
 # the file stays small for runs of any length.
 TRAIN_POINTS = 200
@@ -84,25 +84,29 @@ class History:
         """Writes what an object store still lacks and the curves of the whole history (earlier
         attempts' records included); returns the model card's `history` section: each
         artefact's URI, its path relative to the output location, and the files' digests."""
-        if not self._local:
+        if self._local:
+            path = storage.local_path(self.uri)
+            blob = path.read_bytes() if path.exists() else b""
+        else:
             earlier = storage.read_bytes(self.uri) if storage.exists(self.uri) else b""
-            storage.write_bytes(self.uri, earlier + "".join(r.model_dump_json() + "\n" for r in self._records).encode())
-        records = parse(storage.read_bytes(self.uri).decode()) if storage.exists(self.uri) else []
+            blob = earlier + "".join(r.model_dump_json() + "\n" for r in self._records).encode()
+            storage.write_bytes(self.uri, blob)
+        records = parse(blob.decode())
         section: dict[str, Any] = {
-            "logs": {"uri": storage.join(self.output_uri, LOGS) + "/", "path": f"{LOGS}/"},
+            "logs": {"uri": storage.join(self.output_uri, logs.ARCHIVE_DIR) + "/", "path": f"{logs.ARCHIVE_DIR}/"},
         }
         if records:
-            section["metrics"] = self._artefact(HISTORY)
+            section["metrics"] = self._artefact(HISTORY, blob)
         png = curves.render_png(curves.series(records)) if records else None
         if png is not None:
             storage.write_bytes(storage.join(self.output_uri, CURVES), png)
-            section["curves"] = self._artefact(CURVES)
+            section["curves"] = self._artefact(CURVES, png)
         logs.info("history_written", uri=self.uri, records=len(records), curves=png is not None)
         return section
 
-    def _artefact(self, name: str) -> dict[str, str]:
-        uri = storage.join(self.output_uri, name)
-        return {"uri": uri, "path": name, "sha256": storage.content_digest(uri).removeprefix("sha256:")}
+    def _artefact(self, name: str, content: bytes) -> dict[str, str]:
+        """Hashed from the bytes just written, not read back."""
+        return {"uri": storage.join(self.output_uri, name), "path": name, "sha256": hashlib.sha256(content).hexdigest()}
 
 
 def parse(text: str) -> list[MetricRecord]:

@@ -19,6 +19,8 @@ from typing import Any
 from kubetrain_trainer import storage
 
 _LOGGER = logging.getLogger("kubetrain_trainer")
+# Each rank's log lines, archived beside the model (`<output>/logs/rank-N.log`).
+ARCHIVE_DIR = "logs"
 
 
 class _JsonFormatter(logging.Formatter):
@@ -58,7 +60,7 @@ class _ArchiveHandler(logging.FileHandler):
 
 
 def archive_uri(output_uri: str, rank: int) -> str:
-    return storage.join(output_uri, "logs", f"rank-{rank}.log")
+    return storage.join(output_uri, ARCHIVE_DIR, f"rank-{rank}.log")
 
 
 def archive(output_uri: str, rank: int) -> None:
