@@ -21,20 +21,17 @@ import contextlib
 import functools
 import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
+from trainer_throughput import SINGLE_PROCESS, interleaved, samples_per_second
 
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import LoraConfig, TaskConfig
-from kubetrain_trainer.environment import Topology
 from kubetrain_trainer.llm import adapters
 from kubetrain_trainer.llm.corpus import Batches
 from kubetrain_trainer.llm.loop import LanguageModelLoop
 
-SINGLE_PROCESS = Topology(world_size=1, rank=0, local_rank=-1, node_rank=0, nproc_per_node=1)
 # Llama-style shapes: `1b` is TinyLlama-1.1B's (22 layers, 2048 wide, grouped-query attention).
 SIZES: dict[str, dict[str, int]] = {
     "toy": {"hidden_size": 64, "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 4,
@@ -92,19 +89,6 @@ def kubetrain_loop(
         loop.run()
 
 
-def tokens_per_second(run: Callable[[], None], tokens: int, device: torch.device, clock: str) -> float:
-    """`clock` wall: elapsed time; cpu: this process's CPU time, which load from other processes
-    on a shared machine barely moves (with one thread; more threads add their spin-waits)."""
-    now = time.perf_counter if clock == "wall" else time.process_time
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    began = now()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return tokens / (now() - began)
-
-
 def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[str, Any]:
     """Interleaved runs of both loops on one model (alternating which goes first, so that load
     on a shared machine falls on both alike), after a warm-up run of each; medians and the
@@ -115,22 +99,16 @@ def measure(args: argparse.Namespace, lora: bool, device: torch.device) -> dict[
     ids = torch.randint(0, SIZES[args.size]["vocab_size"], (rows, args.seq_len))
     train = Batches(ids, ids.clone(), torch.ones_like(ids))
     tokens = int(train.attention_mask.sum())
+    # samples_per_second of the classifier bench, counting tokens as the samples.
     plain_run = functools.partial(
-        tokens_per_second, functools.partial(plain_loop, model, train, args, device), tokens, device, args.clock
+        samples_per_second, functools.partial(plain_loop, model, train, args, device), tokens, device, args.clock
     )
     ours_run = functools.partial(
-        tokens_per_second, functools.partial(kubetrain_loop, model, train, args, device, lora), tokens, device,
+        samples_per_second, functools.partial(kubetrain_loop, model, train, args, device, lora), tokens, device,
         args.clock,
     )
     plain_run(), ours_run()
-    plains, ourss = [], []
-    for repeat in range(args.repeats):
-        if repeat % 2:
-            ourss.append(ours_run())
-            plains.append(plain_run())
-        else:
-            plains.append(plain_run())
-            ourss.append(ours_run())
+    plains, ourss = interleaved(args.repeats, plain_run, ours_run)
     ratios = [o / p for o, p in zip(ourss, plains, strict=True)]
     flops_per_token = (4 if lora else 6) * matmul
     rate = statistics.median(ourss)
