@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 import yaml
+from trainer_throughput import SINGLE_PROCESS
 
 from kubetrain.api.sweep import Algorithm, TrainingSweepSpec, Trial, TrialState
 from kubetrain.plan.search import suggest
@@ -30,13 +31,11 @@ from kubetrain.render.trial import trial_spec
 from kubetrain_trainer import data, datagen, preprocess
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import parse_task
-from kubetrain_trainer.environment import Topology
 from kubetrain_trainer.evaluate import evaluate
 from kubetrain_trainer.job import build_model, seed_everything
 from kubetrain_trainer.loop import TrainingLoop
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sweep-tabular.yaml"
-SINGLE_PROCESS = Topology(world_size=1, rank=0, local_rank=-1, node_rank=0, nproc_per_node=1)
 
 
 class Trainer:
