@@ -14,7 +14,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 HISTORY_FILE = "metrics.jsonl"
-CURVES_FILE = "curves.png"
 LOGS_DIR = "logs"
 LOG_PREFIX, LOG_SUFFIX = "rank-", ".log"
 

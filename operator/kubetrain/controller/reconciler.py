@@ -20,7 +20,7 @@ from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.promotion import fetch_promotion
 from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child
-from kubetrain.controller.requeue import QueuedReconciler
+from kubetrain.controller.requeue import EVENT_COALESCE_SECONDS, QueuedReconciler
 from kubetrain.controller.residency import ResidencyReader
 from kubetrain.plan.decision import Needs, PlanInputs, plan_job
 from kubetrain.policy.quota import QuotaFacts
@@ -31,9 +31,6 @@ from kubetrain.render.kueue import workload_name
 ERROR_RETRY = (1.0, 300.0, 0.2)
 # A create refused as forbidden: after 5 s, doubling up to 5 minutes.
 REFUSED_RETRY = (5.0, 300.0)
-# Watch events of one job within this delay are answered by one reconcile: a job's pods are
-# scheduled and start within moments of each other, and one status write can report them all.
-EVENT_COALESCE_SECONDS = 0.2
 CONFLICT_RETRIES = 3
 
 

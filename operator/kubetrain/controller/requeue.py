@@ -138,6 +138,12 @@ class ObjectLocks:
             self._locks.pop((namespace, name), None)
 
 
+# Watch events of one object within this delay are answered by one reconcile: a job's pods are
+# scheduled and start within moments of each other, and one status write can report them all; a
+# sweep's parallel trials report progress in bursts.
+EVENT_COALESCE_SECONDS = 0.2
+
+
 class QueuedReconciler(abc.ABC):
     """A reconciler of one kind (TrainingJob, Model, TrainingSchedule): its reconciles run one per
     object at a time (locks) and through its own Requeuer, which a standby replica keeps paused."""

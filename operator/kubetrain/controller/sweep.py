@@ -16,12 +16,15 @@ from kubetrain.api.sweep import SWEEP_LABEL, SweepReason, TrainingSweep
 from kubetrain.controller.budget import fetch_budget
 from kubetrain.controller.kube import Kube
 from kubetrain.controller.parents import ParentReconciler
+from kubetrain.controller.requeue import EVENT_COALESCE_SECONDS
 from kubetrain.plan.draft import Event
 from kubetrain.plan.sweep import plan_sweep, refused
 
 
 class SweepReconciler(ParentReconciler):
     log = logging.getLogger("kubetrain.sweeps")
+    # Every change of every trial job wakes the sweep: a burst of them is one reconcile.
+    wake_delay = EVENT_COALESCE_SECONDS
 
     def __init__(
         self, kube: Kube, catalogue: NodePoolCatalogue, wake_job: Callable[[str, str], None], paused: bool = False
