@@ -249,12 +249,11 @@ def budget_usage(facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime
             continue  # judge_budget names it on every refusal; a metric has no words for it
         if not selects(policy.spec, facts.namespace, facts.namespace_labels):
             continue
-        since = period_start(policy.spec.period, now)
+        since, _, remaining = budget_left(policy, facts, catalogue, now)
         used = sum(_used_since(job, now, since) for job in facts.jobs)
-        held = sum(charged(job, catalogue, now, since) for job in facts.jobs)
         usages.append(BudgetUsage(
             policy=policy.metadata.name, namespace=facts.namespace, gpu_hours=policy.spec.gpu_hours,
-            used=used, remaining=max(policy.spec.gpu_hours - held, 0.0),
+            used=used, remaining=remaining,
         ))
     return usages
 
