@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kubetrain.api.contract import APP_COMPONENT_LABEL, APP_INSTANCE_LABEL, APP_NAME_LABEL
 from kubetrain.api.registry import MODEL_LABEL, ModelVersion
+from kubetrain.render.pods import CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 
 PREDICTOR_APP = "kubetrain-predictor"
 PREDICTOR_COMPONENT = "predictor"
@@ -49,14 +50,16 @@ def claims(uris: list[str]) -> list[str]:
     return found
 
 
-def _container(version: ModelVersion, card_uri: str, settings: ServingSettings) -> dict[str, Any]:
+def _container(
+    version: ModelVersion, card_uri: str, read_claims: list[str], settings: ServingSettings
+) -> dict[str, Any]:
     model = version.spec.model
     args = ["serve", "--model", card_uri, "--name", model, "--port", str(settings.port)]
     if version.spec.provenance.weights_digest:
         args += ["--weights-digest", version.spec.provenance.weights_digest]
     mounts = [{"name": "tmp", "mountPath": "/tmp"}] + [
         {"name": f"pvc-{claim}", "mountPath": f"{PVC_MOUNT_ROOT}/{claim}", "readOnly": True}
-        for claim in claims([card_uri, version.spec.provenance.weights_uri or ""])
+        for claim in read_claims
     ]
     return {
         "name": PREDICTOR_COMPONENT,
@@ -67,13 +70,10 @@ def _container(version: ModelVersion, card_uri: str, settings: ServingSettings) 
         "readinessProbe": {"httpGet": {"path": f"/v1/models/{model}", "port": "http"}, "periodSeconds": 5},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10},
         "volumeMounts": mounts,
+        # The trainer pods' restricted settings, and more: a fixed user and a read-only root.
         "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": TRAINER_UID,
-            "allowPrivilegeEscalation": False,
+            **POD_SECURITY_CONTEXT, **CONTAINER_SECURITY_CONTEXT, "runAsUser": TRAINER_UID,
             "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
         },
     }
 
@@ -87,13 +87,14 @@ def serving_objects(version: ModelVersion, card_uri: str, settings: ServingSetti
     labels = {**selector, APP_COMPONENT_LABEL: PREDICTOR_COMPONENT, MODEL_LABEL: model,
               MODEL_VERSION_LABEL: version.metadata.name}
     annotations = {WEIGHTS_DIGEST_ANNOTATION: version.spec.provenance.weights_digest or ""}
+    read_claims = claims([card_uri, version.spec.provenance.weights_uri or ""])
     volumes = [{"name": "tmp", "emptyDir": {}}] + [
         {"name": f"pvc-{claim}", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
-        for claim in claims([card_uri, version.spec.provenance.weights_uri or ""])
+        for claim in read_claims
     ]
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": settings.service_account is not None,
-        "containers": [_container(version, card_uri, settings)],
+        "containers": [_container(version, card_uri, read_claims, settings)],
         "volumes": volumes,
     }
     if settings.service_account is not None:
