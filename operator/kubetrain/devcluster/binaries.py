@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -65,10 +66,9 @@ class Binaries(BaseModel):
         return [p for p in self.model_dump().values() if not os.access(p, os.X_OK)]
 
 
-def kueue_binary(versions: Versions | None = None) -> Path:
+def kueue_binary() -> Path:
     """Kueue's manager, with its CRDs and webhook manifests beside it (build_binaries.sh kueue)."""
-    v = versions or Versions.pinned()
-    return cache_dir() / "bin" / f"kueue-{v.kueue}" / "kueue"
+    return cache_dir() / "bin" / f"kueue-{Versions.pinned().kueue}" / "kueue"
 
 
 def cache_dir() -> Path:
@@ -96,29 +96,25 @@ def expected_binaries(versions: Versions | None = None) -> Binaries:
 
 
 def ensure_binaries() -> Binaries:
-    """Returns the binaries, building whatever is missing (progress goes to stderr)."""
     wanted = expected_binaries()
-    if wanted.missing():
-        script = Path(str(resources.files(_PACKAGE).joinpath("build_binaries.sh")))
-        print(
-            f"kubetrain: building control-plane binaries into {cache_dir() / 'bin'} "
-            "(first run on this machine only)",
-            file=sys.stderr,
-        )
-        subprocess.run(["bash", str(script), "all"], check=True, stdout=sys.stderr)
-        still = wanted.missing()
-        if still:
-            raise RuntimeError(f"build finished but these binaries are missing: {still}")
+    _build("all", f"control-plane binaries into {cache_dir() / 'bin'}", wanted.missing)
     return wanted
 
 
 def ensure_kueue() -> Path:
     """Kueue's manager binary, built on first use only: most clusters never start Kueue."""
     binary = kueue_binary()
-    if not available(binary):
-        script = Path(str(resources.files(_PACKAGE).joinpath("build_binaries.sh")))
-        print(f"kubetrain: building Kueue into {binary.parent} (first run on this machine only)", file=sys.stderr)
-        subprocess.run(["bash", str(script), "kueue"], check=True, stdout=sys.stderr)
-        if not available(binary):
-            raise RuntimeError(f"build finished but Kueue is missing from {binary.parent}")
+    _build("kueue", f"Kueue into {binary.parent}", lambda: [] if available(binary) else [binary])
     return binary
+
+
+def _build(target: str, what: str, missing: Callable[[], list[Path]]) -> None:
+    """build_binaries.sh `target`, once per machine: when anything is `missing`, and checked after."""
+    if not missing():
+        return
+    script = Path(str(resources.files(_PACKAGE).joinpath("build_binaries.sh")))
+    print(f"kubetrain: building {what} (first run on this machine only)", file=sys.stderr)
+    subprocess.run(["bash", str(script), target], check=True, stdout=sys.stderr)
+    still = missing()
+    if still:
+        raise RuntimeError(f"build finished but these are missing: {still}")
