@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from kubetrain.api.history import MetricRecord
+from kubetrain.cli.trainer import TRAINER_MODULE
 
 # metric -> phase -> (step, value) points in step order
 Series = dict[str, dict[str, list[tuple[int, float]]]]
@@ -21,7 +22,6 @@ WIDTH, HEIGHT = 60, 12
 LABEL_WIDTH = 10
 # Drawn in this order, so a validation point covers a train point in the same cell.
 MARKS = {"train": "*", "validation": "o", "test": "X"}
-TRAINER_CURVES = "kubetrain_trainer.curves"
 
 
 def series(records: Iterable[MetricRecord]) -> Series:
@@ -74,5 +74,5 @@ def charts(curves: Series) -> list[str]:
 
 
 def png_argv(history: Path, png: Path, metric: str | None) -> list[str]:
-    argv = [sys.executable, "-m", TRAINER_CURVES, str(history), str(png)]
+    argv = [sys.executable, "-m", f"{TRAINER_MODULE}.curves", str(history), str(png)]
     return argv + (["--metric", metric] if metric is not None else [])

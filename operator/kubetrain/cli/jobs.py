@@ -9,7 +9,6 @@ Exit codes: 0 done (for `watch`: the job Succeeded), 1 the job Failed, was refus
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ from kubetrain.api.history import MetricRecord
 from kubetrain.api.nodepools import NodePoolCatalogue, default_catalogue, load_catalogue
 from kubetrain.api.status import Phase
 from kubetrain.cli import curve, show, sweep_show
+from kubetrain.cli.trainer import trainer_installed
 from kubetrain.client import Client, JobGone, LogLine
 from kubetrain.client.submit import Refused, load_manifests, preview
 
@@ -154,8 +154,7 @@ def _curve(client: Client, args: argparse.Namespace) -> int:
 
 def _curve_png(records: list[MetricRecord], png: Path, metric: str | None) -> int:
     """The PNG drawn by the trainer's own code from the same records; 2 where it is not installed."""
-    if importlib.util.find_spec(curve.TRAINER_CURVES.partition(".")[0]) is None:
-        _say(f"--png draws with the trainer's code: install kubetrain[trainer] beside {sys.executable}")
+    if not trainer_installed("curve --png"):
         return 2
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as history:
         history.write("".join(record.model_dump_json() + "\n" for record in records))

@@ -11,7 +11,6 @@ the user's own storage credentials."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -21,10 +20,9 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.registry import ModelVersion
 from kubetrain.cli.jobs import client_options
+from kubetrain.cli.trainer import TRAINER_MODULE, trainer_installed
 from kubetrain.client import Client, NotServable, card_uri
 from kubetrain.render.serving import ServingSettings, serving_objects
-
-TRAINER_MODULE = "kubetrain_trainer"
 
 
 def predictor_argv(card: str, weights_digest: str | None, input_path: Path, output: Path | None) -> list[str]:
@@ -50,9 +48,7 @@ def _resolve(args: argparse.Namespace) -> tuple[ModelVersion, str] | None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec(TRAINER_MODULE) is None:
-        print(f"kubetrain: predict runs the trainer's predictor: install kubetrain[trainer] beside {sys.executable}",
-              file=sys.stderr)
+    if not trainer_installed("predict"):
         return 1
     resolved = _resolve(args)
     if resolved is None:

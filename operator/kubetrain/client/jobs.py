@@ -218,8 +218,9 @@ class Client:
     def history(self, name: str) -> list[MetricRecord]:
         """The metric history the trainer keeps in the job's output location (metrics.jsonl), in
         the order it was recorded: every few steps' train loss, each epoch's validation metrics,
-        the final test metrics. Readable after the pods and the job are gone, from wherever the
-        output location is (client/archive.py); ArchiveUnreadable (a LookupError) otherwise."""
+        the final test metrics. Readable after the pods are gone (while the job, which names the
+        output location, exists), from wherever that location is (client/archive.py);
+        ArchiveUnreadable (a LookupError) otherwise."""
         return archive.history(self.get(name))
 
     def archived_logs(self, name: str, rank: int | None = None) -> ArchivedLogs:
