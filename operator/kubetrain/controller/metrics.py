@@ -14,11 +14,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import ValidationError
 
-from kubetrain.api.job import TrainingJob
 from kubetrain.api.status import ConditionType, Phase
-from kubetrain.policy.budget import BudgetUsage, used_gpu_hours
+from kubetrain.policy.budget import BudgetUsage, job_used_gpu_hours
 
 # Reconciles take milliseconds when nothing changes and up to seconds when they create pods and
 # wait on the API server.
@@ -58,7 +56,7 @@ class JobCollector(Collector):
         for raw in self._jobs():
             namespace = raw["metadata"]["namespace"]
             counts[(namespace, (raw.get("status") or {}).get("phase") or Phase.PENDING)] += 1
-            used[namespace] = used.get(namespace, 0.0) + _used(raw, now)
+            used[namespace] = used.get(namespace, 0.0) + job_used_gpu_hours(raw, now)
         namespaces = sorted(used)
         for namespace in namespaces:
             for phase in sorted({*Phase, *(p for n, p in counts if n == namespace)}):
@@ -66,16 +64,6 @@ class JobCollector(Collector):
             hours.add_metric([namespace], used[namespace])
         yield by_phase
         yield hours
-
-
-def _used(raw: dict[str, Any], now: dt.datetime) -> float:
-    if not (raw.get("status") or {}).get("startTime"):
-        return 0.0  # never started: nothing used, and no model to validate at every scrape
-    try:
-        job = TrainingJob.model_validate(raw)
-    except ValidationError:
-        return 0.0
-    return used_gpu_hours(job.spec, job.status, now)
 
 
 class BudgetCollector(Collector):

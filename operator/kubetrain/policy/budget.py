@@ -250,7 +250,7 @@ def budget_usage(facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime
         if not selects(policy.spec, facts.namespace, facts.namespace_labels):
             continue
         since, _, remaining = budget_left(policy, facts, catalogue, now)
-        used = sum(_used_since(job, now, since) for job in facts.jobs)
+        used = sum(job_used_gpu_hours(job, now, since) for job in facts.jobs)
         usages.append(BudgetUsage(
             policy=policy.metadata.name, namespace=facts.namespace, gpu_hours=policy.spec.gpu_hours,
             used=used, remaining=remaining,
@@ -258,7 +258,11 @@ def budget_usage(facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime
     return usages
 
 
-def _used_since(raw: dict[str, Any], now: datetime, since: datetime) -> float:
+def job_used_gpu_hours(raw: dict[str, Any], now: datetime, since: datetime | None = None) -> float:
+    """used_gpu_hours of a job as the API returns it; 0 for one that never started (without
+    validating it: metrics ask at every scrape) or that does not validate."""
+    if not (raw.get("status") or {}).get("startTime"):
+        return 0.0
     try:
         job = TrainingJob.model_validate(raw)
     except ValidationError:
