@@ -76,7 +76,7 @@ def test_a_saved_checkpoint_is_sent_at_once_and_kept_in_every_later_update(api: 
     wait_for(lambda: len(api.requests) == 1, timeout=5, what="the first progress update")
 
     clock.now += 1  # within the interval: only the checkpoint may go out now
-    saved: Saved = checkpointer.save(5, 0, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    saved: Saved = checkpointer.save(5, 0, 10, model, torch.optim.SGD(model.parameters(), lr=0.1))
     wait_for(lambda: len(api.requests) == 2, timeout=5, what="the checkpoint update")
     path = tmp_path / "checkpoints" / "step-5.pt"
     assert saved.uri == f"file://{path}" and saved.step == 5
@@ -97,7 +97,7 @@ def test_a_restart_reports_the_checkpoint_it_resumes_from(tmp_path: Path) -> Non
     """A new attempt's first status write would drop the previous attempt's lastCheckpoint: the
     checkpoint it resumes from is reported, with the time it was written."""
     model = torch.nn.Linear(3, 2)
-    saved = Checkpointer(f"file://{tmp_path}").save(8, 1, model, torch.optim.SGD(model.parameters(), lr=0.1))
+    saved = Checkpointer(f"file://{tmp_path}").save(8, 1, 10, model, torch.optim.SGD(model.parameters(), lr=0.1))
     heard: list[Saved] = []
     restarted = Checkpointer(f"file://{tmp_path}", on_checkpoint=heard.append)
     latest = restarted.read_latest()

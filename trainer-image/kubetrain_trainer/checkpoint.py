@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ class Resumed:
     step: int
     epoch: int
     name: str
+    steps_per_epoch: int | None  # when saved; None from checkpoints written before they recorded it
+
+    def step_in(self, steps_per_epoch: int) -> int:
+        """The step to resume at where an epoch now has `steps_per_epoch` steps: an elastic job
+        that re-formed with another world size reads the same examples in fewer or more steps
+        (each rank keeps its batch size), so the saved epoch resumes at the same fraction of it."""
+        if self.steps_per_epoch is None or self.steps_per_epoch == steps_per_epoch:
+            return self.step
+        done = self.step - self.epoch * self.steps_per_epoch
+        return self.epoch * steps_per_epoch + math.ceil(done * steps_per_epoch / self.steps_per_epoch)
 
 
 @dataclass(frozen=True)
@@ -90,7 +101,9 @@ class Checkpointer:
             return model.state_dict()
         return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
 
-    def save(self, step: int, epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer) -> Saved:
+    def save(
+        self, step: int, epoch: int, steps_per_epoch: int, model: nn.Module, optimizer: torch.optim.Optimizer
+    ) -> Saved:
         buffer = io.BytesIO()
         written = rfc3339()
         torch.save(
@@ -98,6 +111,7 @@ class Checkpointer:
                 "time": written,
                 "step": step,
                 "epoch": epoch,
+                "steps_per_epoch": steps_per_epoch,
                 "model": self._state(model),
                 "optimizer": optimizer.state_dict(),
                 "rng": _rng_state(),
@@ -137,4 +151,10 @@ class Checkpointer:
             # Checkpoints written before they recorded their time stand at the moment of resuming.
             written = str(state.get("time") or rfc3339())
             self._on_checkpoint(Saved.of(int(state["step"]), storage.join(self._dir, name), blob, written))
-        return Resumed(step=int(state["step"]), epoch=int(state["epoch"]), name=name)
+        saved_steps_per_epoch = state.get("steps_per_epoch")
+        return Resumed(
+            step=int(state["step"]),
+            epoch=int(state["epoch"]),
+            name=name,
+            steps_per_epoch=None if saved_steps_per_epoch is None else int(saved_steps_per_epoch),
+        )

@@ -1,6 +1,7 @@
 """Entrypoint dispatch: with arguments, a command on a trained model (kubetrain_trainer.commands:
 predict, evaluate, serve); without, a training pod: one with several local processes runs the
-launcher, every other process is a worker. Configuration errors found before a worker starts
+launcher, one of an elastic job runs torchrun's agent (kubetrain_trainer.elastic), every other
+process is a worker. Configuration errors found before a worker starts
 still produce a final report."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-from kubetrain_trainer import launcher, logs, termination
+from kubetrain_trainer import elastic, launcher, logs, termination
 from kubetrain_trainer.environment import DEFAULT_TERMINATION_MESSAGE_PATH, JobEnvironment
 from kubetrain_trainer.errors import TrainerFailure
 
@@ -19,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         from kubetrain_trainer import commands
 
         return commands.main(args)
+    if elastic.wanted(os.environ):
+        elastic.launch()
     try:
         env = JobEnvironment.from_env()
     except TrainerFailure as failure:

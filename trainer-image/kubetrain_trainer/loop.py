@@ -43,16 +43,25 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def resume(checkpointer: Checkpointer, topology: Topology, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """The step to start from. Rank 0 picks the checkpoint and sends its bytes to every rank, so
-    all ranks resume from the same step even if their view of the output location differs."""
+def resume(
+    checkpointer: Checkpointer,
+    topology: Topology,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    steps_per_epoch: int,
+) -> int:
+    """The step to start from, in epochs of `steps_per_epoch` steps (Resumed.step_in). Rank 0
+    picks the checkpoint and sends its bytes to every rank, so all ranks resume from the same step
+    even if their view of the output location differs."""
     latest = checkpointer.read_latest() if topology.is_chief else None
     latest = distributed.broadcast_from_chief(latest)
     if latest is None:
         return 0
     resumed = checkpointer.restore(*latest, model, optimizer)
-    logs.info("resumed", step=resumed.step, epoch=resumed.epoch, checkpoint=resumed.name)
-    return resumed.step
+    step = resumed.step_in(steps_per_epoch)
+    logs.info("resumed", step=step, saved_step=resumed.step, epoch=resumed.epoch, checkpoint=resumed.name,
+              world_size=topology.world_size)
+    return step
 
 
 def make_optimizer(model: nn.Module, task: TaskConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -112,7 +121,7 @@ class TrainingLoop:
         self.train_points = TrainPoints(history, step_interval(self.total_steps))
 
     def run(self) -> LoopResult:
-        start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer)
+        start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer, self.steps_per_epoch)
         ddp: nn.Module = self.model
         if self.topology.distributed:
             ddp = DistributedDataParallel(
@@ -157,7 +166,7 @@ class TrainingLoop:
                                               totals_of_step.count)
                     epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + count
                 if self.topology.is_chief and (checkpoint_due or stopping):
-                    saved = self.checkpointer.save(step, epoch, self.model, self.optimizer)
+                    saved = self.checkpointer.save(step, epoch, self.steps_per_epoch, self.model, self.optimizer)
                     logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
                 if stopping:
                     self._stop(step)

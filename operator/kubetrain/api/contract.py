@@ -16,6 +16,14 @@ KIND: Final = "TrainingJob"
 CATEGORIES = ("kubetrain",)
 
 MASTER_PORT = 29500
+# torchrun's default c10d rendezvous port, on worker 0, for spec.elastic jobs.
+ELASTIC_RENDEZVOUS_PORT = 29400
+ELASTIC_RENDEZVOUS_BACKEND = "c10d"
+ELASTIC_LAST_CALL_SECONDS = 10
+"""How long a rendezvous round that has minWorkers waits for more before training starts."""
+ELASTIC_STORE_TIMEOUT_SECONDS = 600
+"""How long a worker waits for worker 0's rendezvous store (torchrun's join timeout): pods start
+at different times (image pulls), and one that gives up too early fails."""
 TRAINER_CONTAINER = "trainer"
 TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 

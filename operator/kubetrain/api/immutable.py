@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 FROZEN = ("runtime", "image", "command", "args", "task", "nprocPerNode", "nodePool", "resources", "dataset",
-          "output", "env", "ray", "model")
+          "output", "env", "ray", "model", "elastic")
 # startTime too: a job started by an operator that did not yet write firstStartTime.
 STARTED = "has(oldSelf.status) && (has(oldSelf.status.firstStartTime) || has(oldSelf.status.startTime))"
 

@@ -313,6 +313,34 @@ class RaySpec(CamelModel):
         return params
 
 
+ELASTIC_MIN_MESSAGE = (
+    "spec.elastic.minWorkers must not exceed spec.workers (the most workers an elastic job runs); "
+    "lower spec.elastic.minWorkers or raise spec.workers"
+)
+ELASTIC_RUNTIME_MESSAGE = (
+    "spec.elastic applies to runtime: pytorch (torchrun's dynamic rendezvous); a Ray job already replaces "
+    "lost workers alone (spec.ray.maxWorkerFailures): remove spec.elastic"
+)
+
+
+class ElasticPolicy(CamelModel):
+    """An elastic PyTorch job runs with any worker count from minWorkers to spec.workers: torchrun's
+    c10d rendezvous re-forms the group when a worker leaves or joins, so losing one above the
+    minimum costs a re-rendezvous and a resume from the last checkpoint, not a whole-group restart."""
+
+    min_workers: int = Field(
+        ge=1,
+        description="The fewest workers the job trains with: it starts once this many run, and a loss that "
+        "leaves fewer restarts the whole group (counted against runPolicy.backoffLimit). spec.workers is the most.",
+    )
+    max_restarts: int = Field(
+        default=3,
+        ge=0,
+        description="Times the group may re-form in place within one attempt after losing a worker (torchrun "
+        "--max-restarts); one loss more restarts the whole group. Workers joining do not count.",
+    )
+
+
 class TrainingJobSpec(CamelModel):
     """Cross-field rules live here and, word for word, in the CRD's CEL rules, so `kubectl apply`
     and a local model_validate refuse the same manifests with the same message."""
@@ -328,6 +356,14 @@ class TrainingJobSpec(CamelModel):
                 {
                     "rule": "(has(self.command) && size(self.command) > 0) || (has(self.dataset) && has(self.output))",
                     "message": DATA_REQUIRED_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.elastic) || self.elastic.minWorkers <= self.workers",
+                    "message": ELASTIC_MIN_MESSAGE,
+                },
+                {
+                    "rule": "!has(self.elastic) || self.runtime == 'pytorch'",
+                    "message": ELASTIC_RUNTIME_MESSAGE,
                 },
                 {
                     "rule": "!has(self.resources) || self.resources.gpus == 0 || has(self.nodePool)",
@@ -353,8 +389,16 @@ class TrainingJobSpec(CamelModel):
     task: TaskSpec | None = Field(
         default=None, description="The trainer's configuration, passed to it as KUBETRAIN_TASK (JSON)."
     )
-    workers: int = Field(default=1, ge=1, description="Worker pods; each runs nprocPerNode processes.")
+    workers: int = Field(
+        default=1, ge=1, description="Worker pods; each runs nprocPerNode processes (with spec.elastic: the most)."
+    )
     nproc_per_node: int = Field(default=1, ge=1, description="Processes per worker pod (usually its GPU count).")
+    elastic: ElasticPolicy | None = Field(
+        default=None,
+        description="Run with any worker count from elastic.minWorkers to spec.workers, surviving the loss of "
+        "workers above the minimum and growing back when capacity returns (runtime: pytorch; docs/elastic.md). "
+        "Unset: exactly spec.workers, and any loss restarts the whole group.",
+    )
     resources: Resources = Field(default_factory=Resources, description="Resources of each worker pod.")
     node_pool: str | None = Field(
         default=None,
@@ -403,6 +447,10 @@ class TrainingJobSpec(CamelModel):
             )
         if not self.command and (self.dataset is None or self.output is None):
             raise ValueError(DATA_REQUIRED_MESSAGE)
+        if self.elastic is not None and self.elastic.min_workers > self.workers:
+            raise ValueError(ELASTIC_MIN_MESSAGE)
+        if self.elastic is not None and self.runtime != Runtime.PYTORCH:
+            raise ValueError(ELASTIC_RUNTIME_MESSAGE)
         if self.resources.gpus > 0 and self.node_pool is None:
             raise ValueError(
                 "spec.nodePool is required when spec.resources.gpus > 0: set it to a GPU pool such as a100-eu "

@@ -60,6 +60,10 @@ class Reason(StrEnum):
     WORKER_FAILED = "WorkerFailed"
     WORKER_DELETED = "WorkerDeleted"
     WORKER_LOST = "WorkerLost"
+    # An elastic group re-formed (plan/elastic.py): a worker left or joined; too few are left.
+    MEMBERSHIP_CHANGED = "MembershipChanged"
+    BELOW_MIN_WORKERS = "BelowMinWorkers"
+    MIN_WORKERS_RUNNING = "MinWorkersRunning"
     # The outcome: Succeeded=True (per runtime, plan/group.py), and what closes Running and Restarting.
     ALL_WORKERS_SUCCEEDED = "AllWorkersSucceeded"
     DRIVER_SUCCEEDED = "DriverSucceeded"
@@ -151,6 +155,20 @@ class Checkpoint(CamelModel):
     time: datetime | None = Field(default=None, description="When it was saved.")
 
 
+class ElasticStatus(CamelModel):
+    """How an elastic job's group stands: its size now, and how often it re-formed."""
+
+    workers: int = Field(
+        default=0, ge=0, description="Workers of the current attempt running (or done) now: the group's size."
+    )
+    membership_changes: int = Field(
+        default=0,
+        ge=0,
+        description="Times the running group lost or gained workers and re-formed in place (no whole-group "
+        "restart; status.restarts does not count them).",
+    )
+
+
 class TrainingJobStatus(CamelModel):
     phase: Phase = Field(
         default=Phase.PENDING, description="Summary of the conditions (derived from them, never set on its own)."
@@ -177,8 +195,12 @@ class TrainingJobStatus(CamelModel):
     worker_replacements: int | None = Field(
         default=None,
         ge=1,
-        description="Ray worker pods replaced alone in the current attempt (absent: none); one more than "
-        "spec.ray.maxWorkerFailures fails the attempt, which then counts against runPolicy.backoffLimit.",
+        description="Workers lost and replaced alone in the current attempt (absent: none): Ray worker pods, or "
+        "workers of an elastic job; one more than spec.ray.maxWorkerFailures (spec.elastic.maxRestarts) fails the "
+        "attempt, which then counts against runPolicy.backoffLimit.",
+    )
+    elastic: ElasticStatus | None = Field(
+        default=None, description="An elastic job's group (spec.elastic): its size and membership changes."
     )
     start_time: datetime | None = Field(
         default=None, description="When the operator started the workers (reset when a suspended job resumes)."

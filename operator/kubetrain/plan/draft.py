@@ -13,7 +13,7 @@ from kubetrain.api.contract import WORKER_ROLE
 from kubetrain.api.events import EventType
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.provenance import Provenance
-from kubetrain.api.status import Condition, ConditionType, Phase, ReplicaStatus, TrainingJobStatus
+from kubetrain.api.status import Condition, ConditionType, ElasticStatus, Phase, ReplicaStatus, TrainingJobStatus
 from kubetrain.plan import conditions as cond
 from kubetrain.plan.replicas import workers_column
 
@@ -65,6 +65,7 @@ class Draft:
     restarts: int
     attempt: int
     worker_replacements: int
+    elastic: ElasticStatus | None
     start_time: datetime | None
     first_start_time: datetime | None
     completion_time: datetime | None
@@ -89,6 +90,7 @@ class Draft:
             restarts=status.restarts,
             attempt=status.current_attempt,
             worker_replacements=status.worker_replacements or 0,
+            elastic=status.elastic,
             start_time=status.start_time,
             # A status written before firstStartTime existed: its startTime is the best record.
             first_start_time=status.first_start_time or status.start_time,
@@ -129,6 +131,7 @@ class Draft:
             restarts=self.restarts,
             attempt=self.attempt if self.attempt != self.restarts or old.attempt is not None else None,
             worker_replacements=self.worker_replacements or None,
+            elastic=self.elastic,
             start_time=self.start_time,
             first_start_time=self.first_start_time,
             completion_time=self.completion_time,

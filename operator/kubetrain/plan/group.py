@@ -25,11 +25,16 @@ class Group(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     members: list[Member]
-    replaceable_roles: frozenset[str]
-    """A failed pod of these roles is replaced alone: Ray reschedules its work on the new node,
-    while a DDP rendezvous (and a Ray head with its GCS) cannot outlive a lost member."""
-    outcome_role: str
-    """The job succeeds when every member of this role has succeeded."""
+    replaceable: frozenset[str]
+    """Members whose failed pod is replaced alone: Ray reschedules its work on the new node, and an
+    elastic group re-forms without it; a fixed DDP rendezvous, worker 0 of an elastic one (it hosts
+    the rendezvous store) and a Ray head (with its GCS) cannot outlive a lost member."""
+    max_replacements: int
+    """Members replaced alone in one attempt before one more loss restarts the whole group."""
+    deciding: frozenset[str]
+    """The job succeeds when every one of these members has succeeded."""
+    min_workers: int | None = None
+    """spec.elastic.minWorkers: the fewest running workers the group trains with; None: not elastic."""
     reporter: str
     """The member whose termination message carries the final report (rank 0, or the driver)."""
     noun: str
@@ -53,18 +58,36 @@ def group_of(job: TrainingJob) -> Group:
         head = Member(role=HEAD_ROLE, index=0, name=ray_head_name(name))
         return Group(
             members=[head, *worker_members],
-            replaceable_roles=frozenset({WORKER_ROLE}),
-            outcome_role=HEAD_ROLE,
+            replaceable=frozenset(m.name for m in worker_members),
+            max_replacements=job.spec.ray.max_worker_failures,
+            deciding=frozenset({head.name}),
             reporter=head.name,
             noun=f"the Ray head and all {workers} workers",
             whole="the Ray head and every worker",
             success_reason=Reason.DRIVER_SUCCEEDED,
             success_noun="the Ray driver (head)",
         )
+    elastic = job.spec.elastic
+    if elastic is not None:
+        chief = worker_members[0]
+        return Group(
+            members=worker_members,
+            replaceable=frozenset(m.name for m in worker_members[1:]),
+            max_replacements=elastic.max_restarts,
+            # The others stop with rank 0 (torchrun ends the round); one still waiting for a node never ran.
+            deciding=frozenset({chief.name}),
+            min_workers=elastic.min_workers,
+            reporter=chief.name,
+            noun=f"at least {elastic.min_workers} of {workers} workers",
+            whole="every worker",
+            success_reason=Reason.ALL_WORKERS_SUCCEEDED,
+            success_noun="the elastic group",
+        )
     return Group(
         members=worker_members,
-        replaceable_roles=frozenset(),
-        outcome_role=WORKER_ROLE,
+        replaceable=frozenset(),
+        max_replacements=0,
+        deciding=frozenset(m.name for m in worker_members),
         reporter=worker_members[0].name,
         noun=f"all {workers} workers",
         whole="every worker",

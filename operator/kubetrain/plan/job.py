@@ -14,9 +14,10 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import StallPolicy
 from kubetrain.api.status import ConditionType as C
+from kubetrain.api.status import ElasticStatus
 from kubetrain.api.status import Reason as R
 from kubetrain.plan import conditions as cond
-from kubetrain.plan import run_policy
+from kubetrain.plan import elastic, run_policy
 from kubetrain.plan.budget import apply_budget, refuse_growth
 from kubetrain.plan.draft import Draft, Event, Plan
 from kubetrain.plan.failures import Failure, failure_of, first_failure, missing
@@ -138,22 +139,26 @@ def _run(
     if resized:
         _roll(draft, group, observed, resized[0])
         return
-    critical = [p for p in current if p.role not in group.replaceable_roles]
+    critical = [p for p in current if p.name not in group.replaceable]
     failure = first_failure(_failures(draft, group, critical))
     if failure is not None:
         _fail_or_restart(draft, group, failure, current)
         return
     live = [p for p in current if not p.deleting]
-    deciding = [m.name for m in group.members if m.role == group.outcome_role]
     succeeded = {p.name for p in live if p.phase == "Succeeded"}
-    if all(name in succeeded for name in deciding):
+    if group.deciding <= succeeded:
         draft.set(C.SUCCEEDED, True, group.success_reason, _success_message(group, live))
         return
     stall = run_policy.progress_stall(draft)
     if stall is not None:
         _stalled(draft, group, stall, current)
         return
-    if not _replace(draft, group, live, current):
+    if group.min_workers is not None:
+        lost = elastic.follow(draft, group, current, live, group.min_workers)
+        if lost is not None:
+            _fail_or_restart(draft, group, lost, current)
+            return
+    elif not _replace(draft, group, live, current):
         return
     _start(draft, group, observed, live, desired, quota, kueue)
 
@@ -169,7 +174,7 @@ def _failures(draft: Draft, group: Group, critical: list[ObservedPod]) -> list[F
         failures += [
             missing(m.name, m.role)
             for m in group.members
-            if m.role not in group.replaceable_roles and m.name not in present
+            if m.name not in group.replaceable and m.name not in present
         ]
     return failures
 
@@ -178,10 +183,11 @@ def _replace(draft: Draft, group: Group, live: list[ObservedPod], current: list[
     """A finished pod of a replaceable role is deleted alone and created again, in this attempt,
     once its name is free; the rest of the group keeps running. A worker that can never join (a
     bad flag, a crash at start) would be replaced forever, so one replacement more than
-    spec.ray.maxWorkerFailures fails the attempt instead. False: the attempt ended."""
-    limit = draft.job.spec.ray.max_worker_failures
+    spec.ray.maxWorkerFailures fails the attempt instead. False: the attempt ended. (An elastic
+    group's losses: plan/elastic.py.)"""
+    limit = group.max_replacements
     for pod in live:
-        if pod.role not in group.replaceable_roles or not pod.finished:
+        if pod.name not in group.replaceable or not pod.finished:
             continue
         failure = failure_of(pod)
         detail = failure.message if failure else f"{pod.role} {pod.name} exited"
@@ -219,11 +225,19 @@ def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list
     draft.restarts += 1
     draft.attempt += 1
     draft.worker_replacements = 0
+    draft.elastic = _next_attempt(draft)
     message = f"{failure.message}; restarting {group.whole} (restart {draft.restarts} of at most {limit})"
     draft.set(C.RESTARTING, True, failure.reason, message)
     draft.close(C.RUNNING, R.RESTARTING, message)
     draft.close(C.CREATED, R.RESTARTING, message)
     draft.delete([p.name for p in current if not p.deleting])
+
+
+def _next_attempt(draft: Draft) -> ElasticStatus | None:
+    """A new attempt's group has no members yet; the membership changes of the job's life stay."""
+    if draft.elastic is None:
+        return None
+    return ElasticStatus(workers=0, membership_changes=draft.elastic.membership_changes)
 
 
 def _stalled(draft: Draft, group: Group, message: str, current: list[ObservedPod]) -> None:
@@ -243,6 +257,7 @@ def _roll(draft: Draft, group: Group, observed: Observed, old_workers: int) -> N
     status.restarts are untouched; training resumes from the last checkpoint."""
     draft.attempt += 1
     draft.worker_replacements = 0
+    draft.elastic = _next_attempt(draft)
     message = (f"spec.workers changed from {old_workers} to {draft.job.spec.workers}: restarting {group.whole} "
                f"as attempt {draft.attempt} (not counted against runPolicy.backoffLimit)")
     draft.set(C.RESTARTING, True, R.WORKERS_CHANGED, message)
@@ -294,11 +309,29 @@ def _start(
     attempt = f"attempt {draft.attempt}"
     if len(live) == size:
         draft.set(C.CREATED, True, R.ALL_WORKERS_CREATED, f"{group.noun} of {attempt} exist")
-    if len(live) == size and all(p.phase == "Running" for p in live):
+    if group.min_workers is not None:
+        _elastic_running(draft, group, live, attempt)
+    elif len(live) == size and all(p.phase == "Running" for p in live):
         message = f"{group.noun} of {attempt} are running"
         draft.set(C.RUNNING, True, R.ALL_WORKERS_RUNNING, message)
         draft.close(C.RESTARTING, R.ALL_WORKERS_RUNNING, message)
     else:
+        _report_waiting(draft, live)
+
+
+def _elastic_running(draft: Draft, group: Group, live: list[ObservedPod], attempt: str) -> None:
+    """An elastic group runs once minWorkers of its workers run and none of those placed on a node
+    is still starting (so the count settles before torchrun's first round closes); a worker the
+    scheduler cannot place yet waits without holding the others back."""
+    minimum = group.min_workers or 0
+    running = sum(1 for p in live if p.phase == "Running")
+    starting = any(p.phase == "Pending" and p.node_name for p in live)
+    if running >= minimum and not starting:
+        message = (f"{running} of {len(group.members)} workers of {attempt} are running "
+                   f"(spec.elastic.minWorkers: {minimum})")
+        draft.set(C.RUNNING, True, R.MIN_WORKERS_RUNNING, message)
+        draft.close(C.RESTARTING, R.MIN_WORKERS_RUNNING, message)
+    elif not draft.is_true(C.RUNNING):
         _report_waiting(draft, live)
 
 

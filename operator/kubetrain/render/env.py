@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import json
 
-from kubetrain.api.contract import MASTER_PORT, TERMINATION_MESSAGE_PATH
+from kubetrain.api.contract import (
+    ELASTIC_LAST_CALL_SECONDS,
+    ELASTIC_RENDEZVOUS_BACKEND,
+    ELASTIC_RENDEZVOUS_PORT,
+    ELASTIC_STORE_TIMEOUT_SECONDS,
+    MASTER_PORT,
+    TERMINATION_MESSAGE_PATH,
+)
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.provenance import SUBMITTED_BY_ANNOTATION
+from kubetrain.api.spec import ElasticPolicy
 from kubetrain.render.names import master_addr
 
 TORCHRUN_NAMES = ("NNODES", "NPROC_PER_NODE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -23,6 +31,8 @@ def task_json(job: TrainingJob) -> str | None:
 def worker_env(job: TrainingJob, index: int, attempt: int, image: str) -> list[dict[str, str]]:
     """`image` and the submitter reach the trainer only so that its model card, a file that
     travels without the cluster's records, names them too."""
+    if job.spec.elastic is not None:
+        return contract_env(job, attempt, _elastic_env(job, job.spec.elastic, index, attempt), image)
     spec, meta = job.spec, job.metadata
     nproc = spec.nproc_per_node
     distributed = {
@@ -36,6 +46,30 @@ def worker_env(job: TrainingJob, index: int, attempt: int, image: str) -> list[d
     }
     torchrun = {f"PET_{name}": distributed[name] for name in TORCHRUN_NAMES}
     return contract_env(job, attempt, {**distributed, **torchrun}, image)
+
+
+def _elastic_env(job: TrainingJob, elastic: ElasticPolicy, index: int, attempt: int) -> dict[str, str]:
+    """torchrun's options for its dynamic rendezvous, as its PET_* variables: no rank or world size,
+    which each round of the rendezvous assigns. Worker 0 hosts the rendezvous store (is_host, not
+    torchrun's guess from host names), and the id changes with the attempt, so a whole-group
+    restart never meets the rounds of the attempt before."""
+    spec, meta = job.spec, job.metadata
+    conf = {
+        "is_host": "true" if index == 0 else "false",
+        "last_call_timeout": str(ELASTIC_LAST_CALL_SECONDS),
+        "join_timeout": str(ELASTIC_STORE_TIMEOUT_SECONDS),
+        "read_timeout": str(ELASTIC_STORE_TIMEOUT_SECONDS),
+    }
+    return {
+        "NPROC_PER_NODE": str(spec.nproc_per_node),
+        "PET_NNODES": f"{elastic.min_workers}:{spec.workers}",
+        "PET_NPROC_PER_NODE": str(spec.nproc_per_node),
+        "PET_RDZV_BACKEND": ELASTIC_RENDEZVOUS_BACKEND,
+        "PET_RDZV_ENDPOINT": f"{master_addr(meta.name)}:{ELASTIC_RENDEZVOUS_PORT}",
+        "PET_RDZV_ID": f"{meta.uid}-{attempt}",
+        "PET_RDZV_CONF": ",".join(f"{k}={v}" for k, v in conf.items()),
+        "PET_MAX_RESTARTS": str(elastic.max_restarts),
+    }
 
 
 def contract_env(job: TrainingJob, attempt: int, runtime: dict[str, str], image: str) -> list[dict[str, str]]:

@@ -1,5 +1,6 @@
 """Native gang placement: one PodGroup per attempt (scheduling.k8s.io/v1beta1), minCount all
-of the attempt's pods (PyTorch: every worker; Ray: the head and every worker), and each pod joined
+of the attempt's pods (PyTorch: every worker, or spec.elastic.minWorkers; Ray: the head and every
+worker), and each pod joined
 to it by spec.schedulingGroup, so kube-scheduler binds the whole group or none of it. A new
 attempt gets a new group (its name carries the attempt), so a whole-group restart never waits
 on the pods of the attempt before; the groups of past attempts go with the job (owner reference)."""
@@ -28,11 +29,17 @@ def with_pod_group(job: TrainingJob, children: DesiredObjects) -> DesiredObjects
     group = PodGroup(
         metadata=child_metadata(job, name, job_labels(job.metadata.name)),
         spec=PodGroupSpec(
-            scheduling_policy=PodGroupSchedulingPolicy(gang=GangSchedulingPolicy(min_count=len(children.pods)))
+            scheduling_policy=PodGroupSchedulingPolicy(gang=GangSchedulingPolicy(min_count=_min_count(job, children)))
         ),
     )
     pods = [_joined(pod, name) for pod in children.pods]
     return children.model_copy(update={"pods": pods, "pod_group": group.to_k8s()})
+
+
+def _min_count(job: TrainingJob, children: DesiredObjects) -> int:
+    """An elastic job trains with spec.elastic.minWorkers, so that many bound together start it; the
+    rest are bound as capacity appears and join the running group."""
+    return job.spec.elastic.min_workers if job.spec.elastic is not None else len(children.pods)
 
 
 def _joined(pod: dict[str, Any], group: str) -> dict[str, Any]:

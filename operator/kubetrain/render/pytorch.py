@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrain.api.contract import MASTER_PORT
+from kubetrain.api.contract import ELASTIC_RENDEZVOUS_PORT, MASTER_PORT
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.render.access import render_access
@@ -21,6 +21,7 @@ from kubetrain.render.pods import pod_image, trainer_pod
 from kubetrain.render.settings import RenderSettings
 
 RENDEZVOUS_PORT_NAME = "rendezvous"
+ELASTIC_PORT_NAME = "elastic"
 
 
 def render_pytorch(
@@ -52,10 +53,18 @@ def _service(job: TrainingJob) -> dict[str, Any]:
             "publishNotReadyAddresses": True,
             "selector": worker_selector(job.metadata.name),
             "ports": [
-                {"name": RENDEZVOUS_PORT_NAME, "port": MASTER_PORT, "targetPort": MASTER_PORT, "protocol": "TCP"}
+                {"name": name, "port": port, "targetPort": port, "protocol": "TCP"} for name, port in _ports(job)
             ],
         },
     }
+
+
+def _ports(job: TrainingJob) -> list[tuple[str, int]]:
+    """An elastic job's rendezvous store listens on its own port beside the process group's."""
+    ports = [(RENDEZVOUS_PORT_NAME, MASTER_PORT)]
+    if job.spec.elastic is not None:
+        ports.append((ELASTIC_PORT_NAME, ELASTIC_RENDEZVOUS_PORT))
+    return ports
 
 
 def _worker(
@@ -68,7 +77,7 @@ def _worker(
         worker_labels(job.metadata.name, index, attempt, job.spec.workers),
         worker_env(job, index, attempt, pod_image(job, settings)),
         (job.spec.command, job.spec.args),
-        [{"name": RENDEZVOUS_PORT_NAME, "containerPort": MASTER_PORT, "protocol": "TCP"}],
+        [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in _ports(job)],
         placement,
         settings,
         network={"hostname": name, "subdomain": service_name(job.metadata.name)},

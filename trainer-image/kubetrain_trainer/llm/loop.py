@@ -108,7 +108,7 @@ class LanguageModelLoop:
         return min(self.window, len(self.order) - position * self.window) * self.topology.world_size
 
     def run(self) -> LanguageLoopResult:
-        start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer)
+        start_step = resume(self.checkpointer, self.topology, self.model, self.optimizer, self.steps_per_epoch)
         ddp: nn.Module = self.model
         if self.topology.distributed:
             ddp = DistributedDataParallel(
@@ -147,7 +147,7 @@ class LanguageModelLoop:
                     epoch_tokens += sum(t.count for t in totals)
                     read_total += sum(t.read for t in totals)
                 if self.topology.is_chief and checkpoint_due:
-                    saved = self.checkpointer.save(step, epoch, self.model, self.optimizer)
+                    saved = self.checkpointer.save(step, epoch, self.steps_per_epoch, self.model, self.optimizer)
                     logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
             train_loss = epoch_loss / max(epoch_tokens, 1.0)
             self._end_of_epoch(epoch, train_loss)
