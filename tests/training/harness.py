@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubetrain.api.contract import ATTEMPT_LABEL, REPLICA_INDEX_LABEL
+from kubetrain.api.job import TrainingJob
+from kubetrain.devcluster.localnode.launch import plan_launch
+from kubetrain.render.env import worker_env
 from tests.helpers import wait_for
 
 # Variables a developer's shell (or an enclosing pod) might carry that would change what the
@@ -151,3 +155,41 @@ def wait_for_checkpoint(output: Path, at_least_step: int, timeout: float = 90.0)
         return value if value >= at_least_step else 0
 
     return wait_for(step, timeout=timeout, what=f"a checkpoint at step >= {at_least_step}")
+
+
+def start_elastic(
+    workdir: Path, task: dict[str, Any], dataset: str, output: str, *, workers: int, min_workers: int,
+    job: str = "elastic",
+) -> list[Pod]:
+    """Starts the pods of a spec.elastic job as the local node starts them: each pod's env is the
+    one the operator renders (render.env.worker_env), rewritten for the loopback by the local
+    node's own launch plan; the trainer then runs torchrun's agent in every pod."""
+    spec = {
+        "task": task, "workers": workers, "elastic": {"minWorkers": min_workers},
+        "dataset": {"uri": dataset}, "output": {"uri": output},
+    }
+    model = TrainingJob.model_validate(
+        {"metadata": {"name": job, "namespace": "training-tests", "uid": f"uid-{job}"}, "spec": spec}
+    )
+    pods = []
+    for index in range(workers):
+        directory = workdir / f"worker-{index}"
+        directory.mkdir(parents=True)
+        pod = {
+            "metadata": {
+                "name": f"{job}-worker-{index}", "namespace": "training-tests",
+                "labels": {REPLICA_INDEX_LABEL: str(index), ATTEMPT_LABEL: "0"},
+                "ownerReferences": [{"uid": model.metadata.uid, "controller": True}],
+            },
+            "spec": {"containers": [{"name": "trainer", "env": worker_env(model, index, 0, "trainer:test")}]},
+        }
+        launch = plan_launch(pod, directory, "127.0.0.1", 1, None)
+        env = {k: v for k, v in launch.env.items() if not k.startswith("KUBERNETES_SERVICE_")}
+        base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
+        with open(directory / "trainer.log", "wb") as log:
+            process = subprocess.Popen(
+                launch.argv, env={**base, **env, "OMP_NUM_THREADS": "1"}, cwd=directory, stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        pods.append(Pod(index, process, directory))
+    return pods

@@ -69,6 +69,9 @@ def _elastic_env(job: TrainingJob, elastic: ElasticPolicy, index: int, attempt: 
         "PET_RDZV_ID": f"{meta.uid}-{attempt}",
         "PET_RDZV_CONF": ",".join(f"{k}={v}" for k, v in conf.items()),
         "PET_MAX_RESTARTS": str(elastic.max_restarts),
+        # torchrun's workers otherwise share the agent's store across rounds, and a round whose rank
+        # 0 stayed reads the rank addresses the round before left there (peers refuse connections).
+        "TORCH_DISABLE_SHARE_RDZV_TCP_STORE": "1",
     }
 
 

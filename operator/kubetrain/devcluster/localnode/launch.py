@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from kubetrain.api.contract import REPLICA_INDEX_LABEL
 from kubetrain.devcluster.localnode.rayports import (
     is_ray_pod,
     job_key,
@@ -131,6 +132,8 @@ def plan_launch(
         env.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port})
         if "PET_MASTER_ADDR" in env:
             env.update({"PET_MASTER_ADDR": "127.0.0.1", "PET_MASTER_PORT": port})
+    if "PET_RDZV_ENDPOINT" in env:
+        env.update(_elastic_env(pod))
     ray = is_ray_pod(env)
     if ray:
         env.update(ray_env(pod))
@@ -147,6 +150,17 @@ def plan_launch(
         termination_message_path=termination_path,
         termination_message_policy=container.get("terminationMessagePolicy", "File"),
     )
+
+
+def _elastic_env(pod: dict[str, Any]) -> dict[str, str]:
+    """An elastic job's rendezvous store on the loopback, and each pod its own loopback address
+    (Linux answers on all of 127/8): torchrun ranks a round's members by address, so worker 0
+    (127.0.0.1) is rank 0 here as it is under its DNS name on a cluster."""
+    index = int(pod["metadata"].get("labels", {}).get(REPLICA_INDEX_LABEL, "0"))
+    return {
+        "PET_RDZV_ENDPOINT": f"127.0.0.1:{rendezvous_port(pod)}",
+        "PET_LOCAL_ADDR": f"127.0.0.{index + 1}",
+    }
 
 
 def describe(launch: Launch) -> str:
