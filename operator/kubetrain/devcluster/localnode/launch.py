@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from kubetrain.api.contract import REPLICA_INDEX_LABEL
 from kubetrain.devcluster.localnode.rayports import (
     is_ray_pod,
     job_key,
@@ -30,6 +29,8 @@ from kubetrain.devcluster.localnode.rayports import (
 # which is what the kubetrain trainer image's ENTRYPOINT does.
 DEFAULT_ENTRYPOINT = ("python", "-m", "kubetrain_trainer")
 PYTHON_NAMES = {"python", "python3", sys.executable}
+# docs/contracts.md's pod label (devcluster stands apart from the operator's modules).
+REPLICA_INDEX_LABEL = "kubetrain.io/replica-index"
 RENDEZVOUS_PORT_BASE = 20000
 RENDEZVOUS_PORT_SPAN = 10000
 _VAR_REFERENCE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
