@@ -12,13 +12,17 @@ from pydantic import ValidationError
 
 from kubetrain.api import TrainingJob
 from kubetrain.api.spec import ELASTIC_MIN_MESSAGE, ELASTIC_RUNTIME_MESSAGE
-from kubetrain.plan import Plan
+from kubetrain.plan import Plan, plan
+from kubetrain.policy.kueue import KueueFacts
 from kubetrain.render.job import render_children
 from kubetrain_trainer.checkpoint import Resumed
 from tests.unit.test_plan_rules import (
     CATALOGUE,
     DDP,
     NAME,
+    NOW,
+    SETTINGS,
+    children,
     cond,
     condition,
     observe,
@@ -209,3 +213,30 @@ def test_a_restarted_attempt_starts_counting_members_afresh() -> None:
 def test_a_checkpoint_resumes_at_the_same_fraction_of_its_epoch(saved: Resumed, steps_per_epoch: int,
                                                                  expected: int) -> None:
     assert saved.step_in(steps_per_epoch) == expected
+
+
+# --- Kueue -----------------------------------------------------------------------------------
+
+
+def test_kueue_may_admit_an_elastic_job_partially_and_only_the_admitted_workers_are_created() -> None:
+    queued = ELASTIC.metadata(labels={"kueue.x-k8s.io/queue-name": "team"})
+    first = plan(queued.obj(), observe(service=False), children(queued.obj()), CATALOGUE, SETTINGS, NOW,
+                 kueue=KueueFacts())
+    [workload] = [o for o in first.create if o["kind"] == "Workload"]
+    assert [(s["name"], s["count"], s.get("minCount")) for s in workload["spec"]["podSets"]] == [("worker", 3, 2)]
+
+    workload["status"] = {
+        "conditions": [cond("QuotaReserved"), cond("Admitted")],
+        "admission": {"clusterQueue": "cq", "podSetAssignments": [{"name": "worker", "count": 2, "flavors": {}}]},
+    }
+    job = queued.status(first.status.to_k8s()).obj()
+    result = plan(job, observe(service=False), children(job), CATALOGUE, SETTINGS, NOW,
+                  kueue=KueueFacts(workload=workload))
+    assert [o["metadata"]["name"] for o in result.create if o["kind"] == "Pod"] == WORKERS[:2]
+
+
+def test_a_fixed_size_job_asks_kueue_for_all_its_workers() -> None:
+    queued = DDP.metadata(labels={"kueue.x-k8s.io/queue-name": "team"}).obj()
+    result = plan(queued, observe(service=False), children(queued), CATALOGUE, SETTINGS, NOW, kueue=KueueFacts())
+    [pod_set] = next(o for o in result.create if o["kind"] == "Workload")["spec"]["podSets"]
+    assert "minCount" not in pod_set

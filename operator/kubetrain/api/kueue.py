@@ -33,6 +33,12 @@ FINISHED: Final = "Finished"
 class PodSet(CamelModel):
     name: str = Field(description="The role (worker, head): one pod set per role of the job.")
     count: int = Field(ge=1, description="Pods of the role.")
+    min_count: int | None = Field(
+        default=None,
+        ge=1,
+        description="The fewest pods of the role the job runs with (an elastic job's minWorkers): Kueue may "
+        "admit it partially, with any count from this to count.",
+    )
     template: dict[str, Any] = Field(description="A PodTemplateSpec holding the pods' resource requests.")
 
 

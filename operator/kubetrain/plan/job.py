@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+from kubetrain.api.contract import REPLICA_INDEX_LABEL, ROLE_LABEL
 from kubetrain.api.events import EventType
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
@@ -31,7 +33,7 @@ from kubetrain.plan.replicas import replica_status
 from kubetrain.plan.report import TrainerReport, parse_report
 from kubetrain.plan.residency import apply_residency, recheck
 from kubetrain.policy.budget import BudgetVerdict
-from kubetrain.policy.kueue import KueueFacts, placements
+from kubetrain.policy.kueue import KueueFacts, admitted_counts, placements
 from kubetrain.policy.quota import QuotaFacts
 from kubetrain.policy.residency.verdict import ALLOW_ALL, ResidencyVerdict
 from kubetrain.render.errors import summarize
@@ -284,7 +286,7 @@ def _start(
     taken = {p.name for p in observed.pods}
     pods = [pod for pod in children.pods if pod["metadata"]["name"] not in taken]
     if kueue is not None:
-        pods = placed(pods, placements(kueue))
+        pods = placed(_admitted(pods, admitted_counts(kueue)), placements(kueue))
     if not live and not admit_quota(draft, pods, quota):
         return
     if children.service["metadata"]["name"] not in observed.service_names:
@@ -307,7 +309,8 @@ def _start(
     if starting and draft.first_start_time is None:
         draft.first_start_time = draft.now
     attempt = f"attempt {draft.attempt}"
-    if len(live) == size:
+    # An elastic group may never have all its pods (a partial Kueue admission creates fewer).
+    if len(live) >= (group.min_workers or size):
         draft.set(C.CREATED, True, R.ALL_WORKERS_CREATED, f"{group.noun} of {attempt} exist")
     if group.min_workers is not None:
         _elastic_running(draft, group, live, attempt)
@@ -333,6 +336,17 @@ def _elastic_running(draft: Draft, group: Group, live: list[ObservedPod], attemp
         draft.close(C.RESTARTING, R.MIN_WORKERS_RUNNING, message)
     elif not draft.is_true(C.RUNNING):
         _report_waiting(draft, live)
+
+
+def _admitted(pods: list[dict[str, Any]], counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The pods Kueue admitted: after a partial admission (an elastic job's workers) only the first
+    `count` replicas of a role are created; the group trains with them."""
+    def within(pod: dict[str, Any]) -> bool:
+        labels = pod["metadata"]["labels"]
+        count = counts.get(labels[ROLE_LABEL])
+        return count is None or int(labels[REPLICA_INDEX_LABEL]) < count
+
+    return [pod for pod in pods if within(pod)]
 
 
 def _report_waiting(draft: Draft, live: list[ObservedPod]) -> None:

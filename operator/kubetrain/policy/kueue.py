@@ -72,3 +72,12 @@ def placements(facts: KueueFacts) -> dict[str, Placement]:
             tolerations += [t for t in spec.get("tolerations") or [] if t not in tolerations]
         out[str(assignment["name"])] = Placement(node_selector=selector, tolerations=tolerations)
     return out
+
+
+def admitted_counts(facts: KueueFacts) -> dict[str, int]:
+    """Per pod set (role): the pods Kueue admitted, where it says (a partial admission admits fewer
+    than the pod set's count)."""
+    if facts.workload is None:
+        return {}
+    assignments = ((facts.workload.get("status") or {}).get("admission") or {}).get("podSetAssignments") or []
+    return {str(a["name"]): int(a["count"]) for a in assignments if isinstance(a.get("count"), int)}

@@ -3,14 +3,15 @@ Kueue admitted them to.
 
 One Workload per job (not per attempt): Kueue keeps a job's place, priority and eviction history
 on it, and an evicted job waits to be re-admitted on the same Workload. Its pod sets are the
-job's roles (PyTorch: worker; Ray: head and worker) with their counts, and a pod template per role
-taken from the pods the attempt would create, so the requests Kueue counts are exactly theirs."""
+job's roles (PyTorch: worker; Ray: head and worker) with their counts (an elastic job's workers
+with minCount, so Kueue may admit fewer), and a pod template per role taken from the pods the
+attempt would create, so the requests Kueue counts are exactly theirs."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from kubetrain.api.contract import ROLE_LABEL
+from kubetrain.api.contract import ROLE_LABEL, WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.kueue import (
     PRIORITY_CLASS_LABEL,
@@ -46,7 +47,8 @@ def render_workload(job: TrainingJob, queue: str, pods: list[dict[str, Any]], pr
     roles: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         roles.setdefault(pod["metadata"]["labels"][ROLE_LABEL], []).append(pod)
-    pod_sets = [PodSet(name=role, count=len(members), template=_template(members[0]))
+    pod_sets = [PodSet(name=role, count=len(members), min_count=_min_count(job, role, len(members)),
+                       template=_template(members[0]))
                 for role, members in roles.items()]
     named = priority_class(job)
     workload = Workload(
@@ -59,6 +61,14 @@ def render_workload(job: TrainingJob, queue: str, pods: list[dict[str, Any]], pr
         ),
     )
     return workload.to_k8s()
+
+
+def _min_count(job: TrainingJob, role: str, count: int) -> int | None:
+    """An elastic job's workers may be admitted partially: from minWorkers up."""
+    elastic = job.spec.elastic
+    if role != WORKER_ROLE or elastic is None or elastic.min_workers >= count:
+        return None
+    return elastic.min_workers
 
 
 def _template(pod: dict[str, Any]) -> dict[str, Any]:
