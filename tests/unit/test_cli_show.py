@@ -131,6 +131,13 @@ def test_describe_lists_conditions_events_and_provenance() -> None:
     assert show.describe(JOB.obj(), [], NOW)[-1] == "  <none>"
 
 
+def test_describe_shows_an_elastic_groups_size_and_changes() -> None:
+    elastic = JOB.merge(workers=4, elastic={"minWorkers": 2}).status(
+        {"phase": "Running", "elastic": {"workers": 3, "membershipChanges": 2}}).obj()
+    assert "Elastic:       3 running (min 2, max 4), 2 membership changes" in show.describe(elastic, [], NOW)
+    assert not any(line.startswith("Elastic:") for line in show.describe(JOB.obj(), [], NOW))
+
+
 def test_logs_merge_in_time_order_keeping_each_sources_order() -> None:
     merged = merge_timestamped({
         "rank 1": "2026-12-02T12:00:01.000000002Z b1\n2026-12-02T12:00:03.000000000Z b2\n",

@@ -213,6 +213,10 @@ def describe(job: TrainingJob, events: Sequence[dict[str, Any]], now: datetime) 
         f"Cost:          {cost_text(status.cost) if status.cost is not None else '-'}",
         f"Model version: {status.model_version or '-'}",
     ]
+    if job.spec.elastic is not None:
+        group = status.elastic
+        lines.append(f"Elastic:       {group.workers if group else 0} running (min {job.spec.elastic.min_workers}, "
+                     f"max {job.spec.workers}), {group.membership_changes if group else 0} membership changes")
     if status.last_checkpoint is not None:
         lines.append(f"Checkpoint:    step {status.last_checkpoint.step} at {status.last_checkpoint.uri}")
     lines += ["", "Conditions:"] + _indent(table(
