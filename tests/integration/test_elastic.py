@@ -88,7 +88,7 @@ def test_losing_a_worker_above_the_minimum_finishes_with_the_survivors(
     Workers 0 and 1 re-form in their running pods and finish, the replacement waits for a node."""
     name = "elastic-loss"
     jobs.create(elastic_job(name, data, tmp_path / "output", 3, 2, task={
-        **example("pytorch-ddp-local.yaml")["spec"]["task"], "epochs": 150, "checkpointEverySteps": 20}))
+        **example("pytorch-ddp-local.yaml")["spec"]["task"], "epochs": 60, "checkpointEverySteps": 20}))
     jobs.wait_phase(name, "Running", timeout=300)
     training_under_way(jobs, name)
     set_taints(reclaimable, [LOCAL_TAINT, RECLAIMED])
@@ -104,16 +104,17 @@ def test_losing_a_worker_above_the_minimum_finishes_with_the_survivors(
 
 
 def test_a_job_started_at_two_of_four_grows_to_four_when_capacity_appears(
-    jobs: Jobs, cluster: LocalCluster, data: Path, tmp_path: Path, api: kubernetes.client.ApiClient
+    jobs: Jobs, cluster: LocalCluster, data: Path, tmp_path: Path
 ) -> None:
     """Another pod holds all but 2 workers' worth of the node's CPU: the job runs with 2 of 4. Once
-    that pod is gone the other 2 are scheduled, join, and the group trains on with 4."""
+    that pod is gone the other 2 are scheduled and join, and the trainer resumes in a group of 4
+    (its run is long enough to still be training then; the job is not waited for to the end)."""
     name = "elastic-grow"
     core = jobs.core
     blocker = _hold_all_but(core, jobs.ns, cpu_left=2 * 3)
     try:
         jobs.create(elastic_job(name, data, tmp_path / "output", 4, 2, resources={"cpu": "3", "memory": "1Gi"},
-                                task={**example("pytorch-ddp-local.yaml")["spec"]["task"], "epochs": 300}))
+                                task={**example("pytorch-ddp-local.yaml")["spec"]["task"], "epochs": 2000}))
         running = jobs.wait_phase(name, "Running", timeout=300)
         assert running["elastic"]["workers"] == 2, running
         waiting = [p.metadata.name for p in jobs.pods(name) if p.status.phase == "Pending"]
@@ -124,13 +125,22 @@ def test_a_job_started_at_two_of_four_grows_to_four_when_capacity_appears(
 
     wait_for(lambda: jobs.status(name).get("elastic", {}).get("workers") == 4 or None, timeout=300,
              what="the group to grow to 4 workers")
-    status = wait_succeeded_while_alive(jobs, name, cluster.state_dir / "localnode" / "pods")
+    log = next((cluster.state_dir / "localnode" / "pods").glob(f"{jobs.ns}_{name}-worker-0_*")) / "output.log"
+    resumed = wait_for(lambda: [r for r in _events(log, "resumed") if r["world_size"] == 4] or None, timeout=300,
+                       what="the trainer to resume in a group of 4")
+    step = resumed[0]["step"]
+    wait_for(lambda: jobs.status(name).get("progress", {}).get("step", 0) > step + 10 or None, timeout=300,
+             what="training to go on with 4 workers")
+    status = jobs.status(name)
     assert status["restarts"] == 0 and "workerReplacements" not in status, status
     assert status["elastic"]["membershipChanges"] >= 1, status
     assert any("to 4 workers" in m for m in membership_events(jobs, name))
-    assert status["metrics"]["accuracy"] >= ACCURACY_BAR, status["metrics"]
-    card = json.loads((tmp_path / "output" / "model-card.json").read_text())
-    assert card["training"]["worldSize"] == 4, card["training"]
+    assert status["phase"] == "Running", status
+
+
+def _events(log: Path, name: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log.read_text().splitlines()
+            if line.startswith("{") and f'"event": "{name}"' in line]
 
 
 def test_falling_below_the_minimum_restarts_the_whole_group(jobs: Jobs, data: Path, tmp_path: Path) -> None:
