@@ -203,3 +203,23 @@ def test_a_higher_priority_job_preempts_a_lower_one_which_runs_again_without_a_r
     assert all(p.metadata.labels["kubetrain.io/attempt"] == "1" for p in pods)
     finish(jobs, victim)
     assert jobs.status(victim).get("restarts", 0) == 0
+
+
+def test_an_elastic_job_is_admitted_partially_and_runs_with_the_workers_kueue_admitted(
+    queues: tuple[Jobs, Queues],
+) -> None:
+    """8 of the 16 GPUs are taken; an elastic job of 4 workers x 4 GPUs (at least 2) does not fit
+    whole, so Kueue admits 2 of its workers (partial admission) and the job runs with those 2."""
+    jobs, q = queues
+    fixed = jobs.create(q.job("fixed"))
+    jobs.wait_phase(fixed, "Running", timeout=120)
+    manifest = q.job("elastic")
+    manifest["spec"].update(workers=4, elastic={"minWorkers": 2})
+    name = jobs.create(manifest)
+
+    status = jobs.wait_phase(name, "Running", timeout=120)
+    assert status["elastic"]["workers"] == 2, status
+    workload = q.workload(name)
+    assert [(ps["count"], ps["minCount"]) for ps in workload["spec"]["podSets"]] == [(4, 2)]
+    assert [a["count"] for a in workload["status"]["admission"]["podSetAssignments"]] == [2]
+    assert [p.metadata.name for p in jobs.pods(name)] == [f"{name}-worker-0", f"{name}-worker-1"]
