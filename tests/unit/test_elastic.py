@@ -119,6 +119,11 @@ def test_running_with_the_minimum_while_a_worker_waits_for_a_node() -> None:
     assert result.status.phase == "Running"
 
 
+def test_not_running_without_worker_zero_which_hosts_the_rendezvous() -> None:
+    result = run(ELASTIC.status().obj(), observe(pod(0, placed=False), pod(1), pod(2)))
+    assert condition(result, "Running") is None
+
+
 def test_not_running_while_a_placed_worker_is_still_starting() -> None:
     result = run(ELASTIC.status().obj(), observe(pod(0), pod(1), pod(2, "Pending")))
     assert condition(result, "Running") is None
@@ -135,10 +140,11 @@ def test_losing_a_worker_above_the_minimum_replaces_it_alone() -> None:
     assert kind == "Warning" and "re-forms with 2 workers" in message
     assert condition(result, "Running")["status"] == "True"
 
-    again = run(TrainingJob.model_validate({**training(3).to_k8s(), "status": result.status.to_k8s()}),
-                observe(pod(0), pod(1), pod(2, "Failed", deleting=True)))
-    assert again.status.elastic == result.status.elastic and again.status.worker_replacements == 1
-    assert membership_events(again) == [], "re-planning the same loss counts nothing"
+    replanned = TrainingJob.model_validate({**training(3).to_k8s(), "status": result.status.to_k8s()})
+    for worker_2 in (pod(2, "Failed", deleting=True), pod(2, "Failed")):  # the delete seen, or not yet
+        again = run(replanned, observe(pod(0), pod(1), worker_2))
+        assert again.status.elastic == result.status.elastic and again.status.worker_replacements == 1
+        assert membership_events(again) == [], "re-planning the same loss counts nothing"
 
 
 def test_a_worker_that_vanished_counts_as_lost() -> None:
@@ -153,7 +159,9 @@ def test_falling_below_the_minimum_restarts_the_whole_group() -> None:
     restarting = condition(result, "Restarting")
     assert restarting["reason"] == "BelowMinWorkers"
     assert "1 workers left, fewer than spec.elastic.minWorkers (2)" in restarting["message"]
-    assert result.status.elastic is not None and result.status.elastic.workers == 0
+    assert result.status.elastic is not None
+    assert (result.status.elastic.workers, result.status.elastic.membership_changes) == (0, 0), \
+        "a whole-group restart is no in-place change"
 
 
 def test_losing_worker_zero_restarts_the_whole_group() -> None:
@@ -240,3 +248,21 @@ def test_a_fixed_size_job_asks_kueue_for_all_its_workers() -> None:
     result = plan(queued, observe(service=False), children(queued), CATALOGUE, SETTINGS, NOW, kueue=KueueFacts())
     [pod_set] = next(o for o in result.create if o["kind"] == "Workload")["spec"]["podSets"]
     assert "minCount" not in pod_set
+
+
+def test_a_grown_group_saving_a_step_name_again_keeps_the_checkpoint_latest_names(tmp_path: Path) -> None:
+    import torch
+
+    from kubetrain_trainer.checkpoint import Checkpointer
+
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    Checkpointer(f"file://{tmp_path}").save(200, 0, 250, model, optimizer)
+    grown = Checkpointer(f"file://{tmp_path}")
+    latest = grown.read_latest()
+    assert latest is not None
+    assert grown.restore(*latest, model, optimizer).step_in(125) == 100, "2 -> 4 workers halves the epoch"
+    for step in (150, 200):  # step-200.pt again: the newest now, not the oldest
+        grown.save(step, 1, 125, model, optimizer)
+    assert grown.read_latest() is not None
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == ["step-150.pt", "step-200.pt"]

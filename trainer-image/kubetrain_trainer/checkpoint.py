@@ -123,7 +123,9 @@ class Checkpointer:
         uri = storage.join(self._dir, name)
         storage.write_bytes(uri, blob)
         storage.write_bytes(storage.join(self._dir, LATEST), name.encode())
-        self._written.append(name)
+        # A group that grew resumes at a lower step and may save under a name it wrote before: that
+        # file is now the newest, and must not be pruned as the oldest.
+        self._written = [n for n in self._written if n != name] + [name]
         for old in self._written[:-KEEP]:
             storage.remove(storage.join(self._dir, old))
         del self._written[:-KEEP]

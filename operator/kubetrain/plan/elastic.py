@@ -22,23 +22,24 @@ from kubetrain.plan.observed import ObservedPod
 _MEMBER_PHASES = frozenset({"Running", "Succeeded"})
 
 
-def members(live: list[ObservedPod]) -> int:
+def _members(live: list[ObservedPod]) -> int:
     return sum(1 for p in live if p.phase in _MEMBER_PHASES)
 
 
-def follow(
-    draft: Draft, group: Group, current: list[ObservedPod], live: list[ObservedPod], minimum: int
-) -> Failure | None:
+def follow(draft: Draft, group: Group, current: list[ObservedPod], live: list[ObservedPod]) -> Failure | None:
     """Records the group's size and its changes since the last plan, deletes failed workers so
-    they are created again, and returns the loss that ends the attempt, if any."""
+    they are created again, and returns the loss that ends the attempt, if any. While the group
+    trains, a loss is a drop in the member count (re-planning the same state finds none); before
+    it first ran, each failed worker counts, so one that can never start is not replaced forever."""
+    minimum = group.min_workers or 0
     failed = [p for p in live if p.name in group.replaceable and p.phase == "Failed"]
     draft.delete([p.name for p in failed])
-    now = members(live)
+    now = _members(live)
     before = draft.elastic
     previous = before.workers if before is not None and draft.is_true(C.RUNNING) else None
-    lost = len(failed) if previous is None else max(len(failed), previous - now)
+    lost = len(failed) if previous is None else max(0, previous - now)
     joined = 0 if previous is None else max(0, now - previous)
-    changes = (before.membership_changes if before else 0) + (1 if previous is not None and (lost or joined) else 0)
+    changes = before.membership_changes if before else 0
     draft.elastic = ElasticStatus(workers=now, membership_changes=changes)
     if lost:
         draft.worker_replacements += lost
@@ -70,6 +71,8 @@ def follow(
             reason=R.MEMBERSHIP_CHANGED,
             message=f"the group grows from {previous} to {now} workers and resumes from its last checkpoint",
         ))
+    if previous is not None and (lost or joined):
+        draft.elastic = ElasticStatus(workers=now, membership_changes=changes + 1)
     return None
 
 

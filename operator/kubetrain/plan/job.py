@@ -156,7 +156,7 @@ def _run(
         _stalled(draft, group, stall, current)
         return
     if group.min_workers is not None:
-        lost = elastic.follow(draft, group, current, live, group.min_workers)
+        lost = elastic.follow(draft, group, current, live)
         if lost is not None:
             _fail_or_restart(draft, group, lost, current)
             return
@@ -323,13 +323,15 @@ def _start(
 
 
 def _elastic_running(draft: Draft, group: Group, live: list[ObservedPod], attempt: str) -> None:
-    """An elastic group runs once minWorkers of its workers run and none of those placed on a node
-    is still starting (so the count settles before torchrun's first round closes); a worker the
-    scheduler cannot place yet waits without holding the others back."""
+    """An elastic group runs once minWorkers of its workers run, worker 0 among them, and none of
+    those placed on a node is still starting (so the count settles before torchrun's first round
+    closes); a worker the scheduler cannot place yet waits without holding the others back."""
     minimum = group.min_workers or 0
     running = sum(1 for p in live if p.phase == "Running")
     starting = any(p.phase == "Pending" and p.node_name for p in live)
-    if running >= minimum and not starting:
+    # Worker 0 hosts the rendezvous: without it the others only wait.
+    host = any(p.name == group.reporter and p.phase == "Running" for p in live)
+    if running >= minimum and host and not starting:
         message = (f"{running} of {len(group.members)} workers of {attempt} are running "
                    f"(spec.elastic.minWorkers: {minimum})")
         draft.set(C.RUNNING, True, R.MIN_WORKERS_RUNNING, message)
