@@ -266,3 +266,11 @@ def test_a_grown_group_saving_a_step_name_again_keeps_the_checkpoint_latest_name
         grown.save(step, 1, 125, model, optimizer)
     assert grown.read_latest() is not None
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("*.pt")) == ["step-150.pt", "step-200.pt"]
+
+
+def test_suspending_an_elastic_job_leaves_its_group_without_members() -> None:
+    job = ELASTIC.run_policy(suspend=True).status(
+        running_status(elastic={"workers": 3, "membershipChanges": 2})).obj()
+    result = run(job, observe(pod(0), pod(1), pod(2)))
+    assert result.status.elastic is not None
+    assert (result.status.elastic.workers, result.status.elastic.membership_changes) == (0, 2)

@@ -115,6 +115,18 @@ class Draft:
         """Plan again within `seconds` at the latest; an earlier wake-up already asked for stays."""
         self.requeue_after = seconds if self.requeue_after is None else min(self.requeue_after, seconds)
 
+    def next_attempt(self) -> None:
+        """A whole-group restart, a rollout or an eviction: a new attempt, whose group has lost no
+        worker yet and has no members (the membership changes of the job's life stay)."""
+        self.attempt += 1
+        self.worker_replacements = 0
+        self.group_stopped()
+
+    def group_stopped(self) -> None:
+        """The group's pods are going: an elastic group has no running members any more."""
+        if self.elastic is not None:
+            self.elastic = self.elastic.model_copy(update={"workers": 0})
+
     def delete(self, names: list[str]) -> None:
         self.delete_pods.extend(n for n in names if n not in self.delete_pods)
 

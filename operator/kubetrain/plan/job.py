@@ -16,7 +16,6 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.api.spec import StallPolicy
 from kubetrain.api.status import ConditionType as C
-from kubetrain.api.status import ElasticStatus
 from kubetrain.api.status import Reason as R
 from kubetrain.plan import conditions as cond
 from kubetrain.plan import elastic, run_policy
@@ -225,21 +224,12 @@ def _fail_or_restart(draft: Draft, group: Group, failure: Failure, current: list
         )
         return
     draft.restarts += 1
-    draft.attempt += 1
-    draft.worker_replacements = 0
-    draft.elastic = _next_attempt(draft)
+    draft.next_attempt()
     message = f"{failure.message}; restarting {group.whole} (restart {draft.restarts} of at most {limit})"
     draft.set(C.RESTARTING, True, failure.reason, message)
     draft.close(C.RUNNING, R.RESTARTING, message)
     draft.close(C.CREATED, R.RESTARTING, message)
     draft.delete([p.name for p in current if not p.deleting])
-
-
-def _next_attempt(draft: Draft) -> ElasticStatus | None:
-    """A new attempt's group has no members yet; the membership changes of the job's life stay."""
-    if draft.elastic is None:
-        return None
-    return ElasticStatus(workers=0, membership_changes=draft.elastic.membership_changes)
 
 
 def _stalled(draft: Draft, group: Group, message: str, current: list[ObservedPod]) -> None:
@@ -257,9 +247,7 @@ def _roll(draft: Draft, group: Group, observed: Observed, old_workers: int) -> N
     """spec.workers was edited: the running group (whose WORLD_SIZE is the old count) is stopped
     and the next attempt starts with the new count. Not a failure: runPolicy.backoffLimit and
     status.restarts are untouched; training resumes from the last checkpoint."""
-    draft.attempt += 1
-    draft.worker_replacements = 0
-    draft.elastic = _next_attempt(draft)
+    draft.next_attempt()
     message = (f"spec.workers changed from {old_workers} to {draft.job.spec.workers}: restarting {group.whole} "
                f"as attempt {draft.attempt} (not counted against runPolicy.backoffLimit)")
     draft.set(C.RESTARTING, True, R.WORKERS_CHANGED, message)

@@ -74,8 +74,7 @@ def _evicted(draft: Draft, workload: dict[str, Any], live: list[str]) -> None:
     """Stops the attempt that was running: its pods go, the next attempt waits for re-admission."""
     evicted = condition(workload, EVICTED)
     why = evicted.get("message") or evicted.get("reason") if evicted else "admission withdrawn"
-    draft.attempt += 1
-    draft.worker_replacements = 0
+    draft.next_attempt()
     message = (f"evicted by Kueue ({why}); pods deleted, waiting to be admitted again as attempt {draft.attempt} "
                "(not counted against runPolicy.backoffLimit)")
     draft.close(C.CREATED, R.EVICTED, message)

@@ -28,6 +28,7 @@ def suspend(draft: Draft, observed: Observed) -> None:
     # Like a Kubernetes Job: the activeDeadlineSeconds clock starts again on resume. firstStartTime
     # stays: the spec the pods read remains frozen (api/immutable.py).
     draft.start_time = None
+    draft.group_stopped()
     draft.delete([p.name for p in observed.pods if not p.deleting])
 
 
