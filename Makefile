@@ -3,7 +3,7 @@
 PY := .venv/bin/python
 KUBETRAIN := .venv/bin/kubetrain
 
-.PHONY: demo test unit lint bootstrap binaries dev-up dev-down crds lock kind-demo images
+.PHONY: demo test unit lint bootstrap binaries kueue dev-up dev-down crds lock kind-demo images
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -11,12 +11,17 @@ bootstrap:
 binaries: bootstrap
 	@$(PY) -c "from kubetrain.devcluster.binaries import ensure_binaries; ensure_binaries()"
 
+## kueue: Kueue's manager, CRDs and webhooks for the Kueue tests, built once per machine (~10 min cold),
+## before the suite rather than inside a test's time limit
+kueue: bootstrap
+	@$(PY) -c "from kubetrain.devcluster.binaries import ensure_kueue; ensure_kueue()"
+
 ## demo: the main job (local cluster + operator + example TrainingJob to completion)
 demo: binaries
 	@bash scripts/demo.sh
 
 ## test: lint, then the whole test suite (unit + real control plane + real training)
-test: lint binaries
+test: lint binaries kueue
 	@$(PY) -m pytest tests
 
 ## lint: import sorting and lint (ruff), types (mypy, strict), and the layers (import-linter contracts)
