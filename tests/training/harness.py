@@ -59,11 +59,23 @@ class Pod:
         return lines
 
 
+def _clean_environ() -> dict[str, str]:
+    """This process's environment without what would change the trainer under test."""
+    return {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
+
+
+def _spawn(index: int, argv: list[str], env: dict[str, str], directory: Path) -> Pod:
+    """One pod's process, its output in the pod's trainer.log."""
+    with open(directory / "trainer.log", "wb") as log:
+        process = subprocess.Popen(argv, env=env, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
+    return Pod(index, process, directory)
+
+
 def pod_env(
     *, index: int, workers: int, nproc: int, port: int, task: dict[str, Any], dataset: str, output: str,
     termination_path: Path, attempt: int, job: str,
 ) -> dict[str, str]:
-    base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
+    base = _clean_environ()
     rendezvous = {
         "MASTER_ADDR": "127.0.0.1",
         "MASTER_PORT": str(port),
@@ -105,15 +117,7 @@ def start(
             index=index, workers=workers, nproc=nproc, port=port, task=task, dataset=dataset, output=output,
             termination_path=directory / "termination-log", attempt=attempt, job=job,
         )
-        with open(directory / "trainer.log", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "kubetrain_trainer"],
-                env=env,
-                cwd=directory,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        pods.append(Pod(index, process, directory))
+        pods.append(_spawn(index, [sys.executable, "-m", "kubetrain_trainer"], env, directory))
     return pods
 
 
@@ -171,6 +175,7 @@ def start_elastic(
     model = TrainingJob.model_validate(
         {"metadata": {"name": job, "namespace": "training-tests", "uid": f"uid-{job}"}, "spec": spec}
     )
+    base = _clean_environ()
     pods = []
     for index in range(workers):
         directory = workdir / f"worker-{index}"
@@ -185,11 +190,5 @@ def start_elastic(
         }
         launch = plan_launch(pod, directory, "127.0.0.1", 1, None)
         env = {k: v for k, v in launch.env.items() if not k.startswith("KUBERNETES_SERVICE_")}
-        base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith(_SCRUBBED_PREFIXES)}
-        with open(directory / "trainer.log", "wb") as log:
-            process = subprocess.Popen(
-                launch.argv, env={**base, **env, "OMP_NUM_THREADS": "1"}, cwd=directory, stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        pods.append(Pod(index, process, directory))
+        pods.append(_spawn(index, launch.argv, {**base, **env, "OMP_NUM_THREADS": "1"}, directory))
     return pods

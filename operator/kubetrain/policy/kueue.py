@@ -53,15 +53,13 @@ def cluster_queue(workload: dict[str, Any]) -> str:
 
 def flavor_names(workload: dict[str, Any]) -> set[str]:
     """Every ResourceFlavor the admission assigns, to fetch before planning."""
-    assignments = ((workload.get("status") or {}).get("admission") or {}).get("podSetAssignments") or []
+    assignments = _assignments(workload)
     return {str(f) for a in assignments for f in (a.get("flavors") or {}).values()}
 
 
 def placements(facts: KueueFacts) -> dict[str, Placement]:
     """Per pod set (role): the node labels and tolerations of its admitted flavours."""
-    if facts.workload is None:
-        return {}
-    assignments = ((facts.workload.get("status") or {}).get("admission") or {}).get("podSetAssignments") or []
+    assignments = _assignments(facts.workload)
     out: dict[str, Placement] = {}
     for assignment in assignments:
         selector: dict[str, str] = {}
@@ -77,7 +75,12 @@ def placements(facts: KueueFacts) -> dict[str, Placement]:
 def admitted_counts(facts: KueueFacts) -> dict[str, int]:
     """Per pod set (role): the pods Kueue admitted, where it says (a partial admission admits fewer
     than the pod set's count)."""
-    if facts.workload is None:
-        return {}
-    assignments = ((facts.workload.get("status") or {}).get("admission") or {}).get("podSetAssignments") or []
+    assignments = _assignments(facts.workload)
     return {str(a["name"]): int(a["count"]) for a in assignments if isinstance(a.get("count"), int)}
+
+
+def _assignments(workload: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The admission's pod set assignments (none before Kueue admits the Workload)."""
+    if workload is None:
+        return []
+    return list(((workload.get("status") or {}).get("admission") or {}).get("podSetAssignments") or [])
