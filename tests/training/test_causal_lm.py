@@ -2,13 +2,14 @@
 tokenizer built here (kubetrain_trainer.llm.toy), fine-tuned by the real trainer in local
 processes with the pod environment the operator renders. Loss falls, held-out perplexity and
 exact match reach the final report, the LoRA adapter (and merged weights) are exported with the
-digest the report names, DDP keeps ranks in sync in full fine-tuning on raw text, and a killed
-worker resumes from its last checkpoint."""
+digest the report names, DDP keeps ranks in sync in full fine-tuning on raw text, and a worker
+stopped by SIGTERM checkpoints the step it is at and resumes from it."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -242,17 +243,26 @@ def test_full_fine_tuning_on_raw_text_over_two_ddp_workers(inputs: Inputs, tmp_p
 
 
 @pytest.mark.training
-def test_a_killed_worker_resumes_from_its_last_checkpoint(inputs: Inputs, tmp_path: Path) -> None:
+def test_sigterm_checkpoints_the_step_it_stops_at_and_the_next_attempt_resumes_there(
+    inputs: Inputs, tmp_path: Path
+) -> None:
+    """A preemption or a drain: SIGTERM mid-training, between periodic checkpoints. The trainer
+    checkpoints the step it stops at (the next loss check), exits as failed with that step in its
+    report, and the next attempt resumes exactly there."""
     task = task_for(inputs, epochs=15, checkpointEverySteps=10)
     dataset, output = f"file://{inputs.instructions}", tmp_path / "output"
     [first] = harness.start(tmp_path, task, dataset, f"file://{output}", attempt=0, job="llm-resume")
     try:
         harness.wait_for_checkpoint(output, at_least_step=20, timeout=150)
     finally:
-        first.process.kill()
-    harness.wait([first])
-    assert not (output / "model-card.json").exists(), "the first attempt finished before it could be killed"
+        first.process.send_signal(signal.SIGTERM)
+    assert harness.wait([first]) == [1], harness.describe([first])
+    assert not (output / "model-card.json").exists(), "the first attempt finished before it got SIGTERM"
+    [stopped] = first.events("stopped_on_sigterm")
     latest = int((output / "checkpoints" / "latest").read_text().strip().removeprefix("step-").removesuffix(".pt"))
+    assert latest == stopped["step"]
+    report = first.report()
+    assert report is not None and f"stopped on SIGTERM at step {latest}" in report["message"]
     [second] = harness.run(tmp_path, task, dataset, f"file://{output}", attempt=1, job="llm-resume", timeout=240)
     assert second.process.returncode == 0, harness.describe([second])
     [resumed] = second.events("resumed")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import pickle
 import subprocess
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -146,6 +148,34 @@ def test_an_exception_in_the_run_is_the_final_report(api: FakeApi, tmp_path: Pat
         raise KeyError("label")
     report = parse_report((tmp_path / "termination-log").read_text())
     assert report is not None and (report.reason, report.message) == ("TrainerError", "KeyError: 'label'")
+
+
+def test_code_that_catches_sigterm_checkpoints_and_stops_as_failed(tmp_path: Path) -> None:
+    """A script in its own process (SIGTERM is per process): with catch_sigterm it keeps running
+    after SIGTERM until its loop sees stop_requested, checkpoints, and stop() ends it with exit
+    code 1 and a TrainerError report naming the step and the checkpoint."""
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys
+        from kubetrain_trainer import sdk
+        with sdk.init(catch_sigterm=True) as run:
+            for step in range(1, 1000):
+                if step == 5:
+                    os.kill(os.getpid(), signal.SIGTERM)  # still running after it
+                if sdk.stop_requested():
+                    open({str(tmp_path / "ckpt.pt")!r}, "w").write(str(step))
+                    run.checkpoint("file://{tmp_path / "ckpt.pt"}", step)
+                    sdk.stop(step)
+        print("not reached")
+    """))
+    env = {**os.environ, **job_env(tmp_path), "KUBETRAIN_OUTPUT_URI": ""}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "not reached" not in result.stdout, result.stderr
+    report = parse_report((tmp_path / "termination-log").read_text())
+    assert report is not None and (report.outcome, report.reason) == ("Failed", "TrainerError")
+    assert report.message == f"stopped on SIGTERM at step 5, after checkpoint file://{tmp_path / 'ckpt.pt'} (step 5)"
+    assert not report.permanent
 
 
 def test_a_directory_digest_is_its_manifest_without_the_card(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from kubetrain_trainer import distributed, logs
 from kubetrain_trainer.checkpoint import Checkpointer
 from kubetrain_trainer.config import TaskConfig
-from kubetrain_trainer.divergence import LossWindow
+from kubetrain_trainer.divergence import LossWindow, StepTotals
 from kubetrain_trainer.environment import Topology
 from kubetrain_trainer.evaluate import evaluate
 from kubetrain_trainer.history import History, step_interval
@@ -88,6 +88,67 @@ class TrainPoints:
             self._loss_sum, self._count = 0.0, 0.0
 
 
+class StepChecks:
+    """What both loops (this one and llm.loop) do after an optimizer step, in the same order on
+    every rank: at a check (every `divergence.checkEverySteps` steps, before every checkpoint, at
+    an epoch's end) one collective brings the kept steps' losses, the divergence verdict and the
+    ranks' vote on a SIGTERM any of them got; then the chief checkpoints when one is due or the
+    group stops, so no checkpoint holds a diverged step's weights and a stop loses no step."""
+
+    def __init__(
+        self,
+        window: LossWindow,
+        train_points: TrainPoints,
+        stop: StopRequest,
+        total_steps: int,
+        checkpoint_every_steps: int,
+        save: Callable[[int, int], None] | None,
+    ) -> None:
+        """`save(step, epoch)`: the chief's checkpoint writer; None on the other ranks."""
+        self.window = window
+        self.train_points = train_points
+        self.stop = stop
+        self.total_steps = total_steps
+        self.checkpoint_every_steps = checkpoint_every_steps
+        self.save = save
+
+    def after(self, step: int, epoch: int, end_of_epoch: bool) -> list[StepTotals]:
+        """The group totals of the steps checked now (none between checks). Raises Diverged, or
+        Stopped once the stop's checkpoint is written."""
+        checkpoint_due = step % self.checkpoint_every_steps == 0 or step == self.total_steps
+        totals: list[StepTotals] = []
+        stopping = False
+        if checkpoint_due or self.window.due(step) or end_of_epoch:
+            checked = self.window.check(self.stop.requested)
+            totals, stopping = checked.steps, checked.stop
+            for totals_of_step in totals:
+                self.train_points.add(totals_of_step.step, epoch + 1, totals_of_step.loss_sum, totals_of_step.count)
+        if self.save is not None and (checkpoint_due or stopping):
+            self.save(step, epoch)
+        if stopping:
+            # Every rank leaves at the same step, after the chief's checkpoint of it is written
+            # (the barrier), so the next attempt resumes exactly there.
+            distributed.barrier()
+            logs.info("stopped_on_sigterm", step=step)
+            raise Stopped(f"stopped on SIGTERM at step {step} of {self.total_steps}, after writing its checkpoint")
+        return totals
+
+
+def chief_saver(
+    topology: Topology, checkpointer: Checkpointer, steps_per_epoch: int, model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+) -> Callable[[int, int], None] | None:
+    """StepChecks' `save` for this rank: only the chief writes checkpoints."""
+    if not topology.is_chief:
+        return None
+
+    def save(step: int, epoch: int) -> None:
+        saved = checkpointer.save(step, epoch, steps_per_epoch, model, optimizer)
+        logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
+
+    return save
+
+
 class TrainingLoop:
     def __init__(
         self,
@@ -137,6 +198,10 @@ class TrainingLoop:
             self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step
         )
         window = LossWindow(self.task, self.device, start_step)
+        checks = StepChecks(
+            window, self.train_points, self.stop, self.total_steps, self.task.checkpoint_every_steps,
+            chief_saver(self.topology, self.checkpointer, self.steps_per_epoch, self.model, self.optimizer),
+        )
         step, epoch_loss, epoch_count, train_loss = start_step, 0.0, 0, None
         self.model.train()
         for epoch in range(start_step // self.steps_per_epoch, self.task.epochs):
@@ -151,25 +216,11 @@ class TrainingLoop:
                 self.optimizer.step()
                 step += 1
                 window.add(loss, len(rows), len(rows), len(rows))
-                checkpoint_due = step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
-                stopping = False
-                # The loss, progress and divergence verdict of the steps since the last check, and the
-                # ranks' vote on a SIGTERM any of them got, in one collective; before a checkpoint too,
-                # so that none holds a diverged step's weights. Every rank reaches the same checks.
-                if checkpoint_due or window.due(step) or position == self.steps_per_epoch - 1:
-                    checked = window.check(self.stop.requested)
-                    totals, stopping = checked.steps, checked.stop
+                totals = checks.after(step, epoch, end_of_epoch=position == self.steps_per_epoch - 1)
+                if totals:
                     loss_sum, count = sum(t.loss_sum for t in totals), int(sum(t.count for t in totals))
                     tracker.record(step, epoch, loss_sum, count)
-                    for totals_of_step in totals:
-                        self.train_points.add(totals_of_step.step, epoch + 1, totals_of_step.loss_sum,
-                                              totals_of_step.count)
                     epoch_loss, epoch_count = epoch_loss + loss_sum, epoch_count + count
-                if self.topology.is_chief and (checkpoint_due or stopping):
-                    saved = self.checkpointer.save(step, epoch, self.steps_per_epoch, self.model, self.optimizer)
-                    logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
-                if stopping:
-                    self._stop(step)
             train_loss = epoch_loss / max(epoch_count, 1)
             self._end_of_epoch(epoch, train_loss, tracker)
             epoch_loss, epoch_count = 0.0, 0
@@ -181,13 +232,6 @@ class TrainingLoop:
             samples_per_second=tracker.samples_per_second,
             final_progress=tracker.latest,
         )
-
-    def _stop(self, step: int) -> None:
-        """Every rank leaves at the same step, after the chief's checkpoint of it is written (the
-        barrier), so the next attempt resumes exactly there."""
-        distributed.barrier()
-        logs.info("stopped_on_sigterm", step=step)
-        raise Stopped(f"stopped on SIGTERM at step {step} of {self.total_steps}, after writing its checkpoint")
 
     def _end_of_epoch(self, epoch: int, train_loss: float, tracker: ProgressTracker) -> None:
         """On rank 0, the validation scores become the live metrics of a progress document sent

@@ -17,6 +17,7 @@ from kubetrain_trainer.llm import adapters, corpus, metrics, source
 from kubetrain_trainer.llm import export as llm_export
 from kubetrain_trainer.llm.loop import LanguageLoopResult, LanguageModelLoop
 from kubetrain_trainer.status import StatusReporter, rfc3339
+from kubetrain_trainer.stopping import StopRequest
 
 # One instance and one prediction of the generative predictor (kubetrain_trainer.llm.predict).
 SCHEMA = {
@@ -110,6 +111,7 @@ def train(env: JobEnvironment, task: TaskConfig, started: str) -> str | None:
                      on_checkpoint=job.checkpoint_sink(reporter)),
         progress_gate=job.progress_gate(reporter, task.progress_interval_seconds) if topology.is_chief else None,
         history=history,
+        stop=StopRequest().install(),
     )
     result = loop.run()
     digests = job.rank_digests(loaded.model)

@@ -1,5 +1,6 @@
 """The causal-lm training loop: the classification loop's contract (DDP, checkpoints every
-`checkpointEverySteps` with resume, divergence every rank agrees on, progress) over token
+`checkpointEverySteps` with resume, divergence every rank agrees on, a checkpoint on SIGTERM,
+progress) over token
 sequences, plus what fine-tuning a language model needs: gradient accumulation, a learning-rate
 schedule with warmup, and gradient clipping."""
 
@@ -22,8 +23,9 @@ from kubetrain_trainer.environment import Topology
 from kubetrain_trainer.history import History, step_interval
 from kubetrain_trainer.llm import metrics
 from kubetrain_trainer.llm.corpus import IGNORE, Batches
-from kubetrain_trainer.loop import LoopResult, TrainPoints, make_optimizer, resume
+from kubetrain_trainer.loop import LoopResult, StepChecks, TrainPoints, chief_saver, make_optimizer, resume
 from kubetrain_trainer.progress import Gate, ProgressTracker
+from kubetrain_trainer.stopping import StopRequest
 
 
 @dataclass(frozen=True)
@@ -56,8 +58,10 @@ class LanguageModelLoop:
         checkpointer: Checkpointer,
         progress_gate: Gate | None = None,
         history: History | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
-        """`progress_gate` and `history`: rank 0's (status reports, metrics.jsonl); None elsewhere."""
+        """`progress_gate` and `history`: rank 0's (status reports, metrics.jsonl); None elsewhere.
+        `stop`: SIGTERM's request (kubetrain_trainer.stopping), voted on at every loss check."""
         self.model = model
         self.train = train
         self.validation = validation
@@ -68,6 +72,7 @@ class LanguageModelLoop:
         self.checkpointer = checkpointer
         self.progress_gate = progress_gate
         self.history = history
+        self.stop = stop or StopRequest()
         self.optimizer = make_optimizer(model, task, device)
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.order = distributed.EpochOrder(len(train), topology, task.seed)
@@ -121,6 +126,10 @@ class LanguageModelLoop:
             self.progress_gate or (lambda _: False), self.total_steps, self.task.epochs, start_step
         )
         losses = LossWindow(self.task, self.device, start_step)
+        checks = StepChecks(
+            losses, self.train_points, self.stop, self.total_steps, self.task.checkpoint_every_steps,
+            chief_saver(self.topology, self.checkpointer, self.steps_per_epoch, self.model, self.optimizer),
+        )
         began, read_total = time.monotonic(), 0.0
         step, epoch_loss, epoch_tokens, train_loss = start_step, 0.0, 0.0, None
         self.model.train()
@@ -131,24 +140,15 @@ class LanguageModelLoop:
                 loss_sum, labelled, read = self._step(ddp, window, step)
                 step += 1
                 losses.add(loss_sum, 1.0, labelled, read)
-                checkpoint_due = step % self.task.checkpoint_every_steps == 0 or step == self.total_steps
-                # As in the classification loop: one collective for the steps since the last check,
-                # before every checkpoint too.
-                if checkpoint_due or losses.due(step) or position == self.steps_per_epoch - 1:
-                    totals = losses.check().steps
+                totals = checks.after(step, epoch, end_of_epoch=position == self.steps_per_epoch - 1)
+                if totals:
                     # Progress counts sequences, each weighted by its step's mean token loss.
                     sequences = [self._sequences(t.step) for t in totals]
                     weighted = sum(t.loss_sum / t.count * n for t, n in zip(totals, sequences, strict=True))
                     tracker.record(step, epoch, weighted, sum(sequences))
-                    for totals_of_step in totals:
-                        self.train_points.add(totals_of_step.step, epoch + 1, totals_of_step.loss_sum,
-                                              totals_of_step.count)
                     epoch_loss += sum(t.loss_sum for t in totals)
                     epoch_tokens += sum(t.count for t in totals)
                     read_total += sum(t.read for t in totals)
-                if self.topology.is_chief and checkpoint_due:
-                    saved = self.checkpointer.save(step, epoch, self.steps_per_epoch, self.model, self.optimizer)
-                    logs.info("checkpoint_saved", step=step, checkpoint=saved.uri, digest=saved.digest)
             train_loss = epoch_loss / max(epoch_tokens, 1.0)
             self._end_of_epoch(epoch, train_loss)
             epoch_loss, epoch_tokens = 0.0, 0.0

@@ -25,12 +25,13 @@ import os
 import time
 from collections.abc import Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from kubetrain_trainer import __version__, logs, modelcard, storage, termination
 from kubetrain_trainer.environment import JobEnvironment, int_var
 from kubetrain_trainer.errors import Reason, TrainerFailure
 from kubetrain_trainer.status import StatusReporter, rfc3339
+from kubetrain_trainer.stopping import Stopped, StopRequest
 
 if TYPE_CHECKING:
     from kubetrain_trainer.history import History
@@ -65,11 +66,14 @@ class Run:
         reporter: StatusReporter | None,
         code_version: str | None = None,
         history: History | None = None,
+        stop: StopRequest | None = None,
     ) -> None:
         """`env` None: an inactive run (another rank, or no TrainingJob). `reporter` None: no API
         server to write to; the final report still goes to the termination message. `history`
-        None: no output location to keep the metric history in."""
+        None: no output location to keep the metric history in. `stop`: SIGTERM's request when
+        the code asked to handle SIGTERM itself (init(catch_sigterm=True)), on every rank."""
         self.env = env
+        self._stop = stop
         self._reporter = reporter
         self._history = history
         self._history_section: dict[str, Any] = {}
@@ -87,6 +91,26 @@ class Run:
     @property
     def active(self) -> bool:
         return self.env is not None
+
+    @property
+    def stop_requested(self) -> bool:
+        """This process got SIGTERM (a preemption, an eviction, a drain) since init(catch_sigterm=True):
+        time to checkpoint and call stop(). Per process: DDP ranks must agree on it before acting
+        (one all-reduce of the flag at a step every rank reaches), or some rank waits in a
+        collective the others left."""
+        return self._stop is not None and self._stop.requested
+
+    def stop(self, step: int) -> NoReturn:
+        """Leaves the run after SIGTERM, once the code has written (and reported, checkpoint()) the
+        checkpoint of `step`: fails the run with "stopped on SIGTERM at step N" as TrainerError
+        (the pod did not finish its work; after a Kueue eviction the next attempt resumes from
+        status.lastCheckpoint, and no restart is counted) and raises Stopped. Every rank calls it."""
+        message = f"stopped on SIGTERM at step {step}"
+        if self._checkpoint is not None:
+            message += f", after checkpoint {self._checkpoint['uri']} (step {self._checkpoint['step']})"
+        logs.info("stopped_on_sigterm", step=step)
+        self.fail("TrainerError", message)
+        raise Stopped(message)
 
     def progress(
         self,
@@ -272,16 +296,21 @@ def start(
     env: Mapping[str, str] | None = None,
     code_version: str | None = None,
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS,
+    catch_sigterm: bool = False,
 ) -> Run:
     """The run of this process, from the environment the operator rendered; inactive (every call a
-    no-op) on ranks other than 0 and outside a TrainingJob, the latter said in one log line."""
+    no-op) on ranks other than 0 and outside a TrainingJob, the latter said in one log line.
+    `catch_sigterm`: SIGTERM no longer ends the process but sets Run.stop_requested, which the
+    code must then act on (checkpoint, stop()) before the pod's grace period ends and the kubelet
+    kills it; off by default, so that code which never looks still stops at once."""
     env = os.environ if env is None else env
+    stop = StopRequest().install() if catch_sigterm else None
     reason = inactive_reason(env)
     if reason is not None:
         if reason:
             logs.configure_unless_set("-", "-", global_rank(env))
             logs.warning("kubetrain_sdk_inactive", reason=reason)
-        return Run(None, None)
+        return Run(None, None, stop=stop)
     environment = JobEnvironment.from_env(env)
     logs.configure_unless_set(environment.namespace, environment.name, 0)
     logs.archive(environment.output_uri, 0)
@@ -292,7 +321,7 @@ def start(
         from kubetrain_trainer.history import History
 
         history = History(environment.output_uri)
-    return Run(environment, StatusReporter.from_environment(environment, interval_seconds), version, history)
+    return Run(environment, StatusReporter.from_environment(environment, interval_seconds), version, history, stop)
 
 
 def _numbers(metrics: Mapping[str, Any]) -> dict[str, float]:
