@@ -119,7 +119,8 @@ def test_full_values_render_roles_disruption_budget_catalogue_service_monitor_an
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     for expected in ("--namespace=team-a", "--namespace=team-b", "--leader-election", "--log-format=text",
                      "--leader-election-lease-duration=20", "--leader-election-renew-deadline=12",
-                     "--default-residency=deny-all", "--gang-scheduling=off", "--metrics-port=9102", "--webhook-port=10443",
+                     "--default-residency=deny-all", "--gang-scheduling=off", "--metrics-port=9102",
+                     "--webhook-port=10443",
                      "--default-image=registry.example.com/ml/kubetrain-trainer:0.1.0-rc1"):
         assert expected in args, (expected, args)
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}

@@ -25,14 +25,16 @@ def edited(workers: int = 1, deadline: int | None = 3600) -> tuple[TrainingJob, 
 
 
 def test_raising_workers_past_the_budget_is_refused_naming_what_is_left() -> None:
-    old, new = edited(workers=4)
+    old, new = edited(workers=2)
     refusal = admit_budget(new, BUDGET, CATALOGUE, NOW, old)
     assert refusal is not None and "refused by the GPU budget" in refusal
-    assert "has 1.5 of 2 GPU-hours left" in refusal and "needs up to 4" in refusal, refusal
+    assert "has 1.5 of 2 GPU-hours left" in refusal and "needs up to 2" in refusal, refusal
+    old, new = edited(workers=4)
+    assert "more than the whole budget of 2 GPU-hours per day" in (admit_budget(new, BUDGET, CATALOGUE, NOW, old) or "")
 
 
 def test_raising_or_removing_the_deadline_past_the_budget_is_refused() -> None:
-    old, longer = edited(deadline=4 * 3600)
+    old, longer = edited(deadline=2 * 3600)
     assert "has 1.5 of 2 GPU-hours left" in (admit_budget(longer, BUDGET, CATALOGUE, NOW, old) or "")
     old, unbounded = edited(deadline=None)
     assert "activeDeadlineSeconds is required" in (admit_budget(unbounded, BUDGET, CATALOGUE, NOW, old) or "")

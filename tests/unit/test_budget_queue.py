@@ -5,7 +5,7 @@ BudgetExhausted, a Warning-free trail, no pod) until a verdict lets it start. Th
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -113,3 +113,46 @@ def test_suspension_outranks_the_queue() -> None:
     queued = judged({}, QUEUED).status.conditions
     suspended = [*queued, queued[0].model_copy(update={"type": "Suspended", "status": "True"})]
     assert derive_phase(suspended) == Phase.SUSPENDED
+
+
+# First come, first served among the jobs that wait for a budget (policy.budget.waiting_ahead).
+def waiting(name: str, minutes_ago: int, *status: str) -> Any:
+    """A 1 GPU-hour job created `minutes_ago` before NOW, with these conditions True."""
+    return GPU_JOB.named(name).created(NOW - timedelta(minutes=minutes_ago)).conditions(*status, at=NOW)
+
+
+def test_an_older_waiting_job_goes_first_and_a_younger_one_counts_it() -> None:
+    """2 GPU-hours left (OTHER holds 1 of 3): the older queued job and the younger one need 1 each,
+    so both fit; with 1.5 left the younger waits for the older, whose own verdict is not written
+    yet, so the two cannot both take the same GPU-hours."""
+    older, younger = waiting("older", 10), waiting("younger", 5)
+    jobs = (OTHER, older.manifest(), younger.manifest())
+    assert judge_budget(younger.obj(), facts(queueing(3), jobs=jobs), CATALOGUE, NOW).allowed
+    assert judge_budget(older.obj(), facts(queueing(2.5), jobs=jobs), CATALOGUE, NOW).allowed
+
+    verdict = judge_budget(younger.obj(), facts(queueing(2.5), jobs=jobs), CATALOGUE, NOW)
+    assert not verdict.allowed and verdict.queue
+    assert "1 older job(s) waiting for this budget go first (older: up to 1 GPU-hours)" in verdict.message
+    # A new job (not created yet: the webhook, `kubetrain submit`, a sweep's next trial) comes last.
+    assert "go first (older, younger: up to 2" in judge_budget(GPU_JOB.obj(), facts(queueing(3), jobs=jobs),
+                                                               CATALOGUE, NOW).message
+
+
+@pytest.mark.parametrize("other", [
+    waiting("started", 10, "BudgetAvailable"),  # admitted: counted as holding its estimate, not as waiting
+    waiting("done", 10, "Failed"),
+    waiting("paused", 10).run_policy(suspend=True),
+    waiting("unbounded", 10).deadline(None),  # refused outright, never starts
+    waiting("huge", 10).spec(workers=8),  # 8 GPU-hours: more than the whole budget, never starts
+], ids=["admitted", "finished", "suspended", "no-deadline", "larger-than-the-budget"])
+def test_only_jobs_that_may_still_start_wait_ahead(other: Any) -> None:
+    younger = waiting("younger", 5)
+    verdict = judge_budget(younger.obj(), facts(queueing(2.5), jobs=(other.manifest(), younger.manifest())),
+                           CATALOGUE, NOW)
+    assert "go first" not in verdict.message
+
+
+def test_a_job_larger_than_the_whole_budget_is_refused_even_under_a_queueing_policy() -> None:
+    verdict = judge_budget(GPU_JOB.spec(workers=4).obj(), facts(queueing(3)), CATALOGUE, NOW)
+    assert not verdict.allowed and not verdict.queue
+    assert "more than the whole budget of 3 GPU-hours per day, so it can never fit" in verdict.message

@@ -132,11 +132,54 @@ def charged(raw: dict[str, Any], catalogue: NodePoolCatalogue, now: datetime, si
     return max(used, reserved) if reserved is not None else used
 
 
+class Waiting(BaseModel):
+    """An older job of the namespace still waiting for its budget verdict, and what it needs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    needed: float
+
+
+def _order(job: TrainingJob) -> tuple[datetime, str] | None:
+    created = job.metadata.creation_timestamp
+    return None if created is None else (created, job.metadata.name)
+
+
+def waiting_ahead(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue) -> list[Waiting]:
+    """The namespace's jobs created before `job` (one not created yet comes last) that wait for
+    their budget: queued, or not judged yet, neither started nor suspended nor finished, with a
+    bounded GPU cost. First come, first served: `job` fits only if they fit before it, so a small
+    job does not overtake a big one for ever, and two jobs judged at once cannot both take the
+    same GPU-hours (the younger counts the older whether or not its verdict is written yet)."""
+    mine = _order(job)
+    ahead = []
+    for raw in facts.jobs:
+        try:
+            other = TrainingJob.model_validate(raw)
+        except ValidationError:
+            continue
+        order = _order(other)
+        if other.metadata.uid == job.metadata.uid or order is None or (mine is not None and order >= mine):
+            continue
+        status, spec = other.status, other.spec
+        true = {c.type for c in status.conditions if c.status == ConditionStatus.TRUE}
+        if true & {ConditionType.SUCCEEDED, ConditionType.FAILED, ConditionType.BUDGET_AVAILABLE}:
+            continue
+        needed = estimate(spec, catalogue).estimated_gpu_hours
+        if status.start_time is not None or spec.run_policy.suspend or not needed:
+            continue
+        ahead.append(Waiting(name=other.metadata.name, needed=needed))
+    return ahead
+
+
 def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime) -> BudgetVerdict:
-    """Every BudgetPolicy selecting the namespace must leave room for the job's whole estimate.
-    A policy the operator cannot read refuses GPU jobs (fail closed)."""
+    """Every BudgetPolicy selecting the namespace must leave room for the job's whole estimate,
+    after the older jobs waiting for theirs (waiting_ahead) that could ever fit it. A policy the
+    operator cannot read refuses GPU jobs (fail closed)."""
     needed = estimate(job.spec, catalogue).estimated_gpu_hours
     namespace = facts.namespace
+    waiting = waiting_ahead(job, facts, catalogue) if gpus(job.spec) > 0 else []
     refusals: list[str] = []
     renewals: list[datetime] = []  # of the refusing policies that queue
     selected = 0
@@ -158,7 +201,11 @@ def judge_budget(job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalo
                 f"in namespace {namespace}, whose GPU-hours BudgetPolicy {name} limits, and without a deadline its "
                 "cost has no bound; set it to the longest the job may run (e.g. 3600)",
             )
-        refusal = _room(policy, job, facts, catalogue, now, needed)
+        if needed > policy.spec.gpu_hours + 1e-9:
+            refusals.append(_never_fits(policy, job, needed))
+            continue
+        ahead = [w for w in waiting if w.needed <= policy.spec.gpu_hours + 1e-9]  # the others never start
+        refusal = _room(policy, job, facts, catalogue, now, needed, ahead)
         if refusal is not None:
             refusals.append(refusal)
             if policy.spec.on_exhaustion == BudgetAction.QUEUE:
@@ -211,19 +258,39 @@ def budget_summary(facts: BudgetFacts, catalogue: NodePoolCatalogue, now: dateti
 
 def _room(
     policy: BudgetPolicy, job: TrainingJob, facts: BudgetFacts, catalogue: NodePoolCatalogue, now: datetime,
-    needed: float,
+    needed: float, ahead: list[Waiting],
 ) -> str | None:
     since, used, remaining = budget_left(policy, facts, catalogue, now, exclude_uid=job.metadata.uid)
-    if needed <= remaining + 1e-9:
+    queued = sum(w.needed for w in ahead)
+    if needed + queued <= remaining + 1e-9:
         return None
     spec = job.spec
+    first = ""
+    if queued and needed <= remaining + 1e-9:
+        names = ", ".join(w.name for w in ahead[:3]) + (", ..." if len(ahead) > 3 else "")
+        first = (f"; {len(ahead)} older job(s) waiting for this budget go first ({names}: up to {_hours(queued)} "
+                 "GPU-hours)")
     return (
         f"BudgetPolicy {policy.metadata.name}: namespace {facts.namespace} has {_hours(remaining)} of "
         f"{_hours(policy.spec.gpu_hours)} GPU-hours left this {policy.spec.period.value.lower()} (since "
-        f"{since:%Y-%m-%d}; {_hours(used)} used or held by other jobs), and the job needs up to {_hours(needed)} "
-        f"({spec.workers} workers x {spec.resources.gpus} GPUs x {spec.run_policy.active_deadline_seconds}s "
-        "activeDeadlineSeconds); lower workers, gpus or activeDeadlineSeconds, or wait for running jobs to finish"
+        f"{since:%Y-%m-%d}; {_hours(used)} used or held by other jobs){first}, and the job needs up to "
+        f"{_hours(needed)} ({_shape(spec)}); lower workers, gpus or activeDeadlineSeconds, or wait for running jobs "
+        "to finish"
     )
+
+
+def _never_fits(policy: BudgetPolicy, job: TrainingJob, needed: float) -> str:
+    return (
+        f"BudgetPolicy {policy.metadata.name}: the job needs up to {_hours(needed)} GPU-hours ({_shape(job.spec)}), "
+        f"more than the whole budget of {_hours(policy.spec.gpu_hours)} GPU-hours per "
+        f"{policy.spec.period.value.lower()}, so it can never fit; lower workers, gpus or activeDeadlineSeconds, "
+        "or ask for a larger budget"
+    )
+
+
+def _shape(spec: TrainingJobSpec) -> str:
+    return (f"{spec.workers} workers x {spec.resources.gpus} GPUs x {spec.run_policy.active_deadline_seconds}s "
+            "activeDeadlineSeconds")
 
 
 class BudgetUsage(BaseModel):
