@@ -15,7 +15,7 @@ from kubetrain.controller.backoff import Backoff
 from kubetrain.controller.budget import BudgetUsageReader, fetch_budget
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.kube import Conflict, Kube, namespace_terminating
-from kubetrain.controller.kueue import fetch_kueue
+from kubetrain.controller.kueue import KueueReader
 from kubetrain.controller.logging_setup import job_logger
 from kubetrain.controller.metrics import OperatorMetrics
 from kubetrain.controller.promotion import fetch_promotion
@@ -45,7 +45,7 @@ class Reconciler(QueuedReconciler):
     ) -> None:
         """`kueue`: the cluster serves Kueue's Workloads (controller/kueue.py, asked once at start)."""
         super().__init__(paused)
-        self.kueue = kueue
+        self.kueue = KueueReader(kube) if kueue else None
         self.kube = kube
         self.cache = ClusterCache(kube)
         self.residency = ResidencyReader(kube, inputs.default_residency)
@@ -137,7 +137,7 @@ class Reconciler(QueuedReconciler):
         budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         quota = QuotaFacts(quotas=self.kube.list_resource_quotas(namespace)) if needs.quota else None
-        kueue = fetch_kueue(self.kube, namespace, needs.job) if needs.kueue and needs.job and self.kueue else None
+        kueue = self.kueue.facts(namespace, needs.job) if needs.kueue and needs.job and self.kueue else None
         decision = plan_job(raw, pods, services, self.inputs, now, facts, budget, promotion, quota, kueue)
         old_status = raw.get("status") or {}
         current = raw

@@ -41,14 +41,16 @@ class SweepReconciler(ParentReconciler):
             if read is None:
                 return
             raw, sweep = read
+            budget = fetch_budget(self.kube, namespace)
+            # Under a budget the namespace's jobs are listed already: the trials are among them.
+            listed = budget.jobs if budget.policies else self.kube.list_jobs(namespace, f"{SWEEP_LABEL}={name}")
             jobs = {
                 job["metadata"]["name"]: job
-                for job in self.kube.list_jobs(namespace, f"{SWEEP_LABEL}={name}")
-                if any(ref.get("uid") == sweep.metadata.uid for ref in job["metadata"].get("ownerReferences") or [])
+                for job in listed
+                if (job["metadata"].get("labels") or {}).get(SWEEP_LABEL) == name
+                and any(ref.get("uid") == sweep.metadata.uid for ref in job["metadata"].get("ownerReferences") or [])
             }
-            plan = plan_sweep(
-                sweep, jobs, fetch_budget(self.kube, namespace), self.catalogue, dt.datetime.now(dt.timezone.utc)
-            )
+            plan = plan_sweep(sweep, jobs, budget, self.catalogue, dt.datetime.now(dt.timezone.utc))
             # Written before any job is created: a trial exists in the search state before its job.
             self.write_status(info, namespace, name, sweep.status, plan.status)
             status, events = plan.status, list(plan.events)

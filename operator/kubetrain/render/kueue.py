@@ -25,6 +25,7 @@ from kubetrain.api.kueue import (
 from kubetrain.render.labels import job_labels
 from kubetrain.render.names import dns_label
 from kubetrain.render.objects import child_metadata
+from kubetrain.render.podtemplate import merge_pod_spec
 
 
 def queue_name(job: TrainingJob) -> str | None:
@@ -79,19 +80,11 @@ def _template(pod: dict[str, Any]) -> dict[str, Any]:
 
 def placed(pods: list[dict[str, Any]], placements: dict[str, Placement]) -> list[dict[str, Any]]:
     """`pods` with the admitted flavour's node labels added to their nodeSelector and its
-    tolerations to theirs, by role (pod set)."""
+    tolerations to theirs, by role (pod set), merged as the operator's own fields are merged into
+    a user's pod template."""
     out = []
     for pod in pods:
         placement = placements.get(pod["metadata"]["labels"][ROLE_LABEL])
-        if placement is None:
-            out.append(pod)
-            continue
-        spec = dict(pod["spec"])
-        if placement.node_selector:
-            spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **placement.node_selector}
-        tolerations = list(spec.get("tolerations") or [])
-        tolerations += [t for t in placement.tolerations if t not in tolerations]
-        if tolerations:
-            spec["tolerations"] = tolerations
-        out.append({**pod, "spec": spec})
+        flavour = placement.model_dump(by_alias=True, exclude_defaults=True) if placement is not None else {}
+        out.append({**pod, "spec": merge_pod_spec(pod["spec"], flavour)} if flavour else pod)
     return out
