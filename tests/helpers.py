@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 import uuid
@@ -48,3 +49,8 @@ def fresh_namespace(api: kubernetes.client.ApiClient, test_name: str, prefix: st
         yield name
     finally:
         core.delete_namespace(name)
+
+
+def file_digest(path: Path) -> str:
+    """A file's digest as the trainer and the SDK report it (status, provenance): `sha256:<hex>`."""
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 import pytest
@@ -22,6 +23,17 @@ from tests.helpers import admin_client, fresh_namespace
 REPO = Path(__file__).resolve().parents[2]
 KIND_VALUES = CHART / "values-kind.yaml"
 RELEASE_NAMESPACE = "kubetrain-system"
+# The claim the tests' jobs write their output to (examples/first-job.yaml's), bound by
+# provide_output_volume to a host directory the test reads back.
+OUTPUT_CLAIM: dict[str, Any] = {
+    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "kubetrain-output"},
+    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+
+
+def generate_tabular(path: str, rows: int) -> list[str]:
+    """The command of an init container that makes the tabular data set in the trainer image."""
+    return ["python3", "-m", "kubetrain_trainer.datagen", "tabular", "--out", path, "--rows", str(rows), "--seed", "0"]
 
 
 def provide_output_volume(core: kubernetes.client.CoreV1Api, namespace: str, directory: Path) -> None:

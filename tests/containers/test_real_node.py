@@ -18,7 +18,7 @@ import yaml
 
 from kubetrain.devcluster import realnode
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.containers.conftest import REPO
+from tests.containers.conftest import OUTPUT_CLAIM, REPO
 from tests.helm import Helm
 from tests.helpers import wait_for
 from tests.jobs import Jobs
@@ -81,7 +81,7 @@ def test_the_operator_pod_serves_the_admission_webhook(
         "metadata": {"name": f"only-gpu-{real_namespace}"},
         "spec": {"namespaces": [real_namespace], "enforcement": "Enforce", "allowedNodePools": ["a100-eu"]},
     }
-    real_cluster.kubectl("apply", "-f", "-", input=json.dumps(policy))
+    real_cluster.apply([policy])
     try:
         job = next(o for o in first_job_objects() if o["kind"] == "TrainingJob")
         refused = wait_for(
@@ -101,7 +101,7 @@ def test_an_image_that_cannot_be_pulled_shows_in_the_status(
     job["metadata"]["name"] = "no-image"
     job["spec"]["image"] = "kubetrain.local/does-not-exist:1"
     job["spec"].pop("podTemplate")
-    real_cluster.kubectl("apply", "-n", real_namespace, "-f", "-", input=json.dumps(job))
+    real_cluster.apply([job], namespace=real_namespace)
     jobs = Jobs(real_api, real_namespace)
 
     def pull_failed() -> dict[str, Any] | None:
@@ -146,9 +146,7 @@ def test_lora_fine_tuning_in_containers_promotes_a_model_version(
         "volumes": [{"name": "data", "emptyDir": {}},
                     {"name": "output", "persistentVolumeClaim": {"claimName": "kubetrain-output"}}],
     }}
-    claim = next(o for o in first_job_objects() if o["kind"] == "PersistentVolumeClaim")
-    objects = {"apiVersion": "v1", "kind": "List", "items": [claim, job]}
-    real_cluster.kubectl("apply", "-n", real_namespace, "-f", "-", input=json.dumps(objects))
+    real_cluster.apply([OUTPUT_CLAIM, job], namespace=real_namespace)
     jobs = Jobs(real_api, real_namespace)
     status = jobs.wait_phase("facts-lora", "Succeeded", timeout=900)
     assert status["metrics"]["perplexity"] <= 5.0, status["metrics"]

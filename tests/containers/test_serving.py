@@ -21,7 +21,7 @@ import yaml
 from kubetrain.devcluster.cluster import LocalCluster
 from kubetrain_trainer import datagen
 from kubetrain_trainer.predict import Predictor
-from tests.containers.conftest import REPO
+from tests.containers.conftest import OUTPUT_CLAIM, REPO, generate_tabular
 from tests.helm import Helm
 from tests.helpers import wait_for
 from tests.jobs import Jobs
@@ -29,10 +29,6 @@ from tests.registry import Registry
 
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
 
-CLAIM = {
-    "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "kubetrain-output"},
-    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-}
 MOUNT_DATA = {"name": "data", "mountPath": "/data"}
 
 
@@ -47,10 +43,9 @@ def run(name: str, seed: int) -> dict[str, Any]:
     spec["dataset"] = {"uri": "file:///data/fraud.csv"}
     spec["output"] = {"uri": f"pvc://kubetrain-output/{name}"}
     spec["evaluation"] = {"gates": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}
-    datagen = ["python3", "-m", "kubetrain_trainer.datagen", "tabular", "--out", "/data/fraud.csv",
-               "--rows", "1000", "--seed", "0"]
     spec["podTemplate"] = {"spec": {
-        "initContainers": [{"name": "data", "command": datagen, "volumeMounts": [MOUNT_DATA]}],
+        "initContainers": [{"name": "data", "command": generate_tabular("/data/fraud.csv", 1000),
+                            "volumeMounts": [MOUNT_DATA]}],
         "containers": [{"name": "trainer", "volumeMounts": [
             MOUNT_DATA, {"name": "output", "mountPath": "/mnt/pvc/kubetrain-output"},
         ]}],
@@ -102,7 +97,7 @@ def test_a_promoted_version_is_served_in_containers_and_follows_a_rollback(
     project_images: dict[str, str], real_namespace: str, output_dir: Path,
 ) -> None:
     jobs, registry = Jobs(real_api, real_namespace), Registry(real_api, real_namespace)
-    real_cluster.kubectl("apply", "-n", real_namespace, "-f", "-", input=json.dumps(CLAIM))
+    real_cluster.apply([OUTPUT_CLAIM], namespace=real_namespace)
     for version, name in enumerate(("fraud-1", "fraud-2"), start=1):
         jobs.create(run(name, seed=version))
         jobs.wait_phase(name, "Succeeded", timeout=600)

@@ -11,8 +11,6 @@ one training time, not two; each test then waits for its own job.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +21,9 @@ import pytest
 
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.builders import example
-from tests.containers.conftest import REPO, provide_output_volume
+from tests.containers.conftest import OUTPUT_CLAIM, REPO, generate_tabular, provide_output_volume
 from tests.helm import Helm
-from tests.helpers import fresh_namespace
+from tests.helpers import file_digest, fresh_namespace
 from tests.jobs import Jobs
 from tests.registry import Registry
 
@@ -60,8 +58,7 @@ def sdk_job() -> dict[str, Any]:
     data = {"name": "data", "mountPath": "/data"}
     template["initContainers"] = [{
         "name": "generate-data",
-        "command": ["python3", "-m", "kubetrain_trainer.datagen", "tabular", "--out", "/data/churn.csv",
-                    "--rows", "2000", "--seed", "0"],
+        "command": generate_tabular("/data/churn.csv", 2000),
         "volumeMounts": [data],
     }]
     template["containers"][0]["volumeMounts"] += [data, {"name": "output", "mountPath": "/output"}]
@@ -79,14 +76,11 @@ def started(
     output = tmp_path_factory.mktemp("user-code") / "output"
     with fresh_namespace(real_api, "user-code", prefix="c") as namespace:
         provide_output_volume(core, namespace, output)
-        claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "kubetrain-output"},
-                 "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
         tutorial, sdk = example("user-script-ddp-tutorial.yaml"), sdk_job()
         tutorial["spec"].update(SMALL)
         with_code_from_configmap(real_cluster, namespace, tutorial, "ddp_tutorial.py")
         with_code_from_configmap(real_cluster, namespace, sdk, "train_with_sdk.py")
-        objects = {"apiVersion": "v1", "kind": "List", "items": [claim, tutorial, sdk]}
-        real_cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(objects))
+        real_cluster.apply([OUTPUT_CLAIM, tutorial, sdk], namespace=namespace)
         try:
             yield Started(namespace, Jobs(real_api, namespace), output)
         finally:
@@ -107,9 +101,6 @@ def test_plain_ddp_tutorial_from_a_configmap_trains_over_two_pods(
     assert "[GPU0] Epoch 3" in logs[0] and "[GPU1] Epoch 3" in logs[1], logs
 
 
-def sha256(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
 
 def test_sdk_script_from_a_configmap_reports_and_is_promoted(
     real_cluster: LocalCluster, real_api: kubernetes.client.ApiClient, started: Started,
@@ -126,9 +117,9 @@ def test_sdk_script_from_a_configmap_reports_and_is_promoted(
     step = checkpoint["step"]
     assert step == progress["step"] == progress["totalSteps"], (checkpoint, progress)
     assert checkpoint["uri"] == f"file:///output/churn-sdk/checkpoint-{step}.pt", checkpoint
-    assert checkpoint["digest"] == sha256(output / f"checkpoint-{step}.pt")
+    assert checkpoint["digest"] == file_digest(output / f"checkpoint-{step}.pt")
     provenance = status["provenance"]
-    assert provenance["weightsDigest"] == sha256(output / "model.pt")
+    assert provenance["weightsDigest"] == file_digest(output / "model.pt")
     assert provenance["datasetProfile"]["rows"] == 2000, provenance
 
     promoted = jobs.wait_condition("churn-sdk", "Promoted", timeout=60)

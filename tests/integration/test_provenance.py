@@ -7,7 +7,6 @@ the model card, queryable by label, after the job is gone."""
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.builders import example
-from tests.helpers import wait_for
+from tests.helpers import file_digest, wait_for
 from tests.jobs import Jobs
 from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
@@ -40,9 +39,6 @@ def whoami(api: kubernetes.client.ApiClient) -> str:
     review = kubernetes.client.AuthenticationV1Api(api).create_self_subject_review({})
     return str(review.status.user_info.username)
 
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_submitter_is_recorded_at_create_and_cannot_be_changed(
@@ -132,7 +128,7 @@ def test_data_to_model_chain_with_the_real_trainer(
         pytest.fail(f"no Promoted condition: {exc}; status: {jobs.status(name)}")
     assert promoted["status"] == "True", promoted
 
-    digest = sha256(data)
+    digest = file_digest(data).removeprefix("sha256:")
     registry = Registry(api, namespace)
     found = registry.versions(f"kubetrain.io/dataset-digest={digest[:32]}")
     assert len(found) == 1, [v["metadata"]["labels"] for v in registry.versions("kubetrain.io/model=tabular")]
@@ -140,10 +136,10 @@ def test_data_to_model_chain_with_the_real_trainer(
     provenance = version["spec"]["provenance"]
     assert provenance["datasetDigest"] == f"sha256:{digest}"
     assert provenance["weightsUri"] == f"file://{output}/model.safetensors"
-    assert provenance["weightsDigest"] == f"sha256:{sha256(output / 'model.safetensors')}"
+    assert provenance["weightsDigest"] == file_digest(output / "model.safetensors")
     assert provenance["modelCardUri"] == f"file://{output}/model-card.json"
     card = json.loads((output / "model-card.json").read_text())
-    assert card["data"]["sha256"] == digest and card["weights"]["sha256"] == sha256(output / "model.safetensors")
+    assert card["data"]["sha256"] == digest and f"sha256:{card['weights']['sha256']}" == provenance["weightsDigest"]
     assert provenance["codeVersion"] == card["codeVersion"]
     assert (card["submittedBy"], card["trainerImage"]) == (whoami(api), provenance["trainerImage"])
     assert card["data"]["uri"] == provenance["datasetUri"] and card["config"]["epochs"] == 2

@@ -8,7 +8,6 @@ with the data set's digest (computed here independently), profile, licence and c
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import subprocess
 import sys
@@ -22,6 +21,7 @@ import yaml
 from kubetrain.api.history import parse_history
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.builders import example
+from tests.helpers import file_digest
 from tests.jobs import GROUP, VERSION, Jobs
 from tests.local_training import wait_succeeded_while_alive
 from tests.operator_process import OperatorProcess
@@ -70,9 +70,6 @@ def test_a_policy_requiring_the_data_terms_refuses_a_job_without_them(
     finally:
         custom.delete_cluster_custom_object(GROUP, VERSION, "dataresidencypolicies", name)
 
-
-def sha256(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_to_success(
@@ -135,14 +132,14 @@ def test_sdk_script_reports_status_provenance_and_is_promoted(
     assert progress["metrics"]["validationLoss"] > 0, progress
     checkpoint = status["lastCheckpoint"]
     assert checkpoint["step"] == progress["step"] == progress["totalSteps"], (checkpoint, progress)
-    assert checkpoint["digest"] == sha256(output / f"checkpoint-{checkpoint['step']}.pt")
+    assert checkpoint["digest"] == file_digest(output / f"checkpoint-{checkpoint['step']}.pt")
 
     provenance = status["provenance"]
-    assert provenance["datasetUri"] == f"file://{data}" and provenance["datasetDigest"] == sha256(data)
+    assert provenance["datasetUri"] == f"file://{data}" and provenance["datasetDigest"] == file_digest(data)
     assert provenance["datasetProfile"]["rows"] == 2000 and provenance["datasetProfile"]["missingValues"] == 0
     assert sum(provenance["datasetProfile"]["classCounts"].values()) == 2000, provenance["datasetProfile"]
     assert (provenance["datasetLicense"], provenance["datasetConsentBasis"]) == ("CC-BY-4.0", "contract")
-    assert provenance["weightsDigest"] == sha256(output / "model.pt")
+    assert provenance["weightsDigest"] == file_digest(output / "model.pt")
     assert provenance["codeVersion"] == "train_with_sdk/1"
 
     card = json.loads((output / "model-card.json").read_text())

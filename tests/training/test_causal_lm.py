@@ -7,7 +7,6 @@ stopped by SIGTERM checkpoints the step it is at and resumes from it."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import subprocess
@@ -25,6 +24,7 @@ from kubetrain_trainer import storage
 from kubetrain_trainer.config import CausalLMConfig, TaskConfig
 from kubetrain_trainer.llm import corpus, metrics, source, toy
 from kubetrain_trainer.llm.loop import lr_factor
+from tests.helpers import file_digest
 from tests.training import harness
 
 SFT_TASK: dict[str, Any] = {
@@ -172,7 +172,7 @@ def test_adapter_and_merged_weights_are_exported_with_their_digests(sft: Run, in
     provenance = sft.report["provenance"]
     assert provenance["weightsUri"] == sft.report["modelUri"] == f"file://{adapter}"
     assert provenance["weightsDigest"] == digest
-    assert provenance["datasetDigest"] == "sha256:" + hashlib.sha256(inputs.instructions.read_bytes()).hexdigest()
+    assert provenance["datasetDigest"] == file_digest(inputs.instructions)
     assert provenance["datasetProfile"]["rows"] == 300 and provenance["datasetProfile"]["tokens"] > 0
     card = sft.card
     assert card["baseModel"] == {

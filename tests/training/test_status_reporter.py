@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from kubetrain_trainer.environment import JobEnvironment
 from kubetrain_trainer.job import checkpoint_sink
 from kubetrain_trainer.status import StatusReporter
 from tests.fake_api import FakeApi, fake_api
-from tests.helpers import wait_for
+from tests.helpers import file_digest, wait_for
 from tests.training import harness
 
 
@@ -80,7 +79,7 @@ def test_a_saved_checkpoint_is_sent_at_once_and_kept_in_every_later_update(api: 
     wait_for(lambda: len(api.requests) == 2, timeout=5, what="the checkpoint update")
     path = tmp_path / "checkpoints" / "step-5.pt"
     assert saved.uri == f"file://{path}" and saved.step == 5
-    digest = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = file_digest(path)
     assert saved.digest == digest == storage.content_digest(saved.uri)
     status = api.requests[1].body["status"]
     assert status == {"progress": progress(1), "lastCheckpoint": saved.as_status()}, status

@@ -30,7 +30,7 @@ from kubetrain_trainer.sdk.raytrain import ReportForwarding, checkpoint_uri
 from kubetrain_trainer.sdk.run import Run, inactive_reason, start
 from kubetrain_trainer.status import StatusReporter
 from tests.fake_api import FakeApi, fake_api
-from tests.helpers import wait_for
+from tests.helpers import file_digest, wait_for
 
 
 @pytest.fixture
@@ -56,9 +56,6 @@ def active_run(api: FakeApi, tmp_path: Path) -> Run:
     reporter = StatusReporter(api.url, "team-a", "churn", lambda: "tok", interval_seconds=0)
     return Run(JobEnvironment.from_env(job_env(tmp_path)), reporter, code_version="v7")
 
-
-def sha256(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_importing_the_sdk_imports_neither_torch_nor_a_kubernetes_client() -> None:
@@ -97,7 +94,7 @@ def test_a_run_reports_through_the_trainer_contract(api: FakeApi, tmp_path: Path
     data.write_text("x,label\n1,a\n,b\n3,a\n")
     run = active_run(api, tmp_path)
     rows = [{"x": "1", "label": "a"}, {"x": "", "label": "b"}, {"x": "3", "label": "a"}]
-    assert run.dataset(profile=profile.records(rows, label="label")) == sha256(data)
+    assert run.dataset(profile=profile.records(rows, label="label")) == file_digest(data)
 
     run.progress(1, total_steps=4, epoch=1, total_epochs=2, loss=0.9, metrics={"lr": 0.1, "note": "x"})  # type: ignore[dict-item]
     wait_for(lambda: len(api.requests) == 1, timeout=5, what="the progress update")
@@ -109,14 +106,14 @@ def test_a_run_reports_through_the_trainer_contract(api: FakeApi, tmp_path: Path
     wait_for(lambda: len(api.requests) == 3, timeout=5, what="the last progress update")
     weights = tmp_path / "model.pt"
     weights.write_bytes(b"final weights")
-    assert run.export_model(f"file://{weights}", card={"name": "churn-mlp"}) == sha256(weights)
+    assert run.export_model(f"file://{weights}", card={"name": "churn-mlp"}) == file_digest(weights)
     run.finish({"accuracy": 0.91234567, "loss": 0.3})
 
     first, checkpointed, last, final = (r.body["status"] for r in api.requests)
     assert first["progress"]["metrics"] == {"lr": 0.1} and first["progress"]["percent"] == 25.0
     assert "lastCheckpoint" not in first and "etaSeconds" not in first["progress"]
     # Every later write carries every trainer-owned field: server-side apply drops the others.
-    assert checkpointed["lastCheckpoint"] == {**checkpointed["lastCheckpoint"], "step": 2, "digest": sha256(ckpt)}
+    assert checkpointed["lastCheckpoint"] == {**checkpointed["lastCheckpoint"], "step": 2, "digest": file_digest(ckpt)}
     assert last["lastCheckpoint"] == checkpointed["lastCheckpoint"] and last["progress"]["percent"] == 100.0
     assert last["progress"]["etaSeconds"] == 0 and last["progress"]["trainLoss"] == 0.4
     assert final["metrics"] == {"accuracy": 0.912346, "loss": 0.3}
@@ -126,15 +123,17 @@ def test_a_run_reports_through_the_trainer_contract(api: FakeApi, tmp_path: Path
     assert report is not None and report.outcome == "Succeeded" and report.metrics == final["metrics"]
     produced = report.provenance
     assert produced is not None
-    assert (produced.dataset_uri, produced.dataset_digest) == (f"file://{data}", sha256(data))
+    assert (produced.dataset_uri, produced.dataset_digest) == (f"file://{data}", file_digest(data))
     assert produced.dataset_profile is not None and produced.dataset_profile.missing_values == 1
     assert produced.dataset_profile.class_counts == {"a": 2, "b": 1}
-    assert (produced.weights_digest, produced.code_version) == (sha256(weights), "v7")
+    assert (produced.weights_digest, produced.code_version) == (file_digest(weights), "v7")
     assert produced.model_card_uri == f"file://{tmp_path / 'model-card.json'}"
 
     card = json.loads((tmp_path / "model-card.json").read_text())
     assert card["metrics"] == final["metrics"] and card["model"] == {"name": "churn-mlp"}
-    assert card["data"] == {**card["data"], "license": "CC-BY-4.0", "consentBasis": "contract", "sha256": sha256(data)}
+    assert card["data"] == {
+        **card["data"], "license": "CC-BY-4.0", "consentBasis": "contract", "sha256": file_digest(data)
+    }
     assert card["job"]["name"] == "churn" and card["codeVersion"] == "v7"
 
 

@@ -271,8 +271,7 @@ class LocalCluster:
     def _start_cluster_dns(self, binaries: Binaries, timeout: float) -> None:
         coredns = images.coredns_image(binaries.coredns, Versions.pinned().coredns)
         self.load_image(coredns)
-        manifests = {"apiVersion": "v1", "kind": "List", "items": realnode.coredns_manifests(coredns.tag)}
-        self.kubectl("apply", "-f", "-", input=json.dumps(manifests))
+        self.apply(realnode.coredns_manifests(coredns.tag))
         self.kubectl(
             "-n", "kube-system", "rollout", "status", "deployment/coredns", f"--timeout={int(timeout)}s"
         )
@@ -288,14 +287,19 @@ class LocalCluster:
         (self.state_dir / "kueue" / "config.yaml").write_text(yaml.safe_dump(config))
         namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kueue.NAMESPACE}}
         items = [namespace, *kueue.crd_manifests(release)]
-        self.kubectl("apply", "--server-side", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                                                            "items": items}))
+        self.apply(items, server_side=True)
         self.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                      *[f"crd/{crd['metadata']['name']}" for crd in items[1:]])
         hooks = kueue.webhook_manifests(release, ports["kueue_webhook"], ca_bundle)
-        self.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": hooks}))
+        self.apply(hooks)
 
     # -- helpers -------------------------------------------------------------------------------
+    def apply(self, items: list[dict[str, Any]], server_side: bool = False, namespace: str | None = None) -> None:
+        """`kubectl apply` of these objects as one List (into `namespace` where they name none)."""
+        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        flags = [*(["--server-side"] if server_side else []), *([f"--namespace={namespace}"] if namespace else [])]
+        self.kubectl("apply", *flags, "-f", "-", input=document)
+
     def kubectl(
         self, *args: str, input: str | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
@@ -509,8 +513,7 @@ class LocalCluster:
     def _create_nodes(self) -> None:
         items = [node for pool in self.pools for node in node_manifests(pool)]
         if items:
-            node_list = {"apiVersion": "v1", "kind": "List", "items": items}
-            self.kubectl("apply", "-f", "-", input=json.dumps(node_list))
+            self.apply(items)
 
     def _wait_until_usable(self, timeout: float, state: ClusterState) -> None:
         """Pods can be created once the default ServiceAccount exists, and placed once every
