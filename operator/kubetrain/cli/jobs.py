@@ -24,7 +24,7 @@ from kubetrain.api.nodepools import NodePoolCatalogue, default_catalogue, load_c
 from kubetrain.api.status import Phase
 from kubetrain.cli import curve, show, sweep_show
 from kubetrain.cli.trainer import trainer_installed
-from kubetrain.client import Client, JobGone, LogLine
+from kubetrain.client import Client, JobGone, LogLine, NotServable
 from kubetrain.client.submit import Refused, load_manifests, preview
 
 Verb = Callable[[Client, argparse.Namespace], int]
@@ -183,13 +183,13 @@ def _resume(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(verb: Verb) -> Callable[[argparse.Namespace], int]:
-    """The verb with a client for --kubeconfig/--namespace; a missing job or an API refusal is
-    reported in one line with exit code 1, not a traceback."""
+def with_client(verb: Verb) -> Callable[[argparse.Namespace], int]:
+    """The verb with a client for --kubeconfig/--namespace; a missing job or model version, or an
+    API refusal, is reported in one line with exit code 1, not a traceback."""
     def run(args: argparse.Namespace) -> int:
         try:
             return verb(Client(namespace=args.namespace, kubeconfig=args.kubeconfig), args)
-        except JobGone as exc:
+        except (JobGone, NotServable) as exc:
             _say(str(exc))
         except ApiException as exc:
             _say(f"the API server answered {exc.status}: {_server_message(exc)}")
@@ -210,7 +210,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
     def verb(name: str, func: Verb, help_: str) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, parents=[common], help=help_, description=help_)
-        parser.set_defaults(func=_run(func))
+        parser.set_defaults(func=with_client(func))
         return parser
 
     submit = verb("submit", _submit, "validate a TrainingJob manifest as the operator would, show what will run, "

@@ -16,12 +16,11 @@ import sys
 from pathlib import Path
 
 import yaml
-from kubernetes.client.exceptions import ApiException
 
 from kubetrain.api.registry import ModelVersion
-from kubetrain.cli.jobs import client_options
+from kubetrain.cli.jobs import client_options, with_client
 from kubetrain.cli.trainer import TRAINER_MODULE, trainer_installed
-from kubetrain.client import Client, NotServable, card_uri
+from kubetrain.client import Client, card_uri
 from kubetrain.render.serving import ServingSettings, serving_objects
 
 
@@ -32,39 +31,26 @@ def predictor_argv(card: str, weights_digest: str | None, input_path: Path, outp
     return argv + (["--output", str(output)] if output is not None else [])
 
 
-def _resolve(args: argparse.Namespace) -> tuple[ModelVersion, str] | None:
-    """The referenced version and its model card; None (said on stderr) when there is none."""
-    try:
-        version = Client(namespace=args.namespace, kubeconfig=args.kubeconfig).resolve_version(args.reference)
-        card = card_uri(version)
-    except NotServable as exc:
-        print(f"kubetrain: {exc}", file=sys.stderr)
-        return None
-    except ApiException as exc:
-        print(f"kubetrain: the API server answered {exc.status}: {exc.reason}", file=sys.stderr)
-        return None
+def _resolve(client: Client, reference: str) -> tuple[ModelVersion, str]:
+    """The referenced version and its model card (said on stderr); NotServable when there is none."""
+    version = client.resolve_version(reference)
+    card = card_uri(version)
     print(f"kubetrain: {version.metadata.name} ({card})", file=sys.stderr)
     return version, card
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _predict(client: Client, args: argparse.Namespace) -> int:
     if not trainer_installed("predict"):
         return 1
-    resolved = _resolve(args)
-    if resolved is None:
-        return 1
-    version, card = resolved
+    version, card = _resolve(client, args.reference)
     argv = predictor_argv(card, version.spec.provenance.weights_digest, args.input, args.output)
     return subprocess.run(argv, check=False).returncode
 
 
-def _serving(args: argparse.Namespace) -> int:
-    resolved = _resolve(args)
-    if resolved is None:
-        return 1
+def _serving(client: Client, args: argparse.Namespace) -> int:
     settings = ServingSettings(image=args.image, port=args.port, replicas=args.replicas,
                                service_account=args.service_account)
-    print(yaml.safe_dump_all(serving_objects(*resolved, settings), sort_keys=False), end="")
+    print(yaml.safe_dump_all(serving_objects(*_resolve(client, args.reference), settings), sort_keys=False), end="")
     return 0
 
 
@@ -77,7 +63,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                          help=".csv (tabular columns by name, or a text column), .jsonl (one instance a line), "
                               ".npz (images in x)")
     predict.add_argument("-o", "--output", type=Path, default=None, help="JSONL file (default: stdout)")
-    predict.set_defaults(func=_predict)
+    predict.set_defaults(func=with_client(_predict))
     help_ = ("print the Deployment and Service serving a registered model (its promoted version, or MODEL:VERSION) "
              "with the trainer image's HTTP predictor; pipe into kubectl apply -f -")
     serving = sub.add_parser("serving", parents=[client_options()], help=help_, description=help_)
@@ -87,4 +73,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     serving.add_argument("--replicas", type=int, default=1)
     serving.add_argument("--service-account", default=None,
                          help="for object-store credentials (IRSA, GKE Workload Identity); default: no token mounted")
-    serving.set_defaults(func=_serving)
+    serving.set_defaults(func=with_client(_serving))
