@@ -11,6 +11,8 @@ import torch
 from kubetrain_trainer.config import TaskConfig
 from kubetrain_trainer.divergence import LossWindow, StepTotals
 from kubetrain_trainer.errors import Diverged
+from kubetrain_trainer.loop import StepChecks, TrainPoints
+from kubetrain_trainer.stopping import StopRequest
 
 pytestmark = pytest.mark.training
 CPU = torch.device("cpu")
@@ -33,9 +35,22 @@ def test_a_check_returns_each_kept_step_summed_and_starts_a_new_window() -> None
 
 
 @pytest.mark.parametrize("every", [1, 4, 10])
-def test_cadence_follows_the_step_number(every: int) -> None:
-    window = LossWindow(task(every), CPU, last_step=0)
-    assert [step for step in range(1, 21) if window.due(step)] == list(range(every, 21, every))
+@pytest.mark.parametrize("start", [0, 7])
+def test_checks_and_checkpoints_follow_the_step_number_from_any_start(every: int, start: int) -> None:
+    """A resumed run checks at the same steps as one that ran from the start: every `every` steps,
+    before each checkpoint (every 6 steps and the last), and at each epoch's end (every 9 steps)."""
+    window = LossWindow(task(every), CPU, last_step=start)
+    saved: list[int] = []
+    checks = StepChecks(window, TrainPoints(None, 1), StopRequest(), total_steps=20, checkpoint_every_steps=6,
+                        save=lambda step, _epoch: saved.append(step))
+    checked = []
+    for step in range(start + 1, 21):
+        window.add(torch.tensor(1.0), 1, 1, 1)
+        if checks.after(step, (step - 1) // 9, end_of_epoch=step % 9 == 0):
+            checked.append(step)
+    expected = [s for s in range(start + 1, 21) if s % every == 0 or s % 6 == 0 or s % 9 == 0 or s == 20]
+    assert checked == expected
+    assert saved == [s for s in (6, 12, 18, 20) if s > start]
 
 
 @pytest.mark.parametrize(

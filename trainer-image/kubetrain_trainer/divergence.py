@@ -73,8 +73,9 @@ class LossWindow:
         self._counts.append(count)
         self._reads.append(read)
 
-    def due(self, step: int) -> bool:
-        return step % self._task.divergence.check_every_steps == 0
+    @property
+    def check_every_steps(self) -> int:
+        return self._task.divergence.check_every_steps
 
     def check(self, stop_requested: bool = False) -> Check:
         """Every kept step's group totals, after raising Diverged for the first step that diverged,
