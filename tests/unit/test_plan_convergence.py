@@ -11,7 +11,9 @@ from typing import Any
 
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan import Observed, Plan, plan, status_patch
+from kubetrain.plan.decision import PlanInputs, plan_job
 from kubetrain.plan.residency import RECHECK_SECONDS
+from kubetrain.policy.residency import ResidencyFacts
 from kubetrain.render import RenderSettings
 from kubetrain.render.job import render_children
 from tests.builders import JobBuilder
@@ -176,3 +178,30 @@ def test_suspend_and_resume() -> None:
     cluster.converge()
     assert cluster.status["phase"] == "Running" and cluster.status["restarts"] == 0
     assert cluster.status["observedGeneration"] == 3 and cluster.plan().requeue_after == RECHECK_SECONDS
+
+
+def test_the_reconcilers_planning_leaves_the_cached_bodies_as_they_were() -> None:
+    """The operator's cache keeps the bodies its watches decoded, without copies, and hands the
+    same dicts to every reconcile (controller/cache.py): planning must never write into them."""
+    cluster = Cluster(workers=2)
+    inputs = PlanInputs(catalogue=CATALOGUE, render=SETTINGS)
+
+    def plan_untouched() -> None:
+        raw, pods, services = cluster.raw_job, list(cluster.pods.values()), list(cluster.services.values())
+        raw["metadata"].setdefault("generation", 1)
+        before = copy.deepcopy((raw, pods, services))
+        decision = plan_job(raw, pods, services, inputs, cluster.now, ResidencyFacts(namespace="ns"))
+        assert (raw, pods, services) == before
+        assert decision.status_patch is not None
+
+    plan_untouched()  # a new job
+    cluster.converge()
+    plan_untouched()  # pods created, pending
+    cluster.set_phase("Running")
+    cluster.converge()
+    plan_untouched()  # running
+    cluster.set_phase("Failed", index=1)
+    plan_untouched()  # a worker failed: a restart is planned
+    cluster.reconcile()
+    cluster.set_phase("Succeeded")
+    plan_untouched()

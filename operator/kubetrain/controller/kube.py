@@ -50,17 +50,61 @@ class Conflict(RuntimeError):
     """The job changed while we reconciled it; reconcile again from a fresh read."""
 
 
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def _core(namespace: str, plural: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+def _grouped(group_version: str, namespace: str, plural: str, name: str = "") -> str:
+    return f"/apis/{group_version}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+
+
+def _custom(info: ApiInfo, namespace: str, name: str = "") -> str:
+    return _grouped(f"{info.group}/{info.version}", namespace, info.plural, name)
+
+
+# Where the operator creates each kind it creates: (resource, collection path in a namespace).
+_CREATED: dict[str, tuple[str, Callable[[str], str]]] = {
+    "Pod": ("pods", lambda ns: _core(ns, "pods")),
+    "Service": ("services", lambda ns: _core(ns, "services")),
+    "ServiceAccount": ("serviceaccounts", lambda ns: _core(ns, "serviceaccounts")),
+    "Role": ("roles", lambda ns: _grouped("rbac.authorization.k8s.io/v1", ns, "roles")),
+    "RoleBinding": ("rolebindings", lambda ns: _grouped("rbac.authorization.k8s.io/v1", ns, "rolebindings")),
+    **{kind: (info.plural, lambda ns, info=info: _custom(info, ns))  # type: ignore[misc]
+       for kind, info in _CREATED_CUSTOM.items()},
+}
+LEASES = "coordination.k8s.io/v1"
+
+
 class Kube:
-    """Thin, typed wrapper over the official client for the operator's calls. Every request goes
-    through `_request`, which counts failures in kubetrain_api_errors_total{verb,resource}."""
+    """Thin wrapper over the official client's connection pool and credentials for the operator's
+    calls. Bodies go out as the JSON the operator already holds and come back as parsed JSON: the
+    generated API methods would validate every argument, serialise the body model by model and
+    build typed models from the response, which the operator would turn back into dicts (the largest
+    share of its CPU, bench/README.md). Every request goes through `_request`, which counts
+    failures in kubetrain_api_errors_total{verb,resource}."""
 
     def __init__(self, api: kubernetes.client.ApiClient, metrics: OperatorMetrics) -> None:
         self.api = api
         self.metrics = metrics
-        self.core = kubernetes.client.CoreV1Api(api)
-        self.custom = kubernetes.client.CustomObjectsApi(api)
-        self.rbac = kubernetes.client.RbacAuthorizationV1Api(api)
-        self.coordination = kubernetes.client.CoordinationV1Api(api)
+
+    def _call(
+        self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json", timeout: float | None = None,
+    ) -> Any:
+        """One request: `body` sent as JSON, the answer parsed from JSON; a status outside 2xx
+        raises the client's ApiException (or its subclass for the status), as its methods do."""
+        _, url, headers, _, _ = self.api.param_serialize(
+            method, path, query_params=query, auth_settings=["BearerToken"],
+            header_params={"Accept": "application/json", "Content-Type": content_type},
+        )
+        response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+        data = response.read()
+        if not 200 <= response.status <= 299:
+            raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
+        return json.loads(data)
 
     def _request(self, verb: str, resource: str, request: Callable[[], T], done: tuple[int, ...] = ()) -> T:
         """Runs `request`, counting every failure (connection errors included) except API answers
@@ -87,8 +131,7 @@ class Kube:
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._request_or_none(
             "get", JOB.plural,
-            lambda: self.custom.get_namespaced_custom_object(JOB.group, JOB.version, namespace, JOB.plural, name),
-            done=(404,),
+            lambda: self._call("GET", _custom(JOB, namespace, name)), done=(404,),
         )
 
     def list_policies(self) -> list[dict[str, Any]]:
@@ -101,7 +144,7 @@ class Kube:
 
     def _list_cluster(self, info: ApiInfo) -> list[dict[str, Any]]:
         listed = self._request_or_none(
-            "list", info.plural, lambda: self.custom.list_cluster_custom_object(info.group, info.version, info.plural),
+            "list", info.plural, lambda: self._call("GET", f"/apis/{info.group}/{info.version}/{info.plural}"),
             done=(404,),
         )
         return list(listed["items"]) if listed is not None else []
@@ -110,8 +153,8 @@ class Kube:
         """The namespace's TrainingJobs; with `selector`, those whose labels match it."""
         listed = self._request(
             "list", JOB.plural,
-            lambda: self.custom.list_namespaced_custom_object(
-                JOB.group, JOB.version, namespace, JOB.plural, label_selector=selector
+            lambda: self._call(
+                "GET", _custom(JOB, namespace), query=[("labelSelector", selector)] if selector else None
             ),
         )
         return list(listed["items"])
@@ -121,23 +164,21 @@ class Kube:
         it does not exist."""
         return self._request_or_none(
             "get", info.plural,
-            lambda: self.custom.get_namespaced_custom_object(info.group, info.version, namespace, info.plural, name),
-            done=(404,),
+            lambda: self._call("GET", _custom(info, namespace, name)), done=(404,),
         )
 
     def get_cluster_custom(self, info: ApiInfo, name: str) -> dict[str, Any] | None:
         """A cluster-scoped custom object (a Kueue ResourceFlavor); None when it does not exist."""
         return self._request_or_none(
             "get", info.plural,
-            lambda: self.custom.get_cluster_custom_object(info.group, info.version, info.plural, name), done=(404,),
+            lambda: self._call("GET", f"/apis/{info.group}/{info.version}/{info.plural}/{name}"), done=(404,),
         )
 
     def list_model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
         selector, info = f"{MODEL_LABEL}={model}", ModelVersion.api_info
         listed = self._request(
-            "list", info.plural, lambda: self.custom.list_namespaced_custom_object(
-                info.group, info.version, namespace, info.plural, label_selector=selector
-            ),
+            "list", info.plural,
+            lambda: self._call("GET", _custom(info, namespace), query=[("labelSelector", selector)]),
         )
         return list(listed["items"])
 
@@ -145,82 +186,77 @@ class Kube:
         """Merge-patches the status of a Model, TrainingSchedule or TrainingSweep (the operator owns them), or
         of a job's Kueue Workload (its Finished condition, its quota released after an eviction)."""
         self._request_or_none(
-            "patch", f"{info.plural}/status", lambda: self.custom.patch_namespaced_custom_object_status(
-                info.group, info.version, namespace, info.plural, name, {"status": status}
+            "patch", f"{info.plural}/status",
+            lambda: self._call(
+                "PATCH", _custom(info, namespace, name) + "/status", {"status": status}, content_type=MERGE_PATCH
             ),
             done=(404,),
         )
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        found = self._request("get", "namespaces", lambda: self.core.read_namespace(namespace))
-        return dict(found.metadata.labels or {})
+        found = self._request("get", "namespaces", lambda: self._call("GET", f"/api/v1/namespaces/{namespace}"))
+        return dict(found["metadata"].get("labels") or {})
 
     def node_labels(self, node: str) -> dict[str, str] | None:
         """The node's labels; None when the node is gone (a reclaimed spot node, a drained one)."""
-        found = self._request_or_none("get", "nodes", lambda: self.core.read_node(node), done=(404,))
-        return dict(found.metadata.labels or {}) if found is not None else None
+        found = self._request_or_none("get", "nodes", lambda: self._call("GET", f"/api/v1/nodes/{node}"), done=(404,))
+        return dict(found["metadata"].get("labels") or {}) if found is not None else None
 
     def claim_storage_class(self, namespace: str, claim: str) -> str | None:
         """The claim's storageClassName; None when the claim does not exist or has no class."""
         pvc = self._request_or_none(
             "get", "persistentvolumeclaims",
-            lambda: self.core.read_namespaced_persistent_volume_claim(claim, namespace), done=(404,),
+            lambda: self._call("GET", _core(namespace, "persistentvolumeclaims", claim)), done=(404,),
         )
-        return pvc.spec.storage_class_name if pvc is not None else None
+        return pvc.get("spec", {}).get("storageClassName") if pvc is not None else None
 
     def list_resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
         found = self._request(
-            "list", "resourcequotas", lambda: self.core.list_namespaced_resource_quota(namespace)
+            "list", "resourcequotas", lambda: self._call("GET", _core(namespace, "resourcequotas"))
         )
-        return [self.api.sanitize_for_serialization(q) for q in found.items]
+        return list(found["items"])
 
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""
         selector = f"{MANAGED_BY},{contract.JOB_NAME_LABEL}={job}"
-        pods = self._request("list", "pods", lambda: self.core.list_namespaced_pod(namespace, label_selector=selector))
+        query = [("labelSelector", selector)]
+        pods = self._request("list", "pods", lambda: self._call("GET", _core(namespace, "pods"), query=query))
         services = self._request(
-            "list", "services", lambda: self.core.list_namespaced_service(namespace, label_selector=selector)
+            "list", "services", lambda: self._call("GET", _core(namespace, "services"), query=query)
         )
-        to_dict = self.api.sanitize_for_serialization
-        return [to_dict(p) for p in pods.items], [to_dict(s) for s in services.items]
+        return list(pods["items"]), list(services["items"])
 
     def create(self, namespace: str, obj: dict[str, Any]) -> dict[str, Any] | None:
         """Creates `obj` unless it exists; returns the created object, None when it existed."""
         kind = obj["kind"]
-        creators = {
-            "Pod": ("pods", self.core.create_namespaced_pod),
-            "Service": ("services", self.core.create_namespaced_service),
-            "ServiceAccount": ("serviceaccounts", self.core.create_namespaced_service_account),
-            "Role": ("roles", self.rbac.create_namespaced_role),
-            "RoleBinding": ("rolebindings", self.rbac.create_namespaced_role_binding),
-        }
-        if kind in _CREATED_CUSTOM:
-            info = _CREATED_CUSTOM[kind]
-            creators[kind] = (info.plural, lambda ns, body: self.custom.create_namespaced_custom_object(
-                info.group, info.version, ns, info.plural, body
-            ))
-        if kind not in creators:
+        if kind not in _CREATED:
             raise ValueError(f"the operator does not create {kind} objects")
-        resource, creator = creators[kind]
-        created = self._request_or_none("create", resource, lambda: creator(namespace, obj), done=(409,))
-        return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
+        resource, collection = _CREATED[kind]
+        created: dict[str, Any] | None = self._request_or_none(
+            "create", resource, lambda: self._call("POST", collection(namespace), obj), done=(409,)
+        )
+        return created
 
     def serves(self, info: ApiInfo) -> bool:
         """Whether the API server serves `info`'s resource (discovery of its group version); a
         group version it does not serve answers 404."""
         found = self._request_or_none(
             "get", f"{info.group}/{info.version}",
-            lambda: self.custom.get_api_resources(info.group, info.version), done=(404,),
+            lambda: self._call("GET", f"/apis/{info.group}/{info.version}"), done=(404,),
         )
-        return found is not None and any(r.name == info.plural for r in found.resources or [])
+        return found is not None and any(r.get("name") == info.plural for r in found.get("resources") or [])
 
     def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> None:
         """Asks the API server to validate `pod` without creating it (dryRun=All); raises its refusal."""
-        self._request("create", "pods", lambda: self.core.create_namespaced_pod(namespace, pod, dry_run="All"),
-                      done=(400, 403, 422))
+        self._request(
+            "create", "pods", lambda: self._call("POST", _core(namespace, "pods"), pod, query=[("dryRun", "All")]),
+            done=(400, 403, 422),
+        )
 
     def delete_pod(self, namespace: str, name: str) -> None:
-        self._request_or_none("delete", "pods", lambda: self.core.delete_namespaced_pod(name, namespace), done=(404,))
+        self._request_or_none(
+            "delete", "pods", lambda: self._call("DELETE", _core(namespace, "pods", name)), done=(404,)
+        )
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:
         """Deletes the job itself (TTL after finish); children follow by garbage collection. 409:
@@ -228,9 +264,7 @@ class Kube:
         body = {"preconditions": {"uid": uid}, "propagationPolicy": "Background"}
         self._request_or_none(
             "delete", JOB.plural,
-            lambda: self.custom.delete_namespaced_custom_object(
-                JOB.group, JOB.version, namespace, JOB.plural, name, body=body
-            ),
+            lambda: self._call("DELETE", _custom(JOB, namespace, name), body),
             done=(404, 409),
         )
 
@@ -243,9 +277,7 @@ class Kube:
         try:
             return self._request_or_none(
                 "patch", f"{JOB.plural}/status",
-                lambda: self.custom.patch_namespaced_custom_object_status(
-                    JOB.group, JOB.version, namespace, JOB.plural, name, body
-                ),
+                lambda: self._call("PATCH", _custom(JOB, namespace, name) + "/status", body, content_type=MERGE_PATCH),
                 done=(404,),
             )
         except ApiException as exc:
@@ -256,18 +288,18 @@ class Kube:
     def get_lease(self, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
         found = self._request_or_none(
             "get", "leases",
-            lambda: self.coordination.read_namespaced_lease(name, namespace, _request_timeout=timeout), done=(404,),
+            lambda: self._call("GET", _grouped(LEASES, namespace, "leases", name), timeout=timeout), done=(404,),
         )
-        return dict(self.api.sanitize_for_serialization(found)) if found is not None else None
+        return found
 
     def create_lease(self, namespace: str, name: str, spec: dict[str, Any], timeout: float) -> dict[str, Any] | None:
         """None when another replica created it first."""
         body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
         created = self._request_or_none(
             "create", "leases",
-            lambda: self.coordination.create_namespaced_lease(namespace, body, _request_timeout=timeout), done=(409,),
+            lambda: self._call("POST", _grouped(LEASES, namespace, "leases"), body, timeout=timeout), done=(409,),
         )
-        return dict(self.api.sanitize_for_serialization(created)) if created is not None else None
+        return created
 
     def update_lease(
         self, namespace: str, name: str, resource_version: str, spec: dict[str, Any], timeout: float
@@ -278,14 +310,14 @@ class Kube:
         try:
             replaced = self._request(
                 "update", "leases",
-                lambda: self.coordination.replace_namespaced_lease(name, namespace, body, _request_timeout=timeout),
+                lambda: self._call("PUT", _grouped(LEASES, namespace, "leases", name), body, timeout=timeout),
                 done=(409,),
             )
         except ApiException as exc:
             if exc.status == 409:
                 raise Conflict(f"Lease {namespace}/{name} changed meanwhile") from exc
             raise
-        return dict(self.api.sanitize_for_serialization(replaced))
+        return dict(replaced)
 
     def post_event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """On any kubetrain object: a TrainingJob, Model or TrainingSchedule."""
@@ -312,7 +344,7 @@ class Kube:
             "count": 1,
         }
         try:
-            self._request("create", "events", lambda: self.core.create_namespaced_event(meta["namespace"], body))
+            self._request("create", "events", lambda: self._call("POST", _core(meta["namespace"], "events"), body))
         except ApiException as exc:
             if namespace_terminating(exc):
                 log.debug("event %s for %s/%s dropped: its namespace is being deleted", reason, meta["namespace"],
