@@ -7,6 +7,7 @@ utilisation is shown: 6 * params * tokens / peak, counting only the parameters t
 (embedding lookups are not FLOPs), as the usual estimate does.
 
     .venv/bin/python bench/trainer_throughput.py                     # CPU, 2 threads, 21 pairs
+    .venv/bin/python bench/trainer_throughput.py --threads 1 --clock cpu --noise-floor   # a shared machine
     python bench/trainer_throughput.py --d-model 512 --layers 6 --seq-len 256 --batch-size 64 --compile
 
 Not a test: it prints a table.
@@ -140,21 +141,17 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def interleaved(
-    repeats: int, plain: Callable[[], float], ours: Callable[[], float]
-) -> tuple[list[float], list[float]]:
-    """`repeats` pairs of runs, alternating which goes first, so that load that comes and goes on a
-    shared machine falls on both loops alike; each pair gives one ratio. The table also shows the
-    ratio of each loop's best run ("best"): the run least disturbed by other work, as timeit uses."""
-    plains, ourss = [], []
+def interleaved(repeats: int, runs: list[Callable[[], float]]) -> list[list[float]]:
+    """`repeats` rounds of every run, in an order that alternates, so that load that comes and
+    goes on a shared machine falls on all loops alike; each round gives one ratio. The table also
+    shows the ratio of each loop's best run ("best"): the run least disturbed by other work, as
+    timeit uses."""
+    figures: list[list[float]] = [[] for _ in runs]
     for repeat in range(repeats):
-        if repeat % 2:
-            ourss.append(ours())
-            plains.append(plain())
-        else:
-            plains.append(plain())
-            ourss.append(ours())
-    return plains, ourss
+        order = list(range(len(runs)))
+        for index in order[::-1] if repeat % 2 else order:
+            figures[index].append(runs[index]())
+    return figures
 
 
 def main() -> None:
@@ -170,6 +167,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for both loops (0: torch's default)")
     parser.add_argument("--clock", choices=["wall", "cpu"], default="wall", help="what a run's time is")
     parser.add_argument("--compile", action="store_true", help="run both loops on torch.compile(model)")
+    parser.add_argument("--noise-floor", action="store_true",
+                        help="also time the plain loop a second time in each round: A/A, the ratio of two identical "
+                             "loops, is what this machine can resolve")
     parser.add_argument("--models", nargs="+", choices=["mlp", "cnn", "transformer"],
                         default=["mlp", "cnn", "transformer"])
     parser.add_argument("--peak-tflops", type=float, default=989.0, help="peak dense bf16 TFLOP/s (H100 SXM: 989)")
@@ -182,6 +182,7 @@ def main() -> None:
           f"repeats={args.repeats} compile={args.compile} clock={args.clock}"
           + (" precision=bf16-autocast optimizer=fused-AdamW" if cuda else " precision=fp32"))
     header = f"{'model':<12}{'params':>11}{'plain/s':>12}{'kubetrain/s':>13}{'ratio':>8}{'min-max':>13}{'best':>7}"
+    header += f"{'A/A':>8}{'min-max':>13}" if args.noise_floor else ""
     header += f"{'MFU':>8}" if cuda else ""
     print(header)
     for case in cases(args):
@@ -200,19 +201,26 @@ def main() -> None:
             lambda: plain_loop(run_model, x, y, args.batch_size, device, 1), rows, device, "wall"
         )
         epochs = max(1, round(rate * args.seconds / rows))
-        plains, ourss = interleaved(
-            args.repeats,
-            lambda: samples_per_second(
+        def plain_run() -> float:
+            return samples_per_second(
                 lambda: plain_loop(run_model, x, y, args.batch_size, device, epochs), epochs * rows, device, args.clock
-            ),
-            lambda: samples_per_second(
+            )
+
+        def kubetrain_run() -> float:
+            return samples_per_second(
                 lambda: kubetrain_loop(case, run_model, x, y, device, epochs), epochs * rows, device, args.clock
-            ),
+            )
+
+        plains, ourss, *again = interleaved(
+            args.repeats, [plain_run, kubetrain_run] + ([plain_run] if args.noise_floor else [])
         )
         ratios = [o / p for o, p in zip(ourss, plains, strict=True)]
         plain, ours = statistics.median(plains), statistics.median(ourss)
         line = (f"{case.name:<12}{params:>11,}{plain:>12,.0f}{ours:>13,.0f}{statistics.median(ratios):>8.3f}"
                 f"{f'{min(ratios):.2f}-{max(ratios):.2f}':>13}{max(ourss) / max(plains):>7.3f}")
+        if again:
+            floor = [a / p for a, p in zip(again[0], plains, strict=True)]
+            line += f"{statistics.median(floor):>8.3f}{f'{min(floor):.2f}-{max(floor):.2f}':>13}"
         if cuda:
             mfu = 6 * (params - embedding) * case.tokens_per_sample * max(plain, ours) / (args.peak_tflops * 1e12)
             line += f"{mfu:>8.1%}" if case.tokens_per_sample else f"{'-':>8}"
