@@ -104,7 +104,7 @@ class Kube:
         data = response.read()
         if not 200 <= response.status <= 299:
             raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
-        return json.loads(data)
+        return json.loads(data) if data else None
 
     def _request(self, verb: str, resource: str, request: Callable[[], T], done: tuple[int, ...] = ()) -> T:
         """Runs `request`, counting every failure (connection errors included) except API answers
