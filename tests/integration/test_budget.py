@@ -1,5 +1,5 @@
 """GPU budgets on the real control plane: the cost estimate in status, refusal at admission
-(the webhook's message names what is left), refusal before start in the reconcile, an
+(the webhook's message names what is left, or that the job is larger than the whole budget), refusal before start in the reconcile, an
 edit of a running job that raises its cost refused at admission, accounting of what finished
 jobs really used, and a budget that queues (onExhaustion Queue) instead of refusing."""
 
@@ -24,6 +24,7 @@ pytestmark = pytest.mark.cluster
 
 BUDGET = 1.5
 A100_PRICE = 2.5  # the built-in catalogue's a100-eu pricePerGpuHour
+NEVER_FITS = "more than the whole budget of 1.5 GPU-hours per day"  # a job no wait would let start
 
 
 @pytest.fixture
@@ -115,16 +116,21 @@ def test_finished_jobs_count_what_they_used(jobs: Jobs, budget: str) -> None:
     assert status["cost"]["usedGpuHours"] == pytest.approx(used, abs=1e-6)
     assert status["cost"]["usedCost"] == pytest.approx(used * A100_PRICE, abs=1e-5)
 
-    # The finished job holds only what it used, no longer its 1 GPU-hour estimate.
-    message = refusal(jobs, gpu_job("two-hours", gpus=2))
-    assert f"{BUDGET - used:.4g} of 1.5 GPU-hours left" in message, message
-    fits = jobs.create(gpu_job("fits"))
+    # The finished job holds only what it used, no longer its 1 GPU-hour estimate: a job of 1.25
+    # GPU-hours fits beside it (only 0.5 would be left if it still held its estimate).
+    fits = jobs.create(gpu_job("fits", deadline=4500))
     assert jobs.wait_condition(fits, "BudgetAvailable")["status"] == "True"
+    message = refusal(jobs, gpu_job("half-hour", deadline=1800))
+    assert f"{BUDGET - used - 1.25:.4g} of 1.5 GPU-hours left" in message, message
+
+    message = refusal(jobs, gpu_job("two-hours", gpus=2))
+    assert f"{NEVER_FITS}, so it can never fit" in message, message
 
 
 @pytest.mark.parametrize(("spec", "named"), [
-    ({"workers": 2}, "1.5 of 1.5 GPU-hours left this day"),
-    ({"runPolicy": {"activeDeadlineSeconds": 7200}}, "1.5 of 1.5 GPU-hours left this day"),
+    ({"workers": 2}, f"needs up to 2 GPU-hours (2 workers x 1 GPUs x 3600s activeDeadlineSeconds), {NEVER_FITS}"),
+    ({"runPolicy": {"activeDeadlineSeconds": 7200}}, f"needs up to 2 GPU-hours (1 workers x 1 GPUs x 7200s "
+                                                     f"activeDeadlineSeconds), {NEVER_FITS}"),
     ({"runPolicy": {"activeDeadlineSeconds": None}}, "spec.runPolicy.activeDeadlineSeconds is required"),
 ], ids=["workers", "longer-deadline", "no-deadline"])
 def test_an_edit_of_a_running_job_that_raises_its_cost_past_the_budget_is_refused(
