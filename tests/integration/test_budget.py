@@ -1,7 +1,8 @@
 """GPU budgets on the real control plane: the cost estimate in status, refusal at admission
-(the webhook's message names what is left, or that the job is larger than the whole budget), refusal before start in the reconcile, an
-edit of a running job that raises its cost refused at admission, accounting of what finished
-jobs really used, and a budget that queues (onExhaustion Queue) instead of refusing."""
+(the webhook's message names what is left, or that the job is larger than the whole budget),
+refusal before start in the reconcile, an edit of a running job that raises its cost refused at
+admission, accounting of what finished jobs really used, and a budget that queues (onExhaustion
+Queue) instead of refusing."""
 
 from __future__ import annotations
 
