@@ -155,7 +155,7 @@ def _crd(
         "description": description,
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string", "description": f"{names.group}/{names.version}."},
+            "apiVersion": {"type": "string", "description": f"{names.api_version}."},
             "kind": {"type": "string", "description": f"{names.kind}."},
             "metadata": {"type": "object"},
             **properties,

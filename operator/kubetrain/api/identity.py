@@ -20,3 +20,8 @@ class ApiInfo(BaseModel):
     short_names: tuple[str, ...]
     group: str = GROUP
     version: str = VERSION
+
+    @property
+    def api_version(self) -> str:
+        """`group/version`, as apiVersion and the API's /apis/ paths spell it."""
+        return f"{self.group}/{self.version}"

@@ -53,29 +53,30 @@ class Conflict(RuntimeError):
 MERGE_PATCH = "application/merge-patch+json"
 
 
-def _core(namespace: str, plural: str, name: str = "") -> str:
-    return f"/api/v1/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+CORE, RBAC, LEASES = "v1", "rbac.authorization.k8s.io/v1", "coordination.k8s.io/v1"
 
 
-def _grouped(group_version: str, namespace: str, plural: str, name: str = "") -> str:
-    return f"/apis/{group_version}/namespaces/{namespace}/{plural}" + (f"/{name}" if name else "")
+def _path(group_version: str, plural: str, namespace: str = "", name: str = "") -> str:
+    """The REST path of a collection (no `name`) or an object, in `namespace` or cluster-scoped:
+    the core group under /api, every other group under /apis."""
+    root = "/api/v1" if group_version == CORE else f"/apis/{group_version}"
+    scope = f"/namespaces/{namespace}" if namespace else ""
+    return f"{root}{scope}/{plural}" + (f"/{name}" if name else "")
 
 
-def _custom(info: ApiInfo, namespace: str, name: str = "") -> str:
-    return _grouped(f"{info.group}/{info.version}", namespace, info.plural, name)
+def _custom(info: ApiInfo, namespace: str = "", name: str = "") -> str:
+    return _path(info.api_version, info.plural, namespace, name)
 
 
-# Where the operator creates each kind it creates: (resource, collection path in a namespace).
-_CREATED: dict[str, tuple[str, Callable[[str], str]]] = {
-    "Pod": ("pods", lambda ns: _core(ns, "pods")),
-    "Service": ("services", lambda ns: _core(ns, "services")),
-    "ServiceAccount": ("serviceaccounts", lambda ns: _core(ns, "serviceaccounts")),
-    "Role": ("roles", lambda ns: _grouped("rbac.authorization.k8s.io/v1", ns, "roles")),
-    "RoleBinding": ("rolebindings", lambda ns: _grouped("rbac.authorization.k8s.io/v1", ns, "rolebindings")),
-    **{kind: (info.plural, lambda ns, info=info: _custom(info, ns))  # type: ignore[misc]
-       for kind, info in _CREATED_CUSTOM.items()},
+# What the operator creates, by kind: (group version, plural).
+_CREATED = {
+    "Pod": (CORE, "pods"),
+    "Service": (CORE, "services"),
+    "ServiceAccount": (CORE, "serviceaccounts"),
+    "Role": (RBAC, "roles"),
+    "RoleBinding": (RBAC, "rolebindings"),
+    **{kind: (info.api_version, info.plural) for kind, info in _CREATED_CUSTOM.items()},
 }
-LEASES = "coordination.k8s.io/v1"
 
 
 class Kube:
@@ -144,7 +145,7 @@ class Kube:
 
     def _list_cluster(self, info: ApiInfo) -> list[dict[str, Any]]:
         listed = self._request_or_none(
-            "list", info.plural, lambda: self._call("GET", f"/apis/{info.group}/{info.version}/{info.plural}"),
+            "list", info.plural, lambda: self._call("GET", _custom(info)),
             done=(404,),
         )
         return list(listed["items"]) if listed is not None else []
@@ -171,7 +172,7 @@ class Kube:
         """A cluster-scoped custom object (a Kueue ResourceFlavor); None when it does not exist."""
         return self._request_or_none(
             "get", info.plural,
-            lambda: self._call("GET", f"/apis/{info.group}/{info.version}/{info.plural}/{name}"), done=(404,),
+            lambda: self._call("GET", _custom(info, name=name)), done=(404,),
         )
 
     def list_model_versions(self, namespace: str, model: str) -> list[dict[str, Any]]:
@@ -194,25 +195,27 @@ class Kube:
         )
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        found = self._request("get", "namespaces", lambda: self._call("GET", f"/api/v1/namespaces/{namespace}"))
+        found = self._request("get", "namespaces", lambda: self._call("GET", _path(CORE, "namespaces", name=namespace)))
         return dict(found["metadata"].get("labels") or {})
 
     def node_labels(self, node: str) -> dict[str, str] | None:
         """The node's labels; None when the node is gone (a reclaimed spot node, a drained one)."""
-        found = self._request_or_none("get", "nodes", lambda: self._call("GET", f"/api/v1/nodes/{node}"), done=(404,))
+        found = self._request_or_none(
+            "get", "nodes", lambda: self._call("GET", _path(CORE, "nodes", name=node)), done=(404,)
+        )
         return dict(found["metadata"].get("labels") or {}) if found is not None else None
 
     def claim_storage_class(self, namespace: str, claim: str) -> str | None:
         """The claim's storageClassName; None when the claim does not exist or has no class."""
         pvc = self._request_or_none(
             "get", "persistentvolumeclaims",
-            lambda: self._call("GET", _core(namespace, "persistentvolumeclaims", claim)), done=(404,),
+            lambda: self._call("GET", _path(CORE, "persistentvolumeclaims", namespace, claim)), done=(404,),
         )
         return pvc.get("spec", {}).get("storageClassName") if pvc is not None else None
 
     def list_resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
         found = self._request(
-            "list", "resourcequotas", lambda: self._call("GET", _core(namespace, "resourcequotas"))
+            "list", "resourcequotas", lambda: self._call("GET", _path(CORE, "resourcequotas", namespace))
         )
         return list(found["items"])
 
@@ -220,9 +223,9 @@ class Kube:
         """The job's pods and services, found by label (owner references are checked by the caller)."""
         selector = f"{MANAGED_BY},{contract.JOB_NAME_LABEL}={job}"
         query = [("labelSelector", selector)]
-        pods = self._request("list", "pods", lambda: self._call("GET", _core(namespace, "pods"), query=query))
+        pods = self._request("list", "pods", lambda: self._call("GET", _path(CORE, "pods", namespace), query=query))
         services = self._request(
-            "list", "services", lambda: self._call("GET", _core(namespace, "services"), query=query)
+            "list", "services", lambda: self._call("GET", _path(CORE, "services", namespace), query=query)
         )
         return list(pods["items"]), list(services["items"])
 
@@ -231,9 +234,9 @@ class Kube:
         kind = obj["kind"]
         if kind not in _CREATED:
             raise ValueError(f"the operator does not create {kind} objects")
-        resource, collection = _CREATED[kind]
+        group_version, plural = _CREATED[kind]
         created: dict[str, Any] | None = self._request_or_none(
-            "create", resource, lambda: self._call("POST", collection(namespace), obj), done=(409,)
+            "create", plural, lambda: self._call("POST", _path(group_version, plural, namespace), obj), done=(409,)
         )
         return created
 
@@ -241,21 +244,22 @@ class Kube:
         """Whether the API server serves `info`'s resource (discovery of its group version); a
         group version it does not serve answers 404."""
         found = self._request_or_none(
-            "get", f"{info.group}/{info.version}",
-            lambda: self._call("GET", f"/apis/{info.group}/{info.version}"), done=(404,),
+            "get", info.api_version,
+            lambda: self._call("GET", f"/apis/{info.api_version}"), done=(404,),
         )
         return found is not None and any(r.get("name") == info.plural for r in found.get("resources") or [])
 
     def dry_run_pod(self, namespace: str, pod: dict[str, Any]) -> None:
         """Asks the API server to validate `pod` without creating it (dryRun=All); raises its refusal."""
         self._request(
-            "create", "pods", lambda: self._call("POST", _core(namespace, "pods"), pod, query=[("dryRun", "All")]),
+            "create", "pods",
+            lambda: self._call("POST", _path(CORE, "pods", namespace), pod, query=[("dryRun", "All")]),
             done=(400, 403, 422),
         )
 
     def delete_pod(self, namespace: str, name: str) -> None:
         self._request_or_none(
-            "delete", "pods", lambda: self._call("DELETE", _core(namespace, "pods", name)), done=(404,)
+            "delete", "pods", lambda: self._call("DELETE", _path(CORE, "pods", namespace, name)), done=(404,)
         )
 
     def delete_job(self, namespace: str, name: str, uid: str) -> None:
@@ -288,7 +292,7 @@ class Kube:
     def get_lease(self, namespace: str, name: str, timeout: float) -> dict[str, Any] | None:
         found = self._request_or_none(
             "get", "leases",
-            lambda: self._call("GET", _grouped(LEASES, namespace, "leases", name), timeout=timeout), done=(404,),
+            lambda: self._call("GET", _path(LEASES, "leases", namespace, name), timeout=timeout), done=(404,),
         )
         return found
 
@@ -297,7 +301,7 @@ class Kube:
         body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
         created = self._request_or_none(
             "create", "leases",
-            lambda: self._call("POST", _grouped(LEASES, namespace, "leases"), body, timeout=timeout), done=(409,),
+            lambda: self._call("POST", _path(LEASES, "leases", namespace), body, timeout=timeout), done=(409,),
         )
         return created
 
@@ -310,7 +314,7 @@ class Kube:
         try:
             replaced = self._request(
                 "update", "leases",
-                lambda: self._call("PUT", _grouped(LEASES, namespace, "leases", name), body, timeout=timeout),
+                lambda: self._call("PUT", _path(LEASES, "leases", namespace, name), body, timeout=timeout),
                 done=(409,),
             )
         except ApiException as exc:
@@ -344,7 +348,8 @@ class Kube:
             "count": 1,
         }
         try:
-            self._request("create", "events", lambda: self._call("POST", _core(meta["namespace"], "events"), body))
+            events = _path(CORE, "events", meta["namespace"])
+            self._request("create", "events", lambda: self._call("POST", events, body))
         except ApiException as exc:
             if namespace_terminating(exc):
                 log.debug("event %s for %s/%s dropped: its namespace is being deleted", reason, meta["namespace"],
