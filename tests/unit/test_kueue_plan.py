@@ -111,6 +111,23 @@ def test_an_evicted_job_loses_its_pods_without_a_restart_then_releases_its_quota
     assert by_type["Requeued"]["status"] == "True" and by_type["Evicted"]["status"] == "True"
 
 
+def test_an_eviction_seen_again_before_its_pods_deletions_arrive_starts_no_further_attempt() -> None:
+    """The reconcile after an eviction may still see the evicted attempt's pods alive (the watch
+    has not delivered their deletion yet): they are deleted again, and the attempt stays."""
+    running = {"restarts": 0, "attempt": 1, "conditions": [cond("Created"), cond("Running")]}
+    pods = (raw_pod(0, attempt=1), raw_pod(1, attempt=1))
+    evicted = planned(running, KueueFacts(workload=PREEMPTED), *pods)
+    assert evicted.status.attempt == 2
+
+    again = planned(evicted.status.to_k8s(), KueueFacts(workload=PREEMPTED), *pods)
+
+    assert again.status.attempt == 2 and again.status.restarts == 0
+    assert sorted(again.delete_pods) == sorted(p["metadata"]["name"] for p in pods)
+    assert not any(e.reason == Reason.EVICTED for e in again.events)
+    assert again.workload_status is None  # the quota waits until those pods are gone
+    assert again.status.phase == Phase.QUEUED and again.create == []
+
+
 def test_a_finished_job_marks_its_workload_finished_once() -> None:
     done = {"conditions": [cond("Succeeded", reason="AllWorkersSucceeded")]}
     result = planned(done, ADMITTED)

@@ -57,10 +57,12 @@ def admit_kueue(
         dequeue(draft, R.WAITING_FOR_ADMISSION, f"Kueue admitted Workload {name} to ClusterQueue "
                 f"{cluster_queue(workload)}; creating the pods")
         return True
-    live = [p.name for p in observed if not p.deleting]
-    if live or draft.is_true(C.CREATED) or draft.is_true(C.RUNNING):
-        _evicted(draft, workload, live)
-    elif is_true(workload, EVICTED) and holds_quota(workload):
+    live = [p for p in observed if not p.deleting]
+    # Only the attempt that was running is evicted: a pod of an earlier attempt still seen alive
+    # (the deletion not yet delivered by the watch) is deleted again, not evicted a second time.
+    if any(p.attempt == draft.attempt for p in live) or draft.is_true(C.CREATED) or draft.is_true(C.RUNNING):
+        _evicted(draft, workload, [p.name for p in live])
+    elif not live and is_true(workload, EVICTED) and holds_quota(workload):
         draft.workload_status = release(workload, draft.now.isoformat().replace("+00:00", "Z"))
     pending = condition(workload, QUOTA_RESERVED)
     short = pending is not None and pending.get("status") == "False" and pending.get("message")
