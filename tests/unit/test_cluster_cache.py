@@ -119,3 +119,101 @@ def test_a_read_overtaken_by_an_event_answers_the_event() -> None:
     cache.kube = RacingReads(cache, newer)  # type: ignore[assignment]
     got = cache.get_job("ns", "a")
     assert got is not None and got["status"]["phase"] == "Succeeded"
+
+
+def pod(job_name: str, name: str, version: str, namespace: str = "ns") -> dict[str, Any]:
+    return {"kind": "Pod", "metadata": {"namespace": namespace, "name": name, "resourceVersion": version,
+                                        "labels": {"kubetrain.io/job-name": job_name}}}
+
+
+def names(cache: ClusterCache, namespace: str, job_name: str) -> list[str]:
+    pods, _ = cache.list_children(namespace, job_name)
+    return sorted(p["metadata"]["name"] for p in pods)
+
+
+def test_once_both_listings_arrived_a_job_without_children_needs_no_read() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]  # any read would fail
+    for kind in ("Pod", "Service"):
+        cache.listing_started(kind, None)
+    assert cache.listed("Pod", None, [pod("a", "a-worker-0", "3"), pod("b", "b-worker-0", "4", "other")]) == {
+        ("ns", "a"), ("other", "b")}
+    assert cache.listed("Service", None, []) == set()
+    assert names(cache, "ns", "a") == ["a-worker-0"]
+    assert names(cache, "ns", "new") == [], "a job never seen has no children, without a read"
+    assert cache.child_event("ADDED", "Pod", pod("new", "new-worker-0", "5"))
+    assert names(cache, "ns", "new") == ["new-worker-0"]
+    assert cache.child_event("DELETED", "Pod", pod("new", "new-worker-0", "6"))
+    assert names(cache, "ns", "new") == []
+
+
+def test_a_listing_of_one_namespace_covers_that_namespace_only() -> None:
+    reads: list[str] = []
+
+    class Reads:
+        def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            reads.append(f"{namespace}/{job}")
+            return [], []
+
+    cache = ClusterCache(kube=Reads())  # type: ignore[arg-type]
+    for kind in ("Pod", "Service"):
+        cache.listing_started(kind, "ns")
+        cache.listed(kind, "ns", [])
+    assert names(cache, "ns", "a") == [] and reads == []
+    assert names(cache, "elsewhere", "a") == [] and reads == ["elsewhere/a"]
+
+
+def test_a_relisting_replaces_what_changed_unseen_but_not_what_was_written_meanwhile() -> None:
+    """After a watch lost its place (410 Gone): a pod deleted while no watch ran disappears, a
+    pod the operator created while the listing was in flight stays."""
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    cache.listing_started("Service", None)
+    cache.listed("Service", None, [])
+    cache.listing_started("Pod", None)
+    cache.listed("Pod", None, [pod("a", "a-worker-0", "3"), pod("a", "a-worker-1", "3")])
+
+    cache.listing_started("Pod", None)
+    cache.wrote(pod("b", "b-worker-0", "10"))  # created while the listing is in flight
+    changed = cache.listed("Pod", None, [pod("a", "a-worker-0", "3")])  # a-worker-1 went unseen
+
+    assert changed == {("ns", "a")}, "only the job whose children changed is woken"
+    assert names(cache, "ns", "a") == ["a-worker-0"]
+    assert names(cache, "ns", "b") == ["b-worker-0"]
+
+
+def test_an_informer_listing_is_not_overwritten_by_an_older_cold_read() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+
+    class SlowRead:
+        def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            for kind in ("Pod", "Service"):  # the informers' listings arrive during this read
+                cache.listing_started(kind, None)
+                cache.listed(kind, None, [pod("a", "a-worker-0", "8")] if kind == "Pod" else [])
+            return [], []
+
+    cache.kube = SlowRead()  # type: ignore[assignment]
+    assert names(cache, "ns", "a") == [], "the caller gets its own read"
+    assert names(cache, "ns", "a") == ["a-worker-0"], "the cache keeps the informer's"
+
+
+def test_the_answer_to_a_create_never_undoes_what_the_watch_delivered_first() -> None:
+    """The watch can deliver a new pod, and its Running, before the create's answer reaches the
+    cache: the answer (the pod as created) must not undo that, or a pod that then changes no
+    more is planned from as Pending for ever."""
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    for kind in ("Pod", "Service"):
+        cache.listing_started(kind, None)
+        cache.listed(kind, None, [])
+    created = {**pod("a", "a-worker-0", "5"), "status": {"phase": "Pending"}}
+    created["metadata"]["uid"] = "uid-1"
+    running = {**created, "metadata": {**created["metadata"], "resourceVersion": "6"}, "status": {"phase": "Running"}}
+    cache.child_event("ADDED", "Pod", created)
+    cache.child_event("MODIFIED", "Pod", running)
+    cache.wrote(created)
+    [kept], _ = cache.list_children("ns", "a")
+    assert kept["status"]["phase"] == "Running"
+
+    # A pod of the same name from an earlier attempt is replaced by the new one.
+    again = {**created, "metadata": {**created["metadata"], "uid": "uid-2", "resourceVersion": "9"}}
+    cache.wrote(again)
+    [kept], _ = cache.list_children("ns", "a")
+    assert kept["metadata"]["uid"] == "uid-2"

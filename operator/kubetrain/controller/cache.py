@@ -3,8 +3,11 @@ reconcile reads memory instead of making three API requests (bench/README.md: th
 three quarters of all requests).
 
 Sound because the planner is level-triggered and idempotent, and every write is guarded:
-- a job or job's children never seen (a cold start, before the watch's initial listing arrived)
-  are read from the API once, then kept current by watch events;
+- the pods and services come from the operator's own list-and-watch of them
+  (controller/informer.py); once its listing of a scope has arrived, a job with nothing in the
+  cache has no children, with no request made to say so;
+- a job, or a job's children before that listing, never seen are read from the API once, then
+  kept current by watch events;
 - our own writes update the cache from their responses, so a reconcile never plans from
   something older than what it wrote;
 - a status write from a stale job fails on its resourceVersion; the job is then re-read.
@@ -33,6 +36,10 @@ class ClusterCache:
         # overtook may be older than the event, so it is used once and not kept (the event's
         # wake-up lists again).
         self._unloaded_events: dict[Key, int] = {}
+        # (kind, namespace or None for the cluster) of each informer listing that has arrived, and
+        # of each in flight with the objects (namespace, name) written while it is.
+        self._synced: set[tuple[str, str | None]] = set()
+        self._listings: dict[tuple[str, str | None], set[Key]] = {}
         self._lock = threading.Lock()
 
     # -- fed by the watches ---------------------------------------------------------------------
@@ -52,9 +59,13 @@ class ClusterCache:
             self._jobs[key] = body
             return not known
 
-    def child_event(self, event_type: str | None, kind: str, body: dict[str, Any]) -> bool:
+    def child_event(
+        self, event_type: str | None, kind: str, body: dict[str, Any], created: bool = False
+    ) -> bool:
         """Keeps the event's pod or service; False when it brings nothing new (the echo of our
-        own create)."""
+        own create). `created`: `body` is the answer to the operator's own create, which the watch
+        may have overtaken: a kept object of the same uid is then at least as new (a pod's
+        Running, delivered between the create and its answer, must not be undone), and stays."""
         meta = body["metadata"]
         job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
         if not job:
@@ -62,17 +73,74 @@ class ClusterCache:
         key = (meta["namespace"], job)
         body = _slim(body)
         with self._lock:
-            store = self._pods if kind == "Pod" else self._services
+            for (listed_kind, scope), written in self._listings.items():
+                if listed_kind == kind and scope in (None, key[0]):
+                    written.add((key[0], meta["name"]))
+            store = self._store(kind)
             children = store.get(key)
-            if children is None:
+            covered = self._covered(kind, key[0])
+            if children is None and not covered:
                 self._unloaded_events[key] = self._unloaded_events.get(key, 0) + 1
                 return True  # not loaded yet: the first read lists them from the API
             if event_type == "DELETED":
-                children.pop(meta["name"], None)
+                if children is not None:
+                    children.pop(meta["name"], None)
+                    if not children and covered:
+                        del store[key]  # nothing kept for a job without children
                 return True
-            known = _same_version(children.get(meta["name"]), body)
+            children = store.setdefault(key, {})
+            kept = children.get(meta["name"])
+            if created and kept is not None and kept["metadata"].get("uid") == meta.get("uid"):
+                return False
+            known = _same_version(kept, body)
             children[meta["name"]] = body
             return not known
+
+    # -- fed by the children's informers (controller/informer.py) -----------------------------
+    def listing_started(self, kind: str, namespace: str | None) -> None:
+        """From now until `listed`, the objects of `kind` in the scope that the operator's own
+        writes or other events touch are remembered: what the cache then has of them is at
+        least as new as the listing."""
+        with self._lock:
+            self._listings[(kind, namespace)] = set()
+
+    def listed(self, kind: str, namespace: str | None, items: list[dict[str, Any]]) -> set[Key]:
+        """What the cache holds of `kind` in the scope (a namespace, or None: the cluster) becomes
+        the listing, but for the objects touched while it was in flight; from now on a job with
+        nothing kept has no children of that kind. Returns the jobs whose children changed."""
+        fresh: dict[Key, dict[str, dict[str, Any]]] = {}
+        for item in items:
+            meta = item["metadata"]
+            job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+            if job:
+                fresh.setdefault((meta["namespace"], job), {})[meta["name"]] = _slim(item)
+        changed: set[Key] = set()
+        with self._lock:
+            written = self._listings.pop((kind, namespace), set())
+            store = self._store(kind)
+            for key in {k for k in store if namespace in (None, k[0])} | set(fresh):
+                kept = store.get(key) or {}
+                children = fresh.get(key, {})
+                for name in {n for n in kept.keys() | children.keys() if (key[0], n) in written}:
+                    if name in kept:
+                        children[name] = kept[name]
+                    else:
+                        children.pop(name, None)
+                if _versions(kept) != _versions(children):
+                    changed.add(key)
+                if children:
+                    store[key] = children
+                else:
+                    store.pop(key, None)
+            self._synced.add((kind, namespace))
+        return changed
+
+    def _store(self, kind: str) -> dict[Key, dict[str, dict[str, Any]]]:
+        return self._pods if kind == "Pod" else self._services
+
+    def _covered(self, kind: str, namespace: str) -> bool:
+        """Whether an informer's listing of `kind` in `namespace` (or in the cluster) has arrived."""
+        return (kind, None) in self._synced or (kind, namespace) in self._synced
 
     # -- read by the reconciler -----------------------------------------------------------------
     def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -103,15 +171,22 @@ class ClusterCache:
         key = (namespace, job)
         with self._lock:
             pods, services = self._pods.get(key), self._services.get(key)
+            if pods is None and self._covered("Pod", namespace):
+                pods = {}
+            if services is None and self._covered("Service", namespace):
+                services = {}
             if pods is not None and services is not None:
                 return list(pods.values()), list(services.values())
             events_before = self._unloaded_events.get(key, 0)
         listed_pods, listed_services = self.kube.list_children(namespace, job)
         listed_pods, listed_services = [_slim(p) for p in listed_pods], [_slim(s) for s in listed_services]
         with self._lock:
+            # Kept unless an event overtook the listing; never over what an informer's listing
+            # put there meanwhile (its watch keeps that current).
             if self._unloaded_events.get(key, 0) == events_before:
-                self._pods[key] = {p["metadata"]["name"]: p for p in listed_pods}
-                self._services[key] = {s["metadata"]["name"]: s for s in listed_services}
+                for kind, listed in (("Pod", listed_pods), ("Service", listed_services)):
+                    if not self._covered(kind, namespace):
+                        self._store(kind)[key] = {c["metadata"]["name"]: c for c in listed}
                 self._unloaded_events.pop(key, None)
         return listed_pods, listed_services
 
@@ -133,7 +208,7 @@ class ClusterCache:
         if body["kind"] == "TrainingJob":
             self.job_event("MODIFIED", body)
         elif body["kind"] in ("Pod", "Service"):
-            self.child_event("MODIFIED", body["kind"], body)
+            self.child_event("MODIFIED", body["kind"], body, created=True)
 
     def forget(self, namespace: str, name: str) -> None:
         self.job_event("DELETED", {"metadata": {"namespace": namespace, "name": name}})
@@ -167,6 +242,10 @@ class WatchedList:
             if generation == self._generation:
                 self._items = items
         return items
+
+
+def _versions(children: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {name: body["metadata"].get("resourceVersion") for name, body in children.items()}
 
 
 def _same_version(kept: dict[str, Any] | None, body: dict[str, Any]) -> bool:

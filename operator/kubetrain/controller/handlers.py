@@ -2,7 +2,8 @@
 
 Every TrainingJob event and every event of a pod or service the operator manages that brings
 something new (not the echo of the operator's own write) wakes Reconciler.reconcile(namespace,
-job) shortly after, once for a burst of events. The reconcile reads the latest state, so a
+job) shortly after, once for a burst of events. The pods and services are watched by the
+operator itself (controller/informer.py), not through kopf. The reconcile reads the latest state, so a
 missed or repeated event never matters, and kopf's initial listing at start-up is the "resume"
 of every job. Only on-event handlers are used: kopf then keeps no progress annotations on the
 user's object and needs no finalizer (children are owned and garbage-collected).
@@ -20,7 +21,6 @@ from typing import Any
 import kopf
 
 from kubetrain.api.budget import BudgetPolicy
-from kubetrain.api.contract import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from kubetrain.api.identity import ApiInfo
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.kueue import Workload
@@ -48,8 +48,6 @@ from kubetrain.policy.admission import (
     spec_unchanged,
     submitter_changed,
 )
-
-MANAGED = {MANAGED_BY_LABEL: MANAGED_BY}
 
 
 def _resource(info: ApiInfo) -> tuple[str, str, str]:
@@ -134,16 +132,6 @@ def build_registry(
             return
         if reconciler.cache.job_event(type, _plain(body)):
             reconciler.wake(namespace, name)
-
-    @kopf.on.event("", "v1", "pods", labels=MANAGED, registry=registry)
-    @kopf.on.event("", "v1", "services", labels=MANAGED, registry=registry)
-    def child_changed(
-        type: str | None, body: kopf.Body, resource: kopf.Resource, labels: dict[str, str], namespace: str, **_: Any
-    ) -> None:
-        job = labels.get(JOB_NAME_LABEL)
-        if job:
-            if reconciler.cache.child_event(type, resource.kind or "", _plain(body)):
-                reconciler.wake(namespace, job)
 
     @kopf.on.event(*_resource(DataResidencyPolicy.api_info), registry=registry)
     def policy_changed(name: str, type: str | None, **_: Any) -> None:

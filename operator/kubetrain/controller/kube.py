@@ -1,9 +1,10 @@
 """The few Kubernetes API calls the operator makes, each idempotent.
 
 Everything the operator does to the cluster goes through here, so RBAC (charts/) can list
-exactly these verbs and resources. kopf itself also needs list/watch on what it watches
-(trainingjobs, pods, dataresidencypolicies, budgetpolicies, models, modelversions,
-trainingschedules, trainingsweeps) and, with the residency webhook enabled, create and
+exactly these verbs and resources, list and watch of the pods and services it manages
+(controller/informer.py) included. kopf itself also needs list/watch on what it watches
+(trainingjobs, dataresidencypolicies, budgetpolicies, models, modelversions, trainingschedules,
+trainingsweeps) and, with the residency webhook enabled, create and
 patch on admissionregistration.k8s.io validatingwebhookconfigurations and
 mutatingwebhookconfigurations (it manages both, named `kubetrain-residency.kubetrain.io`).
 With leader election, the replicas get, create and update one coordination.k8s.io Lease.
@@ -18,12 +19,13 @@ import datetime as dt
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import kubernetes
 import urllib3
 from kubernetes.client.exceptions import ApiException
+from kubernetes.client.rest import RESTResponse
 
 from kubetrain.api import contract
 from kubetrain.api.budget import BudgetPolicy
@@ -91,20 +93,28 @@ class Kube:
         self.api = api
         self.metrics = metrics
 
-    def _call(
+    def _send(
         self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json", timeout: float | None = None,
-    ) -> Any:
-        """One request: `body` sent as JSON, the answer parsed from JSON; a status outside 2xx
-        raises the client's ApiException (or its subclass for the status), as its methods do."""
+        content_type: str = "application/json", timeout: float | tuple[float, float] | None = None,
+    ) -> RESTResponse:
+        """One request, `body` sent as JSON, its answer not read yet; a status outside 2xx raises the
+        client's ApiException (or its subclass for the status), as its methods do."""
         _, url, headers, _, _ = self.api.param_serialize(
             method, path, query_params=query, auth_settings=["BearerToken"],
             header_params={"Accept": "application/json", "Content-Type": content_type},
         )
         response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
-        data = response.read()
         if not 200 <= response.status <= 299:
-            raise ApiException.from_response(http_resp=response, body=data.decode("utf-8", "replace"), data=None)
+            text = response.read().decode("utf-8", "replace")
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        return response
+
+    def _call(
+        self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json", timeout: float | None = None,
+    ) -> Any:
+        """One request, its answer parsed from JSON (None for an empty body)."""
+        data = self._send(method, path, body, query, content_type, timeout).read()
         return json.loads(data) if data else None
 
     def _request(self, verb: str, resource: str, request: Callable[[], T], done: tuple[int, ...] = ()) -> T:
@@ -218,6 +228,41 @@ class Kube:
             "list", "resourcequotas", lambda: self._call("GET", _path(CORE, "resourcequotas", namespace))
         )
         return list(found["items"])
+
+    def list_managed(self, plural: str, namespace: str = "") -> dict[str, Any]:
+        """Every pod or service (`plural`) the operator manages, in `namespace` or the whole
+        cluster, with the list's metadata.resourceVersion to watch from (controller/informer.py)."""
+        query = [("labelSelector", MANAGED_BY)]
+        listed: dict[str, Any] = self._request(
+            "list", plural, lambda: self._call("GET", _path(CORE, plural, namespace), query=query)
+        )
+        return listed
+
+    def watch_managed(
+        self, plural: str, namespace: str, resource_version: str, timeout: int, read_timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """The watch events of the pods or services the operator manages after `resource_version`,
+        bookmarks included, each as parsed JSON, until the API server ends the watch after `timeout`
+        seconds. `read_timeout`: the longest silence before the connection is taken for dead."""
+        query = [("labelSelector", MANAGED_BY), ("watch", "true"), ("resourceVersion", resource_version),
+                 ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout))]
+        response = self._request(
+            "watch", plural,
+            lambda: self._send("GET", _path(CORE, plural, namespace), query=query, timeout=(30.0, read_timeout)),
+        )
+        stream: urllib3.BaseHTTPResponse = response.response
+        try:
+            pending = b""
+            for chunk in stream.stream(amt=None, decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+        finally:
+            # Closed rather than pooled: a watch left early has unread data on its connection.
+            stream.close()
+            stream.release_conn()
 
     def list_children(self, namespace: str, job: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The job's pods and services, found by label (owner references are checked by the caller)."""

@@ -17,6 +17,7 @@ from kopf._core.engines.peering import Identity  # kopf.operator() types it; kop
 from kubetrain.controller.config import OperatorConfig
 from kubetrain.controller.gang import pod_groups_served
 from kubetrain.controller.handlers import build_registry
+from kubetrain.controller.informer import start_informers
 from kubetrain.controller.kube import Kube
 from kubetrain.controller.kueue import kueue_served
 from kubetrain.controller.leadership import LeaderElector
@@ -117,6 +118,8 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
             identity=replica_identity,
         )
 
+    informers = start_informers(kube, reconciler.cache, reconciler.wake, config.namespaces,
+                                config.watch_server_timeout, config.watch_client_timeout)
     elector = LeaderElector(kube, config.leader_election, lead, step_down) if config.leader_election else None
     if elector is not None:
         elector.start()
@@ -129,6 +132,8 @@ def run_operator(config: OperatorConfig, kubeconfig: Path | None = None) -> int:
     try:
         asyncio.run(operate())
     finally:
+        for informer in informers:
+            informer.stop()
         if renewer is not None:
             renewer.stop()
         # kopf's cleanup handler has stopped every wake-up and waited for the reconciles running:
