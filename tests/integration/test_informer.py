@@ -12,6 +12,7 @@ import kubernetes
 import pytest
 
 from kubetrain.api.contract import JOB_NAME_LABEL, MANAGED_BY, MANAGED_BY_LABEL
+from kubetrain.controller import kube as kube_module
 from kubetrain.controller.cache import ClusterCache
 from kubetrain.controller.informer import ChildInformer
 from kubetrain.controller.kube import Kube
@@ -39,10 +40,12 @@ def pod_names(cache: ClusterCache, namespace: str, job: str) -> list[str]:
 
 
 def test_the_informer_lists_then_follows_creates_and_deletes_across_watch_restarts(
-    api: kubernetes.client.ApiClient, namespace: str,
+    api: kubernetes.client.ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     core = kubernetes.client.CoreV1Api(api)
     core.create_namespaced_pod(namespace, managed_pod("a-worker-0", "a"))
+    core.create_namespaced_pod(namespace, managed_pod("a-worker-1", "a"))
+    monkeypatch.setattr(kube_module, "LIST_PAGE", 1)  # the listing comes in two pages
     kube = Kube(api, OperatorMetrics())
     cache = ClusterCache(kube)
     woken: list[tuple[str, str]] = []
@@ -55,7 +58,7 @@ def test_the_informer_lists_then_follows_creates_and_deletes_across_watch_restar
     try:
         wait_for(lambda: (namespace, "a") in woken or None, timeout=30, what="the listing")
         kube.list_children = no_read  # type: ignore[method-assign]  # from here on the cache answers alone
-        assert pod_names(cache, namespace, "a") == ["a-worker-0"]
+        assert pod_names(cache, namespace, "a") == ["a-worker-0", "a-worker-1"]
 
         core.create_namespaced_pod(namespace, managed_pod("b-worker-0", "b"))
         wait_for(lambda: pod_names(cache, namespace, "b") == ["b-worker-0"] or None, timeout=30,

@@ -82,15 +82,19 @@ class ChildInformer:
                 log.warning("watching %s failed (%s: %s); listing again in %.1fs",
                             self.scope, type(error).__name__, error, delay)
                 self._stopped.wait(delay)
+            except Exception:  # anything else too: without this thread the operator sees no pod change
+                delay = self._retries.failed(key)
+                log.exception("watching %s failed; listing again in %.1fs", self.scope, delay)
+                self._stopped.wait(delay)
 
     def list_and_watch(self) -> None:
         """One listing, then watches from it until one says its version is gone or the informer stops."""
         self.cache.listing_started(self.kind, self.namespace)
-        listing = self.kube.list_managed(PLURALS[self.kind], self.namespace or "")
-        for namespace, job in sorted(self.cache.listed(self.kind, self.namespace, listing["items"])):
+        items, listed_version = self.kube.list_managed(PLURALS[self.kind], self.namespace or "")
+        for namespace, job in sorted(self.cache.listed(self.kind, self.namespace, items)):
             self.wake(namespace, job)
-        version: str | None = listing["metadata"]["resourceVersion"]
-        log.info("listed %d %s", len(listing["items"]), self.scope)
+        log.info("listed %d %s", len(items), self.scope)
+        version: str | None = listed_version
         while version is not None and not self._stopped.is_set():
             version = self.watch(version)
 

@@ -16,6 +16,7 @@ gets and patches the status of kueue.x-k8s.io Workloads and gets ResourceFlavors
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import uuid
@@ -53,6 +54,7 @@ class Conflict(RuntimeError):
 
 
 MERGE_PATCH = "application/merge-patch+json"
+LIST_PAGE = 500
 
 
 CORE, RBAC, LEASES = "v1", "rbac.authorization.k8s.io/v1", "coordination.k8s.io/v1"
@@ -229,14 +231,21 @@ class Kube:
         )
         return list(found["items"])
 
-    def list_managed(self, plural: str, namespace: str = "") -> dict[str, Any]:
+    def list_managed(self, plural: str, namespace: str = "") -> tuple[list[dict[str, Any]], str]:
         """Every pod or service (`plural`) the operator manages, in `namespace` or the whole
-        cluster, with the list's metadata.resourceVersion to watch from (controller/informer.py)."""
-        query = [("labelSelector", MANAGED_BY)]
-        listed: dict[str, Any] = self._request(
-            "list", plural, lambda: self._call("GET", _path(CORE, plural, namespace), query=query)
-        )
-        return listed
+        cluster, and the list's resourceVersion to watch from (controller/informer.py). Read in
+        pages of LIST_PAGE, as client-go's reflector does, so no single answer is the whole cluster's."""
+        items: list[dict[str, Any]] = []
+        page: list[tuple[str, str]] = []
+        path = _path(CORE, plural, namespace)
+        while True:
+            query = [("labelSelector", MANAGED_BY), ("limit", str(LIST_PAGE)), *page]
+            listed = self._request("list", plural, functools.partial(self._call, "GET", path, query=query))
+            items.extend(listed["items"])
+            more = listed["metadata"].get("continue")
+            if not more:
+                return items, str(listed["metadata"]["resourceVersion"])
+            page = [("continue", more)]
 
     def watch_managed(
         self, plural: str, namespace: str, resource_version: str, timeout: int, read_timeout: float
