@@ -217,3 +217,19 @@ def test_the_answer_to_a_create_never_undoes_what_the_watch_delivered_first() ->
     cache.wrote(again)
     [kept], _ = cache.list_children("ns", "a")
     assert kept["metadata"]["uid"] == "uid-2"
+
+
+def test_the_answer_to_a_status_write_never_undoes_a_spec_edit_the_watch_delivered_first() -> None:
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    ours = {**job("a", "Running"), "metadata": {**job("a")["metadata"], "resourceVersion": "8", "generation": 1}}
+    edited = {**ours, "metadata": {**ours["metadata"], "resourceVersion": "9", "generation": 2},
+              "spec": {"workers": 2, "runPolicy": {"suspend": True}}}
+    assert cache.job_event("MODIFIED", edited)
+    cache.wrote(ours)
+    kept = cache.get_job("ns", "a")
+    assert kept is not None and kept["metadata"]["generation"] == 2 and kept["spec"]["runPolicy"]["suspend"]
+
+    recreated = {**ours, "metadata": {**ours["metadata"], "uid": "uid-a-2", "resourceVersion": "12"}}
+    cache.wrote(recreated)  # a job of the same name created anew: its own answer is kept
+    kept = cache.get_job("ns", "a")
+    assert kept is not None and kept["metadata"]["uid"] == "uid-a-2"

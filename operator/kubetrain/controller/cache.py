@@ -43,9 +43,12 @@ class ClusterCache:
         self._lock = threading.Lock()
 
     # -- fed by the watches ---------------------------------------------------------------------
-    def job_event(self, event_type: str | None, body: dict[str, Any]) -> bool:
+    def job_event(self, event_type: str | None, body: dict[str, Any], written: bool = False) -> bool:
         """Keeps the event's job; False when the cache already had this very version (the echo
-        of our own status write, whose response the cache took): nothing to reconcile."""
+        of our own status write, whose response the cache took): nothing to reconcile.
+        `written`: `body` is the answer to the operator's own status write, which the watch may
+        have overtaken with a spec edit: a kept job of the same uid and a later generation stays
+        (the edit's wake-up must plan from the edit)."""
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         body = _slim(body)
         with self._lock:
@@ -55,7 +58,10 @@ class ClusterCache:
                 self._services.pop(key, None)
                 self._unloaded_events.pop(key, None)
                 return True
-            known = _same_version(self._jobs.get(key), body)
+            kept = self._jobs.get(key)
+            if written and kept is not None and _later_generation(kept, body):
+                return False
+            known = _same_version(kept, body)
             self._jobs[key] = body
             return not known
 
@@ -206,7 +212,7 @@ class ClusterCache:
         if body is None:
             return
         if body["kind"] == "TrainingJob":
-            self.job_event("MODIFIED", body)
+            self.job_event("MODIFIED", body, written=True)
         elif body["kind"] in ("Pod", "Service"):
             self.child_event("MODIFIED", body["kind"], body, created=True)
 
@@ -242,6 +248,12 @@ class WatchedList:
             if generation == self._generation:
                 self._items = items
         return items
+
+
+def _later_generation(kept: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether `kept` is the same object as `body` (uid) at a later spec (generation)."""
+    meta, other = kept["metadata"], body["metadata"]
+    return bool(meta.get("uid") == other.get("uid") and (meta.get("generation") or 0) > (other.get("generation") or 0))
 
 
 def _versions(children: dict[str, dict[str, Any]]) -> dict[str, Any]:
