@@ -9,7 +9,8 @@ Sound because the planner is level-triggered and idempotent, and every write is 
 - a job, or a job's children before that listing, never seen are read from the API once, then
   kept current by watch events;
 - our own writes update the cache from their responses, so a reconcile never plans from
-  something older than what it wrote;
+  something older than what it wrote, but never over what the watch delivered first and is
+  newer (a created child already seen, a job at a later generation);
 - a status write from a stale job fails on its resourceVersion; the job is then re-read.
 """
 
