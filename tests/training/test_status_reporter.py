@@ -13,7 +13,7 @@ import torch
 from kubetrain_trainer import storage
 from kubetrain_trainer.checkpoint import Checkpointer, Saved
 from kubetrain_trainer.environment import JobEnvironment
-from kubetrain_trainer.job import checkpoint_sink
+from kubetrain_trainer.job import checkpoint_sink, reports_flushed
 from kubetrain_trainer.status import StatusReporter
 from tests.fake_api import FakeApi, fake_api
 from tests.helpers import file_digest, wait_for
@@ -90,6 +90,20 @@ def test_a_saved_checkpoint_is_sent_at_once_and_kept_in_every_later_update(api: 
     reporter.finish({"progress": progress(100), "metrics": {"accuracy": 0.9}})
     assert [r.body["status"]["progress"]["step"] for r in api.requests] == [1, 1, 7, 100]
     assert all(r.body["status"]["lastCheckpoint"] == saved.as_status() for r in api.requests[2:])
+
+
+def test_a_loop_stopped_by_raising_gets_its_checkpoint_update_out_before_the_raise_goes_on(
+    api: FakeApi, tmp_path: Path,
+) -> None:
+    """Stopped on SIGTERM, the loop raises right after writing its checkpoint, and the process ends
+    soon after: the checkpoint's lastCheckpoint, which the job resumes from, is sent by then."""
+    reporter = StatusReporter(api.url, "team-a", "job-1", lambda: None, interval_seconds=10, clock=FakeClock())
+    model = torch.nn.Linear(3, 2)
+    checkpointer = Checkpointer(f"file://{tmp_path}", on_checkpoint=checkpoint_sink(reporter))
+    with pytest.raises(RuntimeError, match="stopped on SIGTERM"), reports_flushed(reporter):
+        checkpointer.save(5, 0, 10, model, torch.optim.SGD(model.parameters(), lr=0.1))
+        raise RuntimeError("stopped on SIGTERM at step 5")
+    assert [r.body["status"]["lastCheckpoint"]["step"] for r in api.requests] == [5]
 
 
 def test_a_restart_reports_the_checkpoint_it_resumes_from(tmp_path: Path) -> None:

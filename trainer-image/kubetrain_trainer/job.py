@@ -4,7 +4,8 @@ way it can end into an exit code and a final report."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,7 +142,8 @@ def train(env: JobEnvironment, started: str) -> str | None:
         history=history,
         stop=StopRequest().install(),
     )
-    result = loop.run()
+    with reports_flushed(reporter):
+        result = loop.run()
     digests = rank_digests(built.module)
     if history is None:
         return None
@@ -205,6 +207,18 @@ def progress_gate(reporter: StatusReporter | None, interval_seconds: float) -> G
         return reporter.progress
     throttle = Throttle(interval_seconds)
     return lambda _document: throttle.due()
+
+
+@contextmanager
+def reports_flushed(reporter: StatusReporter | None) -> Iterator[None]:
+    """The loop's last status updates go out before its end is acted on, also when it ends by
+    raising (stopped on SIGTERM: the lastCheckpoint of the step it stopped at, which the job
+    resumes from, must be in status before the pod is gone; the process ends soon after)."""
+    try:
+        yield
+    finally:
+        if reporter is not None:
+            reporter.flush()
 
 
 def checkpoint_sink(reporter: StatusReporter | None) -> Callable[[Saved], None] | None:

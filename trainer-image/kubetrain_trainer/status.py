@@ -140,10 +140,16 @@ class StatusReporter:
         Server-side apply removes fields the manager stops sending, so the final status must carry
         everything the trainer wants to keep (progress and metrics)."""
         self._enqueue(status)
-        deadline = time.monotonic() + timeout
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self.flush(timeout)
+
+    def flush(self, timeout: float = 2 * REQUEST_TIMEOUT_SECONDS) -> None:
+        """Waits (bounded) until what is queued has gone out: a trainer about to end (stopped on
+        SIGTERM with its checkpoint in lastCheckpoint) must not take the update with it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
             while (self._pending is not None or self._busy) and time.monotonic() < deadline:
                 self._cond.wait(timeout=max(deadline - time.monotonic(), 0.01))
 

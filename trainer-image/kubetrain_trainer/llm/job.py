@@ -113,7 +113,8 @@ def train(env: JobEnvironment, task: TaskConfig, started: str) -> str | None:
         history=history,
         stop=StopRequest().install(),
     )
-    result = loop.run()
+    with job.reports_flushed(reporter):
+        result = loop.run()
     digests = job.rank_digests(loaded.model)
     if history is None:
         return None
