@@ -74,10 +74,9 @@ class ClusterCache:
         may have overtaken: a kept object of the same uid is then at least as new (a pod's
         Running, delivered between the create and its answer, must not be undone), and stays."""
         meta = body["metadata"]
-        job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
-        if not job:
+        key = job_key(body)
+        if key is None:
             return False
-        key = (meta["namespace"], job)
         body = _slim(body)
         with self._lock:
             for (listed_kind, scope), written in self._listings.items():
@@ -117,10 +116,9 @@ class ClusterCache:
         nothing kept has no children of that kind. Returns the jobs whose children changed."""
         fresh: dict[Key, dict[str, dict[str, Any]]] = {}
         for item in items:
-            meta = item["metadata"]
-            job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
-            if job:
-                fresh.setdefault((meta["namespace"], job), {})[meta["name"]] = _slim(item)
+            key = job_key(item)
+            if key is not None:
+                fresh.setdefault(key, {})[item["metadata"]["name"]] = _slim(item)
         changed: set[Key] = set()
         with self._lock:
             written = self._listings.pop((kind, namespace), set())
@@ -249,6 +247,13 @@ class WatchedList:
             if generation == self._generation:
                 self._items = items
         return items
+
+
+def job_key(child: dict[str, Any]) -> Key | None:
+    """(namespace, job) of a pod or service by its job-name label; None for one of no job."""
+    meta = child["metadata"]
+    job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
+    return (meta["namespace"], job) if job else None
 
 
 def _later_generation(kept: dict[str, Any], body: dict[str, Any]) -> bool:

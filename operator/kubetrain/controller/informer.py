@@ -24,9 +24,8 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from kubetrain.api.contract import JOB_NAME_LABEL
 from kubetrain.controller.backoff import Backoff
-from kubetrain.controller.cache import ClusterCache
+from kubetrain.controller.cache import ClusterCache, job_key
 from kubetrain.controller.kube import Kube
 
 log = logging.getLogger("kubetrain.informer")
@@ -38,6 +37,11 @@ PLURALS = {"Pod": "pods", "Service": "services"}
 
 class WatchFailed(RuntimeError):
     """The API server ended a watch with an error other than 410 Gone."""
+
+
+# Failures a watch meets in normal life (the API server restarting, a connection dropped, an
+# error event): said in one line; anything else also with its traceback.
+FORESEEN = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError, WatchFailed)
 
 
 class ChildInformer:
@@ -77,14 +81,12 @@ class ChildInformer:
             try:
                 self.list_and_watch()
                 self._retries.succeeded(key)
-            except (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError, WatchFailed) as error:
+            except Exception as error:  # whatever it is: without this thread the operator sees no pod change
                 delay = self._retries.failed(key)
-                log.warning("watching %s failed (%s: %s); listing again in %.1fs",
-                            self.scope, type(error).__name__, error, delay)
-                self._stopped.wait(delay)
-            except Exception:  # anything else too: without this thread the operator sees no pod change
-                delay = self._retries.failed(key)
-                log.exception("watching %s failed; listing again in %.1fs", self.scope, delay)
+                foreseen = isinstance(error, FORESEEN)
+                log.log(logging.WARNING if foreseen else logging.ERROR,
+                        "watching %s failed (%s: %s); listing again in %.1fs",
+                        self.scope, type(error).__name__, error, delay, exc_info=not foreseen)
                 self._stopped.wait(delay)
 
     def list_and_watch(self) -> None:
@@ -127,12 +129,11 @@ class ChildInformer:
                 log.info("%s: %s; listing again", self.scope, body.get("message"))
                 return None
             raise WatchFailed(f"{body.get('code')} {body.get('reason')}: {body.get('message')}")
-        meta = body["metadata"]
         if kind != "BOOKMARK":
-            job = (meta.get("labels") or {}).get(JOB_NAME_LABEL)
-            if job and self.cache.child_event(kind, self.kind, body):
-                self.wake(meta["namespace"], job)
-        return str(meta["resourceVersion"])
+            job = job_key(body)
+            if job is not None and self.cache.child_event(kind, self.kind, body):
+                self.wake(*job)
+        return str(body["metadata"]["resourceVersion"])
 
 
 def start_informers(
