@@ -8,12 +8,15 @@ suite, since only one real node can run on a host at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import time
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import kubernetes
 import pytest
+import yaml
 
 from kubetrain.devcluster import images
 from kubetrain.devcluster.cluster import LocalCluster
@@ -85,9 +88,30 @@ def helm_operator(real_cluster: LocalCluster, project_images: dict[str, str]) ->
     helm.run("install", "kubetrain", str(CHART), f"--namespace={RELEASE_NAMESPACE}", "--create-namespace",
              f"--values={KIND_VALUES}", "--wait", "--timeout=5m")
     try:
+        wait_for_admission(real_cluster, timeout=300)
         yield helm
     finally:
         helm.run("uninstall", "kubetrain", f"--namespace={RELEASE_NAMESPACE}", "--wait", check=False)
+
+
+def wait_for_admission(cluster: LocalCluster, timeout: float) -> None:
+    """Until the operator Pod admits a job (a server-side dry run through its webhooks), as a user
+    waits for a fresh install before the first apply. Ready is not enough on a node that has just
+    loaded GBs of images: the API server can stall for seconds, the operator then loses its Lease
+    and restarts (docs/install.md, High availability), and the tests would meet the webhook while it is down."""
+    example = (REPO / "examples" / "first-job.yaml").read_text()
+    job = next(doc for doc in yaml.safe_load_all(example) if doc and doc["kind"] == "TrainingJob")
+    document = json.dumps(job)
+    deadline = time.monotonic() + timeout
+    while True:
+        result = cluster.kubectl("apply", "--dry-run=server", "--namespace=default", "-f", "-", input=document,
+                                 check=False)
+        if result.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the operator admitted no job within {timeout:.0f}s: {result.stderr.strip()}\n"
+                                 f"{operator_pod_report(cluster)}")
+        time.sleep(2)
 
 
 @pytest.fixture
@@ -102,3 +126,31 @@ def output_dir(real_api: kubernetes.client.ApiClient, real_namespace: str, tmp_p
     provide_output_volume(core, real_namespace, tmp_path / "output")
     yield tmp_path / "output"
     core.delete_persistent_volume(f"output-{real_namespace}")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that used the operator Pod reports that Pod's state, events and logs (the
+    previous container's too, after a restart): what a CI log needs to tell an operator that hung or
+    restarted from a test's own fault."""
+    report = yield
+    cluster = getattr(item, "funcargs", {}).get("real_cluster")
+    if report.failed and "helm_operator" in getattr(item, "fixturenames", ()) and isinstance(cluster, LocalCluster):
+        report.sections.append(("operator pod", operator_pod_report(cluster)))
+    return report
+
+
+def operator_pod_report(cluster: LocalCluster) -> str:
+    namespace = f"--namespace={RELEASE_NAMESPACE}"
+    parts = []
+    for args in (
+        ("get", "pods", "-o", "wide", namespace),
+        ("get", "events", "--sort-by=.lastTimestamp", namespace),
+        ("logs", "deployment/kubetrain", "--previous", "--tail=60", namespace),
+        ("logs", "deployment/kubetrain", "--tail=60", namespace),
+    ):
+        result = cluster.kubectl(*args, check=False)
+        parts.append(f"$ kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+    return "\n".join(parts)

@@ -108,9 +108,12 @@ def build_registry(
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same credentials as the API client: the pod's service account in a cluster,
-        # $KUBECONFIG (set by run_operator) elsewhere.
-        return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        # The same credentials and server as the API client: the pod's service account and
+        # $KUBERNETES_SERVICE_HOST in a cluster, $KUBECONFIG (set by run_operator) elsewhere. Not
+        # kopf's own service-account login, whose server is kubernetes.default.svc: that needs the
+        # cluster's DNS, so a DNS outage (or CoreDNS still starting) kept kopf from the API server
+        # while the operator's own client reached it.
+        return kopf.login_via_client(**kwargs)
 
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:

@@ -55,6 +55,10 @@ class Conflict(RuntimeError):
 
 MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE = 500
+# (connect, read) seconds of a request that names none: without it a request on a connection
+# that died silently (a node's conntrack entry gone, a dropped route) waits for TCP's own timeout,
+# which is many minutes, holding a reconcile's lock or the thread of an admission review.
+REQUEST_TIMEOUT = (10.0, 60.0)
 
 
 CORE, RBAC, LEASES = "v1", "rbac.authorization.k8s.io/v1", "coordination.k8s.io/v1"
@@ -91,21 +95,27 @@ class Kube:
     share of its CPU, bench/README.md). Every request goes through `_request`, which counts
     failures in kubetrain_api_errors_total{verb,resource}."""
 
-    def __init__(self, api: kubernetes.client.ApiClient, metrics: OperatorMetrics) -> None:
+    def __init__(
+        self, api: kubernetes.client.ApiClient, metrics: OperatorMetrics,
+        request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
+    ) -> None:
         self.api = api
         self.metrics = metrics
+        self.request_timeout = request_timeout
 
     def _send(
         self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json", timeout: float | tuple[float, float] | None = None,
     ) -> RESTResponse:
         """One request, `body` sent as JSON, its answer not read yet; a status outside 2xx raises the
-        client's ApiException (or its subclass for the status), as its methods do."""
+        client's ApiException (or its subclass for the status), as its methods do. `timeout`: the
+        client's (connect, read) seconds, the Kube's `request_timeout` when None."""
         _, url, headers, _, _ = self.api.param_serialize(
             method, path, query_params=query, auth_settings=["BearerToken"],
             header_params={"Accept": "application/json", "Content-Type": content_type},
         )
-        response = self.api.call_api(method, url, header_params=headers, body=body, _request_timeout=timeout)
+        response = self.api.call_api(method, url, header_params=headers, body=body,
+                                     _request_timeout=self.request_timeout if timeout is None else timeout)
         if not 200 <= response.status <= 299:
             text = response.read().decode("utf-8", "replace")
             raise ApiException.from_response(http_resp=response, body=text, data=None)
@@ -113,7 +123,7 @@ class Kube:
 
     def _call(
         self, method: str, path: str, body: Any = None, query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json", timeout: float | None = None,
+        content_type: str = "application/json", timeout: float | tuple[float, float] | None = None,
     ) -> Any:
         """One request, its answer parsed from JSON (None for an empty body)."""
         data = self._send(method, path, body, query, content_type, timeout).read()
