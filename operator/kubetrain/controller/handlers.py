@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 import kopf
+import kubernetes
 
 from kubetrain.api.budget import BudgetPolicy
 from kubetrain.api.identity import ApiInfo
@@ -82,6 +83,28 @@ def _watch_parent(
         parents.wake(namespace, name)
 
 
+def connection_info(configuration: kubernetes.client.Configuration) -> kopf.ConnectionInfo:
+    """kopf talks to the API server exactly as the operator's client does: the same server, CA and
+    credentials (in a pod, the service account and $KUBERNETES_SERVICE_HOST; elsewhere the
+    kubeconfig run_operator loaded). Not kopf's own service-account login, whose server is
+    kubernetes.default.svc: that needs cluster DNS, and a restart while DNS was down or still
+    starting kept kopf from the API server that the operator's client reached. Called again on
+    every 401, when the client's refresh hook has read a rotated service-account token."""
+    header = configuration.get_api_key_with_prefix("BearerToken") or ""
+    scheme, _, token = header.partition(" ") if " " in header else ("", "", header)
+    return kopf.ConnectionInfo(
+        server=configuration.host,
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        username=configuration.username or None,
+        password=configuration.password or None,
+        scheme=scheme or None,
+        token=token or None,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+    )
+
+
 def build_registry(
     reconciler: Reconciler,
     models: ModelReconciler,
@@ -107,13 +130,8 @@ def build_registry(
             settings.admission.managed = config.webhook.configuration_name
 
     @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-        # The same credentials and server as the API client: the pod's service account and
-        # $KUBERNETES_SERVICE_HOST in a cluster, $KUBECONFIG (set by run_operator) elsewhere. Not
-        # kopf's own service-account login, whose server is kubernetes.default.svc: that needs the
-        # cluster's DNS, so a DNS outage (or CoreDNS still starting) kept kopf from the API server
-        # while the operator's own client reached it.
-        return kopf.login_via_client(**kwargs)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(reconciler.kube.api.configuration)
 
     @kopf.on.cleanup(registry=registry)
     def stop(**_: Any) -> None:
