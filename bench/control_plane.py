@@ -175,8 +175,10 @@ class TrainingOperator:
     name, agents = "training-operator", ("training-operator",)
     group, version, plural = "kubeflow.org", "v1", "pytorchjobs"
 
-    def __init__(self, binary: Path) -> None:
+    def __init__(self, binary: Path, client_limits: tuple[int, int, int] | None = None) -> None:
+        """`client_limits`: (QPS, burst, controller threads) instead of its defaults (20, 30, 1)."""
         self.binary = binary
+        self.client_limits = client_limits
 
     def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
         argv = [
@@ -187,6 +189,9 @@ class TrainingOperator:
             f"--health-probe-bind-address=127.0.0.1:{free_port()}",
             f"--webhook-server-port={free_port()}",
         ]
+        if self.client_limits is not None:
+            qps, burst, threads = self.client_limits
+            argv += [f"--kube-api-qps={qps}", f"--kube-api-burst={burst}", f"--controller-threads={threads}"]
         proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                                 env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
         self._mount_certs(cluster)
@@ -283,12 +288,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=900.0, help="per system and N")
     parser.add_argument("--skip-training-operator", action="store_true")
+    parser.add_argument("--training-operator-limits", type=int, nargs=3, metavar=("QPS", "BURST", "THREADS"),
+                        help="training-operator's client QPS, burst and controller threads (default 20 30 1)")
     args = parser.parse_args()
     ensure_binaries()
     systems: list[System] = [Kubetrain()]
     if not args.skip_training_operator:
         binary, module = training_operator_binary()
-        systems.append(TrainingOperator(binary))
+        limits = tuple(args.training_operator_limits) if args.training_operator_limits else None
+        systems.append(TrainingOperator(binary, limits))
     work = Path(tempfile.mkdtemp(prefix="kubetrain-bench-"))
     (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
     audit_log = work / "audit.log"
