@@ -9,7 +9,6 @@ suite, since only one real node can run on a host at a time.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,11 @@ import yaml
 from kubetrain.devcluster import images
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.helm import CHART, Helm
-from tests.helpers import admin_client, fresh_namespace
+from tests.helpers import admin_client, fresh_namespace, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 KIND_VALUES = CHART / "values-kind.yaml"
+FIRST_JOB = REPO / "examples" / "first-job.yaml"
 RELEASE_NAMESPACE = "kubetrain-system"
 # The claim the tests' jobs write their output to (examples/first-job.yaml's), bound by
 # provide_output_volume to a host directory the test reads back.
@@ -94,24 +94,23 @@ def helm_operator(real_cluster: LocalCluster, project_images: dict[str, str]) ->
         helm.run("uninstall", "kubetrain", f"--namespace={RELEASE_NAMESPACE}", "--wait", check=False)
 
 
+def first_job_objects() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(FIRST_JOB.read_text()) if doc]
+
+
 def wait_for_admission(cluster: LocalCluster, timeout: float) -> None:
     """Until the operator Pod admits a job (a server-side dry run through its webhooks), as a user
     waits for a fresh install before the first apply. Ready is not enough on a node that has just
     loaded GBs of images: the API server can stall for seconds, the operator then loses its Lease
     and restarts (docs/install.md, High availability), and the tests would meet the webhook while it is down."""
-    example = (REPO / "examples" / "first-job.yaml").read_text()
-    job = next(doc for doc in yaml.safe_load_all(example) if doc and doc["kind"] == "TrainingJob")
+    job = next(o for o in first_job_objects() if o["kind"] == "TrainingJob")
     document = json.dumps(job)
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cluster.kubectl("apply", "--dry-run=server", "--namespace=default", "-f", "-", input=document,
-                                 check=False)
-        if result.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the operator admitted no job within {timeout:.0f}s: {result.stderr.strip()}\n"
-                                 f"{operator_pod_report(cluster)}")
-        time.sleep(2)
+    try:
+        wait_for(lambda: cluster.kubectl("apply", "--dry-run=server", "--namespace=default", "-f", "-",
+                                         input=document, check=False).returncode == 0,
+                 timeout=timeout, what="the operator to admit a job")
+    except AssertionError as timed_out:
+        raise AssertionError(f"{timed_out}\n{operator_pod_report(cluster)}") from None
 
 
 @pytest.fixture

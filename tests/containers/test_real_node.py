@@ -18,7 +18,7 @@ import yaml
 
 from kubetrain.devcluster import realnode
 from kubetrain.devcluster.cluster import LocalCluster
-from tests.containers.conftest import OUTPUT_CLAIM, REPO
+from tests.containers.conftest import FIRST_JOB, OUTPUT_CLAIM, REPO, first_job_objects
 from tests.helm import Helm
 from tests.helpers import wait_for
 from tests.jobs import Jobs
@@ -26,13 +26,6 @@ from tests.jobs import Jobs
 # A cold machine builds both images (the trainer's torch layer alone is GBs) and loads them into
 # containerd inside the first test's fixtures: minutes, once per machine.
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(2400)]
-
-FIRST_JOB = REPO / "examples" / "first-job.yaml"
-
-
-def first_job_objects() -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(FIRST_JOB.read_text()) if doc]
-
 
 def test_first_job_trains_in_containers_under_restricted_pod_security(
     real_cluster: LocalCluster, real_api: kubernetes.client.ApiClient, helm_operator: Helm,

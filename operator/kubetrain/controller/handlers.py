@@ -91,7 +91,7 @@ def connection_info(configuration: kubernetes.client.Configuration) -> kopf.Conn
     starting kept kopf from the API server that the operator's client reached. Called again on
     every 401, when the client's refresh hook has read a rotated service-account token."""
     header = configuration.get_api_key_with_prefix("BearerToken") or ""
-    scheme, _, token = header.partition(" ") if " " in header else ("", "", header)
+    scheme, _, token = header.rpartition(" ")  # "bearer <token>", or a bare token
     return kopf.ConnectionInfo(
         server=configuration.host,
         ca_path=configuration.ssl_ca_cert,
