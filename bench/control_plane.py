@@ -1,9 +1,11 @@
-"""Control-plane benchmark: kubetrain against Kubeflow training-operator, side by side on one
-local cluster (real apiserver/scheduler, KWOK nodes), same workload, same run.
+"""Control-plane benchmark: kubetrain against its Go peers, side by side on one local cluster (real
+apiserver/scheduler, KWOK nodes), same workload, same run: PyTorch jobs against Kubeflow
+training-operator v1 (PyTorchJob), Ray jobs against KubeRay (RayJob), both peers built from the Go
+module proxy and cached by version.
 
 For each N it submits N jobs of `--workers` pods to each operator in turn and measures: seconds
-until every worker pod exists, seconds until every job is Running, API requests the operator made
-per job (from the API server's audit log, by user agent), operator CPU seconds and peak RSS.
+until every pod exists, seconds until every job is Running, API requests the operator made per job
+(from the API server's audit log, by user agent), operator CPU seconds and peak RSS.
 
     .venv/bin/python bench/control_plane.py --jobs 100 500 1000
 """
@@ -33,6 +35,8 @@ from kubetrain.devcluster.processes import free_port
 
 TRAINING_OPERATOR = "github.com/kubeflow/training-operator"
 TRAINING_OPERATOR_VERSION = "v1.9.3"
+KUBERAY = "github.com/ray-project/kuberay/ray-operator"
+KUBERAY_VERSION = "v1.5.0"
 PODS_PER_NODE = 110
 WEBHOOK_CERT_DIR = Path("/tmp/k8s-webhook-server/serving-certs")  # hard-coded in training-operator
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,20 +59,20 @@ class Result:
     peak_rss_mib: float
 
 
-def training_operator_binary() -> tuple[Path, Path]:
-    """Builds training-operator once (cached by version) and returns it with its module dir."""
-    out = cache_dir() / "bin" / f"training-operator-{TRAINING_OPERATOR_VERSION}"
-    binary = out / "training-operator.v1"
+def go_binary(module: str, package: str, version: str, name: str) -> tuple[Path, Path]:
+    """Builds a Go operator once (cached by version) with `go install` from the module proxy and
+    returns the binary with the module's source dir (for its CRDs)."""
+    out = cache_dir() / "bin" / f"{name}-{version}"
+    binary = out / package.rsplit("/", 1)[-1]
     env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-buildvcs=false", "GOBIN": str(out)}
     if not binary.exists():
-        print(f"building training-operator {TRAINING_OPERATOR_VERSION} (once)", file=sys.stderr)
+        print(f"building {name} {version} (once)", file=sys.stderr)
         subprocess.run(
-            ["go", "install", "-trimpath", "-ldflags", "-s -w",
-             f"{TRAINING_OPERATOR}/cmd/training-operator.v1@{TRAINING_OPERATOR_VERSION}"],
+            ["go", "install", "-trimpath", "-ldflags", "-s -w", f"{package}@{version}"],
             check=True, env=env, cwd=tempfile.gettempdir(),
         )
     mod = subprocess.run(
-        ["go", "mod", "download", "-json", f"{TRAINING_OPERATOR}@{TRAINING_OPERATOR_VERSION}"],
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
         check=True, capture_output=True, text=True, env=env, cwd=tempfile.gettempdir(),
     )
     return binary, Path(json.loads(mod.stdout)["Dir"])
@@ -111,24 +115,33 @@ def kubetrain_job(name: str, workers: int) -> dict[str, Any]:
     }
 
 
+def kubetrain_ray_job(name: str, pods: int) -> dict[str, Any]:
+    """A Ray TrainingJob of `pods` pods: its head and `pods - 1` Ray workers."""
+    job = kubetrain_job(name, pods - 1)
+    job["spec"]["runtime"] = "ray"
+    return job
+
+
+def bench_pod_spec(container: str) -> dict[str, Any]:
+    return {
+        "nodeSelector": {"kubetrain.io/node-pool": "cpu"},
+        "containers": [
+            {
+                "name": container,
+                "image": "bench:latest",
+                "command": ["sleep", "infinity"],
+                "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+            }
+        ],
+    }
+
+
 def pytorch_job(name: str, workers: int) -> dict[str, Any]:
     def replica(count: int) -> dict[str, Any]:
         return {
             "replicas": count,
             "restartPolicy": "OnFailure",
-            "template": {
-                "spec": {
-                    "nodeSelector": {"kubetrain.io/node-pool": "cpu"},
-                    "containers": [
-                        {
-                            "name": "pytorch",
-                            "image": "bench:latest",
-                            "command": ["sleep", "infinity"],
-                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
-                        }
-                    ],
-                }
-            },
+            "template": {"spec": bench_pod_spec("pytorch")},
         }
 
     return {
@@ -136,6 +149,35 @@ def pytorch_job(name: str, workers: int) -> dict[str, Any]:
         "kind": "PyTorchJob",
         "metadata": {"name": name},
         "spec": {"pytorchReplicaSpecs": {"Master": replica(1), "Worker": replica(workers - 1)}},
+    }
+
+
+def ray_job(name: str, pods: int) -> dict[str, Any]:
+    """A RayJob of a head and `pods - 1` workers. SidecarMode submits the entrypoint from a
+    container KubeRay adds to the head pod, so no submitter pod (K8sJobMode's Kubernetes Job)
+    exists beside the cluster's own pods, as with kubetrain, whose head runs the driver."""
+    workers = pods - 1
+    return {
+        "apiVersion": "ray.io/v1",
+        "kind": "RayJob",
+        "metadata": {"name": name},
+        "spec": {
+            "entrypoint": "python -c pass",
+            "submissionMode": "SidecarMode",
+            "rayClusterSpec": {
+                "headGroupSpec": {"rayStartParams": {}, "template": {"spec": bench_pod_spec("ray-head")}},
+                "workerGroupSpecs": [
+                    {
+                        "groupName": "workers",
+                        "replicas": workers,
+                        "minReplicas": workers,
+                        "maxReplicas": workers,
+                        "rayStartParams": {},
+                        "template": {"spec": bench_pod_spec("ray-worker")},
+                    }
+                ],
+            },
+        },
     }
 
 
@@ -156,8 +198,12 @@ class System(Protocol):
 
 
 class Kubetrain:
-    name, agents = "kubetrain", ("kubetrain-operator", "kopf/")
+    agents = ("kubetrain-operator", "kopf/")
     group, version, plural = "kubetrain.io", "v1alpha1", "trainingjobs"
+
+    def __init__(self, runtime: str = "pytorch") -> None:
+        self.runtime = runtime
+        self.name = "kubetrain" if runtime == "pytorch" else f"kubetrain-{runtime}"
 
     def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "kubetrain.cli", "operator", "run", f"--kubeconfig={cluster.kubeconfig}",
@@ -165,7 +211,7 @@ class Kubetrain:
         return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
     def manifest(self, name: str, workers: int) -> dict[str, Any]:
-        return kubetrain_job(name, workers)
+        return kubetrain_job(name, workers) if self.runtime == "pytorch" else kubetrain_ray_job(name, workers)
 
     def running(self, job: dict[str, Any]) -> bool:
         return (job.get("status") or {}).get("phase") == "Running"
@@ -223,6 +269,44 @@ class TrainingOperator:
         )
 
 
+class KubeRay:
+    name, agents = "kuberay", ("kuberay-operator",)
+    group, version, plural = "ray.io", "v1", "rayjobs"
+
+    def __init__(self, binary: Path, client_limits: tuple[int, int, int] | None = None) -> None:
+        """`client_limits`: (QPS, burst, reconcile concurrency) instead of its defaults (100, 200, 1)."""
+        self.binary = binary
+        self.client_limits = client_limits
+
+    def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
+        # Leader election off, as kubetrain and training-operator run here (their default).
+        argv = [
+            str(self.binary),
+            f"--watch-namespace={namespace}",
+            "--enable-leader-election=false",
+            f"--metrics-addr=127.0.0.1:{free_port()}",
+            f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+            "--zap-log-level=error",
+        ]
+        if self.client_limits is not None:
+            qps, burst, concurrency = self.client_limits
+            argv += [f"--qps={qps}", f"--burst={burst}", f"--reconcile-concurrency={concurrency}"]
+        return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
+
+    def manifest(self, name: str, workers: int) -> dict[str, Any]:
+        return ray_job(name, workers)
+
+    def running(self, job: dict[str, Any]) -> bool:
+        """SidecarMode moves a RayJob to Running once its RayCluster is Ready (every pod Running
+        and ready): the moment kubetrain's Ray job turns Running too."""
+        return (job.get("status") or {}).get("jobDeploymentStatus") == "Running"
+
+
+#: (kubetrain system, its peer): the ratio tables.
+PAIRS = (("kubetrain", "training-operator"), ("kubetrain-ray", "kuberay"))
+
+
 def measure(system: System, cluster: LocalCluster, api: kubernetes.client.ApiClient, jobs: int, workers: int,
             audit_log: Path, work: Path, timeout: float) -> Result:
     core = kubernetes.client.CoreV1Api(api)
@@ -266,12 +350,15 @@ def print_table(results: list[Result]) -> None:
     for r in results:
         print(f"{r.system:<18} {r.jobs:>5} {r.pods_seconds:>12.1f} {r.running_seconds:>13.1f} "
               f"{r.requests_per_job:>11.1f} {r.cpu_seconds:>7.1f} {r.peak_rss_mib:>12.0f}")
-    print()
-    print("ratio kubetrain / training-operator (lower is better for kubetrain)")
     by = {(r.system, r.jobs): r for r in results}
-    for jobs in sorted({r.jobs for r in results}):
-        a, b = by.get(("kubetrain", jobs)), by.get(("training-operator", jobs))
-        if a and b:
+    for ours, peer in PAIRS:
+        rows = [(jobs, by[ours, jobs], by[peer, jobs]) for jobs in sorted({r.jobs for r in results})
+                if (ours, jobs) in by and (peer, jobs) in by]
+        if not rows:
+            continue
+        print()
+        print(f"ratio {ours} / {peer} (lower is better for kubetrain)")
+        for jobs, a, b in rows:
             cells = [
                 a.pods_seconds / b.pods_seconds,
                 a.running_seconds / b.running_seconds,
@@ -290,13 +377,27 @@ def main() -> int:
     parser.add_argument("--skip-training-operator", action="store_true")
     parser.add_argument("--training-operator-limits", type=int, nargs=3, metavar=("QPS", "BURST", "THREADS"),
                         help="training-operator's client QPS, burst and controller threads (default 20 30 1)")
+    parser.add_argument("--skip-ray", action="store_true", help="no Ray jobs: neither kubetrain's nor KubeRay's")
+    parser.add_argument("--skip-kuberay", action="store_true", help="kubetrain's Ray jobs without KubeRay's")
+    parser.add_argument("--kuberay-limits", type=int, nargs=3, metavar=("QPS", "BURST", "CONCURRENCY"),
+                        help="KubeRay's client QPS, burst and reconcile concurrency (default 100 200 1)")
     args = parser.parse_args()
     ensure_binaries()
     systems: list[System] = [Kubetrain()]
+    crds = [ROOT / "crds"]
     if not args.skip_training_operator:
-        binary, module = training_operator_binary()
+        binary, module = go_binary(TRAINING_OPERATOR, f"{TRAINING_OPERATOR}/cmd/training-operator.v1",
+                                   TRAINING_OPERATOR_VERSION, "training-operator")
         limits = tuple(args.training_operator_limits) if args.training_operator_limits else None
         systems.append(TrainingOperator(binary, limits))
+        crds.append(module / "manifests/base/crds/kubeflow.org_pytorchjobs.yaml")
+    if not args.skip_ray:
+        systems.append(Kubetrain("ray"))
+    if not (args.skip_ray or args.skip_kuberay):
+        binary, module = go_binary(KUBERAY, KUBERAY, KUBERAY_VERSION, "kuberay")
+        ray_limits = tuple(args.kuberay_limits) if args.kuberay_limits else None
+        systems.append(KubeRay(binary, ray_limits))
+        crds += [module / "config/crd/bases/ray.io_rayclusters.yaml", module / "config/crd/bases/ray.io_rayjobs.yaml"]
     work = Path(tempfile.mkdtemp(prefix="kubetrain-bench-"))
     (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
     audit_log = work / "audit.log"
@@ -313,11 +414,9 @@ def main() -> int:
     results: list[Result] = []
     try:
         cluster.start()
-        cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        for crd in crds:
+            cluster.kubectl("apply", "--server-side", "-f", str(crd))
         if not args.skip_training_operator:
-            cluster.kubectl(
-                "apply", "--server-side", "-f", str(module / "manifests/base/crds/kubeflow.org_pytorchjobs.yaml")
-            )
             cluster.kubectl("create", "namespace", "kubeflow")
             cluster.kubectl("create", "secret", "generic", "training-operator-webhook-cert", "-n", "kubeflow")
             # Its cert rotator waits for this object before the controllers start; with no webhooks

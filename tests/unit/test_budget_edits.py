@@ -78,6 +78,6 @@ def test_an_edit_of_a_started_job_makes_the_reconcile_fetch_the_budget() -> None
     def needs(observed: int) -> bool:
         raw = DDP.generation(2).status({**running_status(), "observedGeneration": observed}).obj().model_dump(
             by_alias=True, exclude_none=True, mode="json")
-        return Needs.of(raw, PLAN_NOW).budget
+        return Needs.of(raw, PLAN_NOW, []).budget
 
     assert needs(1) and not needs(2)

@@ -500,7 +500,7 @@ def test_trainer_access_is_created_with_the_pods_and_only_then() -> None:
 )
 def test_residency_facts_are_read_fresh_until_the_job_first_starts(status: dict[str, Any], fresh: bool) -> None:
     raw = DDP.status(status).obj().model_dump(by_alias=True, exclude_none=True, mode="json")
-    assert Needs.of(raw, NOW).fresh_residency is fresh
+    assert Needs.of(raw, NOW, []).fresh_residency is fresh
 
 
 def test_a_status_that_needs_facts_not_fetched_calls_for_another_reconcile() -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from kubetrain.api.events import EventType
 from kubetrain.api.status import Phase, Reason
+from kubetrain.plan.decision import Needs
 from kubetrain.plan.draft import Plan
 from kubetrain.plan.job import plan
 from kubetrain.plan.quota import QUOTA_RECHECK_SECONDS
@@ -83,3 +84,18 @@ def test_a_queued_group_is_created_whole_once_the_quota_has_room() -> None:
 def test_once_a_pod_of_the_attempt_exists_the_rest_is_created_whatever_the_quota() -> None:
     result = judged({}, FULL, raw_pod(0, "Pending"))
     assert [o["metadata"]["name"] for o in result.create if o["kind"] == "Pod"] == ["pytorch-ddp-worker-1"]
+
+
+def _needs_quota(status: dict[str, Any], *pods: dict[str, Any]) -> bool:
+    raw = DDP.status(status).obj().model_dump(by_alias=True, exclude_none=True, mode="json")
+    return Needs.of(raw, NOW, list(pods)).quota
+
+
+def test_the_quotas_are_fetched_only_until_a_pod_of_the_attempt_is_live() -> None:
+    assert _needs_quota({}), "no pod yet: the whole group is judged"
+    assert not _needs_quota({}, raw_pod(0, "Pending")), "the group was judged when its first pod was created"
+    assert _needs_quota({}, raw_pod(0, "Pending", attempt=1)), "a pod of another attempt is a leftover"
+    assert _needs_quota({}, raw_pod(0, "Running", deleting=True)), "a pod on its way out is not live"
+    created = {"phase": "Running", "conditions": [{"type": "Created", "status": "True", "reason": "AllPodsCreated",
+                                                   "lastTransitionTime": "2026-01-01T00:00:00Z"}]}
+    assert not _needs_quota(created), "Created: nothing is left to judge"

@@ -130,7 +130,7 @@ class Reconciler(QueuedReconciler):
         services = [s for s in services if _owned_by(s, uid)]
         started = time.monotonic()
         now = dt.datetime.now(dt.timezone.utc)
-        needs = Needs.of(raw, now)
+        needs = Needs.of(raw, now, pods)
         facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency, pods=pods)
         # The budget is judged before the job starts, when the residency facts were just read
         # fresh: their namespace labels serve both.
@@ -145,7 +145,7 @@ class Reconciler(QueuedReconciler):
             written = self.kube.patch_status(namespace, name, raw["metadata"]["resourceVersion"], decision.status_patch)
             self.cache.wrote(written)
             current = written or raw
-            if written is not None and Needs.of(written, now).beyond(needs):
+            if written is not None and Needs.of(written, now, pods).beyond(needs):
                 self.wake(namespace, name)  # the echo of this write is skipped as nothing new
             self.metrics.status_written(raw, old_status, decision.status_patch, now)
             old_phase, new_phase = old_status.get("phase"), decision.status_patch.get("phase", old_status.get("phase"))

@@ -18,6 +18,7 @@ from kubetrain.plan.budget import needs_budget
 from kubetrain.plan.conditions import set_condition
 from kubetrain.plan.draft import Draft
 from kubetrain.plan.kueue import needs_kueue
+from kubetrain.plan.observed import ObservedPod
 from kubetrain.plan.promotion import PromotionFacts, needs_promotion
 from kubetrain.plan.quota import needs_quota
 from kubetrain.policy.admission import validation_problems
@@ -123,17 +124,20 @@ class Needs(BaseModel):
     )
 
     @classmethod
-    def of(cls, raw: dict[str, Any], now: dt.datetime) -> Needs:
+    def of(cls, raw: dict[str, Any], now: dt.datetime, pods: list[dict[str, Any]]) -> Needs:
         """The budget before the job first starts; the quotas while an attempt's pods are being
-        created; the model line once it has succeeded."""
+        created and none of `pods` (the job's, as observed) is one of them; the model line once it
+        has succeeded."""
         try:
             job = TrainingJob.model_validate(raw)
         except ValidationError:
             return cls()
         draft = Draft.start(job, now)
+        observed = [ObservedPod.from_k8s(p) for p in pods]
         return cls(
-            job=job, budget=needs_budget(draft), promotion=needs_promotion(draft), quota=needs_quota(draft),
-            kueue=needs_kueue(draft), fresh_residency=not draft.finished() and draft.start_time is None,
+            job=job, budget=needs_budget(draft), promotion=needs_promotion(draft),
+            quota=needs_quota(draft, observed), kueue=needs_kueue(draft),
+            fresh_residency=not draft.finished() and draft.start_time is None,
         )
 
     def beyond(self, fetched: Needs) -> bool:

@@ -10,6 +10,7 @@ from kubetrain.api.contract import HEAD_ROLE, WORKER_ROLE
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.spec import Runtime
 from kubetrain.api.status import Reason
+from kubetrain.plan.observed import ObservedPod
 from kubetrain.render.names import ray_head_name, worker_name
 
 
@@ -46,6 +47,12 @@ class Group(BaseModel):
 
     def member(self, role: str | None, index: int | None) -> Member | None:
         return next((m for m in self.members if m.role == role and m.index == index), None)
+
+    def in_attempt(self, pod: ObservedPod, attempt: int) -> bool:
+        """Only a pod with exactly the name, role, index and attempt this attempt would render
+        belongs to it; anything else the job owns is a leftover to delete."""
+        member = self.member(pod.role, pod.index)
+        return pod.attempt == attempt and member is not None and pod.name == member.name
 
     def roles(self) -> list[str]:
         return list(dict.fromkeys(m.role for m in self.members))

@@ -104,14 +104,7 @@ def plan(
 
 
 def _current_attempt(group: Group, pods: list[ObservedPod], attempt: int) -> list[ObservedPod]:
-    return [p for p in pods if _in_attempt(group, p, attempt)]
-
-
-def _in_attempt(group: Group, pod: ObservedPod, attempt: int) -> bool:
-    """Only a pod with exactly the name, role, index and attempt this attempt would render
-    belongs to it; anything else the job owns is a leftover to delete."""
-    member = group.member(pod.role, pod.index)
-    return pod.attempt == attempt and member is not None and pod.name == member.name
+    return [p for p in pods if group.in_attempt(p, attempt)]
 
 
 def _run(

@@ -11,16 +11,23 @@ from typing import Any
 from kubetrain.api.status import ConditionType as C
 from kubetrain.api.status import Reason as R
 from kubetrain.plan.draft import Draft
+from kubetrain.plan.group import group_of
+from kubetrain.plan.observed import ObservedPod
 from kubetrain.plan.queue import dequeue, enqueue
 from kubetrain.policy.quota import QuotaFacts, quota_shortage
 
 QUOTA_RECHECK_SECONDS = 30.0
 
 
-def needs_quota(draft: Draft) -> bool:
+def needs_quota(draft: Draft, pods: list[ObservedPod]) -> bool:
     """Whether the reconcile must fetch the namespace's quotas: while the attempt's pods may still
-    be created."""
-    return not draft.finished() and not draft.job.spec.run_policy.suspend and not draft.is_true(C.CREATED)
+    be created and none of them is live yet. Once one is, the group was judged whole and the plan
+    creates the rest unjudged (admit_quota), so the reconciles that see the first pods arrive
+    fetch nothing."""
+    if draft.finished() or draft.job.spec.run_policy.suspend or draft.is_true(C.CREATED):
+        return False
+    group = group_of(draft.job)
+    return not any(group.in_attempt(p, draft.attempt) and not p.deleting for p in pods)
 
 
 def admit_quota(draft: Draft, pods: list[dict[str, Any]], facts: QuotaFacts | None) -> bool:
