@@ -397,7 +397,8 @@ def main() -> int:
         binary, module = go_binary(KUBERAY, KUBERAY, KUBERAY_VERSION, "kuberay")
         ray_limits = tuple(args.kuberay_limits) if args.kuberay_limits else None
         systems.append(KubeRay(binary, ray_limits))
-        crds += [module / "config/crd/bases/ray.io_rayclusters.yaml", module / "config/crd/bases/ray.io_rayjobs.yaml"]
+        # All three: KubeRay's manager exits when one of its controllers' kinds is not served.
+        crds += [module / f"config/crd/bases/ray.io_{kind}.yaml" for kind in ("rayclusters", "rayjobs", "rayservices")]
     work = Path(tempfile.mkdtemp(prefix="kubetrain-bench-"))
     (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
     audit_log = work / "audit.log"

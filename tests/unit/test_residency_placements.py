@@ -5,6 +5,7 @@ is gone) are not judged, and a node's region is read again after a TTL."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.residency import NODE_REGION_TTL_SECONDS, ResidencyReader
+from kubetrain.controller.shared_reads import SharedReads
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts, evaluate
 from kubetrain.policy.residency.evaluate import PodPlacement
 from tests.builders import JobBuilder
@@ -75,30 +77,30 @@ EU, US = {REGION_LABEL: "eu-west-1"}, {REGION_LABEL: "us-east-1"}
 
 def test_pods_on_a_vanished_node_and_finished_pods_are_not_judged() -> None:
     """A reclaimed spot node (404) or a pod that already finished on a us node is no violation."""
-    reader = ResidencyReader(Nodes({"eu-0": EU, "us-0": US}), DefaultResidency.ALLOW_ALL)  # type: ignore[arg-type]
+    reader = ResidencyReader(Nodes({"eu-0": EU, "us-0": US}), DefaultResidency.ALLOW_ALL, SharedReads())  # type: ignore[arg-type]
     pods = [pod("placed-worker-0", "eu-0"), pod("placed-worker-1", "reclaimed"),
             pod("placed-worker-2", "us-0", "Succeeded")]
-    facts_ = reader.facts(JOB, "team-eu", fresh=True, pods=pods)
+    facts_ = reader.facts(JOB, "team-eu", fresh=True, began=time.monotonic(), pods=pods)
     assert [p.pod for p in facts_.placements] == ["placed-worker-0"]
     assert evaluate(JOB, facts_, CATALOGUE).violations == []
 
 
 def test_a_node_that_exists_without_a_region_label_is_refused() -> None:
-    reader = ResidencyReader(Nodes({"bare": {}}), DefaultResidency.ALLOW_ALL)  # type: ignore[arg-type]
-    facts_ = reader.facts(JOB, "team-eu", fresh=True, pods=[pod("placed-worker-0", "bare")])
+    reader = ResidencyReader(Nodes({"bare": {}}), DefaultResidency.ALLOW_ALL, SharedReads())  # type: ignore[arg-type]
+    facts_ = reader.facts(JOB, "team-eu", fresh=True, began=time.monotonic(), pods=[pod("placed-worker-0", "bare")])
     assert "no region label" in evaluate(JOB, facts_, CATALOGUE).blocking[0].reason
 
 
 def test_a_nodes_region_is_read_again_after_its_ttl(monkeypatch: pytest.MonkeyPatch) -> None:
     nodes = Nodes({"n-0": EU})
-    reader = ResidencyReader(nodes, DefaultResidency.ALLOW_ALL)  # type: ignore[arg-type]
+    reader = ResidencyReader(nodes, DefaultResidency.ALLOW_ALL, SharedReads())  # type: ignore[arg-type]
     clock = [1000.0]
     monkeypatch.setattr("kubetrain.controller.residency.time.monotonic", lambda: clock[0])
     pods = [pod("placed-worker-0", "n-0")]
-    reader.facts(JOB, "team-eu", fresh=True, pods=pods)
-    reader.facts(JOB, "team-eu", fresh=True, pods=pods)
+    reader.facts(JOB, "team-eu", fresh=True, began=time.monotonic(), pods=pods)
+    reader.facts(JOB, "team-eu", fresh=True, began=time.monotonic(), pods=pods)
     assert nodes.reads == 1
     nodes.nodes["n-0"] = US  # the name came back as a node in another region
     clock[0] += NODE_REGION_TTL_SECONDS + 1
-    facts_ = reader.facts(JOB, "team-eu", fresh=True, pods=pods)
+    facts_ = reader.facts(JOB, "team-eu", fresh=True, began=time.monotonic(), pods=pods)
     assert nodes.reads == 2 and facts_.placements[0].region == "us-east-1"

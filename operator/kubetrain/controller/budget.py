@@ -17,11 +17,14 @@ from kubetrain.controller.kube import Kube
 from kubetrain.policy.budget import BudgetFacts, BudgetUsage, budget_usage
 
 
-def fetch_budget(kube: Kube, namespace: str, namespace_labels: dict[str, str] | None = None) -> BudgetFacts:
-    """Fresh on every call, like residency facts; the namespace's labels (read here unless the
-    caller already has them fresh) and jobs only when a policy exists, so namespaces without
-    budgets cost one list of policies."""
-    policies = kube.list_budget_policies()
+def fetch_budget(
+    kube: Kube, namespace: str, namespace_labels: dict[str, str] | None = None,
+    policies: list[dict[str, Any]] | None = None,
+) -> BudgetFacts:
+    """Fresh on every call, like residency facts; the namespace's labels and the policies (read
+    here unless the caller already has them fresh) and jobs only when a policy exists, so
+    namespaces without budgets cost at most one list of policies."""
+    policies = kube.list_budget_policies() if policies is None else policies
     if not policies:
         return BudgetFacts(namespace=namespace)
     return BudgetFacts(

@@ -22,6 +22,7 @@ from kubetrain.controller.promotion import fetch_promotion
 from kubetrain.controller.refused import fail_refused_child, hold_forbidden_child
 from kubetrain.controller.requeue import EVENT_COALESCE_SECONDS, QueuedReconciler
 from kubetrain.controller.residency import ResidencyReader
+from kubetrain.controller.shared_reads import SharedReads
 from kubetrain.plan.decision import Needs, PlanInputs, plan_job
 from kubetrain.policy.quota import QuotaFacts
 from kubetrain.render.kueue import workload_name
@@ -48,7 +49,8 @@ class Reconciler(QueuedReconciler):
         self.kueue = KueueReader(kube) if kueue else None
         self.kube = kube
         self.cache = ClusterCache(kube)
-        self.residency = ResidencyReader(kube, inputs.default_residency)
+        self.shared_reads = SharedReads()
+        self.residency = ResidencyReader(kube, inputs.default_residency, self.shared_reads)
         self.inputs = inputs
         self.metrics = metrics
         self.budgets = BudgetUsageReader(kube, self.cache.jobs, self.residency.namespace_labels, inputs.catalogue)
@@ -118,6 +120,7 @@ class Reconciler(QueuedReconciler):
         self.metrics.reconcile_duration.labels(outcome).observe(time.monotonic() - started)
 
     def _reconcile_once(self, namespace: str, name: str) -> None:
+        began = time.monotonic()
         log = job_logger(namespace, name)
         raw = self.cache.get_job(namespace, name)
         if raw is None or raw["metadata"].get("deletionTimestamp"):
@@ -131,10 +134,13 @@ class Reconciler(QueuedReconciler):
         started = time.monotonic()
         now = dt.datetime.now(dt.timezone.utc)
         needs = Needs.of(raw, now, pods)
-        facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency, pods=pods)
+        facts = self.residency.facts(needs.job, namespace, fresh=needs.fresh_residency, began=began, pods=pods)
         # The budget is judged before the job starts, when the residency facts were just read
         # fresh: their namespace labels serve both.
-        budget = fetch_budget(self.kube, namespace, facts.namespace_labels) if needs.budget else None
+        budget = fetch_budget(
+            self.kube, namespace, facts.namespace_labels,
+            self.shared_reads.read("budget-policies", began, self.kube.list_budget_policies),
+        ) if needs.budget else None
         promotion = fetch_promotion(self.kube, needs.job) if needs.promotion and needs.job else None
         quota = QuotaFacts(quotas=self.kube.list_resource_quotas(namespace)) if needs.quota else None
         kueue = self.kueue.facts(namespace, needs.job) if needs.kueue and needs.job and self.kueue else None

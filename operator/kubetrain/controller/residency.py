@@ -10,6 +10,7 @@ from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import REGION_LABEL
 from kubetrain.controller.cache import WatchedList
 from kubetrain.controller.kube import Kube
+from kubetrain.controller.shared_reads import SharedReads
 from kubetrain.policy.residency import DefaultResidency, ResidencyFacts
 from kubetrain.policy.residency.evaluate import PodPlacement, claims_referenced
 
@@ -54,13 +55,15 @@ def fetch_residency(
 
 class ResidencyReader:
     """The reconcile's residency facts. Before a job's pods first exist everything is read fresh
-    (a job must not start under a policy created a moment before it); a started job is judged
-    again by the watch-fed policy list and its namespace's labels of the last minute, which
-    saves two requests on each of its reconciles. A policy change drops both."""
+    (a job must not start under a policy created a moment before it), in reads the reconciles
+    that begin together share (controller/shared_reads.py); a started job is judged again by the
+    watch-fed policy list and its namespace's labels of the last minute, which saves two requests
+    on each of its reconciles. A policy change drops both."""
 
-    def __init__(self, kube: Kube, default: DefaultResidency) -> None:
+    def __init__(self, kube: Kube, default: DefaultResidency, shared: SharedReads) -> None:
         self.kube = kube
         self.default = default
+        self.shared = shared
         self.policies = WatchedList(kube.list_policies)
         self._labels: dict[str, tuple[float, dict[str, str]]] = {}
         self._regions: dict[str, tuple[float, str | None]] = {}
@@ -72,11 +75,16 @@ class ResidencyReader:
             self._labels.clear()
 
     def facts(
-        self, job: TrainingJob | None, namespace: str, fresh: bool, pods: list[dict[str, Any]] | None = None
+        self, job: TrainingJob | None, namespace: str, fresh: bool, began: float,
+        pods: list[dict[str, Any]] | None = None,
     ) -> ResidencyFacts:
-        """`pods`: the job's pods, judged where they were scheduled (their nodes' regions)."""
-        labels = self._read_labels(namespace) if fresh else self.namespace_labels(namespace)
-        policies = None if fresh else self.policies.get()
+        """`began`: when the reconcile began (time.monotonic()), which a fresh read must follow;
+        `pods`: the job's pods, judged where they were scheduled (their nodes' regions)."""
+        if fresh:
+            labels = self.shared.read(("namespace-labels", namespace), began, lambda: self._read_labels(namespace))
+            policies = self.shared.read("residency-policies", began, self.kube.list_policies)
+        else:
+            labels, policies = self.namespace_labels(namespace), self.policies.get()
         return fetch_residency(self.kube, job, namespace, self.default, policies, labels, self._placements(pods or []))
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
