@@ -112,6 +112,7 @@ def main() -> int:
             pods = len(listed.items) + (listed.metadata.remaining_item_count or 0)
             cpu, _ = proc_usage(operator.pid)
             samples.append(Sample(time.monotonic() - began, pods, counts.get("Running", 0), cpu))
+            print(f"# {samples[-1]}", file=sys.stderr, flush=True)  # kept if the run is cut short
             return counts
 
         began = time.monotonic()
