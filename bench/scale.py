@@ -3,7 +3,7 @@ per job as the cluster fills (sampled while the jobs start), and the latency fro
 to the job's status showing the restart.
 
     .venv/bin/python bench/scale.py --finished 1000 --running 200 --probes 10
-    .venv/bin/python bench/scale.py --finished 0 --running 5000 --workers 4 --probes 5
+    .venv/bin/python bench/scale.py --finished 0 --running 5000 --workers 4 --probes 5 --probe-at pods
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 from control_plane import PODS_PER_NODE, ROOT, Kubetrain, kubetrain_job, proc_usage
@@ -76,6 +77,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--probes", type=int, default=10, help="worker failures to time")
     parser.add_argument("--sample-every", type=float, default=120.0, help="seconds per row of the start table")
+    parser.add_argument("--probe-at", choices=("running", "pods"), default="running",
+                        help="fail workers once every job runs (and the finished ones have finished), or as soon "
+                        "as every pod exists, while the cluster is still scheduling and starting them")
     args = parser.parse_args()
     ensure_binaries()
     work = Path(tempfile.mkdtemp(prefix="kubetrain-scale-"))
@@ -115,12 +119,53 @@ def main() -> int:
             print(f"# {samples[-1]}", file=sys.stderr, flush=True)  # kept if the run is cut short
             return counts
 
+        def fail_once(name: str, run_again: bool) -> float:
+            """Fails one worker of `name` (KWOK's outcome annotation) and returns the seconds until
+            status.restarts has grown; `run_again`: then waits for the job to be Running again."""
+            def status() -> dict[str, Any]:
+                job: dict[str, Any] = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+                return job.get("status") or {}
+
+            def restarts() -> int:
+                return int(status().get("restarts") or 0)
+
+            def phase() -> str:
+                return str(status().get("phase"))
+
+            before = restarts()
+            pod = next(
+                p
+                for p in core.list_namespaced_pod(namespace, label_selector=f"kubetrain.io/job-name={name}").items
+                if p.metadata.deletion_timestamp is None
+            )
+            started = time.monotonic()
+            core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"annotations": {
+                "kwok.kubetrain.io/outcome": "Failed", "kwok.kubetrain.io/exit-code": "1"}}})
+            wait(lambda: restarts() > before, 120, f"{name} to restart")
+            latency = time.monotonic() - started
+            if run_again:
+                wait(lambda: phase() == "Running", 120, f"{name} to run again")
+            return latency
+
+        latencies: list[float] = []
         began = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(8) as pool_:
             list(pool_.map(submit, range(total)))
         print(f"# submitted {total} jobs in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
         # Listing thousands of jobs every few seconds would load the cores the operator shares.
-        wait(lambda: phases().get("Running", 0) >= total, 7200, "every job Running", interval=max(5.0, total / 500))
+        interval = max(5.0, total / 500)
+        if args.probe_at == "pods":
+            def every_pod() -> bool:
+                phases()
+                return samples[-1].pods >= total * args.workers
+
+            wait(every_pod, 7200, "every pod", interval=interval)
+            # The first jobs have run longest; each probe fails a different one, whose restart
+            # then waits in the busy scheduler's queue, so the next probe does not wait for it.
+            for probe in range(args.probes):
+                latencies.append(fail_once(f"job-{probe:05d}", run_again=False))
+                print(f"# probe {probe}: {latencies[-1] * 1000:.0f} ms", file=sys.stderr, flush=True)
+        wait(lambda: phases().get("Running", 0) >= total, 7200, "every job Running", interval=interval)
         running_seconds = time.monotonic() - began
         print(f"# every job Running {running_seconds:.0f} s after the first was submitted", file=sys.stderr, flush=True)
 
@@ -133,36 +178,10 @@ def main() -> int:
             list(pool_.map(finish, range(args.running, total)))
         wait(lambda: phases().get("Succeeded", 0) >= args.finished, 3600, "the finished jobs Succeeded", interval=5.0)
         print(f"# {args.finished} finished, {args.running} running", file=sys.stderr, flush=True)
-        time.sleep(5)
-        latencies = []
-        for probe in range(args.probes):
-            name = f"job-{probe % args.running:05d}"
-            before = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["restarts"]
-            pod = next(
-                p
-                for p in core.list_namespaced_pod(namespace, label_selector=f"kubetrain.io/job-name={name}").items
-                if p.metadata.deletion_timestamp is None
-            )
-            started = time.monotonic()
-            core.patch_namespaced_pod(pod.metadata.name, namespace, {"metadata": {"annotations": {
-                "kwok.kubetrain.io/outcome": "Failed", "kwok.kubetrain.io/exit-code": "1"}}})
-            wait(
-                lambda: (
-                    custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["restarts"]
-                    > before
-                ),
-                120,
-                f"{name} to restart",
-            )
-            latencies.append(time.monotonic() - started)
-            wait(
-                lambda: (
-                    custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)["status"]["phase"]
-                    == "Running"
-                ),
-                120,
-                f"{name} to run again",
-            )
+        if args.probe_at == "running":
+            time.sleep(5)
+            for probe in range(args.probes):
+                latencies.append(fail_once(f"job-{probe % args.running:05d}", run_again=True))
         cpu, rss = proc_usage(operator.pid)
         operator.terminate()
         operator.wait(timeout=30)
