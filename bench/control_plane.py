@@ -217,18 +217,27 @@ class Kubetrain:
         return (job.get("status") or {}).get("phase") == "Running"
 
 
-class TrainingOperator:
-    name, agents = "training-operator", ("training-operator",)
-    group, version, plural = "kubeflow.org", "v1", "pytorchjobs"
+class GoPeer:
+    """A peer operator's binary, run on the host against the cluster's kubeconfig; `client_limits`:
+    its (QPS, burst, concurrency) flags instead of its defaults."""
 
     def __init__(self, binary: Path, client_limits: tuple[int, int, int] | None = None) -> None:
-        """`client_limits`: (QPS, burst, controller threads) instead of its defaults (20, 30, 1)."""
         self.binary = binary
         self.client_limits = client_limits
 
+    def _popen(self, argv: list[str], cluster: LocalCluster, log: Path) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([str(self.binary), *argv], stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
+
+
+class TrainingOperator(GoPeer):
+    """Client limits: --kube-api-qps, --kube-api-burst, --controller-threads (defaults 20, 30, 1)."""
+
+    name, agents = "training-operator", ("training-operator",)
+    group, version, plural = "kubeflow.org", "v1", "pytorchjobs"
+
     def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
         argv = [
-            str(self.binary),
             "--enable-scheme=pytorchjob",
             f"--namespace={namespace}",
             f"--metrics-bind-address=127.0.0.1:{free_port()}",
@@ -238,8 +247,7 @@ class TrainingOperator:
         if self.client_limits is not None:
             qps, burst, threads = self.client_limits
             argv += [f"--kube-api-qps={qps}", f"--kube-api-burst={burst}", f"--controller-threads={threads}"]
-        proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
+        proc = self._popen(argv, cluster, log)
         self._mount_certs(cluster)
         return proc
 
@@ -269,19 +277,15 @@ class TrainingOperator:
         )
 
 
-class KubeRay:
+class KubeRay(GoPeer):
+    """Client limits: --qps, --burst, --reconcile-concurrency (defaults 100, 200, 1)."""
+
     name, agents = "kuberay", ("kuberay-operator",)
     group, version, plural = "ray.io", "v1", "rayjobs"
-
-    def __init__(self, binary: Path, client_limits: tuple[int, int, int] | None = None) -> None:
-        """`client_limits`: (QPS, burst, reconcile concurrency) instead of its defaults (100, 200, 1)."""
-        self.binary = binary
-        self.client_limits = client_limits
 
     def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
         # Leader election off, as kubetrain and training-operator run here (their default).
         argv = [
-            str(self.binary),
             f"--watch-namespace={namespace}",
             "--enable-leader-election=false",
             f"--metrics-addr=127.0.0.1:{free_port()}",
@@ -291,8 +295,7 @@ class KubeRay:
         if self.client_limits is not None:
             qps, burst, concurrency = self.client_limits
             argv += [f"--qps={qps}", f"--burst={burst}", f"--reconcile-concurrency={concurrency}"]
-        return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)})
+        return self._popen(argv, cluster, log)
 
     def manifest(self, name: str, workers: int) -> dict[str, Any]:
         return ray_job(name, workers)
