@@ -18,7 +18,6 @@ from kubetrain.plan.budget import needs_budget
 from kubetrain.plan.conditions import set_condition
 from kubetrain.plan.draft import Draft
 from kubetrain.plan.kueue import needs_kueue
-from kubetrain.plan.observed import ObservedPod
 from kubetrain.plan.promotion import PromotionFacts, needs_promotion
 from kubetrain.plan.quota import needs_quota
 from kubetrain.policy.admission import validation_problems
@@ -133,10 +132,9 @@ class Needs(BaseModel):
         except ValidationError:
             return cls()
         draft = Draft.start(job, now)
-        observed = [ObservedPod.from_k8s(p) for p in pods]
         return cls(
             job=job, budget=needs_budget(draft), promotion=needs_promotion(draft),
-            quota=needs_quota(draft, observed), kueue=needs_kueue(draft),
+            quota=needs_quota(draft, pods), kueue=needs_kueue(draft),
             fresh_residency=not draft.finished() and draft.start_time is None,
         )
 

@@ -19,15 +19,16 @@ from kubetrain.policy.quota import QuotaFacts, quota_shortage
 QUOTA_RECHECK_SECONDS = 30.0
 
 
-def needs_quota(draft: Draft, pods: list[ObservedPod]) -> bool:
+def needs_quota(draft: Draft, pods: list[dict[str, Any]]) -> bool:
     """Whether the reconcile must fetch the namespace's quotas: while the attempt's pods may still
     be created and none of them is live yet. Once one is, the group was judged whole and the plan
     creates the rest unjudged (admit_quota), so the reconciles that see the first pods arrive
-    fetch nothing."""
+    fetch nothing. `pods`: the job's, as observed; read only while Created is not yet true."""
     if draft.finished() or draft.job.spec.run_policy.suspend or draft.is_true(C.CREATED):
         return False
     group = group_of(draft.job)
-    return not any(group.in_attempt(p, draft.attempt) and not p.deleting for p in pods)
+    observed = (ObservedPod.from_k8s(p) for p in pods)
+    return not any(group.in_attempt(p, draft.attempt) and not p.deleting for p in observed)
 
 
 def admit_quota(draft: Draft, pods: list[dict[str, Any]], facts: QuotaFacts | None) -> bool:
