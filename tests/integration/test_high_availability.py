@@ -17,10 +17,12 @@ from tests.builders import example
 from tests.helpers import wait_for
 from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess
+from tests.stalling_proxy import StallingProxy
 
 pytestmark = pytest.mark.cluster
 
 LEASE = "kubetrain-operator"
+RENEW_DEADLINE_SECONDS = 10.0  # the default, as the chart sets it
 # leaseDuration + 2 x retryPeriod with the defaults (15 s, 2 s) is 19 s: docs/install.md "High availability".
 FAILOVER_BOUND_SECONDS = 20.0
 
@@ -36,12 +38,13 @@ class Replicas:
         self.tmp = tmp
         self.started: list[OperatorProcess] = []
 
-    def start(self, identity: str, webhook: bool = True) -> OperatorProcess:
+    def start(self, identity: str, webhook: bool = True, kubeconfig: Path | None = None) -> OperatorProcess:
         proc = OperatorProcess(
-            self.cluster.kubeconfig, self.tmp / identity / "operator.log",
+            kubeconfig or self.cluster.kubeconfig, self.tmp / identity / "operator.log",
             extra_args=["--leader-election", f"--leader-election-namespace={self.namespace}",
                         f"--leader-election-identity={identity}"],
             webhook=webhook,
+            admin_kubeconfig=self.cluster.kubeconfig,
         )
         self.started.append(proc)
         proc.start()
@@ -76,6 +79,14 @@ def only_one_leads(*procs: OperatorProcess) -> OperatorProcess | None:
     leading = [proc for proc in procs if proc.leading()]
     assert len(leading) <= 1, f"{len(leading)} replicas lead at once"
     return leading[0] if leading else None
+
+
+def not_leading(proc: OperatorProcess) -> bool:
+    """Also once the replica has stepped down and is exiting, its metrics server gone."""
+    try:
+        return not proc.leading()
+    except OSError:
+        return not proc.running()
 
 
 def attempt_running(jobs: Jobs, name: str, attempt: str, workers: int = 2) -> list[Any] | None:
@@ -172,3 +183,26 @@ def test_a_leader_whose_lease_is_taken_stops_acting(replicas: Replicas, api: kub
     wait_for(lambda: leader.proc.poll() is not None, timeout=30, what="the leader to stop")
     assert leader.proc.returncode == 1, "a lost lead ends the process, so its pod restarts as a standby"
     assert "lost the lead (the Lease is held by intruder)" in leader.log_path.read_text()
+
+
+def test_a_leader_cut_off_from_the_api_server_stops_acting_at_its_renew_deadline(
+    replicas: Replicas, cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """The API server hangs (bytes stop, connections stay open): the renewal request hangs, and
+    the client retries it when it times out, but the leader still stops renewDeadline after its
+    last renewal, before a standby may take over at leaseDuration (15 s)."""
+    proxy = StallingProxy(("127.0.0.1", int(cluster.server.rsplit(":", 1)[1])))
+    try:
+        leader = replicas.start("cut-off", webhook=False,
+                                kubeconfig=proxy.kubeconfig(cluster.kubeconfig, tmp_path / "via-proxy.kubeconfig"))
+        wait_for(leader.leading, timeout=30, what="the replica to lead")
+        proxy.stall()
+        stalled = time.monotonic()
+        wait_for(lambda: not_leading(leader), timeout=60, what="the cut-off leader to stop acting")
+        took = time.monotonic() - stalled
+        # Its last renewal was at most one retry period (2 s) before the stall; the request
+        # hanging then would be retried until 4 x 5 s had passed.
+        assert took < RENEW_DEADLINE_SECONDS + 2, f"stopped acting {took:.1f}s after the API server hung"
+        assert "lost the lead (no renewal succeeded for 10s)" in leader.log_path.read_text()
+    finally:
+        proxy.close()

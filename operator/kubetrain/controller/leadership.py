@@ -5,7 +5,10 @@ admission, but only the Lease holder's wake-ups run (controller.requeue pauses t
 rules are client-go's, so they hold across clocks that disagree: a standby judges the Lease
 expired by its own clock, `leaseDurationSeconds` after it last saw the record change, never by the
 timestamps written in it. The leader stops acting `renewDeadline` after its last successful renewal,
-before any standby may take over; losing the Lease ends the process (its pod restarts as a standby),
+before any standby may take over, whatever its renewal request is doing: client-go cancels a
+renewal at the deadline through its context, but the official client here retries a timed-out
+GET on its own (urllib3's three retries), so one request can outlast the deadline several times
+over; a second thread keeps the deadline instead. Losing the Lease ends the process (its pod restarts as a standby),
 so no half-stopped state has to be reasoned about. A leader stopped gracefully releases the Lease,
 and a standby takes over within one retry period instead of a whole lease duration.
 
@@ -109,11 +112,16 @@ class LeaderElector:
         self._on_lost = on_lost
         self._stop = threading.Event()
         self._leading = threading.Event()
+        self._lost = threading.Event()
+        # Leading, the last renewal and losing change together: a renewal that returns after the
+        # deadline passed must not lead again.
+        self._lock = threading.Lock()
         # The Lease as last read, and when (monotonic) this replica first saw that version.
         self._observed: dict[str, Any] | None = None
         self._observed_since = 0.0
         self._last_renewal = 0.0
         self._thread = threading.Thread(target=self._run, name="kubetrain-leader-election", daemon=True)
+        self._deadline = threading.Thread(target=self._keep_deadline, name="kubetrain-leader-deadline", daemon=True)
 
     @property
     def leading(self) -> bool:
@@ -123,26 +131,28 @@ class LeaderElector:
         log.info("leader election: campaigning for Lease %s/%s as %s", self.config.namespace,
                  self.config.lease_name, self.config.identity)
         self._thread.start()
+        self._deadline.start()
 
     def stop(self) -> None:
-        """Ends the campaign; a leader releases the Lease. Call once nothing of this replica acts."""
+        """Ends the campaign; a leader releases the Lease. Call once nothing of this replica acts.
+        After a loss the campaign may still wait on a hung request: it has nothing left to release,
+        so the process does not wait for it."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._deadline.is_alive():
+            self._deadline.join()
+        if self._thread.is_alive() and not self._lost.is_set():
             self._thread.join()
         if self.leading:
             self._release()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stop.is_set() and not self._lost.is_set():
             try:
                 self._attempt()
             except (ApiException, urllib3.exceptions.HTTPError, Conflict) as exc:
                 log.debug("leader election: Lease not written: %s", exc)
             except Exception:  # the thread must live on: a dead one would neither renew nor step down
                 log.exception("leader election: unexpected error; trying again")
-            if self.leading and time.monotonic() - self._last_renewal > self.config.renew_deadline_seconds:
-                self._lose(f"no renewal succeeded for {self.config.renew_deadline_seconds:g}s")
-                return
             if self._lost_to_another():
                 holder = ((self._observed or {}).get("spec") or {}).get("holderIdentity")
                 self._lose(f"the Lease is held by {holder or 'nobody'}")
@@ -169,12 +179,27 @@ class LeaderElector:
         else:
             version = lease["metadata"]["resourceVersion"]
             written = self.kube.update_lease(namespace, name, version, desired, timeout)
-        self._observe(written)
-        self._last_renewal = time.monotonic()
-        if not self.leading:
-            self._leading.set()
-            log.info("leader election: %s leads (Lease %s/%s)", self.config.identity, namespace, name)
-            self._on_started()
+        with self._lock:
+            if self._lost.is_set():
+                return  # written after the deadline: a standby may already act, so this replica never does
+            self._observe(written)
+            self._last_renewal = time.monotonic()
+            if not self.leading:
+                self._leading.set()
+                log.info("leader election: %s leads (Lease %s/%s)", self.config.identity, namespace, name)
+                self._on_started()
+
+    def _keep_deadline(self) -> None:
+        """Checks the renewal deadline a few times per retry period, apart from the campaign,
+        whose request may hang."""
+        interval = self.config.retry_period_seconds / 4
+        while not self._stop.wait(interval):
+            with self._lock:
+                overdue = self.leading and time.monotonic() - self._last_renewal > self.config.renew_deadline_seconds
+            if overdue:
+                self._lose(f"no renewal succeeded for {self.config.renew_deadline_seconds:g}s")
+            if self._lost.is_set():
+                return
 
     def _observe(self, lease: dict[str, Any] | None) -> None:
         version = (lease or {}).get("metadata", {}).get("resourceVersion")
@@ -191,9 +216,14 @@ class LeaderElector:
         return self.leading and self._observed is not None and holder != self.config.identity
 
     def _lose(self, why: str) -> None:
-        self._leading.clear()
-        log.error("leader election: %s lost the lead (%s); stopping", self.config.identity, why)
-        self._on_lost()
+        """Once, from whichever thread sees the loss first."""
+        with self._lock:
+            if self._lost.is_set() or not self.leading:
+                return
+            self._lost.set()
+            self._leading.clear()
+            log.error("leader election: %s lost the lead (%s); stopping", self.config.identity, why)
+            self._on_lost()
 
     def _release(self) -> None:
         observed = self._observed or {}
