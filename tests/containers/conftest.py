@@ -9,6 +9,7 @@ suite, since only one real node can run on a host at a time.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -142,14 +143,46 @@ def pytest_runtest_makereport(
 
 
 def operator_pod_report(cluster: LocalCluster) -> str:
+    """Compact facts first (a CI log may keep only the start of a section): the container's
+    restarts and last end, who holds the Lease, and whether the Pod's ports answer from the node;
+    then the events, the node's own log lines about the Pod, and the operator's logs."""
     namespace = f"--namespace={RELEASE_NAMESPACE}"
+    statuses = ("{range .items[*]}{.metadata.name} {.status.podIP} restarts={.status.containerStatuses[0].restartCount}"
+                " state={.status.containerStatuses[0].state} last={.status.containerStatuses[0].lastState}{'\\n'}{end}")
+    lease = "{.spec.holderIdentity} renewed {.spec.renewTime} transitions={.spec.leaseTransitions}"
     parts = []
     for args in (
-        ("get", "pods", "-o", "wide", namespace),
+        ("get", "pods", "-o", f"jsonpath={statuses}", namespace),
+        ("get", "lease", "kubetrain", "-o", f"jsonpath={lease}", namespace),
+        ("get", "endpointslices", "-o", "wide", namespace),
+    ):
+        result = cluster.kubectl(*args, check=False)
+        parts.append(f"$ kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+    pods = cluster.kubectl("get", "pods", "-o", "jsonpath={.items[*].metadata.name} {.items[*].status.podIP}",
+                           namespace, check=False).stdout.split()
+    names, addresses = pods[: len(pods) // 2], pods[len(pods) // 2:]
+    parts += [f"from the node, {address}: " + ", ".join(f"{port} {answers(address, port)}" for port in (8080, 9443))
+              for address in addresses]
+    for args in (
         ("get", "events", "--sort-by=.lastTimestamp", namespace),
         ("logs", "deployment/kubetrain", "--previous", "--tail=60", namespace),
         ("logs", "deployment/kubetrain", "--tail=60", namespace),
     ):
         result = cluster.kubectl(*args, check=False)
         parts.append(f"$ kubectl {' '.join(args)}\n{result.stdout}{result.stderr}")
+    for component in ("kubelet", "containerd"):
+        path = cluster.log_path(component)
+        lines = [line for line in path.read_text(errors="replace").splitlines()
+                 if any(name in line for name in names) and "Volume" not in line]
+        parts.append(f"{component} log, lines naming {' '.join(names)} but no volume (last 15):\n"
+                     + "\n".join(lines[-15:]))
     return "\n".join(parts)
+
+
+def answers(address: str, port: int) -> str:
+    """Whether a TCP connection to the Pod's port opens (what the API server's webhook call needs)."""
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return "accepts"
+    except OSError as exc:
+        return f"fails: {exc}"
