@@ -342,7 +342,24 @@ def measure(system: System, cluster: LocalCluster, api: kubernetes.client.ApiCli
     proc.wait(timeout=30)
     requests = count_requests(audit_log, offset, system.agents)
     core.delete_namespace(namespace)
+    wait_gone(core, namespace, timeout)
     return Result(system.name, jobs, pods_at or math.inf, running_at or math.inf, requests / jobs, cpu, rss)
+
+
+def wait_gone(core: kubernetes.client.CoreV1Api, namespace: str, timeout: float) -> None:
+    """Until the namespace and its pods are gone. The nodes are sized for one system's pods: the
+    next system's gangs would otherwise meet nodes still full of these ("Too many pods"), bind
+    in part, back off and wait for the scheduler's periodic retry, minutes later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            core.read_namespace(namespace)
+        except kubernetes.client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                return
+            raise
+        time.sleep(1)
+    raise TimeoutError(f"namespace {namespace} still exists {timeout:.0f}s after its deletion")
 
 
 def print_table(results: list[Result]) -> None:
