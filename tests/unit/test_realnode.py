@@ -68,3 +68,16 @@ def test_a_recipe_hash_is_known_without_docker() -> None:
     operator, trainer = images.operator_image(repo), images.trainer_cpu_image(repo)
     assert operator.content_hash == images.operator_image(repo).content_hash
     assert operator.content_hash != trainer.content_hash and len(trainer.content_hash) == 16
+
+
+def test_pod_network_namespaces_live_under_the_node_state_that_stop_unmounts() -> None:
+    assert "netns_mounts_under_state_dir = true" in realnode.containerd_config(PATHS), (
+        "under /var/run/netns a stopped node's namespaces outlive it, with their pods' IPs on the bridge"
+    )
+
+
+def test_link_names_are_read_from_ip_one_line_output() -> None:
+    output = ("7: veth3f2a1b0c@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 master kubetrain0 state UP\n"
+              "9: vethd00d@if3: <BROADCAST,MULTICAST> mtu 1500 master kubetrain0 state DOWN\n")
+    assert realnode.link_names(output) == ["veth3f2a1b0c", "vethd00d"]
+    assert realnode.link_names("") == []

@@ -4,7 +4,8 @@ kube-scheduler and a KWOK controller that runs the fake GPU node pools; optional
 containers.
 
 Everything listens on free 127.0.0.1 ports and lives under one state directory, so two clusters
-can run side by side and `stop` leaves nothing behind. The state file lets a later process (the
+can run side by side (one of them with a real node: its network is host-wide) and `stop` leaves
+nothing behind. The state file lets a later process (the
 `kubetrain dev down` command, a test session) find and stop a cluster another process started.
 """
 
@@ -160,6 +161,7 @@ class LocalCluster:
             names += ["kueue_webhook", "kueue_health"]
         if self.real_node:
             self._prepare_host(log)
+            self._claim_host()
             names += ["kubelet", "kubelet_healthz", "proxy_metrics", "proxy_healthz"]
         ports = {name: processes.free_port() for name in names}
         pki = write_pki(
@@ -220,6 +222,7 @@ class LocalCluster:
                 [str(ensure_binaries().kube_proxy), "--cleanup"], capture_output=True, env={"PATH": SYSTEM_PATH}
             )
             realnode.unmount_under(paths.state, paths.images_root)
+            realnode.release_host(self.state_dir)
         self._state_file.unlink(missing_ok=True)
 
     # -- the real node -------------------------------------------------------------------------
@@ -236,6 +239,19 @@ class LocalCluster:
         host.enable_forwarding()
         self._host_address = host.host_address()
         log(f"real node: host address {self._host_address}; building its images if needed")
+
+    def _claim_host(self) -> None:
+        """Refuses a second real node on this host while another cluster's runs; clears what one
+        that was killed without its stop left behind (realnode.clear_leftovers)."""
+        owner = realnode.host_owner()
+        if owner is not None and owner != self.state_dir and LocalCluster(owner, real_node=True).running():
+            raise ClusterError(
+                f"the cluster in {owner} runs a real node on this host, and a host holds one (the CNI "
+                f"bridge, its pod range and kube-proxy's rules are host-wide): stop that cluster first "
+                f"(`kubetrain dev --state-dir {owner} down`), or start this one without a real node"
+            )
+        realnode.clear_leftovers(self.real_node_paths)
+        realnode.claim_host(self.state_dir)
 
     def _write_real_node_configs(self, pki: Pki, ports: dict[str, int]) -> None:
         paths = self.real_node_paths

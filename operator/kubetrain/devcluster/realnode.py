@@ -7,7 +7,8 @@ the hosts are cgroup v1 (`failCgroupV1: false`), refuse negative oom_score_adj
 (`restrict_oom_score_adj`), and have no br_netfilter (so kube-proxy masquerades all Service
 traffic; otherwise a reply between two pods on one bridge would skip the reverse NAT).
 
-One real node per host at a time: kube-proxy's iptables chains and the CNI bridge are host-wide.
+One real node per host at a time: kube-proxy's iptables chains, the CNI bridge and its pod range
+are host-wide. A node records its cluster in RUN_DIR, and a second one is refused while the first runs.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ K8S_NAMESPACE = "k8s.io"
 # Unix socket paths are limited to 108 bytes; test state directories are deep, so sockets live
 # in a short per-host directory instead.
 RUN_DIR = Path("/run/kubetrain")
+# Which cluster's state directory the host's real node belongs to.
+OWNER_FILE = RUN_DIR / "node-owner"
 
 
 class RealNodePaths(BaseModel):
@@ -109,6 +112,9 @@ state = "{paths.state / 'containerd' / 'state'}"
   sandbox_image = "{PAUSE_IMAGE}"
   # This VM refuses negative oom_score_adj even for root: without this every sandbox fails.
   restrict_oom_score_adj = true
+  # Pod network namespaces are mounted below the node's state, not /var/run/netns: stopping the
+  # node unmounts them there, which ends each namespace and its veth with the pod's IP.
+  netns_mounts_under_state_dir = true
   [{cri}.containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -275,6 +281,44 @@ def stop_containers(paths: RealNodePaths) -> None:
     # Shims are reparented to init and keep running after containerd exits; their command line
     # names this node's containerd socket.
     subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*{paths.containerd_socket}"], capture_output=True)
+
+
+def host_owner() -> Path | None:
+    """The state directory of the cluster whose real node this host runs or last ran."""
+    return Path(OWNER_FILE.read_text()) if OWNER_FILE.exists() else None
+
+
+def claim_host(state_dir: Path) -> None:
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    OWNER_FILE.write_text(str(state_dir))
+
+
+def release_host(state_dir: Path) -> None:
+    if host_owner() == state_dir:
+        OWNER_FILE.unlink(missing_ok=True)
+
+
+def clear_leftovers(paths: RealNodePaths) -> None:
+    """What a node that never ran its stop (its process killed) left: shims still running its
+    pods, and their veths on the bridge. Each new node's IPAM starts empty and hands out the same
+    addresses again (the operator Pod's among them); with two pods of one IP on the bridge, ARP
+    answers for either, and connections to the live one are reset or refused at random. Deleting
+    a veth on the host deletes its pair in the pod's namespace, and the address with it."""
+    subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*{paths.containerd_socket}"], capture_output=True)
+    delete_veths(BRIDGE)
+
+
+def delete_veths(bridge: str) -> None:
+    """Deletes every veth attached to `bridge` (none when there is no such bridge)."""
+    listed = subprocess.run(["ip", "-o", "link", "show", "master", bridge, "type", "veth"],
+                            capture_output=True, text=True)
+    for name in link_names(listed.stdout if listed.returncode == 0 else ""):
+        subprocess.run(["ip", "link", "delete", name], capture_output=True)
+
+
+def link_names(ip_link_output: str) -> list[str]:
+    """Interface names from `ip -o link show` lines (`12: veth1a2b@if3: <...> ...`)."""
+    return [line.split(":", 2)[1].strip().split("@", 1)[0] for line in ip_link_output.splitlines() if ":" in line]
 
 
 def unmount_under(*roots: Path) -> None:
