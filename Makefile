@@ -39,7 +39,9 @@ kind-demo:
 
 ## images: build the operator and the CPU trainer image here (no registry: a debootstrap base)
 images: bootstrap
-	@$(PY) -c "from pathlib import Path; from kubetrain.devcluster import images; \
+	@$(PY) -c "from pathlib import Path; from kubetrain.devcluster import host, images; \
+		from kubetrain.devcluster.binaries import cache_dir; logs = cache_dir() / 'images' / 'logs'; \
+		host.ensure_packages(logs / 'apt-get.log'); host.ensure_docker(logs / 'dockerd.log'); \
 		print(images.ensure_built(images.operator_image(Path('.'))), images.ensure_built(images.trainer_cpu_image(Path('.'))))"
 
 ## crds: regenerate crds/ and the chart's copies from the API models (a test fails on drift)
