@@ -341,9 +341,20 @@ def measure(system: System, cluster: LocalCluster, api: kubernetes.client.ApiCli
     proc.terminate()
     proc.wait(timeout=30)
     requests = count_requests(audit_log, offset, system.agents)
+    drop_finalizers(custom, system, namespace)
     core.delete_namespace(namespace)
     wait_gone(core, namespace, timeout)
     return Result(system.name, jobs, pods_at or math.inf, running_at or math.inf, requests / jobs, cpu, rss)
+
+
+def drop_finalizers(custom: kubernetes.client.CustomObjectsApi, system: System, namespace: str) -> None:
+    """The operator is stopped, so nothing else would remove its finalizers from its jobs
+    (KubeRay's ray.io/rayjob-finalizer): the namespace would stay Terminating for ever."""
+    items = custom.list_namespaced_custom_object(system.group, system.version, namespace, system.plural)["items"]
+    for item in items:
+        if item["metadata"].get("finalizers"):
+            custom.patch_namespaced_custom_object(system.group, system.version, namespace, system.plural,
+                                                  item["metadata"]["name"], {"metadata": {"finalizers": None}})
 
 
 def wait_gone(core: kubernetes.client.CoreV1Api, namespace: str, timeout: float) -> None:
