@@ -201,8 +201,9 @@ class Kubetrain:
     agents = ("kubetrain-operator", "kopf/")
     group, version, plural = "kubetrain.io", "v1alpha1", "trainingjobs"
 
-    def __init__(self, runtime: str = "pytorch") -> None:
+    def __init__(self, runtime: str = "pytorch", gang_scheduling: str = "Auto") -> None:
         self.runtime = runtime
+        self.gang_scheduling = gang_scheduling
         self.name = "kubetrain" if runtime == "pytorch" else f"kubetrain-{runtime}"
 
     def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
@@ -211,7 +212,9 @@ class Kubetrain:
         return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
     def manifest(self, name: str, workers: int) -> dict[str, Any]:
-        return kubetrain_job(name, workers) if self.runtime == "pytorch" else kubetrain_ray_job(name, workers)
+        job = kubetrain_job(name, workers) if self.runtime == "pytorch" else kubetrain_ray_job(name, workers)
+        job["spec"]["runPolicy"] = {"gangScheduling": self.gang_scheduling}
+        return job
 
     def running(self, job: dict[str, Any]) -> bool:
         return (job.get("status") or {}).get("phase") == "Running"
@@ -412,9 +415,11 @@ def main() -> int:
     parser.add_argument("--skip-kuberay", action="store_true", help="kubetrain's Ray jobs without KubeRay's")
     parser.add_argument("--kuberay-limits", type=int, nargs=3, metavar=("QPS", "BURST", "CONCURRENCY"),
                         help="KubeRay's client QPS, burst and reconcile concurrency (default 100 200 1)")
+    parser.add_argument("--kubetrain-gang-scheduling", choices=("Auto", "Off"), default="Auto",
+                        help="kubetrain's runPolicy.gangScheduling (Off: pods bound one by one, as the peers' are)")
     args = parser.parse_args()
     ensure_binaries()
-    systems: list[System] = [Kubetrain()]
+    systems: list[System] = [Kubetrain(gang_scheduling=args.kubetrain_gang_scheduling)]
     crds = [ROOT / "crds"]
     if not args.skip_training_operator:
         binary, module = go_binary(TRAINING_OPERATOR, f"{TRAINING_OPERATOR}/cmd/training-operator.v1",
@@ -423,7 +428,7 @@ def main() -> int:
         systems.append(TrainingOperator(binary, limits))
         crds.append(module / "manifests/base/crds/kubeflow.org_pytorchjobs.yaml")
     if not args.skip_ray:
-        systems.append(Kubetrain("ray"))
+        systems.append(Kubetrain("ray", args.kubetrain_gang_scheduling))
     if not (args.skip_ray or args.skip_kuberay):
         binary, module = go_binary(KUBERAY, KUBERAY, KUBERAY_VERSION, "kuberay")
         ray_limits = tuple(args.kuberay_limits) if args.kuberay_limits else None
