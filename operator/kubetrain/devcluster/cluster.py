@@ -5,8 +5,8 @@ containers.
 
 Everything listens on free 127.0.0.1 ports and lives under one state directory, so two clusters
 can run side by side (one of them with a real node: its network is host-wide) and `stop` leaves
-nothing behind. The state file lets a later process (the
-`kubetrain dev down` command, a test session) find and stop a cluster another process started.
+nothing behind. The state file lets a later process (the `kubetrain dev down` command, a test
+session) find and stop a cluster another process started.
 """
 
 from __future__ import annotations

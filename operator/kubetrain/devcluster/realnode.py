@@ -278,8 +278,12 @@ def stop_containers(paths: RealNodePaths) -> None:
         listed = ctr(paths, "tasks", "ls", "-q", check=False)
         for task in listed.stdout.decode().split():
             ctr(paths, "tasks", "kill", "--signal=SIGKILL", task, check=False)
-    # Shims are reparented to init and keep running after containerd exits; their command line
-    # names this node's containerd socket.
+    kill_shims(paths)
+
+
+def kill_shims(paths: RealNodePaths) -> None:
+    """Shims are reparented to init and keep running after containerd exits; their command line
+    names this node's containerd socket."""
     subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*{paths.containerd_socket}"], capture_output=True)
 
 
@@ -304,7 +308,7 @@ def clear_leftovers(paths: RealNodePaths) -> None:
     addresses again (the operator Pod's among them); with two pods of one IP on the bridge, ARP
     answers for either, and connections to the live one are reset or refused at random. Deleting
     a veth on the host deletes its pair in the pod's namespace, and the address with it."""
-    subprocess.run(["pkill", "-KILL", "-f", f"containerd-shim.*{paths.containerd_socket}"], capture_output=True)
+    kill_shims(paths)
     delete_veths(BRIDGE)
 
 
