@@ -11,6 +11,7 @@ one training time, not two; each test then waits for its own job.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,8 @@ def test_plain_ddp_tutorial_from_a_configmap_trains_over_two_pods(
     real_cluster: LocalCluster, started: Started,
 ) -> None:
     status = started.jobs.wait_phase("ddp-tutorial", "Succeeded", timeout=900)
-    assert status["restarts"] == 0 and "metrics" not in status, status
+    # The whole status as text: pytest cuts a dict's repr, and with it the failed attempt's message.
+    assert status["restarts"] == 0 and "metrics" not in status, json.dumps(status, indent=1)
     assert status["provenance"]["config"]["command"] == ["torchrun"]
     # Both pods' torchrun joined one group of two: each printed its epochs as global rank 0 or 1.
     logs = {

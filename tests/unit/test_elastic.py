@@ -98,6 +98,8 @@ def test_every_worker_gets_torchruns_dynamic_rendezvous_and_no_fixed_rank() -> N
         assert not {"RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "PET_NODE_RANK"} & set(env)
     ports = {p["name"]: p["port"] for p in children.service["spec"]["ports"]}
     assert ports == {"rendezvous": 29500, "elastic": 29400}
+    assert children.service["spec"]["selector"] == {"kubetrain.io/job-name": NAME, "kubetrain.io/role": "worker"}, \
+        "every worker's name resolves: torch elastic's rank 0 may be any worker and publishes its own host name"
     assert children.pod_group is not None
     assert children.pod_group["spec"] == {"schedulingPolicy": {"gang": {"minCount": 2}}}, "minWorkers start it"
 

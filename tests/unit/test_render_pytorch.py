@@ -31,7 +31,9 @@ def test_headless_service_for_rendezvous_dns() -> None:
         "app.kubernetes.io/managed-by": "kubetrain", "kubetrain.io/job-name": "pytorch-ddp",
     }
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
-    assert service["spec"]["selector"] == {"kubetrain.io/job-name": "pytorch-ddp", "kubetrain.io/role": "worker"}
+    assert service["spec"]["selector"] == {
+        "kubetrain.io/job-name": "pytorch-ddp", "kubetrain.io/role": "worker", "kubetrain.io/replica-index": "0",
+    }, "worker 0 alone: the rendezvous names no other worker, and each selected pod costs an EndpointSlice update"
     assert [p["port"] for p in service["spec"]["ports"]] == [29500]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubetrain.api.contract import ELASTIC_RENDEZVOUS_PORT, MASTER_PORT
+from kubetrain.api.contract import ELASTIC_RENDEZVOUS_PORT, MASTER_PORT, REPLICA_INDEX_LABEL
 from kubetrain.api.job import TrainingJob
 from kubetrain.api.nodepools import NodePoolCatalogue
 from kubetrain.render.access import render_access
@@ -43,7 +43,13 @@ def render_pytorch(
 
 def _service(job: TrainingJob) -> dict[str, Any]:
     """Headless, and publishing not-ready addresses, so worker 0's DNS name resolves as soon as
-    its pod has an IP: the other workers need it to rendezvous before anyone is ready."""
+    its pod has an IP: the other workers need it to rendezvous before anyone is ready.
+
+    It selects worker 0 alone, as Kubeflow's training-operator serves only a PyTorchJob's master:
+    the rendezvous names no other worker, and every pod in the selection costs the
+    EndpointSlice controller an update per IP and readiness change, which at hundreds of jobs
+    starting at once delays everyone's pods. An elastic job selects every worker, because
+    torch elastic's rank 0 may be any of them and tells the others its own host name."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -51,12 +57,19 @@ def _service(job: TrainingJob) -> dict[str, Any]:
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
-            "selector": worker_selector(job.metadata.name),
+            "selector": _service_selector(job),
             "ports": [
                 {"name": name, "port": port, "targetPort": port, "protocol": "TCP"} for name, port in _ports(job)
             ],
         },
     }
+
+
+def _service_selector(job: TrainingJob) -> dict[str, str]:
+    selector = worker_selector(job.metadata.name)
+    if job.spec.elastic is None:
+        selector[REPLICA_INDEX_LABEL] = "0"
+    return selector
 
 
 def _ports(job: TrainingJob) -> list[tuple[str, int]]:
