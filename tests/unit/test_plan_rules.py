@@ -12,6 +12,7 @@ import pytest
 from kubetrain.api import TrainingJob, default_catalogue
 from kubetrain.plan import Observed, Plan, plan
 from kubetrain.plan.decision import Needs, create_refused
+from kubetrain.plan.failures import cause_in_log
 from kubetrain.plan.job import Desired
 from kubetrain.plan.residency import RECHECK_SECONDS
 from kubetrain.render import RenderSettings
@@ -200,6 +201,35 @@ def test_all_workers_succeeded_is_success() -> None:
 # --- failures and restarts ------------------------------------------------------------------
 
 
+# A log tail as FallbackToLogsOnError keeps it: the worker's traceback, then torchrun's summary.
+TORCHRUN_CRASH_TAIL = """Traceback (most recent call last):
+  File "/workspace/ddp_tutorial.py", line 33, in ddp_setup
+    init_process_group(backend="gloo")
+torch.distributed.DistNetworkError: Connection reset by peer
+E1204 19:40:35 torch/distributed/elastic/multiprocessing/api.py] failed (exitcode: 1) local_rank: 0
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+============================================================
+  traceback : To enable traceback see: https://pytorch.org/docs/stable/elastic/errors.html
+============================================================
+"""
+
+
+@pytest.mark.parametrize(
+    ("log_tail", "cause"),
+    [
+        (TORCHRUN_CRASH_TAIL, "torch.distributed.DistNetworkError: Connection reset by peer"),
+        ("loading\nKilled by the trainer's watchdog\n\n", "Killed by the trainer's watchdog"),
+        ("x" * 400, "x" * 297 + "..."),
+        ("\n \n", None),
+        (None, None),
+    ],
+)
+def test_the_cause_kept_from_a_crash_is_the_last_exception_line_else_the_last_line(
+    log_tail: str | None, cause: str | None
+) -> None:
+    assert cause_in_log(log_tail) == cause
+
+
 @pytest.mark.parametrize(
     ("failing_pod", "reason", "fragments"),
     [
@@ -208,12 +238,17 @@ def test_all_workers_succeeded_is_success() -> None:
             "WorkerFailed",
             ["pytorch-ddp-worker-1", "exit code 137", "OOMKilled"],
         ),
+        (
+            raw_pod(1, "Failed", message=TORCHRUN_CRASH_TAIL),
+            "WorkerFailed",
+            ["exit code 1 (Error): torch.distributed.DistNetworkError: Connection reset by peer"],
+        ),
         (raw_pod(1, "Failed", pod_reason="Evicted"), "WorkerFailed", ["pytorch-ddp-worker-1"]),
         (raw_pod(1, deleting=True), "WorkerDeleted", ["pytorch-ddp-worker-1"]),
         (raw_pod(1, "Failed", message=report("Failed", "TrainerError")), "TrainerError", ["trainer says TrainerError"]),
         (None, "WorkerLost", ["pytorch-ddp-worker-1", "disappeared"]),
     ],
-    ids=["exit-code", "evicted", "deleted", "trainer-error", "missing"],
+    ids=["exit-code", "log-tail", "evicted", "deleted", "trainer-error", "missing"],
 )
 def test_a_worker_failure_restarts_the_whole_group(
     failing_pod: dict[str, Any] | None, reason: str, fragments: list[str]

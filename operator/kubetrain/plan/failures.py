@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict
 
 from kubetrain.api.contract import HEAD_ROLE, WORKER_ROLE
 from kubetrain.api.status import Reason
 from kubetrain.plan.observed import ObservedPod
 from kubetrain.plan.report import parse_report
+
+# A Python exception line with its message ("RuntimeError: ...", "torch.distributed.DistNetworkError:
+# ..."). torchrun and other launchers print their own summary after it, whose "ChildFailedError:"
+# names no cause.
+_EXCEPTION_LINE = re.compile(r"^[\w.]*(Error|Exception)\b: *\S")
+LOG_LINE_LIMIT = 300
 
 
 class Failure(BaseModel):
@@ -66,6 +74,20 @@ def _failed(pod: ObservedPod) -> Failure:
     if terminated is not None:
         code = "unknown" if terminated.exit_code is None else terminated.exit_code
         detail = f"exit code {code}" + (f" ({terminated.reason})" if terminated.reason else "")
+        line = cause_in_log(terminated.message)
+        if line:
+            detail += f": {line}"
         return Failure(pod=pod.name, reason=Reason.WORKER_FAILED, message=f"{_who(pod)} {pod.name} failed: {detail}")
     detail = pod.reason or "no container status"
     return Failure(pod=pod.name, reason=Reason.WORKER_FAILED, message=f"{_who(pod)} {pod.name} failed: {detail}")
+
+
+def cause_in_log(log_tail: str | None) -> str | None:
+    """The line of a crashed container's log tail (its termination message under
+    FallbackToLogsOnError) that most likely says why: the last exception line, else the last line.
+    The status keeps it because a group restart deletes the pods, and their logs with them."""
+    lines = [line.strip() for line in (log_tail or "").splitlines() if line.strip()]
+    if not lines:
+        return None
+    line = next((line for line in reversed(lines) if _EXCEPTION_LINE.match(line)), lines[-1])
+    return line if len(line) <= LOG_LINE_LIMIT else line[: LOG_LINE_LIMIT - 3] + "..."
