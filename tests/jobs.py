@@ -92,6 +92,17 @@ class Jobs:
             self.ns, field_selector=f"involvedObject.name={name},involvedObject.kind=TrainingJob"
         ).items
 
+    def wait_events(self, name: str, *reasons: str, timeout: float = 30) -> list[Any]:
+        """The job's Events once every reason is among them: kopf posts an Event after the status
+        write it announces, so a test that saw the status may not see the Event yet."""
+        wanted = set(reasons)
+
+        def posted() -> list[Any] | None:
+            events = self.events(name)
+            return events if wanted <= {e.reason for e in events} else None
+
+        return wait_for(posted, timeout=timeout, what=f"{self.ns}/{name} events {sorted(wanted)}")
+
     def watch_until_deleted(self, name: str, resource_version: str, timeout: float = 60) -> dict[str, Any]:
         """The job as it was when deleted (the DELETED event carries its last state), watched from
         `resource_version` on, so no update in between can be missed however fast it comes."""

@@ -17,7 +17,6 @@ from kubernetes.client.exceptions import ApiException
 
 from kubetrain.devcluster.cluster import LocalCluster
 from tests.builders import example
-from tests.helpers import wait_for
 from tests.jobs import Jobs
 from tests.operator_process import OperatorProcess, metric
 from tests.registry import finish
@@ -107,8 +106,7 @@ def test_reconcile_refuses_a_job_that_no_longer_fits(jobs: Jobs, budget: str) ->
     failed = next(c for c in status["conditions"] if c["type"] == "Failed")
     assert failed["reason"] == "BudgetExceeded"
     assert jobs.pods(held, include_terminating=True) == []
-    wait_for(lambda: "BudgetExceeded" in {e.reason for e in jobs.events(held)}, timeout=30,
-             what="the BudgetExceeded event")
+    jobs.wait_events(held, "BudgetExceeded")
 
 
 def test_finished_jobs_count_what_they_used(jobs: Jobs, budget: str) -> None:

@@ -388,9 +388,7 @@ def test_install_creates_everything_and_its_rbac_runs_a_job_end_to_end(
         run_job_to_success(jobs, name, restart_once=True)
         status = jobs.status(name)
         assert status["restarts"] == 1 and status["completionTime"]
-        # Events are posted after the status write that they announce, by kopf's poster task.
-        wait_for(lambda: {"Running", "Succeeded"} <= {e.reason for e in jobs.events(name)}, timeout=30,
-                 what="the job's Running and Succeeded events")
+        jobs.wait_events(name, "Running", "Succeeded")
         page = operator.metrics()
         assert metric(page, "kubetrain_trainingjobs", namespace=release.jobs_namespace, phase="Succeeded") >= 1
         assert metric(page, "kubetrain_trainingjobs", namespace=release.jobs_namespace, phase="Running") == 0

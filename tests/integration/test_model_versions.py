@@ -69,8 +69,7 @@ def test_passing_run_is_recorded_and_promoted_and_outlives_its_job(
     assert status["latestVersion"] == "fraud-v1" and status["promotedMetrics"] == GOOD
     listing = cluster.kubectl("get", "modelversions", "-n", namespace, "-l", "kubetrain.io/model=fraud").stdout
     assert "fraud-v1" in listing and "0.95" in listing, listing
-    wait_for(lambda: "Promoted" in {e.reason for e in jobs.events(name)}, timeout=30,
-             what="the Promoted event")
+    jobs.wait_events(name, "Promoted")
 
     jobs.delete(name)
     wait_for(lambda: not jobs.exists(name), timeout=30, what="job deleted")
@@ -85,8 +84,7 @@ def test_failing_gate_fails_promotion_not_the_job(jobs: Jobs, registry: Registry
     assert jobs.status(name)["phase"] == "Succeeded"
     assert registry.versions("kubetrain.io/model=fraud") == []
     assert registry.model("fraud") is None
-    wait_for(lambda: "GateFailed" in {e.reason for e in jobs.events(name)}, timeout=30,
-             what="the GateFailed event")
+    jobs.wait_events(name, "GateFailed")
 
 
 def test_regression_against_the_promoted_version_is_refused(jobs: Jobs, registry: Registry) -> None:

@@ -115,8 +115,7 @@ def test_a_dead_worker_is_replaced_without_restarting_the_group(jobs: Jobs) -> N
     assert {live[HEAD].metadata.uid, live[WORKERS[0]].metadata.uid} == keep, "the head and worker-0 keep running"
     assert live[WORKERS[1]].metadata.labels["kubetrain.io/attempt"] == "0"
     assert jobs.status(NAME)["restarts"] == 0
-    wait_for(lambda: "WorkerReplaced" in {e.reason for e in jobs.events(NAME)}, timeout=30,
-             what="the WorkerReplaced event")
+    jobs.wait_events(NAME, "WorkerReplaced")
     jobs.wait_phase(NAME, "Running")
 
 

@@ -71,8 +71,7 @@ def test_a_workers_edit_rolls_the_group_into_new_attempts_without_using_restarts
     status = jobs.wait_phase(name, "Running")
     assert status["restarts"] == 0 and status["attempt"] == 2
     wait_for(lambda: jobs.status(name).get("workers") == "1/1", timeout=20, what="workers 1/1")
-    wait_for(lambda: any(e.reason == "WorkersChanged" for e in jobs.events(name)), timeout=30,
-             what="the WorkersChanged event")
+    jobs.wait_events(name, "WorkersChanged")
 
 
 @pytest.mark.parametrize(("spec", "field"), [

@@ -122,8 +122,7 @@ def test_a_pod_the_api_server_refuses_at_create_fails_the_job_with_invalid_spec(
         assert failed is not None and failed["reason"] == "InvalidSpec"
         assert "the API server refuses the job's" in failed["message"]
         assert "pods here are refused by a test policy" in failed["message"]
-        wait_for(lambda: any(e.reason == "InvalidSpec" for e in jobs.events("refused-pods")), timeout=10,
-                 what="InvalidSpec event")
+        jobs.wait_events("refused-pods", "InvalidSpec", timeout=10)
         assert not jobs.pods("refused-pods", include_terminating=True)
     finally:
         admission.delete_validating_admission_policy_binding(name)
