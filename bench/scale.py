@@ -80,13 +80,17 @@ def main() -> int:
     parser.add_argument("--probe-at", choices=("running", "pods"), default="running",
                         help="fail workers once every job runs (and the finished ones have finished), or as soon "
                         "as every pod exists, while the cluster is still scheduling and starting them")
+    parser.add_argument("--kwok-parallelism", type=int, default=16,
+                        help="pods KWOK moves through their stages at a time (KWOK's default is 4, the slowest "
+                        "stage of a 20,000-pod run)")
     args = parser.parse_args()
     ensure_binaries()
     work = Path(tempfile.mkdtemp(prefix="kubetrain-scale-"))
     nodes = math.ceil((args.finished + args.running) * args.workers / PODS_PER_NODE) + 1
     pool = DevNodePool(name="cpu", regions=["eu-west-1"] * nodes, cpu="1000", memory="4Ti")
     cluster = LocalCluster(work / "cluster", pools=[pool], local_node=False,
-                           apiserver_args=["--max-requests-inflight=800", "--max-mutating-requests-inflight=400"])
+                           apiserver_args=["--max-requests-inflight=800", "--max-mutating-requests-inflight=400"],
+                           kwok_parallelism=args.kwok_parallelism)
     namespace = "scale"
     try:
         cluster.start()

@@ -85,8 +85,12 @@ class LocalCluster:
         apiserver_args: list[str] | None = None,
         real_node: bool = False,
         kueue: bool = False,
+        kwok_parallelism: int | None = None,
     ) -> None:
         self.state_dir = state_dir.resolve()
+        # KWOK moves 4 pods through their stages at a time by default; a scale run raises it so
+        # that the fake kubelet is not what the run measures.
+        self.kwok_parallelism = kwok_parallelism
         self.apiserver_args = list(apiserver_args or [])
         self.pools = pools if pools is not None else default_pools()
         self.local_node = local_node
@@ -423,9 +427,16 @@ class LocalCluster:
             ]
         if component == "kwok":
             stages = self.state_dir / "kwok-stages.yaml"
-            stages.write_text(
-                resources.files("kubetrain.devcluster").joinpath("kwok-stages.yaml").read_text()
-            )
+            config = resources.files("kubetrain.devcluster").joinpath("kwok-stages.yaml").read_text()
+            if self.kwok_parallelism is not None:
+                # A configuration from a file gets none of KWOK's defaults: the other
+                # parallelisms are KWOK's defaults, spelled out.
+                config += (
+                    "---\napiVersion: config.kwok.x-k8s.io/v1alpha1\nkind: KwokConfiguration\noptions:\n"
+                    f"  podPlayStageParallelism: {self.kwok_parallelism}\n  nodePlayStageParallelism: 4\n"
+                    "  nodeLeaseParallelism: 4\n  podsOnNodeSyncParallelism: 1\n"
+                )
+            stages.write_text(config)
             return [
                 str(b.kwok),
                 kc,
