@@ -233,3 +233,56 @@ def test_the_answer_to_a_status_write_never_undoes_a_spec_edit_the_watch_deliver
     cache.wrote(recreated)  # a job of the same name created anew: its own answer is kept
     kept = cache.get_job("ns", "a")
     assert kept is not None and kept["metadata"]["uid"] == "uid-a-2"
+
+
+def full_pod(name: str) -> dict[str, Any]:
+    """A pod as the API returns it: spec and all."""
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "namespace": "ns", "name": name, "uid": f"uid-{name}", "resourceVersion": "7",
+            "labels": {"kubetrain.io/job-name": "a", "kubetrain.io/role": "worker", "kubetrain.io/replica-index": "0"},
+            "annotations": {"kubetrain.io/attempt": "0"},
+            "ownerReferences": [{"kind": "TrainingJob", "name": "a", "uid": "job-uid", "controller": True}],
+            "managedFields": [{"manager": "kubetrain-operator"}],
+        },
+        "spec": {
+            "nodeName": "gpu-0",
+            "containers": [{"name": "trainer", "image": "trainer:1", "env": [{"name": "RANK", "value": "0"}] * 30}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}],
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        },
+        "status": {
+            "phase": "Failed", "reason": "Error", "message": "worker crashed",
+            "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}],
+            "containerStatuses": [{
+                "name": "trainer", "ready": False, "imageID": "trainer@sha256:0",
+                "state": {"terminated": {"exitCode": 1, "reason": "Error", "message": "ValueError: nan loss"}},
+            }],
+        },
+    }
+
+
+def test_a_child_is_kept_with_what_a_reconcile_reads_of_it_and_no_more() -> None:
+    """The planner's view of a pod (ObservedPod), its node for residency and its owner are the
+    same from the kept pod as from the whole one; the pod's spec but its node is not kept."""
+    from kubetrain.controller.residency import occupying
+    from kubetrain.plan.observed import ObservedPod
+
+    cache = ClusterCache(kube=None)  # type: ignore[arg-type]
+    cache.listing_started("Pod", None)
+    cache.listed("Pod", None, [full_pod("a-worker-0")])
+    cache.listing_started("Service", None)
+    cache.listed("Service", None, [{"metadata": {"namespace": "ns", "name": "a", "labels": {
+        "kubetrain.io/job-name": "a"}}, "spec": {"clusterIP": "None", "selector": {"x": "y"}}}])
+    cache.child_event("ADDED", "Pod", full_pod("a-worker-1"))
+    cache.wrote(full_pod("a-worker-2"))
+    pods, [service] = cache.list_children("ns", "a")
+    assert len(pods) == 3
+    for kept in pods:
+        whole = full_pod(kept["metadata"]["name"])
+        assert ObservedPod.from_k8s(kept) == ObservedPod.from_k8s(whole)
+        assert occupying([kept]) == occupying([whole])
+        assert kept["metadata"]["ownerReferences"] == whole["metadata"]["ownerReferences"]
+        assert kept["spec"] == {"nodeName": "gpu-0"} and "managedFields" not in kept["metadata"]
+    assert service == {"metadata": {"namespace": "ns", "name": "a", "labels": {"kubetrain.io/job-name": "a"}}}
