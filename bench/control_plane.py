@@ -208,7 +208,8 @@ class Kubetrain:
 
     def start(self, cluster: LocalCluster, namespace: str, log: Path) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "kubetrain.cli", "operator", "run", f"--kubeconfig={cluster.kubeconfig}",
-                f"--namespace={namespace}", f"--liveness-port={free_port()}", "--log-level=WARNING"]
+                f"--namespace={namespace}", f"--liveness-port={free_port()}", f"--metrics-port={free_port()}",
+                "--log-level=WARNING"]
         return subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
 
     def manifest(self, name: str, workers: int) -> dict[str, Any]:
@@ -332,6 +333,9 @@ def measure(system: System, cluster: LocalCluster, api: kubernetes.client.ApiCli
         list(pool.map(submit, range(jobs)))
     pods_at = running_at = None
     while time.monotonic() - started < timeout and running_at is None:
+        if proc.poll() is not None:
+            log = work / f"{namespace}.log"
+            raise RuntimeError(f"{system.name} exited ({proc.returncode}) before its jobs ran: {log}")
         if pods_at is None:
             pods = core.list_namespaced_pod(namespace, resource_version="0").items
             if len(pods) >= jobs * workers:

@@ -12,6 +12,7 @@ import argparse
 import concurrent.futures
 import math
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -92,6 +93,7 @@ def main() -> int:
                            apiserver_args=["--max-requests-inflight=800", "--max-mutating-requests-inflight=400"],
                            kwok_parallelism=args.kwok_parallelism)
     namespace = "scale"
+    operator: subprocess.Popen[bytes] | None = None
     try:
         cluster.start()
         cluster.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
@@ -187,9 +189,10 @@ def main() -> int:
             for probe in range(args.probes):
                 latencies.append(fail_once(f"job-{probe % args.running:05d}", run_again=True))
         cpu, rss = proc_usage(operator.pid)
-        operator.terminate()
-        operator.wait(timeout=30)
     finally:
+        if operator is not None:  # also when the run fails: a leftover operator holds its ports
+            operator.terminate()
+            operator.wait(timeout=30)
         cluster.stop()
     print(f"jobs: {args.finished} finished + {args.running} running, {args.workers} workers each")
     print(f"every job Running after {running_seconds:.0f} s ({running_seconds / total * 1000:.0f} ms per job)")
