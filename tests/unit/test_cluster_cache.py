@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubetrain.controller.cache import ClusterCache, WatchedList
+from kubetrain.controller.residency import occupying
+from kubetrain.plan.observed import ObservedPod
 
 
 def job(name: str, phase: str | None = None) -> dict[str, Any]:
@@ -266,9 +268,6 @@ def full_pod(name: str) -> dict[str, Any]:
 def test_a_child_is_kept_with_what_a_reconcile_reads_of_it_and_no_more() -> None:
     """The planner's view of a pod (ObservedPod), its node for residency and its owner are the
     same from the kept pod as from the whole one; the pod's spec but its node is not kept."""
-    from kubetrain.controller.residency import occupying
-    from kubetrain.plan.observed import ObservedPod
-
     cache = ClusterCache(kube=None)  # type: ignore[arg-type]
     cache.listing_started("Pod", None)
     cache.listed("Pod", None, [full_pod("a-worker-0")])

@@ -279,7 +279,7 @@ def _child(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     job's spec. A job of 4 workers' children take ~38 KiB of the operator's memory so, against
     ~115 KiB whole (bench/README.md)."""
     kept: dict[str, Any] = {k: body[k] for k in ("apiVersion", "kind") if k in body}
-    kept["metadata"] = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    kept["metadata"] = _slim(body)["metadata"]
     if kind == "Pod":
         node = (body.get("spec") or {}).get("nodeName")
         kept["spec"] = {"nodeName": node} if node else {}
